@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Starts what the test suite talks to when it is not already running: a Redis on 127.0.0.1:6379 and the
+# redis-server binary for the cluster fixture. Installs Debian packages when they are missing.
+set -euo pipefail
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "starting redis-server on 127.0.0.1:6379"
+    mkdir -p /tmp/bedrock-budget-redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir /tmp/bedrock-budget-redis --logfile /tmp/bedrock-budget-redis/redis.log
+    for _ in $(seq 1 50); do
+        redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+fi

@@ -1,0 +1,145 @@
+"""The error hierarchy. Every error the library raises derives from :class:`BedrockBudgetError` and carries
+structured fields, so callers can react without parsing messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+
+class BedrockBudgetError(Exception):
+    """Root of every error raised by bedrock-budget."""
+
+
+class PriceFileError(BedrockBudgetError):
+    """A price file is malformed. ``problems`` lists every problem found, each prefixed with its location."""
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        shown = "; ".join(self.problems[:10])
+        more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
+        super().__init__(f"{path}: {shown}{more}")
+
+
+class UnknownModelError(BedrockBudgetError):
+    """No price is known for a model. Never priced as $0: add the price or configure a fallback."""
+
+    def __init__(self, model_id: str, *, base_id: str | None = None, suggestions: Sequence[str] = ()) -> None:
+        self.model_id = model_id
+        self.base_id = base_id or model_id
+        self.suggestions = tuple(suggestions)
+        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(
+            f"no price known for model {model_id!r}.{hint} Add it to a price file "
+            "(see prices/README.md) and pass it with price_files=[...] / --prices, "
+            "or configure a fallback model."
+        )
+
+
+class UnsupportedPricingError(BedrockBudgetError):
+    """The model is known but the requested pricing dimension is not offered (e.g. batch for a model
+    without batch prices, an image size the model does not generate)."""
+
+    def __init__(self, model_id: str, dimension: str, detail: str = "") -> None:
+        self.model_id = model_id
+        self.dimension = dimension
+        suffix = f": {detail}" if detail else ""
+        super().__init__(f"model {model_id!r} has no {dimension} price{suffix}")
+
+
+class InvalidUsageError(BedrockBudgetError, ValueError):
+    """A usage value is impossible (negative counts, a 1h cache-write share above the total, ...)."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"invalid usage {field}={value!r}: {reason}")
+
+
+class InvalidModelIdError(BedrockBudgetError, ValueError):
+    """A model identifier or ARN cannot be parsed."""
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        self.model_id = model_id
+        super().__init__(f"invalid model id {model_id!r}: {reason}")
+
+
+class ModelResolutionError(BedrockBudgetError):
+    """A model identifier hides the model (application inference profile, provisioned or imported model
+    ARN, ...) and no mapping or control-plane lookup could reveal it."""
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        self.model_id = model_id
+        super().__init__(f"cannot resolve model {model_id!r}: {reason}")
+
+
+class AttributionError(BedrockBudgetError, ValueError):
+    """An attribution key or value is not acceptable (too long, unsafe characters, unknown key)."""
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        self.key = key
+        self.value = value
+        super().__init__(f"invalid attribution {key}={value!r:.80}: {reason}")
+
+
+class ConfigurationError(BedrockBudgetError, ValueError):
+    """A configuration value (budget definition, store URI, option) is invalid."""
+
+
+class StoreError(BedrockBudgetError):
+    """The budget store failed an operation."""
+
+
+class StoreUnavailableError(StoreError):
+    """The budget store cannot be reached and the client's outage policy is ``deny``."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store = store
+        self.reason = reason
+        super().__init__(f"budget store {store} is unavailable ({reason}); outage policy is 'deny'")
+
+
+class BudgetExceededError(BedrockBudgetError):
+    """A call was refused before any byte went to Bedrock because it could exceed a budget.
+
+    Amounts are ``Decimal`` USD for dollar limits; for token limits ``unit`` is ``"tokens"`` and the
+    amounts are (weighted) token counts.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: str,
+        scope: dict[str, str],
+        window: str,
+        window_start: datetime | None,
+        resets_at: datetime | None,
+        unit: str,
+        limit: Decimal,
+        spent: Decimal,
+        reserved: Decimal,
+        requested: Decimal,
+        reason: str = "",
+    ) -> None:
+        self.budget = budget
+        self.scope = dict(scope)
+        self.window = window
+        self.window_start = window_start
+        self.resets_at = resets_at
+        self.unit = unit
+        self.limit = limit
+        self.spent = spent
+        self.reserved = reserved
+        self.requested = requested
+        self.reason = reason
+        money = unit == "usd"
+        fmt = (lambda d: f"${d}") if money else (lambda d: f"{d} tokens")
+        resets = f", resets at {resets_at.isoformat()}" if resets_at else ""
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"budget {budget!r} {scope or '(global)'} [{window}] would be exceeded: limit {fmt(limit)}, "
+            f"spent {fmt(spent)}, reserved {fmt(reserved)}, this call needs up to {fmt(requested)}"
+            f"{resets}{detail}"
+        )

@@ -134,12 +134,102 @@ class BudgetExceededError(BedrockBudgetError):
         self.reserved = reserved
         self.requested = requested
         self.reason = reason
-        money = unit == "usd"
-        fmt = (lambda d: f"${d}") if money else (lambda d: f"{d} tokens")
+
+        def fmt(amount: Decimal) -> str:
+            return f"${amount}" if unit == "usd" else f"{amount} tokens"
+
         resets = f", resets at {resets_at.isoformat()}" if resets_at else ""
         detail = f" ({reason})" if reason else ""
         super().__init__(
             f"budget {budget!r} {scope or '(global)'} [{window}] would be exceeded: limit {fmt(limit)}, "
             f"spent {fmt(spent)}, reserved {fmt(reserved)}, this call needs up to {fmt(requested)}"
             f"{resets}{detail}"
+        )
+
+
+class BudgetConfigError(ConfigurationError):
+    """A budget definition is invalid. ``budget`` names the budget (when known) and ``field`` the offending
+    field, so a YAML or environment typo points straight at its line."""
+
+    def __init__(self, budget: str | None, field: str, reason: str) -> None:
+        self.budget = budget
+        self.field = field
+        self.reason = reason
+        where = f"budget {budget!r}: " if budget else ""
+        super().__init__(f"{where}{field}: {reason}")
+
+
+class BudgetBlockedError(BudgetExceededError):
+    """Raised by the ledger when budgets refuse a call. The exception's own fields describe the first
+    refusing budget (in configuration order); ``refusals`` lists every budget that refused (each a
+    ``bedrock_budget.budgets.Refusal``)."""
+
+    def __init__(
+        self,
+        *,
+        refusals: Sequence[object],
+        budget: str,
+        scope: dict[str, str],
+        window: str,
+        window_start: datetime | None,
+        resets_at: datetime | None,
+        unit: str,
+        limit: Decimal,
+        spent: Decimal,
+        reserved: Decimal,
+        requested: Decimal,
+        reason: str = "",
+    ) -> None:
+        self.refusals = tuple(refusals)
+        super().__init__(
+            budget=budget,
+            scope=scope,
+            window=window,
+            window_start=window_start,
+            resets_at=resets_at,
+            unit=unit,
+            limit=limit,
+            spent=spent,
+            reserved=reserved,
+            requested=requested,
+            reason=reason,
+        )
+
+
+class BudgetDowngradeRequired(BudgetBlockedError):
+    """A budget whose action is ``downgrade`` refused the call: retry the same request with the model
+    ``downgrade_to`` (re-estimated and re-reserved). Nothing is held. A caller that does not handle it still
+    sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
+
+    def __init__(
+        self,
+        *,
+        downgrade_to: str,
+        refusals: Sequence[object],
+        budget: str,
+        scope: dict[str, str],
+        window: str,
+        window_start: datetime | None,
+        resets_at: datetime | None,
+        unit: str,
+        limit: Decimal,
+        spent: Decimal,
+        reserved: Decimal,
+        requested: Decimal,
+        reason: str = "",
+    ) -> None:
+        self.downgrade_to = downgrade_to
+        super().__init__(
+            refusals=refusals,
+            budget=budget,
+            scope=scope,
+            window=window,
+            window_start=window_start,
+            resets_at=resets_at,
+            unit=unit,
+            limit=limit,
+            spent=spent,
+            reserved=reserved,
+            requested=requested,
+            reason=reason,
         )

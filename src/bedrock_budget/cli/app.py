@@ -1,0 +1,60 @@
+"""Root of the command line: sub-command registration and uniform error handling.
+
+Every failure a user can cause (bad flags, unknown models, malformed files) ends with exit code 2 and one
+line on stderr naming the problem; a traceback would mean a bug in bedrock-budget itself.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bedrock_budget.errors import BedrockBudgetError
+
+EXIT_USAGE = 2
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="bedrock-budget")
+def cli() -> None:
+    """Know and cap what AWS Bedrock costs you.
+
+    Run `bedrock-budget COMMAND --help` for the options and an example of each command.
+    """
+
+
+def _register() -> None:
+    from bedrock_budget.cli import price_commands, prices_commands
+
+    for module in (price_commands, prices_commands):
+        module.register(cli)
+
+
+def run(argv: list[str] | None = None) -> int:
+    if not cli.commands:
+        _register()
+    try:
+        cli.main(args=argv, prog_name="bedrock-budget", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        return EXIT_USAGE
+    except BedrockBudgetError as exc:
+        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,193 @@
+"""``prices list|show|validate|import-price-list``: inspect and maintain the price files."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from bedrock_budget.cli.options import json_option, price_file_options, price_table
+from bedrock_budget.cli.output import emit_json, table
+from bedrock_budget.errors import PriceFileError
+from bedrock_budget.pricing import BUNDLED_PRICES, format_usd
+from bedrock_budget.pricing.schema import ModelSpec, PriceSpec, TokenRates, validate_paths
+
+
+@click.group("prices")
+def prices_group() -> None:
+    """Inspect and maintain price files."""
+
+
+def _rate(value: Decimal | None) -> str | None:
+    return None if value is None else format_usd(value)
+
+
+def _rates_dict(rates: TokenRates) -> dict[str, str]:
+    return {name: text for name in TokenRates.__slots__ if (text := _rate(getattr(rates, name))) is not None}
+
+
+def _spec_dict(spec: PriceSpec) -> dict[str, object]:
+    data: dict[str, object] = {"per_million_tokens": _rates_dict(spec.rates)}
+    if spec.batch is not None:
+        data["batch"] = _rates_dict(spec.batch)
+    if spec.latency_optimized is not None:
+        data["latency_optimized"] = _rates_dict(spec.latency_optimized)
+    if spec.long_context is not None:
+        data["long_context"] = {
+            "threshold_tokens": spec.long_context.threshold_tokens,
+            **_rates_dict(spec.long_context.rates),
+        }
+    if spec.routes:
+        data["routes"] = {name: _rates_dict(rates) for name, rates in spec.routes.items()}
+    if spec.service_tiers:
+        data["service_tier_multipliers"] = {k: str(v) for k, v in spec.service_tiers.items()}
+    if spec.images:
+        data["images"] = [
+            {
+                "size": f"{b.width}x{b.height}" if b.width else None,
+                "quality": b.quality,
+                "usd": format_usd(b.usd),
+            }
+            for b in spec.images
+        ]
+    if spec.video_second is not None:
+        data["video_second"] = format_usd(spec.video_second)
+    if spec.rerank_per_1000_queries is not None:
+        data["rerank_per_1000_queries"] = format_usd(spec.rerank_per_1000_queries)
+    if spec.provisioned:
+        data["provisioned_per_model_unit_hour"] = {k: format_usd(v) for k, v in spec.provisioned.items()}
+    return data
+
+
+def _model_dict(model: ModelSpec) -> dict[str, object]:
+    return {
+        "id": model.id,
+        "provider": model.provider,
+        "name": model.name,
+        "family": model.family,
+        "kind": model.kind,
+        "max_output_tokens": model.max_output_tokens,
+        "context_window": model.context_window,
+        "lifecycle": model.lifecycle,
+        "aliases": list(model.aliases),
+    }
+
+
+@prices_group.command("list")
+@click.option("--provider", default=None, help="Only this provider's models.")
+@json_option
+@price_file_options
+def list_models(
+    provider: str | None, as_json: bool, price_files: tuple[Path, ...], discount_percent: Decimal | None
+) -> None:
+    """List priced models with their current on-demand rates.
+
+    \b
+    Example:
+      bedrock-budget prices list --provider anthropic
+    """
+    table_ = price_table(price_files, discount_percent)
+    models = [m for m in sorted(table_.models.values(), key=lambda m: m.id) if provider in (None, m.provider)]
+    if provider is not None and not models:
+        raise click.BadParameter(
+            f"no models for provider {provider!r}; known: {', '.join(table_.providers())}",
+            param_hint="--provider",
+        )
+    latest = {m.id: m.prices[-1].spec.rates for m in models}
+    if as_json:
+        emit_json(
+            {"models": [{**_model_dict(m), "per_million_tokens": _rates_dict(latest[m.id])} for m in models]}
+        )
+        return
+    rows = [
+        (
+            m.id,
+            m.family,
+            m.kind,
+            _rate(latest[m.id].input) or "-",
+            _rate(latest[m.id].output) or "-",
+            m.lifecycle,
+        )
+        for m in models
+    ]
+    table(
+        f"{len(rows)} models", ("model id", "family", "kind", "input $/1M", "output $/1M", "lifecycle"), rows
+    )
+
+
+@prices_group.command("show")
+@click.argument("model_id")
+@json_option
+@price_file_options
+def show_model(
+    model_id: str, as_json: bool, price_files: tuple[Path, ...], discount_percent: Decimal | None
+) -> None:
+    """Show every price of MODEL_ID by effective date and region, with sources.
+
+    \b
+    Example:
+      bedrock-budget prices show global.anthropic.claude-sonnet-4-5-20250929-v1:0
+    """
+    model = price_table(price_files, discount_percent).model(model_id)
+    entries = [
+        {
+            "effective": entry.effective.isoformat(),
+            "checked": entry.checked.isoformat(),
+            "source": entry.source,
+            "notes": entry.notes,
+            **_spec_dict(entry.spec),
+            "regions": {region: _spec_dict(spec) for region, spec in entry.regions.items()},
+        }
+        for entry in model.prices
+    ]
+    payload = {**_model_dict(model), "prices": entries}
+    if as_json:
+        emit_json(payload)
+    else:
+        click.echo(json.dumps(payload, indent=2))
+
+
+@prices_group.command("validate")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+def validate(path: Path | None) -> None:
+    """Check price files (default: the bundled ones) against the schema, listing every problem.
+
+    \b
+    Example:
+      bedrock-budget prices validate my-prices.yaml
+    """
+    try:
+        files = validate_paths([path or BUNDLED_PRICES])
+    except PriceFileError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise click.exceptions.Exit(1) from None
+    models = sum(len(f.models) for f in files)
+    click.echo(f"ok: {len(files)} file(s), {models} model(s)")
+
+
+@prices_group.command("import-price-list")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write YAML here.")
+def import_price_list(file: Path, output: Path | None) -> None:
+    """Convert AWS Price List API output (pricing get-products) into price-file YAML.
+
+    \b
+    Example:
+      aws pricing get-products --service-code AmazonBedrock --region us-east-1 > pl.json
+      bedrock-budget prices import-price-list pl.json -o new-prices.yaml
+    """
+    from bedrock_budget.pricing.price_list import convert_price_list_file
+
+    text = convert_price_list_file(file)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(prices_group)

@@ -12,8 +12,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Until the live demo lands, the main command prices the pricing page's worked examples.
 demo: $(STAMP)
-	$(VENV)/bin/bedrock-budget demo
+	$(VENV)/bin/bedrock-budget price us.anthropic.claude-3-5-haiku-20241022-v1:0 \
+		--input-tokens 2000 --output-tokens 500 --cache-read-tokens 10000
+	$(VENV)/bin/bedrock-budget price-guardrail --text-units 3000 --policy content_filters --policy denied_topics
+	$(VENV)/bin/bedrock-budget plan anthropic.claude-3-5-sonnet-20241022-v2:0 --requests-per-month 1500000 \
+		--input-tokens-per-request 4000 --output-tokens-per-request 600
 
 services:
 	@bash .ci/ensure-services.sh

@@ -36,7 +36,8 @@ def run(argv: list[str] | None = None) -> int:
     if not cli.commands:
         _register()
     try:
-        cli.main(args=argv, prog_name="bedrock-budget", standalone_mode=False)
+        # Without standalone mode click returns an Exit's code instead of raising it.
+        result = cli.main(args=argv, prog_name="bedrock-budget", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         return 0
@@ -53,7 +54,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return 0
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

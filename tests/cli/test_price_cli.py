@@ -1,0 +1,162 @@
+"""The pricing commands are a contract for other tooling: flags, JSON shape, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bedrock_budget.cli import main
+
+FIXTURES = Path(__file__).resolve().parent.parent / "pricing" / "fixtures" / "good"
+HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    assert main([*args, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert isinstance(payload, dict)
+    return payload
+
+
+def test_price_json_total_is_an_exact_decimal_string(capsys: pytest.CaptureFixture[str]) -> None:
+    payload = run_json(
+        capsys, "price", HAIKU, "--prices", str(FIXTURES), "--input-tokens", "2000", "--output-tokens", "500"
+    )
+    assert payload["total_usd"] == "0.0036"
+    lines = payload["lines"]
+    assert isinstance(lines, list)
+    assert [line["dimension"] for line in lines] == ["input_tokens", "output_tokens"]
+    assert sum(Decimal(line["usd"]) for line in lines) == Decimal("0.0036")
+
+
+def test_price_cache_ttl_and_route(capsys: pytest.CaptureFixture[str]) -> None:
+    payload = run_json(
+        capsys,
+        "price",
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "--prices",
+        str(FIXTURES),
+        "--cache-write-tokens",
+        "1000000",
+        "--cache-ttl",
+        "1h",
+    )
+    assert payload["total_usd"] == "6.00"
+    assert payload["route"] == "global"
+
+
+def test_guardrail_provisioned_import_and_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    guard = run_json(
+        capsys,
+        "price-guardrail",
+        "--prices",
+        str(FIXTURES),
+        "--text-units",
+        "3000",
+        "--policy",
+        "content_filters",
+        "--policy",
+        "denied_topics",
+    )
+    assert guard["total_usd"] == "0.90"
+    imported = run_json(
+        capsys,
+        "price-import",
+        "--prices",
+        str(FIXTURES),
+        "--custom-model-units",
+        "2",
+        "--active-windows",
+        "1",
+    )
+    assert imported["total_usd"] == "0.785"
+    plan = run_json(
+        capsys,
+        "plan",
+        "amazon.nova-micro-v1:0",
+        "--prices",
+        str(FIXTURES),
+        "--requests-per-month",
+        "1000000",
+        "--input-tokens-per-request",
+        "1000",
+        "--output-tokens-per-request",
+        "100",
+    )
+    assert plan["on_demand_usd"] == "49.00"
+    assert plan["batch_usd"] == "24.50"
+    assert plan["provisioned_usd"] is None
+    assert "batch" in str(plan["recommendation"])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["price", "nobody.no-such-model-v1:0", "--input-tokens", "1"], "no price known"),
+        (["price", HAIKU, "--input-tokens", "-5"], "-5"),
+        (["price", HAIKU, "--bogus-flag"], "--bogus-flag"),
+        (["price", "anthropic.claude-sonnet-4-5-20250929-v1:0", "--batch", "--input-tokens", "1"], "batch"),
+        (["price", HAIKU, "--service-tier", "platinum"], "platinum"),
+        (["price-provisioned", HAIKU, "--model-units", "0", "--commitment", "none", "--hours", "1"], "0"),
+        (["price-guardrail", "--text-units", "10", "--policy", "nope"], "nope"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    assert main([*args, "--prices", str(FIXTURES)]) == 2
+    captured = capsys.readouterr()
+    err_lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(err_lines) == 1, captured.err
+    assert err_lines[0].startswith("error: ")
+    assert fragment in err_lines[0]
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_validate_reports_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "acme.yaml"
+    bad.write_text(
+        "schema_version: 1\nprovider: acme\nmodels:\n"
+        "  - id: acme.b-v1\n    name: B\n    family: b\n    kind: text\n    max_output_tokens: 10\n"
+        '    prices:\n      - {effective: 2025-01-01, checked: 2025-01-01, source: s, input: 0.5, output: "-1"}\n'
+        "  - id: acme.a-v1\n    name: A\n    family: a\n    kind: text\n    max_output_tokens: 10\n    colour: red\n"
+        '    prices:\n      - {effective: 2025-01-01, checked: 2025-01-01, source: s, input: "1", output: "1"}\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bedrock_budget.cli.app", "prices", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "YAML float" in result.stderr
+    assert "negative" in result.stderr
+    assert "unknown key 'colour'" in result.stderr
+    assert "ids must be sorted" in result.stderr
+
+
+def test_bundled_prices_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "validate"]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_help_has_an_example_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (
+        ["price"],
+        ["price-guardrail"],
+        ["price-provisioned"],
+        ["price-import"],
+        ["plan"],
+        ["prices", "list"],
+        ["prices", "show"],
+        ["prices", "validate"],
+        ["prices", "import-price-list"],
+    ):
+        assert main([*command, "--help"]) == 0
+        assert "Example" in capsys.readouterr().out, command

@@ -1,7 +1,7 @@
 """Pricing speed: microseconds per priced call, against genai-prices' ``calc_price`` in the same run.
 
-Run: ``make bench`` (or ``.venv/bin/python bench/pricing.py``). genai-prices is installed for the benchmark only;
-it is never a dependency of bedrock-budget.
+Run: ``make bench`` (or ``.venv/bin/python bench/pricing.py``). genai-prices is installed for the benchmark
+only; it is never a dependency of bedrock-budget.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def per_call_us(func: Callable[[], object], number: int) -> float:
 def ensure_genai_prices() -> bool:
     if importlib.util.find_spec("genai_prices") is None:
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "genai-prices"], capture_output=True, check=False
+            [sys.executable, "-m", "pip", "install", "--quiet", "genai-prices"],
+            capture_output=True,
+            check=False,
         )
         if result.returncode != 0:
             print("genai-prices could not be installed; comparison skipped", file=sys.stderr)

@@ -38,7 +38,33 @@ _EXPORTS: dict[str, str] = {
     "ConfigurationError": "bedrock_budget.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AttributionError",
+    "BedrockBudgetError",
+    "Budget",
+    "BudgetExceededError",
+    "BudgetedClient",
+    "CallRecord",
+    "ConfigurationError",
+    "Cost",
+    "CostLine",
+    "LogListener",
+    "ModelResolver",
+    "PriceTable",
+    "StoreUnavailableError",
+    "UnknownModelError",
+    "Usage",
+    "attribute",
+    "current_attribution",
+    "default_price_table",
+    "instrument",
+    "load_budgets",
+    "load_price_table",
+    "parse_model_id",
+    "uninstrument",
+    "unwrap",
+    "wrap",
+]
 
 
 def __getattr__(name: str) -> Any:

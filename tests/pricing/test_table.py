@@ -45,7 +45,11 @@ def test_input_and_output_tokens(table: PriceTable) -> None:
 
 def test_cache_tokens_priced_separately_and_by_ttl(table: PriceTable) -> None:
     usage = Usage(
-        input_tokens=100, output_tokens=10, cache_read_tokens=1000, cache_write_tokens=3000, cache_write_1h_tokens=1000
+        input_tokens=100,
+        output_tokens=10,
+        cache_read_tokens=1000,
+        cache_write_tokens=3000,
+        cache_write_1h_tokens=1000,
     )
     cost = table.price(HAIKU, usage, at=TODAY)
     expected = (
@@ -91,7 +95,9 @@ def test_long_context_switches_the_whole_request(table: PriceTable) -> None:
     # Cache reads keep their normal rate: the fixture's long_context block does not list them.
     assert long.total_usd == (150_001 * usd("6.60") + 50_000 * usd("0.33") + 1000 * usd("24.75")) / 10**6
     global_long = table.price(f"global.{SONNET}", above, at=TODAY)
-    assert global_long.total_usd == (150_001 * usd("6.00") + 50_000 * usd("0.30") + 1000 * usd("22.50")) / 10**6
+    assert (
+        global_long.total_usd == (150_001 * usd("6.00") + 50_000 * usd("0.30") + 1000 * usd("22.50")) / 10**6
+    )
     assert long.context["long_context"] == "true"
 
 
@@ -173,10 +179,14 @@ def test_provisioned_guardrail_and_import(table: PriceTable) -> None:
     )
     assert cost.total_usd == usd("21.18") * 2 * 730
     with pytest.raises(UnsupportedPricingError, match="none commitment"):
-        table.price_provisioned("amazon.titan-image-generator-v2:0", model_units=1, commitment="none", hours=1)
+        table.price_provisioned(
+            "amazon.titan-image-generator-v2:0", model_units=1, commitment="none", hours=1
+        )
     guard = table.price_guardrail({"content_filters": 3000, "denied_topics": 3000}, at=TODAY)
     assert guard.total_usd == usd("0.90")
-    imported = table.price_custom_model_import(custom_model_units=2, active_windows=12, storage_months=1, at=TODAY)
+    imported = table.price_custom_model_import(
+        custom_model_units=2, active_windows=12, storage_months=1, at=TODAY
+    )
     assert imported.total_usd == 2 * 12 * 5 * usd("0.0785") + 2 * usd("1.95")
     with pytest.raises(ConfigurationError):
         table.price_custom_model_import(custom_model_units=0, active_windows=1)

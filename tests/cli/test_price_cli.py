@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from decimal import Decimal
 from pathlib import Path
 
@@ -121,11 +122,28 @@ def test_bad_input_exits_2_with_one_line(
 def test_validate_reports_every_problem(tmp_path: Path) -> None:
     bad = tmp_path / "acme.yaml"
     bad.write_text(
-        "schema_version: 1\nprovider: acme\nmodels:\n"
-        "  - id: acme.b-v1\n    name: B\n    family: b\n    kind: text\n    max_output_tokens: 10\n"
-        '    prices:\n      - {effective: 2025-01-01, checked: 2025-01-01, source: s, input: 0.5, output: "-1"}\n'
-        "  - id: acme.a-v1\n    name: A\n    family: a\n    kind: text\n    max_output_tokens: 10\n    colour: red\n"
-        '    prices:\n      - {effective: 2025-01-01, checked: 2025-01-01, source: s, input: "1", output: "1"}\n',
+        textwrap.dedent(
+            """\
+            schema_version: 1
+            provider: acme
+            models:
+              - id: acme.b-v1
+                name: B
+                family: b
+                kind: text
+                max_output_tokens: 10
+                prices:
+                  - {effective: 2025-01-01, checked: 2025-01-01, source: s, input: 0.5, output: "-1"}
+              - id: acme.a-v1
+                name: A
+                family: a
+                kind: text
+                max_output_tokens: 10
+                colour: red
+                prices:
+                  - {effective: 2025-01-01, checked: 2025-01-01, source: s, input: "1", output: "1"}
+            """
+        ),
         encoding="utf-8",
     )
     result = subprocess.run(

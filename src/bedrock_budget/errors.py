@@ -196,7 +196,7 @@ class BudgetBlockedError(BudgetExceededError):
         )
 
 
-class BudgetDowngradeRequired(BudgetBlockedError):
+class DowngradeRequiredError(BudgetBlockedError):
     """A budget whose action is ``downgrade`` refused the call: retry the same request with the model
     ``downgrade_to`` (re-estimated and re-reserved). Nothing is held. A caller that does not handle it still
     sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
@@ -233,3 +233,8 @@ class BudgetDowngradeRequired(BudgetBlockedError):
             requested=requested,
             reason=reason,
         )
+
+
+class PriceListError(PriceFileError):
+    """A file given to ``prices import-price-list`` is not AWS Price List API output: not JSON, or not a
+    GetProducts response, a list of responses or a list of products. ``problems`` lists what is wrong."""

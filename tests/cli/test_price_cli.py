@@ -178,3 +178,38 @@ def test_help_has_an_example_for_every_command(capsys: pytest.CaptureFixture[str
     ):
         assert main([*command, "--help"]) == 0
         assert "Example" in capsys.readouterr().out, command
+
+
+def test_fake_bedrock_command_serves_real_boto3() -> None:
+    import socket
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bedrock_budget.cli.app", "fake-bedrock", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert f"127.0.0.1:{port}" in server.stdout.readline()
+        client = boto3.client(
+            "bedrock-runtime",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        response = client.converse(
+            modelId="amazon.nova-micro-v1:0", messages=[{"role": "user", "content": [{"text": "hi"}]}]
+        )
+        assert response["usage"]["inputTokens"] >= 1
+        client.close()
+    finally:
+        server.terminate()
+        assert server.wait(timeout=10) == 0
+        assert server.stdout is not None
+        server.stdout.close()

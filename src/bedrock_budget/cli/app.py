@@ -26,9 +26,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from bedrock_budget.cli import price_commands, prices_commands
+    from bedrock_budget.cli import price_commands, prices_commands, testing_commands
 
-    for module in (price_commands, prices_commands):
+    for module in (price_commands, prices_commands, testing_commands):
         module.register(cli)
 
 

@@ -1,0 +1,111 @@
+"""``serve-metrics``: budget gauges for a whole fleet, served from one place."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+
+def run_exporter(
+    store_uri: str,
+    *,
+    port: int,
+    addr: str = "127.0.0.1",
+    budgets_file: Path | None = None,
+    prefix: str | None = None,
+    cache_seconds: float = 5.0,
+    stop: threading.Event,
+    ready: threading.Event | None = None,
+) -> None:
+    """Serve the budget gauges until ``stop`` is set. ``ready`` is set once the port is bound."""
+    from prometheus_client import CollectorRegistry
+
+    from bedrock_budget.budgets.loading import budgets_from_env, load_budgets
+    from bedrock_budget.metrics.collector import BudgetCollector, StoreBudgetSource
+    from bedrock_budget.metrics.exposition import start_http_server
+    from bedrock_budget.stores import from_uri
+
+    budgets = load_budgets(budgets_file) if budgets_file is not None else budgets_from_env()
+    options = {"prefix": prefix} if prefix is not None else {}
+    with from_uri(store_uri, **options) as store:
+        store.ping()
+        collector = BudgetCollector(StoreBudgetSource(store, budgets), cache_seconds=cache_seconds)
+        # A registry of its own: the exporter reports budgets, not its own process.
+        with start_http_server(port, addr, CollectorRegistry(), collectors=[collector]) as server:
+            defined = f"{len(budgets)} defined budget(s)"
+            click.echo(f"serving budget metrics for {defined} from {store.name} on {server.url}", err=True)
+            if ready is not None:
+                ready.set()
+            while not stop.wait(0.5):
+                pass
+
+
+@click.command("serve-metrics")
+@click.option("--store", "store_uri", required=True, help="Budget store URI, e.g. redis://redis:6379/0.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=9464, show_default=True, help="Port to listen on."
+)
+@click.option(
+    "--addr",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind (0.0.0.0 to serve every interface).",
+)
+@click.option(
+    "--budgets",
+    "budgets_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Budget definitions (YAML) for limits and windows; default: BEDROCK_BUDGETS* environment variables.",
+)
+@click.option("--prefix", default=None, help="Store key prefix the clients use (default bb:).")
+@click.option(
+    "--cache-seconds",
+    type=click.FloatRange(0, 300),
+    default=5.0,
+    show_default=True,
+    help="Reuse a store read for this long, however often Prometheus scrapes.",
+)
+def serve_metrics(
+    store_uri: str, port: int, addr: str, budgets_file: Path | None, prefix: str | None, cache_seconds: float
+) -> None:
+    """Serve budget gauges (limit, spent, reserved, utilisation, time to reset) read from the budget
+    store, so a fleet's budgets are scraped from one place. Runs until interrupted (Ctrl-C or SIGTERM).
+
+    Per-call metrics (requests, tokens, cost, latency) come from each application's PrometheusListener.
+
+    \b
+    Example:
+      bedrock-budget serve-metrics --store redis://localhost:6379/0 --port 9464 --budgets budgets.yaml
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        run_exporter(
+            store_uri,
+            port=port,
+            addr=addr,
+            budgets_file=budgets_file,
+            prefix=prefix,
+            cache_seconds=cache_seconds,
+            stop=stop,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(serve_metrics)

@@ -1,0 +1,145 @@
+"""Measure the content of a request without keeping any of it.
+
+One iterative walk (no recursion, so hostile nesting cannot raise RecursionError) over Converse kwargs or a
+parsed InvokeModel body. Text is reduced to its UTF-8 size on the spot; images and documents are recognised
+by the block shapes every family uses and counted separately, because they are billed differently from
+text and their base64 would otherwise inflate the text size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bedrock_budget.extract.values import utf8_len
+
+__all__ = ["Measure", "measure", "string_bytes"]
+
+_TTL_RANK: Final = {"5m": 1, "1h": 2}
+# Anthropic ("image"), OpenAI/Mistral/Cohere v4 ("image_url"), OpenAI responses-style ("input_image").
+_IMAGE_BLOCK_TYPES: Final = frozenset({"image", "image_url", "input_image"})
+# Keys whose string (or list of strings) value is an encoded input image in native bodies: Llama 3.2 and
+# Cohere Embed ``images``, Titan Embeddings ``inputImage``, Titan/Nova Canvas conditioning and masks.
+_IMAGE_KEYS: Final = frozenset({"images", "inputImage", "conditionImage", "maskImage"})
+# Media the price of which is not a function of its size in bytes (or is not priced by this library).
+_UNMEASURED_BLOCKS: Final = frozenset({"video", "audio"})
+# Opaque values the model does not read as text (Claude thinking signatures, redacted reasoning).
+_OPAQUE_KEYS: Final = frozenset({"signature", "redactedContent"})
+_CACHE_KEYS: Final = frozenset({"cachePoint", "cache_control"})
+
+
+@dataclass(slots=True)
+class Measure:
+    text_bytes: int = 0
+    images: int = 0
+    document_bytes: int = 0
+    cache_ttl: str | None = None
+
+    def note_cache(self, marker: object) -> None:
+        if not isinstance(marker, Mapping):
+            return
+        # A cache point without a ttl is the default five-minute one.
+        ttl = marker.get("ttl", "5m")
+        rank = _TTL_RANK.get(ttl) if isinstance(ttl, str) else None
+        if rank is not None and rank > _TTL_RANK.get(self.cache_ttl or "", 0):
+            self.cache_ttl = ttl
+
+
+def _b64_size(value: object) -> int:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    if isinstance(value, str):
+        return len(value) * 3 // 4
+    return 0
+
+
+def _document(source: object, into: Measure, stack: list[Any]) -> None:
+    """A document source: raw or base64 bytes are document bytes; inline text is text."""
+    if not isinstance(source, Mapping):
+        return
+    for key in ("bytes", "data"):
+        if key in source:
+            raw = source[key]
+            if isinstance(raw, str) and source.get("type") in ("text", "plain"):
+                into.text_bytes += utf8_len(raw)
+            else:
+                into.document_bytes += _b64_size(raw)
+    text = source.get("text")
+    if isinstance(text, str):
+        into.text_bytes += utf8_len(text)
+    content = source.get("content")
+    if content is not None:
+        stack.append(content)
+
+
+def measure(value: Any, into: Measure) -> Measure:
+    """Add the text, image and document sizes found in ``value`` to ``into``."""
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            into.text_bytes += utf8_len(node)
+        elif isinstance(node, Mapping):
+            _mapping(node, into, stack)
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            into.text_bytes += len(str(node))
+    return into
+
+
+def _mapping(node: Mapping[Any, Any], into: Measure, stack: list[Any]) -> None:
+    block_type = node.get("type")
+    if isinstance(block_type, str):
+        if block_type in _IMAGE_BLOCK_TYPES:
+            into.images += 1
+            return
+        if block_type == "document" and "source" in node:
+            _document(node["source"], into, stack)
+            stack.extend(v for k, v in node.items() if k not in ("source", "type", "cache_control"))
+            into.note_cache(node.get("cache_control"))
+            return
+    for key, item in node.items():
+        if not isinstance(key, str):
+            continue
+        if key in _CACHE_KEYS:
+            into.note_cache(item)
+            continue
+        if key in _OPAQUE_KEYS or (key in _UNMEASURED_BLOCKS and isinstance(item, Mapping)):
+            continue
+        if key == "image":
+            # Converse/Nova image block (a mapping), or a native body's base64 image (a string).
+            if isinstance(item, Mapping | str | bytes):
+                into.images += 1
+                continue
+        elif key == "document" and isinstance(item, Mapping) and "source" in item:
+            _document(item["source"], into, stack)
+            name = item.get("name")
+            if isinstance(name, str):
+                into.text_bytes += utf8_len(name)
+            continue
+        elif key in _IMAGE_KEYS:
+            if isinstance(item, str):
+                into.images += 1
+                continue
+            if isinstance(item, list | tuple):
+                into.images += sum(1 for entry in item if isinstance(entry, str | Mapping))
+                continue
+        into.text_bytes += utf8_len(key)
+        stack.append(item)
+
+
+def string_bytes(value: Any) -> int:
+    """UTF-8 size of the string values in ``value`` (keys excluded): generated text, measured and dropped."""
+    total = 0
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            total += utf8_len(node)
+        elif isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return total

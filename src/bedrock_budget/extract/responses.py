@@ -1,0 +1,256 @@
+"""Usage of a finished (non-streaming) call, per operation.
+
+Order of preference (reference/bedrock-wire.md §6.1): Converse ``usage``; for InvokeModel the
+``x-amzn-bedrock-*-token-count`` headers, then the family's own body fields, field by field; then an
+estimate, flagged. The InvokeModel body is read only when the headers cannot answer (image and rerank
+models, missing or unbelievable headers, a guardrail trace to collect, a 1-hour cache TTL split), and the
+caller always gets an equivalent unread body back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from bedrock_budget.extract.bodies import Parsed, converse_text, parse_body
+from bedrock_budget.extract.body import parse_json, take_body
+from bedrock_budget.extract.counts import Counts, to_usage
+from bedrock_budget.extract.estimate import (
+    estimate_input_tokens,
+    rerank_queries,
+    tokens_from_output_bytes,
+)
+from bedrock_budget.extract.families import kind_of
+from bedrock_budget.extract.guardrails import add_guardrail_usage, checks_units, trace_units
+from bedrock_budget.extract.types import Extracted, RequestInfo, UsageSource, canonical_operation
+from bedrock_budget.extract.values import as_count, as_mapping, as_text, dig, header_count
+from bedrock_budget.usage import Usage
+
+__all__ = ["converse_counts", "extract_response"]
+
+_INPUT_HEADER: Final = "x-amzn-bedrock-input-token-count"
+_OUTPUT_HEADER: Final = "x-amzn-bedrock-output-token-count"
+_CACHE_READ_HEADER: Final = "x-amzn-bedrock-cache-read-input-token-count"
+_CACHE_WRITE_HEADER: Final = "x-amzn-bedrock-cache-write-input-token-count"
+_TIER_HEADER: Final = "x-amzn-bedrock-service-tier"
+_LATENCY_HEADER: Final = "x-amzn-bedrock-performanceconfig-latency"
+_TRACE_KEY: Final = "amazon-bedrock-trace"
+# Only these bodies carry the cache-write TTL split the headers lack.
+_TTL_SPLIT_FAMILIES: Final = frozenset({"anthropic", "unknown"})
+
+_Handler = Callable[[str, RequestInfo, Mapping[str, Any]], Extracted]
+
+
+def converse_counts(usage: object) -> Counts:
+    """Converse ``usage`` / ConverseStream ``metadata.usage``, with the ``cacheDetails`` TTL split."""
+    if not isinstance(usage, Mapping):
+        return Counts()
+    counts = Counts(
+        input=as_count(usage.get("inputTokens")),
+        output=as_count(usage.get("outputTokens")),
+        cache_read=as_count(usage.get("cacheReadInputTokens")),
+        cache_write=as_count(usage.get("cacheWriteInputTokens")),
+    )
+    details = usage.get("cacheDetails")
+    if isinstance(details, list):
+        by_ttl: dict[str, int] = {}
+        for detail in details:
+            tokens = as_count(dig(detail, "inputTokens"))
+            ttl = dig(detail, "ttl")
+            if tokens is not None and isinstance(ttl, str):
+                by_ttl[ttl] = by_ttl.get(ttl, 0) + tokens
+        counts.cache_write_1h = by_ttl.get("1h", 0)
+        if counts.cache_write is None and by_ttl:
+            counts.cache_write = sum(by_ttl.values())
+    return counts
+
+
+def _served(value: object) -> str | None:
+    text = as_text(value)
+    return text.lower() if text is not None else None
+
+
+def _served_values(response: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """InvokeModel's served tier and latency: modeled top-level keys, else the raw headers."""
+    headers = as_mapping(dig(response, "ResponseMetadata", "HTTPHeaders")) or {}
+    tier = _served(response.get("serviceTier")) or _served(headers.get(_TIER_HEADER))
+    latency = _served(response.get("performanceConfigLatency")) or _served(headers.get(_LATENCY_HEADER))
+    return tier, latency
+
+
+def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
+    counts = converse_counts(response.get("usage"))
+    trace = as_mapping(response.get("trace")) or {}
+    units: dict[str, int] = {}
+    trace_units(trace.get("guardrail"), units)
+    text = converse_text(dig(response, "output", "message", "content"))
+    usage, estimated = to_usage(
+        counts, request, output_estimate=tokens_from_output_bytes(text), guardrail_text_units=units
+    )
+    return Extracted(
+        usage,
+        "converse_usage" if counts.reported else "estimate",
+        served_service_tier=_served(dig(response, "serviceTier", "type")),
+        served_latency=_served(dig(response, "performanceConfig", "latency")),
+        routed_model_id=as_text(dig(trace, "promptRouter", "invokedModelId")),
+        estimated=estimated,
+    )
+
+
+def _header_counts(headers: Mapping[str, Any]) -> Counts:
+    return Counts(
+        input=header_count(headers.get(_INPUT_HEADER)),
+        output=header_count(headers.get(_OUTPUT_HEADER)),
+        cache_read=header_count(headers.get(_CACHE_READ_HEADER)),
+        cache_write=header_count(headers.get(_CACHE_WRITE_HEADER)),
+    )
+
+
+def _headers_answer(counts: Counts, family: str, request: RequestInfo) -> bool:
+    """Whether the headers alone settle the call, so the body need not be touched."""
+    kind = kind_of(family)
+    if kind not in ("text", "embedding") or counts.input is None or request.guardrail:
+        return False
+    if kind == "text" and counts.output is None:
+        return False
+    return not (counts.cache_write and request.cache_ttl == "1h" and family in _TTL_SPLIT_FAMILIES)
+
+
+def _invoke_model(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
+    headers = as_mapping(dig(response, "ResponseMetadata", "HTTPHeaders")) or {}
+    tier, latency = _served_values(response)
+    from_headers = _header_counts(headers)
+    units: dict[str, int] = {}
+    parsed = Parsed()
+    if not _headers_answer(from_headers, family, request):
+        body = parse_json(take_body(response))
+        if body is not None:
+            parsed = parse_body(family, body)
+            trace_units(dig(body, _TRACE_KEY, "guardrail"), units)
+    kind = kind_of(family)
+    if kind == "image":
+        return _images(request, parsed, tier, latency)
+    if kind == "rerank":
+        return _rerank(request, parsed, tier, latency)
+    if kind == "video":
+        return _video(request)
+    # The headers never carry cached tokens when caching did not apply, so a header-complete call has none.
+    if from_headers.input is not None and (from_headers.output is not None or kind == "embedding"):
+        from_headers.cache_read = from_headers.cache_read or 0
+        from_headers.cache_write = from_headers.cache_write or 0
+    counts = from_headers.merged(parsed.counts)
+    usage, estimated = to_usage(
+        counts,
+        request,
+        output_estimate=tokens_from_output_bytes(parsed.text_bytes),
+        output_expected=kind == "text",
+        guardrail_text_units=units,
+    )
+    source: UsageSource = (
+        "headers" if from_headers.reported else "body" if parsed.counts.reported else "estimate"
+    )
+    return Extracted(usage, source, served_service_tier=tier, served_latency=latency, estimated=estimated)
+
+
+def _images(request: RequestInfo, parsed: Parsed, tier: str | None, latency: str | None) -> Extracted:
+    images = parsed.images
+    usage = Usage(
+        images=request.output_images if images is None else images,
+        image_size=request.image_size,
+        image_quality=request.image_quality,
+    )
+    return Extracted(
+        usage,
+        "estimate" if images is None else "body",
+        served_service_tier=tier,
+        served_latency=latency,
+        estimated=images is None,
+    )
+
+
+def _rerank(request: RequestInfo, parsed: Parsed, tier: str | None, latency: str | None) -> Extracted:
+    # The request's document count decides the queries; the results count is the fallback when the request
+    # could not be read (without top_n every document comes back).
+    documents = max(request.rerank_documents, parsed.rerank_results or 0)
+    known = request.rerank_documents > 0 or parsed.rerank_results is not None
+    return Extracted(
+        Usage(rerank_queries=rerank_queries(documents)),
+        "body" if known else "estimate",
+        served_service_tier=tier,
+        served_latency=latency,
+        estimated=not known,
+    )
+
+
+def _video(request: RequestInfo) -> Extracted:
+    # Async video reports no usage anywhere; the price follows the requested duration once the job
+    # completes (GetAsyncInvoke status "Completed").
+    return Extracted(Usage(video_seconds=request.video_seconds), "estimate", estimated=True)
+
+
+def _start_async(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
+    if kind_of(family) == "video":
+        return _video(request)
+    return _nothing(family, request, response)
+
+
+def _apply_guardrail(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
+    usage = response.get("usage")
+    units: dict[str, int] = {}
+    add_guardrail_usage(usage, units)
+    reported = isinstance(usage, Mapping)
+    return Extracted(
+        Usage(guardrail_text_units=units), "body" if reported else "estimate", estimated=not reported
+    )
+
+
+def _guardrail_checks(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
+    usage = response.get("usage")
+    reported = isinstance(usage, Mapping)
+    return Extracted(
+        Usage(guardrail_text_units=checks_units(usage)),
+        "body" if reported else "estimate",
+        estimated=not reported,
+    )
+
+
+def _invoke_stream(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
+    """Streams report usage through their events (see StreamAccumulator); only the served tier is here."""
+    tier, latency = _served_values(response)
+    return Extracted(Usage(), "none", served_service_tier=tier, served_latency=latency)
+
+
+def _nothing(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
+    return Extracted(Usage(), "none")
+
+
+_HANDLERS: Final[dict[str, _Handler]] = {
+    "Converse": _converse,
+    "InvokeModel": _invoke_model,
+    "ApplyGuardrail": _apply_guardrail,
+    "InvokeGuardrailChecks": _guardrail_checks,
+    "StartAsyncInvoke": _start_async,
+    "ConverseStream": _nothing,
+    "InvokeModelWithResponseStream": _invoke_stream,
+    # Free, or reporting nothing billable.
+    "CountTokens": _nothing,
+    "GetAsyncInvoke": _nothing,
+    "ListAsyncInvokes": _nothing,
+}
+
+
+def extract_response(
+    operation: str, family: str, request: RequestInfo, response: dict[str, Any]
+) -> Extracted:
+    """The usage of one successful call, read from its boto3 response. Never raises.
+
+    For InvokeModel, ``response["body"]`` may be replaced by an equivalent unread ``StreamingBody``.
+    """
+    handler = _HANDLERS.get(canonical_operation(operation), _nothing)
+    try:
+        return handler(family, request, response)
+    except Exception:
+        # A response shape nobody foresaw must not fail the caller's (already billed) call.
+        kind = kind_of(family)
+        fallback = Usage(input_tokens=estimate_input_tokens(request) if kind in ("text", "embedding") else 0)
+        return Extracted(fallback, "estimate", estimated=True)

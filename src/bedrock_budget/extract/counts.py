@@ -71,7 +71,7 @@ def to_usage(
     if write_1h is None:
         # No TTL split reported: the request's longest TTL is the dearest reading and the exact one when
         # every cache point uses it.
-        write_1h = cache_write if request.cache_ttl == "1h" else 0
+        write_1h = cache_write if cache_write and request.cache_ttl == "1h" else 0
     # An inconsistent split (1h part above the total) is resolved upwards rather than dropped.
     cache_write = max(cache_write, write_1h)
     usage = Usage(

@@ -83,10 +83,13 @@ def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) ->
     trace = as_mapping(response.get("trace")) or {}
     units: dict[str, int] = {}
     trace_units(trace.get("guardrail"), units)
-    text = converse_text(dig(response, "output", "message", "content"))
-    usage, estimated = to_usage(
-        counts, request, output_estimate=tokens_from_output_bytes(text), guardrail_text_units=units
+    # Measuring the reply only matters when Bedrock did not report output tokens.
+    output_estimate = (
+        tokens_from_output_bytes(converse_text(dig(response, "output", "message", "content")))
+        if counts.output is None
+        else 0
     )
+    usage, estimated = to_usage(counts, request, output_estimate=output_estimate, guardrail_text_units=units)
     return Extracted(
         usage,
         "converse_usage" if counts.reported else "estimate",

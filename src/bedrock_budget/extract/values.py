@@ -38,6 +38,11 @@ def header_count(value: object) -> int | None:
 
 
 def as_mapping(value: object) -> Mapping[str, Any] | None:
+    # botocore hands out plain dicts; the exact-type test skips the slow ABC check on the hot path.
+    if type(value) is dict:
+        return value
+    if value is None:
+        return None
     return value if isinstance(value, Mapping) else None
 
 
@@ -50,7 +55,7 @@ def as_text(value: object) -> str | None:
 
 def dig(node: object, *path: str) -> object:
     for key in path:
-        if not isinstance(node, Mapping):
+        if type(node) is not dict and (node is None or not isinstance(node, Mapping)):
             return None
         node = node.get(key)
     return node

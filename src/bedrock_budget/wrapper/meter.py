@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from bedrock_budget.attribution import resolve_attribution
 from bedrock_budget.errors import BedrockBudgetError, UnknownModelError
@@ -118,6 +118,11 @@ class Meter:
         ctx = CallContext(operation, model_id, region, attribution, None, None, "guardrail", None, started)
         if operation.has_model:
             self.resolve_into(ctx, model_id)
+        if operation.name in _DEFERRABLE and self.guard is None:
+            # Without budgets the request is only read when Bedrock's usage is missing; Converse kwargs
+            # are plain data that stay as they were sent, so reading them later is the same.
+            ctx.request = cast(RequestInfo, _DeferredRequest(self, operation.name, ctx.family, kwargs))
+            return ctx
         try:
             ctx.request = inspect_request(operation.name, ctx.family, kwargs)
         except Exception as exc:
@@ -316,6 +321,30 @@ class Meter:
             budget_warnings=ctx.budget_warnings,
             family=ctx.family,
         )
+
+
+_DEFERRABLE = frozenset({"Converse", "ConverseStream"})
+
+
+class _DeferredRequest:
+    """Stands in for a RequestInfo and inspects the request on first attribute access."""
+
+    __slots__ = ("_args", "_meter", "_value")
+
+    def __init__(self, meter: Meter, operation: str, family: str, kwargs: dict[str, Any]) -> None:
+        self._meter = meter
+        self._args = (operation, family, kwargs)
+        self._value: RequestInfo | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._value is None:
+            operation, family, kwargs = self._args
+            try:
+                self._value = inspect_request(operation, family, kwargs)
+            except Exception as exc:
+                self._meter.failures.record("request inspection", exc)
+                self._value = inspect_request(operation, family, {})
+        return getattr(self._value, name)
 
 
 def _request_or_empty(ctx: CallContext) -> RequestInfo:

@@ -1,0 +1,558 @@
+"""The ledger: budgets + store + outage policy + alert sinks, and the three calls the wrapper makes.
+
+Call flow (one reservation per Bedrock call)::
+
+    reservation = ledger.reserve(attribution, model_id, model_family, cost_nanos, tokens)  # worst case
+    try:
+        response = call_bedrock()
+    except BedrockError:
+        ledger.release(reservation)        # failed before inference: nothing billed
+        raise
+    ledger.settle(reservation, actual_cost_nanos, actual_tokens)   # exactly once, e.g. when a stream ends
+
+``reserve`` finds every budget that applies (:meth:`Budget.match`) and holds the worst case against all of
+them in ONE store operation, or against none:
+
+- a refusing ``block`` budget raises :class:`~bedrock_budget.errors.BudgetBlockedError` (a
+  ``BudgetExceededError``) describing the first refusing budget; ``.refusals`` lists all of them.
+- a refusing ``downgrade`` budget raises :class:`~bedrock_budget.errors.DowngradeRequiredError`
+  (also a ``BudgetExceededError``) with ``.downgrade_to``: re-estimate the same request for that model and
+  call ``reserve`` again with it. It takes precedence over ``block`` refusals because the cheaper model may
+  fit them too; if the model already is the downgrade target, the budget blocks instead. The wrapper should
+  allow a bounded number of downgrades per call (one or two) to rule out cycles.
+- ``warn`` (shadow) budgets never refuse: they are checked and held like the others, their spend is
+  recorded, and a would-be refusal is reported in ``reservation.warnings``.
+
+Nothing is held when ``reserve`` raises. Tokens are given by type (``input``, ``output``, ``cache_read``,
+``cache_write``) and weighted per budget. ``settle`` may be given more than was reserved (the estimate
+was wrong); the actual amount is always recorded.
+
+Outage policy (``on_store_error``): ``"deny"`` raises :class:`~bedrock_budget.errors.StoreUnavailableError`
+from ``reserve``; ``"allow"`` returns an *offline* reservation and lets the call proceed. Either way a
+settlement the store cannot take goes to a bounded local journal (:attr:`Ledger.journal_depth`) that is
+replayed, oldest first, after the next successful store operation or on :meth:`Ledger.flush` / close. When
+the journal is full, ``allow`` stops allowing (``reserve`` raises ``StoreUnavailableError``) and any
+settlement that still cannot be kept is logged as an error and counted (:attr:`Ledger.journal_dropped`).
+``release`` never raises for store errors: an unreleased hold expires at its deadline.
+
+Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
+threshold across all processes) and handed to the sinks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Final, Literal
+
+from bedrock_budget.alerts.model import Alert
+from bedrock_budget.alerts.sinks import AlertSink, as_sink
+from bedrock_budget.budgets.journal import Journal, JournalEntry
+from bedrock_budget.budgets.model import WILDCARD, Budget
+from bedrock_budget.budgets.outcomes import (
+    BudgetStatus,
+    Refusal,
+    Reservation,
+    ReservationLine,
+    alert_of,
+    refusals_of,
+    status_of,
+)
+from bedrock_budget.budgets.units import check_amount
+from bedrock_budget.errors import (
+    BudgetBlockedError,
+    ConfigurationError,
+    DowngradeRequiredError,
+    StoreError,
+    StoreUnavailableError,
+)
+from bedrock_budget.stores import from_uri
+from bedrock_budget.stores.base import (
+    CounterRef,
+    Hold,
+    Mark,
+    SettleOutcome,
+    Spend,
+    Store,
+)
+
+log = logging.getLogger("bedrock_budget.ledger")
+
+OutagePolicy = Literal["deny", "allow"]
+DEFAULT_RESERVATION_TTL: Final = 300.0
+
+
+_LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # Spend journalled during an outage gets one last chance to reach the store at a clean shutdown.
+    for ledger in list(_LIVE):
+        if ledger.journal_depth:
+            try:
+                ledger.flush()
+            except Exception:
+                log.exception("flushing the spend journal at exit failed")
+
+
+@lru_cache(maxsize=4096)
+def _ref(
+    budget: str, scope: tuple[tuple[str, str], ...], window: str, timezone: str, start: int, end: int | None
+) -> CounterRef:
+    return CounterRef(budget=budget, scope=scope, window=window, timezone=timezone, start=start, end=end)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    budget: Budget
+    order: int
+    marks: tuple[Mark, ...]
+
+
+def _marks(budget: Budget) -> tuple[Mark, ...]:
+    marks: list[Mark] = []
+    for percent in budget.thresholds:
+        # ceil(limit * percent / 100): the threshold is reached exactly when spent * 100 >= limit * percent.
+        if budget.limit_nanos is not None:
+            marks.append(Mark("usd", percent, -(-budget.limit_nanos * percent // 100)))
+        if budget.limit_milli is not None:
+            marks.append(Mark("tokens", percent, -(-budget.limit_milli * percent // 100)))
+    return tuple(marks)
+
+
+class Ledger:
+    """Budgets enforced against a store. Thread-safe; share one per process (or per wrapped client)."""
+
+    def __init__(
+        self,
+        store: Store | str = "memory://",
+        budgets: Iterable[Budget] = (),
+        *,
+        on_store_error: OutagePolicy = "deny",
+        alert_sinks: Iterable[AlertSink | Callable[[Alert], object]] = (),
+        reservation_ttl: float = DEFAULT_RESERVATION_TTL,
+        journal_size: int = 10_000,
+        replay_batch: int = 100,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if on_store_error not in ("deny", "allow"):
+            raise ConfigurationError(f"on_store_error must be 'deny' or 'allow', not {on_store_error!r}")
+        if not reservation_ttl > 0:
+            raise ConfigurationError(f"reservation_ttl must be positive, not {reservation_ttl!r}")
+        self._owns_store = isinstance(store, str)
+        self.store: Store = from_uri(store) if isinstance(store, str) else store
+        self.on_store_error: OutagePolicy = on_store_error
+        self.reservation_ttl = float(reservation_ttl)
+        self.replay_batch = replay_batch
+        self._clock = clock
+        self._sinks: tuple[AlertSink, ...] = tuple(as_sink(s) for s in alert_sinks)
+        self._journal = Journal(journal_size)
+        self._replaying = threading.Lock()
+        self._compiled: tuple[_Compiled, ...] = ()
+        self._by_name: dict[str, _Compiled] = {}
+        self.store_errors = 0
+        self.alerts_fired = 0
+        self._closed = False
+        self.set_budgets(budgets)
+        _LIVE.add(self)
+
+    # -- configuration -------------------------------------------------------------------------------------
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        return tuple(c.budget for c in self._compiled)
+
+    def set_budgets(self, budgets: Iterable[Budget]) -> None:
+        """Replace the budgets. Spend already recorded is kept for every budget whose name, scope and window
+        are unchanged (store keys do not depend on limits, actions or thresholds)."""
+        compiled: list[_Compiled] = []
+        seen: set[str] = set()
+        for order, budget in enumerate(budgets):
+            if not isinstance(budget, Budget):
+                raise ConfigurationError(f"expected a Budget, got {type(budget).__name__}")
+            if budget.name in seen:
+                raise ConfigurationError(f"two budgets are named {budget.name!r}")
+            seen.add(budget.name)
+            compiled.append(_Compiled(budget, order, _marks(budget)))
+        self._compiled = tuple(compiled)
+        self._by_name = {c.budget.name: c for c in compiled}
+
+    def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:
+        self._sinks = (*self._sinks, as_sink(sink))
+
+    # -- matching --------------------------------------------------------------------------------------------
+
+    def matching(
+        self, attribution: Mapping[str, str], model_id: str, model_family: str | None
+    ) -> list[tuple[Budget, tuple[tuple[str, str], ...]]]:
+        """Every budget that applies to a call, with the concrete scope values it is counted under."""
+        found: list[tuple[Budget, tuple[tuple[str, str], ...]]] = []
+        for compiled in self._compiled:
+            values = compiled.budget.match(attribution, model_id, model_family)
+            if values is not None:
+                found.append((compiled.budget, values))
+        return found
+
+    def _lines(
+        self,
+        attribution: Mapping[str, str],
+        model_id: str,
+        model_family: str | None,
+        now: float,
+        cost_nanos: int,
+        tokens: Mapping[str, int],
+    ) -> list[tuple[_Compiled, ReservationLine]]:
+        lines: list[tuple[_Compiled, ReservationLine]] = []
+        for compiled in self._compiled:
+            budget = compiled.budget
+            values = budget.match(attribution, model_id, model_family)
+            if values is None:
+                continue
+            start, end = budget.window.bounds(now)
+            ref = _ref(budget.name, values, budget.window.kind, budget.window.timezone, start, end)
+            lines.append((compiled, ReservationLine(budget, ref, cost_nanos, budget.weigh(tokens))))
+        return lines
+
+    # -- the hot path ---------------------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        attribution: Mapping[str, str],
+        model_id: str,
+        model_family: str | None,
+        cost_nanos: int,
+        tokens: Mapping[str, int],
+    ) -> Reservation:
+        """Hold a call's worst case against every applicable budget (see the module docstring)."""
+        check_amount(cost_nanos, "cost_nanos")
+        for kind, count in tokens.items():
+            check_amount(count, f"tokens[{kind!r}]")
+        now = self._clock()
+        found = self._lines(attribution, model_id, model_family, now, cost_nanos, tokens)
+        rid = uuid.uuid4().hex
+        deadline = now + self.reservation_ttl
+        lines = tuple(line for _, line in found)
+        reservation = Reservation(
+            id=rid,
+            model_id=model_id,
+            model_family=model_family,
+            cost_nanos=cost_nanos,
+            tokens=MappingProxyType(dict(tokens)),
+            lines=lines,
+            created_at=now,
+            deadline=deadline,
+        )
+        if not lines:
+            return reservation
+        holds = [
+            Hold(
+                ref=line.ref,
+                limit_usd=line.budget.limit_nanos,
+                limit_tokens=line.budget.limit_milli,
+                usd=line.usd,
+                tokens=line.tokens,
+                enforce=line.budget.action != "warn",
+            )
+            for line in lines
+        ]
+        try:
+            result = self.store.reserve(rid, holds, now_ms=int(now * 1000), deadline_ms=int(deadline * 1000))
+        except StoreError as exc:
+            return self._reserve_offline(reservation, exc)
+        refusals = [
+            refusal
+            for line, check in zip(lines, result.checks, strict=True)
+            for refusal in refusals_of(line, check)
+        ]
+        if not result.granted:
+            self._refuse(model_id, [r for r in refusals if r.action != "warn"])
+        if refusals:
+            reservation.warnings = tuple(refusals)
+            for refusal in refusals:
+                log.info(
+                    "shadow budget %s would have refused the call: %s", refusal.budget.name, refusal.reason
+                )
+        self._maybe_replay()
+        return reservation
+
+    def _reserve_offline(self, reservation: Reservation, exc: StoreError) -> Reservation:
+        self.store_errors += 1
+        if self.on_store_error == "deny":
+            if isinstance(exc, StoreUnavailableError):
+                raise exc
+            raise StoreUnavailableError(self.store.name, str(exc)) from exc
+        if self._journal.full:
+            raise StoreUnavailableError(
+                self.store.name, f"{exc}; the local spend journal is full, so no more spend can be recorded"
+            ) from exc
+        log.warning(
+            "budget store %s unavailable (%s); proceeding without a hold (policy 'allow')",
+            self.store.name,
+            exc,
+        )
+        reservation.offline = True
+        return reservation
+
+    def _refuse(self, model_id: str, refusals: Sequence[Refusal]) -> None:
+        for r in refusals:
+            target = r.downgrade_to
+            if r.action == "downgrade" and target is not None and target != model_id:
+                raise DowngradeRequiredError(
+                    downgrade_to=target,
+                    refusals=refusals,
+                    budget=r.budget.name,
+                    scope=dict(r.scope),
+                    window=r.budget.window.kind,
+                    window_start=r.window_start,
+                    resets_at=r.resets_at,
+                    unit=r.unit,
+                    limit=r.limit,
+                    spent=r.spent,
+                    reserved=r.reserved,
+                    requested=r.requested,
+                    reason=f"{r.reason}; retry with the cheaper model {target}",
+                )
+        r = refusals[0]
+        raise BudgetBlockedError(
+            refusals=refusals,
+            budget=r.budget.name,
+            scope=dict(r.scope),
+            window=r.budget.window.kind,
+            window_start=r.window_start,
+            resets_at=r.resets_at,
+            unit=r.unit,
+            limit=r.limit,
+            spent=r.spent,
+            reserved=r.reserved,
+            requested=r.requested,
+            reason=r.reason,
+        )
+
+    def settle(self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]) -> None:
+        """Record the actual cost and tokens, replacing the hold, exactly once."""
+        check_amount(cost_nanos, "cost_nanos")
+        for kind, count in tokens.items():
+            check_amount(count, f"tokens[{kind!r}]")
+        if not reservation._finish("settled") or not reservation.lines:
+            return
+        by_name = self._by_name
+        spends = tuple(
+            Spend(
+                ref=line.ref,
+                usd=cost_nanos,
+                tokens=line.budget.weigh(tokens),
+                marks=_current_marks(by_name.get(line.budget.name), line.budget),
+            )
+            for line in reservation.lines
+        )
+        entry = JournalEntry(
+            reservation_id=reservation.id,
+            spends=spends,
+            model=reservation.model_id,
+            tokens=MappingProxyType(dict(tokens)),
+            charge=reservation.offline,
+            cost_nanos=cost_nanos,
+        )
+        if self._apply(entry):
+            self._maybe_replay()
+        else:
+            self._journal.append(entry)
+
+    def release(self, reservation: Reservation) -> None:
+        """Drop the hold of a call that failed before inference. Never raises for store errors."""
+        if not reservation._finish("released") or not reservation.lines or reservation.offline:
+            return
+        try:
+            self.store.release(
+                reservation.id, [line.ref for line in reservation.lines], now_ms=self._now_ms()
+            )
+        except StoreError as exc:
+            self.store_errors += 1
+            log.warning(
+                "could not release reservation %s (%s); its hold expires at its deadline", reservation.id, exc
+            )
+
+    # -- settlement plumbing -------------------------------------------------------------------------------
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _apply(self, entry: JournalEntry) -> bool:
+        try:
+            outcomes = self.store.settle(
+                entry.reservation_id,
+                entry.spends,
+                now_ms=self._now_ms(),
+                model=entry.model,
+                tokens=entry.tokens,
+                charge=entry.charge,
+            )
+        except StoreError as exc:
+            self.store_errors += 1
+            log.warning(
+                "could not settle reservation %s (%s); journalled for replay", entry.reservation_id, exc
+            )
+            return False
+        self._alert(entry, outcomes)
+        return True
+
+    def _alert(self, entry: JournalEntry, outcomes: Sequence[SettleOutcome]) -> None:
+        by_name = self._by_name
+        for spend, outcome in zip(entry.spends, outcomes, strict=True):
+            if not outcome.fired:
+                continue
+            compiled = by_name.get(spend.ref.budget)
+            if compiled is None:
+                continue
+            budget = compiled.budget
+            for mark in outcome.fired:
+                alert = alert_of(budget, spend.ref, outcome.state, mark)
+                if alert is not None:
+                    self.alerts_fired += 1
+                    for sink in self._sinks:
+                        try:
+                            sink.send(alert)
+                        except Exception:
+                            log.exception("alert sink %r failed", sink)
+
+    def _maybe_replay(self) -> None:
+        if len(self._journal) and self._replaying.acquire(blocking=False):
+            try:
+                self._replay(self.replay_batch)
+            finally:
+                self._replaying.release()
+
+    def _replay(self, limit: int | None) -> int:
+        done = 0
+        while limit is None or done < limit:
+            entry = self._journal.peek()
+            if entry is None or not self._apply(entry):
+                break
+            self._journal.pop(entry)
+            done += 1
+        return done
+
+    def flush(self) -> int:
+        """Replay the whole journal now; returns how many entries remain (0 when the store took all)."""
+        with self._replaying:
+            self._replay(None)
+        return len(self._journal)
+
+    @property
+    def journal_depth(self) -> int:
+        """Settlements waiting for the store (export it as a gauge)."""
+        return len(self._journal)
+
+    @property
+    def journal_dropped(self) -> int:
+        """Settlements lost because the journal was full (export it as a counter; should stay 0)."""
+        return self._journal.dropped
+
+    @property
+    def journal_dropped_nanos(self) -> int:
+        return self._journal.dropped_nanos
+
+    # -- reads ---------------------------------------------------------------------------------------------
+
+    def _budget(self, name: str) -> Budget:
+        for compiled in self._compiled:
+            if compiled.budget.name == name:
+                return compiled.budget
+        raise ConfigurationError(f"no budget named {name!r}")
+
+    def _current_ref(self, budget: Budget, scope: Mapping[str, str]) -> CounterRef:
+        start, end = budget.window.bounds(self._clock())
+        return _ref(
+            budget.name, tuple(sorted(scope.items())), budget.window.kind, budget.timezone, start, end
+        )
+
+    def read(self, budget: str, scope: Mapping[str, str] | None = None) -> BudgetStatus:
+        """The current window of one budget for concrete scope values (``{"user": "u-17"}`` for a per-user
+        budget; defaults to the budget's own scope, which suits budgets without wildcards)."""
+        config = self._budget(budget)
+        values = dict(scope) if scope is not None else _fixed_scope(config)
+        if any(v == WILDCARD for v in values.values()):
+            raise ConfigurationError(f"budget {budget!r} has a wildcard scope; pass concrete scope values")
+        ref = self._current_ref(config, values)
+        (state,) = self.store.read([ref], now_ms=self._now_ms())
+        return status_of(config, state)
+
+    def status(self, budget: str | None = None) -> list[BudgetStatus]:
+        """Every current-window counter of the configured budgets (one per scope value for wildcard
+        budgets; budgets without wildcards are listed even before their first call)."""
+        now = self._clock()
+        results: list[BudgetStatus] = []
+        for compiled in self._compiled:
+            config = compiled.budget
+            if budget is not None and config.name != budget:
+                continue
+            start, _ = config.window.bounds(now)
+            states = [
+                s
+                for s in self.store.list(now_ms=int(now * 1000), budget=config.name)
+                if s.ref.start == start
+                and s.ref.window == config.window.kind
+                and s.ref.timezone == config.timezone
+            ]
+            fixed = _fixed_scope(config)
+            if not any(v == WILDCARD for v in fixed.values()) and not states:
+                (state,) = self.store.read([self._current_ref(config, fixed)], now_ms=int(now * 1000))
+                states = [state]
+            results.extend(status_of(config, s) for s in sorted(states, key=lambda s: s.ref.scope))
+        return results
+
+    def reset(self, budget: str, scope: Mapping[str, str] | None = None) -> int:
+        """Forget the current window's spend of a budget (all scope values unless ``scope`` is given)."""
+        config = self._budget(budget)
+        if scope is not None:
+            return self.store.reset([self._current_ref(config, scope)])
+        return self.store.reset([s.ref for s in self.status(budget)])
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Replay the journal (best effort), drain alert sinks and close a store this ledger created."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            remaining = self.flush()
+            if remaining:
+                log.error("closing with %d settlements the budget store never took", remaining)
+        finally:
+            for sink in self._sinks:
+                try:
+                    sink.close()
+                except Exception:
+                    log.exception("closing alert sink %r failed", sink)
+            if self._owns_store:
+                self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fixed_scope(budget: Budget) -> dict[str, str]:
+    values = dict(budget.scope)
+    if budget.model is not None:
+        values["model"] = budget.model
+    if budget.model_family is not None:
+        values["model_family"] = budget.model_family
+    return values
+
+
+def _current_marks(compiled: _Compiled | None, budget: Budget) -> tuple[Mark, ...]:
+    # Thresholds follow the budget as configured now, so a raised limit moves its alert points.
+    return compiled.marks if compiled is not None else _marks(budget)

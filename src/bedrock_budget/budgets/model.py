@@ -1,0 +1,350 @@
+"""The budget model: scope x window x limits x action x alert thresholds.
+
+A :class:`Budget` is immutable and validated on construction; every problem raises
+:class:`~bedrock_budget.errors.BudgetConfigError` naming the budget and the field.
+
+Scope values match a call's attribution exactly; the value ``"*"`` means one budget per distinct value of
+that key (``scope={"user": "*"}`` caps each user separately). A call lacking a wildcard key is not covered
+by that budget. ``model`` / ``model_family`` narrow a budget to one model or family (``"*"`` again means
+one budget per model / family).
+
+Token limits count weighted tokens: each token type has a weight (default 1) with at most three decimal
+places, so weighted amounts are exact integers in milli-tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final, Literal, get_args
+
+from bedrock_budget.budgets.units import (
+    MAX_AMOUNT,
+    MILLI_PER_TOKEN,
+    to_decimal,
+    tokens_to_milli,
+    usd_to_nanos,
+)
+from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
+from bedrock_budget.errors import BudgetConfigError
+
+Action = Literal["block", "downgrade", "warn"]
+ACTIONS: Final[tuple[str, ...]] = get_args(Action)
+_ACTION_ALIASES: Final = {"shadow": "warn"}
+TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
+DEFAULT_THRESHOLDS: Final = (50, 80, 100)
+WILDCARD: Final = "*"
+MODEL_KEY: Final = "model"
+FAMILY_KEY: Final = "model_family"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+_SCOPE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+_MAX_SCOPE_VALUE = 1024
+
+
+def _fail(budget: str | None, field: str, reason: str) -> BudgetConfigError:
+    return BudgetConfigError(budget, field, reason)
+
+
+def _text(budget: str | None, field: str, value: object, *, max_len: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(budget, field, f"must be a non-empty string, not {value!r:.80}")
+    if len(value) > max_len:
+        raise _fail(budget, field, f"is longer than {max_len} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _fail(budget, field, "must not contain control characters")
+    return value
+
+
+class Budget:
+    """One budget definition.
+
+    ``Budget(name="chat-daily", scope={"app": "chat"}, window="day", timezone="UTC", limit_usd="25.00",
+    action="block")``. ``limit_usd`` takes ``str``/``Decimal``/``int`` (never float); ``limit_tokens``
+    likewise, counting weighted tokens. At least one limit is required.
+    """
+
+    __slots__ = (
+        "_scope",
+        "_weights",
+        "action",
+        "downgrade_to",
+        "limit_milli",
+        "limit_nanos",
+        "limit_tokens",
+        "limit_usd",
+        "model",
+        "model_family",
+        "name",
+        "thresholds",
+        "weight_milli",
+        "window",
+    )
+
+    _scope: Mapping[str, str]
+    _weights: Mapping[str, Decimal]
+    name: str
+    model: str | None
+    model_family: str | None
+    window: Window
+    limit_usd: Decimal | None
+    limit_tokens: Decimal | None
+    limit_nanos: int | None
+    limit_milli: int | None
+    action: str
+    downgrade_to: str | None
+    thresholds: tuple[int, ...]
+    weight_milli: Mapping[str, int]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        scope: Mapping[str, str] | None = None,
+        window: str = "day",
+        timezone: str = "UTC",
+        limit_usd: str | Decimal | int | None = None,
+        limit_tokens: str | Decimal | int | None = None,
+        token_weights: Mapping[str, str | Decimal | int] | None = None,
+        action: str = "block",
+        downgrade_to: str | None = None,
+        thresholds: Iterable[int] = DEFAULT_THRESHOLDS,
+        model: str | None = None,
+        model_family: str | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise _fail(
+                None,
+                "name",
+                f"{name!r:.80} must be 1-128 characters: letters, digits and ._:/@+- (starting with a "
+                "letter or digit)",
+            )
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "_scope", self._check_scope(name, scope))
+        model = self._scope_pop_alias(name, scope, MODEL_KEY, model)
+        model_family = self._scope_pop_alias(name, scope, FAMILY_KEY, model_family)
+        set_(self, "model", None if model is None else _text(name, "model", model, max_len=2048))
+        set_(
+            self,
+            "model_family",
+            None if model_family is None else _text(name, "model_family", model_family, max_len=128),
+        )
+
+        if not isinstance(window, str) or window not in WINDOW_KINDS:
+            raise _fail(name, "window", f"{window!r} is not one of {', '.join(WINDOW_KINDS)}")
+        if not isinstance(timezone, str):
+            raise _fail(
+                name, "timezone", f"must be an IANA zone name such as 'Europe/Berlin', not {timezone!r}"
+            )
+        try:
+            set_(self, "window", Window(window, timezone))
+        except ValueError as exc:
+            raise _fail(name, "timezone", str(exc)) from exc
+
+        usd = self._limit(name, "limit_usd", limit_usd, places=9)
+        tokens = self._limit(name, "limit_tokens", limit_tokens, places=3)
+        if usd is None and tokens is None:
+            raise _fail(name, "limit_usd", "a budget needs limit_usd, limit_tokens or both")
+        set_(self, "limit_usd", usd)
+        set_(self, "limit_tokens", tokens)
+        set_(self, "limit_nanos", None if usd is None else usd_to_nanos(usd))
+        set_(self, "limit_milli", None if tokens is None else tokens_to_milli(tokens))
+        weights = self._weights_of(name, token_weights)
+        set_(self, "_weights", MappingProxyType(weights))
+        set_(self, "weight_milli", MappingProxyType({k: tokens_to_milli(v) for k, v in weights.items()}))
+
+        action = _ACTION_ALIASES.get(action, action) if isinstance(action, str) else action
+        if action not in ACTIONS:
+            raise _fail(name, "action", f"{action!r} is not one of {', '.join(ACTIONS)} (or 'shadow')")
+        set_(self, "action", action)
+        if action == "downgrade":
+            if downgrade_to is None:
+                raise _fail(name, "downgrade_to", "action 'downgrade' needs the id of the cheaper model")
+            set_(self, "downgrade_to", _text(name, "downgrade_to", downgrade_to, max_len=2048))
+        elif downgrade_to is not None:
+            raise _fail(name, "downgrade_to", f"only applies to action 'downgrade', not {action!r}")
+        else:
+            set_(self, "downgrade_to", None)
+        set_(self, "thresholds", self._thresholds(name, thresholds))
+
+    @staticmethod
+    def _check_scope(name: str, scope: Mapping[str, str] | None) -> Mapping[str, str]:
+        if scope is None:
+            return MappingProxyType({})
+        if not isinstance(scope, Mapping):
+            raise _fail(name, "scope", f"must be a mapping of attribution key to value, not {scope!r:.80}")
+        clean: dict[str, str] = {}
+        for key, value in scope.items():
+            if not isinstance(key, str) or not _SCOPE_KEY.fullmatch(key):
+                raise _fail(
+                    name, f"scope.{key}", "keys are 1-64 characters: letters, digits and _.- (letter first)"
+                )
+            if key in (MODEL_KEY, FAMILY_KEY):
+                continue
+            clean[key] = _text(name, f"scope.{key}", value, max_len=_MAX_SCOPE_VALUE)
+        return MappingProxyType(dict(sorted(clean.items())))
+
+    @staticmethod
+    def _scope_pop_alias(
+        name: str, scope: Mapping[str, str] | None, key: str, value: str | None
+    ) -> str | None:
+        if scope is None or key not in scope:
+            return value
+        if value is not None and value != scope[key]:
+            raise _fail(name, key, f"given both as {key}={value!r} and scope.{key}={scope[key]!r}")
+        return scope[key]
+
+    @staticmethod
+    def _limit(name: str, field: str, value: object, *, places: int) -> Decimal | None:
+        if value is None:
+            return None
+        try:
+            number = to_decimal(value, what=field, places=places)
+        except ValueError as exc:
+            raise _fail(name, field, str(exc).removeprefix(f"{field} ")) from None
+        if number.scaleb(places) > MAX_AMOUNT:
+            raise _fail(name, field, f"{number} is too large")
+        return number
+
+    @staticmethod
+    def _weights_of(name: str, weights: Mapping[str, str | Decimal | int] | None) -> dict[str, Decimal]:
+        result = {kind: Decimal(1) for kind in TOKEN_TYPES}
+        if weights is None:
+            return result
+        if not isinstance(weights, Mapping):
+            raise _fail(
+                name, "token_weights", f"must be a mapping of token type to weight, not {weights!r:.80}"
+            )
+        for kind, weight in weights.items():
+            field = f"token_weights.{kind}"
+            if kind not in TOKEN_TYPES:
+                raise _fail(name, field, f"unknown token type; expected one of {', '.join(TOKEN_TYPES)}")
+            try:
+                number = to_decimal(weight, what=field, places=3)
+            except ValueError as exc:
+                raise _fail(name, field, str(exc).removeprefix(f"{field} ")) from None
+            if number > 1000:
+                raise _fail(name, field, f"{number} is above the maximum weight 1000")
+            result[kind] = number
+        return result
+
+    @staticmethod
+    def _thresholds(name: str, thresholds: Iterable[int]) -> tuple[int, ...]:
+        if isinstance(thresholds, str | bytes) or not isinstance(thresholds, Iterable):
+            raise _fail(name, "thresholds", f"must be a list of percentages, not {thresholds!r:.80}")
+        values = list(thresholds)
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+                raise _fail(name, "thresholds", f"{value!r} is not a whole percentage between 1 and 1000")
+        if len(set(values)) != len(values):
+            raise _fail(name, "thresholds", "contains duplicates")
+        return tuple(sorted(values))
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"Budget is immutable; use replace(): cannot set {key!r}")
+
+    @property
+    def scope(self) -> Mapping[str, str]:
+        """Attribution keys and values this budget covers (``"*"``: one budget per value)."""
+        return self._scope
+
+    @property
+    def token_weights(self) -> Mapping[str, Decimal]:
+        return self._weights
+
+    @property
+    def timezone(self) -> str:
+        return self.window.timezone
+
+    @property
+    def is_global(self) -> bool:
+        return not self._scope and self.model is None and self.model_family is None
+
+    def weigh(self, tokens: Mapping[str, int]) -> int:
+        """Weighted milli-tokens of a token count by type; a type without a weight counts at 1."""
+        weights = self.weight_milli
+        return sum(count * weights.get(kind, MILLI_PER_TOKEN) for kind, count in tokens.items())
+
+    def match(
+        self, attribution: Mapping[str, str], model_id: str, model_family: str | None
+    ) -> tuple[tuple[str, str], ...] | None:
+        """The concrete scope values this budget applies to for a call, or ``None`` when it does not
+        apply. Values are sorted by key; ``model``/``model_family`` are included when the budget names
+        them."""
+        values: list[tuple[str, str]] = []
+        for key, wanted in self._scope.items():
+            got = attribution.get(key)
+            if not got or (wanted != WILDCARD and got != wanted):
+                return None
+            values.append((key, got))
+        if self.model is not None:
+            if self.model != WILDCARD and self.model != model_id:
+                return None
+            values.append((MODEL_KEY, model_id))
+        if self.model_family is not None:
+            if not model_family or (self.model_family != WILDCARD and self.model_family != model_family):
+                return None
+            values.append((FAMILY_KEY, model_family))
+        values.sort()
+        return tuple(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The definition as plain data (the YAML schema), for round trips and display."""
+        data: dict[str, Any] = {"name": self.name}
+        if self._scope:
+            data["scope"] = dict(self._scope)
+        if self.model is not None:
+            data["model"] = self.model
+        if self.model_family is not None:
+            data["model_family"] = self.model_family
+        data["window"] = self.window.kind
+        data["timezone"] = self.window.timezone
+        if self.limit_usd is not None:
+            data["limit_usd"] = str(self.limit_usd)
+        if self.limit_tokens is not None:
+            data["limit_tokens"] = str(self.limit_tokens)
+        weights = {k: str(v) for k, v in self._weights.items() if v != 1}
+        if weights:
+            data["token_weights"] = weights
+        data["action"] = self.action
+        if self.downgrade_to is not None:
+            data["downgrade_to"] = self.downgrade_to
+        data["thresholds"] = list(self.thresholds)
+        return data
+
+    def replace(self, **changes: Any) -> Budget:
+        """A copy with some fields changed (e.g. a new limit; the spend already recorded is kept because
+        store keys never depend on limits)."""
+        data = self.to_dict()
+        data.update(changes)
+        name = data.pop("name")
+        return Budget(name, **data)
+
+    def _key(self) -> tuple[object, ...]:
+        # Compares amounts as integers, so limit_usd="25.0" and "25.00" are the same budget.
+        return (
+            self.name,
+            tuple(self._scope.items()),
+            self.model,
+            self.model_family,
+            self.window,
+            self.limit_nanos,
+            self.limit_milli,
+            tuple(sorted(self.weight_milli.items())),
+            self.action,
+            self.downgrade_to,
+            self.thresholds,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Budget) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "name")
+        return f"Budget({self.name!r}, {fields})"

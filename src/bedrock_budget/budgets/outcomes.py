@@ -1,0 +1,220 @@
+"""What the ledger hands back: reservations, refusals, budget status and alerts built from store state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Final, Literal
+
+from bedrock_budget.alerts.model import Alert
+from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
+from bedrock_budget.stores.base import Check, CounterRef, CounterState, Mark
+
+_HUNDRED: Final = Decimal(100)
+_PERCENT_STEP: Final = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why one budget refused (or, for a warn budget, would have refused) a call."""
+
+    budget: Budget
+    scope: Mapping[str, str]
+    window_start: datetime | None
+    resets_at: datetime | None
+    unit: str
+    limit: Decimal
+    spent: Decimal
+    reserved: Decimal
+    requested: Decimal
+    reason: str
+
+    @property
+    def action(self) -> str:
+        return self.budget.action
+
+    @property
+    def downgrade_to(self) -> str | None:
+        return self.budget.downgrade_to
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationLine:
+    """One budget a reservation touches: its counter and the amounts held there (nano-USD, milli-tokens)."""
+
+    budget: Budget
+    ref: CounterRef
+    usd: int
+    tokens: int
+
+
+@dataclass(eq=False)
+class Reservation:
+    """A held worst case. Settle or release it exactly once (later calls are no-ops)."""
+
+    id: str
+    model_id: str
+    model_family: str | None
+    cost_nanos: int
+    tokens: Mapping[str, int]
+    lines: tuple[ReservationLine, ...]
+    created_at: float
+    deadline: float
+    warnings: tuple[Refusal, ...] = ()
+    offline: bool = False
+    state: Literal["held", "settled", "released"] = "held"
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def budgets(self) -> tuple[str, ...]:
+        return tuple(line.budget.name for line in self.lines)
+
+    def _finish(self, state: Literal["settled", "released"]) -> bool:
+        with self._lock:
+            if self.state != "held":
+                return False
+            self.state = state
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """One budget window as the store sees it now. Amounts are Decimal USD and weighted tokens."""
+
+    budget: Budget
+    scope: Mapping[str, str]
+    window_start: datetime | None
+    resets_at: datetime | None
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    spent_tokens: Decimal
+    reserved_tokens: Decimal
+    active_reservations: int
+    models: Mapping[str, Mapping[str, int]]
+    ref: CounterRef = field(repr=False, compare=False)
+
+    @property
+    def limit_usd(self) -> Decimal | None:
+        return self.budget.limit_usd
+
+    @property
+    def limit_tokens(self) -> Decimal | None:
+        return self.budget.limit_tokens
+
+    @property
+    def utilisation(self) -> Decimal | None:
+        """Spent over limit (0..1+) in the tighter unit; None without limits, or for a zero limit."""
+        ratios = [
+            spent / limit
+            for spent, limit in ((self.spent_usd, self.limit_usd), (self.spent_tokens, self.limit_tokens))
+            if limit
+        ]
+        return max(ratios) if ratios else None
+
+
+def window_times(budget: Budget, ref: CounterRef) -> tuple[datetime | None, datetime | None]:
+    if ref.end is None:
+        return None, None
+    return budget.window.local(ref.start), budget.window.local(ref.end)
+
+
+def refusals_of(line: ReservationLine, check: Check) -> list[Refusal]:
+    refusals: list[Refusal] = []
+    budget, state = line.budget, check.state
+    start, resets = window_times(budget, line.ref)
+    scope = MappingProxyType(dict(line.ref.scope))
+    units: list[tuple[str, int | None, int, int, int, Callable[[int], Decimal], str]] = []
+    if check.refused_usd:
+        units.append(
+            ("usd", budget.limit_nanos, state.spent_usd, state.held_usd, line.usd, nanos_to_usd, "$")
+        )
+    if check.refused_tokens:
+        units.append(
+            (
+                "tokens",
+                budget.limit_milli,
+                state.spent_tokens,
+                state.held_tokens,
+                line.tokens,
+                milli_to_tokens,
+                "",
+            )
+        )
+    for unit, limit, spent, held, requested, convert, sign in units:
+        assert limit is not None
+        if requested > limit:
+            noun = "" if unit == "usd" else " tokens"
+            reason = (
+                f"this call's worst case alone ({sign}{convert(requested)}{noun}) exceeds the budget's limit "
+                f"({sign}{convert(limit)}{noun}); lower the request's maximum output tokens "
+                "(maxTokens / max_tokens) or raise the limit"
+            )
+        else:
+            reason = "the limit would be exceeded by spent + reserved + this call's worst case"
+        refusals.append(
+            Refusal(
+                budget=budget,
+                scope=scope,
+                window_start=start,
+                resets_at=resets,
+                unit=unit,
+                limit=convert(limit),
+                spent=convert(spent),
+                reserved=convert(held),
+                requested=convert(requested),
+                reason=reason,
+            )
+        )
+    return refusals
+
+
+def status_of(budget: Budget, state: CounterState) -> BudgetStatus:
+    start, resets = window_times(budget, state.ref)
+    return BudgetStatus(
+        budget=budget,
+        scope=MappingProxyType(dict(state.ref.scope)),
+        window_start=start,
+        resets_at=resets,
+        spent_usd=nanos_to_usd(state.spent_usd),
+        reserved_usd=nanos_to_usd(state.held_usd),
+        spent_tokens=milli_to_tokens(state.spent_tokens),
+        reserved_tokens=milli_to_tokens(state.held_tokens),
+        active_reservations=state.active,
+        models=state.models,
+        ref=state.ref,
+    )
+
+
+def alert_of(budget: Budget, ref: CounterRef, state: CounterState, mark: Mark) -> Alert | None:
+    convert: Callable[[int], Decimal]
+    if mark.unit == "usd":
+        limit_raw, spent_raw, convert = budget.limit_nanos, state.spent_usd, nanos_to_usd
+    else:
+        limit_raw, spent_raw, convert = budget.limit_milli, state.spent_tokens, milli_to_tokens
+    if limit_raw is None:
+        return None
+    start, resets = window_times(budget, ref)
+    percentage = (
+        (Decimal(spent_raw) * _HUNDRED / Decimal(limit_raw)).quantize(_PERCENT_STEP)
+        if limit_raw
+        else _HUNDRED
+    )
+    return Alert(
+        budget=budget.name,
+        scope=MappingProxyType(dict(ref.scope)),
+        window=budget.window.kind,
+        timezone=budget.timezone,
+        window_start=start if start is not None else budget.window.local(0),
+        resets_at=resets,
+        unit=mark.unit,
+        threshold=mark.percent,
+        spent=convert(spent_raw),
+        limit=convert(limit_raw),
+        percentage=percentage,
+        action=budget.action,
+    )

@@ -1,0 +1,311 @@
+"""The store contract.
+
+A store keeps one *counter* per budget window (:class:`CounterRef`): spent and held amounts in integer
+nano-dollars and milli-tokens, the live reservations with their deadlines, tombstones, alert markers and
+per-model tallies. Every operation below is atomic per counter and purges the counter's expired
+reservations first, so a crashed process's holds come back once their deadline passes.
+
+Reservation lifecycle (ids are chosen by the caller, unique per call):
+
+- :meth:`Store.reserve` checks ``spent + held + requested <= limit`` for every counter and holds the
+  request in all of them or in none. Counters with ``enforce=False`` (warn/shadow budgets) are checked and
+  held but never refuse. Reserving an id that is already live is a no-op that reports success, so a retry
+  after a lost reply never holds twice.
+- :meth:`Store.settle` replaces the hold with the actual amounts. A live reservation is settled
+  (``SETTLED``); one whose deadline passed is still charged its actual amounts, once (``LATE``; its hold was
+  already dropped, so nothing counts twice); anything else is a no-op (``NOOP``). With ``charge=True`` an
+  unknown id is charged too (``CHARGED``) and remembered, which is how spend journalled during an outage is
+  replayed exactly once.
+- :meth:`Store.release` drops a hold without charging (the call failed before inference).
+
+Tombstones (expired and charged ids) are kept for ``tombstone_retention`` seconds; keys expire
+``key_slack`` seconds after their window ends.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Final, Literal
+from urllib.parse import unquote
+
+from bedrock_budget.stores.keys import check_prefix, counter_tag, encode_part
+
+DEFAULT_PREFIX: Final = "bb:"
+DEFAULT_KEY_SLACK: Final = 3600
+DEFAULT_TOMBSTONE_RETENTION: Final = 86400
+_EMPTY: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType({})
+
+Unit = Literal["usd", "tokens"]
+
+
+@dataclass(frozen=True, slots=True)
+class CounterRef:
+    """One budget window: budget name, concrete scope values, window kind/zone and bounds (epoch s)."""
+
+    budget: str
+    scope: tuple[tuple[str, str], ...]
+    window: str
+    timezone: str
+    start: int
+    end: int | None
+    tag: str = field(init=False, repr=False, compare=False)
+    _meta: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tag", counter_tag(self.budget, self.scope, self.window, self.start))
+        object.__setattr__(self, "_meta", self._dump())
+
+    def meta(self) -> str:
+        """The raw identity as JSON, stored with the counter so listings can show real names."""
+        return self._meta
+
+    def _dump(self) -> str:
+        return json.dumps(
+            {
+                "budget": self.budget,
+                "scope": [list(p) for p in self.scope],
+                "window": self.window,
+                "timezone": self.timezone,
+                "start": self.start,
+                "end": self.end,
+            },
+            separators=(",", ":"),
+            ensure_ascii=True,
+        )
+
+    @classmethod
+    def from_meta(cls, text: str | bytes) -> CounterRef:
+        data = json.loads(text)
+        return cls(
+            budget=data["budget"],
+            scope=tuple((str(k), str(v)) for k, v in data["scope"]),
+            window=data["window"],
+            timezone=data["timezone"],
+            start=int(data["start"]),
+            end=None if data["end"] is None else int(data["end"]),
+        )
+
+    def ttl_ms(self, now_ms: int, slack: int) -> int:
+        """Milliseconds the counter's keys should live from ``now_ms``: until ``slack`` seconds after the
+        window ends (0: never expire). Never below 1, so a write to a long-gone window vanishes at once."""
+        if self.end is None:
+            return 0
+        return max(1, (self.end + slack) * 1000 - now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One counter of a reservation: limits (``None``: no limit in that unit), the amounts to hold and
+    whether a refusal here refuses the whole reservation."""
+
+    ref: CounterRef
+    limit_usd: int | None
+    limit_tokens: int | None
+    usd: int
+    tokens: int
+    enforce: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """An alert threshold: fires once per counter when spent in ``unit`` reaches ``amount``."""
+
+    unit: Unit
+    percent: int
+    amount: int
+
+    @property
+    def name(self) -> str:
+        return f"{'u' if self.unit == 'usd' else 't'}{self.percent}"
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """One counter of a settlement: actual amounts and the thresholds to test."""
+
+    ref: CounterRef
+    usd: int
+    tokens: int
+    marks: tuple[Mark, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    ref: CounterRef
+    spent_usd: int = 0
+    held_usd: int = 0
+    spent_tokens: int = 0
+    held_tokens: int = 0
+    active: int = 0
+    models: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
+    alerted: tuple[str, ...] = ()
+    #: The limits of the last reservation made (for reports without the configuration; never enforced).
+    limit_usd: int | None = None
+    limit_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A counter as found by reserve (before this call's hold) and whether it refused in each unit."""
+
+    state: CounterState
+    refused_usd: bool = False
+    refused_tokens: bool = False
+
+    @property
+    def refused(self) -> bool:
+        return self.refused_usd or self.refused_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveResult:
+    granted: bool
+    checks: tuple[Check, ...]
+    repeated: bool = False
+
+
+class SettleStatus(enum.Enum):
+    SETTLED = "settled"
+    LATE = "late"
+    CHARGED = "charged"
+    NOOP = "noop"
+
+
+_STATUS_CODES: Final = {
+    0: SettleStatus.NOOP,
+    1: SettleStatus.SETTLED,
+    2: SettleStatus.LATE,
+    3: SettleStatus.CHARGED,
+}
+
+
+def settle_status(code: int) -> SettleStatus:
+    return _STATUS_CODES[code]
+
+
+@dataclass(frozen=True, slots=True)
+class SettleOutcome:
+    """Truthy only when a live reservation was settled; ``LATE``/``CHARGED`` still recorded the spend."""
+
+    status: SettleStatus
+    state: CounterState
+    fired: tuple[Mark, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.status is SettleStatus.SETTLED
+
+    @property
+    def recorded(self) -> bool:
+        return self.status is not SettleStatus.NOOP
+
+
+class Store(ABC):
+    """Abstract budget store. Amounts are integers: nano-dollars and milli-tokens. Times are epoch
+    milliseconds passed in by the caller, so one injected clock drives windows and reservation expiry."""
+
+    #: URI schemes this class serves (used by the registry).
+    schemes: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        key_slack: int = DEFAULT_KEY_SLACK,
+        tombstone_retention: int = DEFAULT_TOMBSTONE_RETENTION,
+    ) -> None:
+        self.prefix = check_prefix(prefix)
+        if key_slack < 0 or tombstone_retention < 0:
+            raise ValueError("key_slack and tombstone_retention must not be negative")
+        self.key_slack = int(key_slack)
+        self.tombstone_retention = int(tombstone_retention)
+
+    @property
+    def name(self) -> str:
+        """A printable name for errors and logs (never containing credentials)."""
+        return type(self).__name__
+
+    def key(self, ref: CounterRef) -> str:
+        return f"{self.prefix}{ref.tag}"
+
+    @abstractmethod
+    def reserve(
+        self, reservation_id: str, holds: Sequence[Hold], *, now_ms: int, deadline_ms: int
+    ) -> ReserveResult:
+        """Hold every counter or none (see the module docstring)."""
+
+    @abstractmethod
+    def settle(
+        self,
+        reservation_id: str,
+        spends: Sequence[Spend],
+        *,
+        now_ms: int,
+        model: str | None = None,
+        tokens: Mapping[str, int] | None = None,
+        charge: bool = False,
+    ) -> tuple[SettleOutcome, ...]:
+        """Settle (or with ``charge`` record) the reservation in each counter exactly once. ``model`` and
+        ``tokens`` (raw counts by type) feed the per-model tallies."""
+
+    @abstractmethod
+    def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
+        """Drop the hold in each counter; True where one was dropped."""
+
+    @abstractmethod
+    def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
+        """Current state of each counter (purging expired holds first)."""
+
+    @abstractmethod
+    def reset(self, refs: Sequence[CounterRef]) -> int:
+        """Forget the counters entirely; returns how many existed."""
+
+    @abstractmethod
+    def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
+        """Every stored counter (optionally of one budget), in no particular order."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`~bedrock_budget.errors.StoreUnavailableError` when the store cannot be reached."""
+
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Release connections and threads. Idempotent."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} prefix={self.prefix!r}>"
+
+
+def tally_fields(model: str | None, tokens: Mapping[str, int] | None, usd: int) -> list[tuple[str, int]]:
+    """Per-model tally increments for one settlement: calls, cost and each token type."""
+    if model is None:
+        return []
+    fields = [("calls", 1), ("cost", usd)]
+    fields.extend((kind, count) for kind, count in sorted((tokens or {}).items()) if count)
+    return fields
+
+
+def parse_tallies(items: Mapping[str, str] | Sequence[tuple[str, str]]) -> Mapping[str, Mapping[str, int]]:
+    pairs = items.items() if isinstance(items, Mapping) else items
+    models: dict[str, dict[str, int]] = {}
+    for name, value in pairs:
+        if not name.startswith("m:"):
+            continue
+        model, _, kind = name[2:].rpartition(":")
+        models.setdefault(unquote(model), {})[kind] = int(value)
+    return MappingProxyType({k: MappingProxyType(v) for k, v in models.items()})
+
+
+def tally_prefix(model: str) -> str:
+    return f"m:{encode_part(model)}:"

@@ -1,0 +1,330 @@
+"""In-process store (``memory://``), the default.
+
+It mirrors the Lua scripts operation for operation (same purge, tombstone, threshold and expiry rules) so
+the contract suite holds for both; one lock makes every operation atomic across threads. Spend lives and
+dies with the process: use Redis when several processes share a budget.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from bedrock_budget.errors import ConfigurationError
+from bedrock_budget.stores.base import (
+    DEFAULT_KEY_SLACK,
+    DEFAULT_PREFIX,
+    DEFAULT_TOMBSTONE_RETENTION,
+    Check,
+    CounterRef,
+    CounterState,
+    Hold,
+    Mark,
+    ReserveResult,
+    SettleOutcome,
+    SettleStatus,
+    Spend,
+    Store,
+    parse_tallies,
+    tally_fields,
+    tally_prefix,
+)
+
+
+class _Counter:
+    __slots__ = (
+        "alerts",
+        "expires",
+        "held_tokens",
+        "held_usd",
+        "holds",
+        "limits",
+        "live",
+        "meta",
+        "spent_tokens",
+        "spent_usd",
+        "tallies",
+        "tombs",
+    )
+
+    def __init__(self) -> None:
+        self.spent_usd = 0
+        self.held_usd = 0
+        self.spent_tokens = 0
+        self.held_tokens = 0
+        self.holds: dict[str, tuple[int, int]] = {}
+        self.live: dict[str, int] = {}
+        self.tombs: dict[str, int] = {}
+        self.alerts: dict[str, int] = {}
+        self.tallies: dict[str, int] = {}
+        self.meta: str | None = None
+        self.limits: tuple[int | None, int | None] = (None, None)
+        self.expires: int | None = None
+
+    def drop_hold(self, rid: str) -> bool:
+        if self.live.pop(rid, None) is None:
+            return False
+        usd, tokens = self.holds.pop(rid, (0, 0))
+        self.held_usd -= usd
+        self.held_tokens -= tokens
+        return True
+
+    def purge(self, now: int, trim_before: int) -> None:
+        expired = [rid for rid, deadline in self.live.items() if deadline <= now]
+        for rid in expired:
+            self.drop_hold(rid)
+            self.tombs["x" + rid] = now
+        if self.tombs:
+            for member in [m for m, when in self.tombs.items() if when < trim_before]:
+                del self.tombs[member]
+
+    def touch(self, ttl: int, now: int) -> None:
+        if ttl:
+            self.expires = now + ttl
+
+    def state(self, ref: CounterRef) -> CounterState:
+        return CounterState(
+            ref=ref,
+            spent_usd=max(self.spent_usd, 0),
+            held_usd=max(self.held_usd, 0),
+            spent_tokens=max(self.spent_tokens, 0),
+            held_tokens=max(self.held_tokens, 0),
+            active=len(self.live),
+        )
+
+
+def _fits(spent: int, held: int, requested: int, limit: int | None) -> bool:
+    return limit is None or spent + held + requested <= limit
+
+
+class MemoryStore(Store):
+    """Thread-safe in-process store. ``MemoryStore()`` or ``from_uri("memory://")``."""
+
+    schemes = ("memory",)
+
+    def __init__(
+        self,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        key_slack: int = DEFAULT_KEY_SLACK,
+        tombstone_retention: int = DEFAULT_TOMBSTONE_RETENTION,
+    ) -> None:
+        super().__init__(prefix=prefix, key_slack=key_slack, tombstone_retention=tombstone_retention)
+        self._lock = threading.Lock()
+        self._counters: dict[str, _Counter] = {}
+        self._operations = 0
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> MemoryStore:
+        parts = urlsplit(uri)
+        if parts.netloc or parts.path not in ("", "/"):
+            raise ConfigurationError(f"memory store URI takes no host or path: {uri!r}")
+        return cls(**options)
+
+    @property
+    def name(self) -> str:
+        return "memory://"
+
+    def _get(self, key: str, now: int) -> _Counter | None:
+        counter = self._counters.get(key)
+        if counter is not None and counter.expires is not None and counter.expires <= now:
+            del self._counters[key]
+            return None
+        return counter
+
+    def _obtain(self, key: str, now: int) -> _Counter:
+        counter = self._get(key, now)
+        if counter is None:
+            counter = self._counters[key] = _Counter()
+        return counter
+
+    def _trim_before(self, now_ms: int) -> int:
+        return now_ms - self.tombstone_retention * 1000
+
+    def _sweep(self, now: int) -> None:
+        # Expired windows would otherwise stay in memory until their key is touched again.
+        self._operations += 1
+        if self._operations % 4096 == 0:
+            for key in [k for k, c in self._counters.items() if c.expires is not None and c.expires <= now]:
+                del self._counters[key]
+
+    def reserve(
+        self, reservation_id: str, holds: Sequence[Hold], *, now_ms: int, deadline_ms: int
+    ) -> ReserveResult:
+        trim = self._trim_before(now_ms)
+        with self._lock:
+            self._sweep(now_ms)
+            keys = [self.key(h.ref) for h in holds]
+            first = self._get(keys[0], now_ms) if keys else None
+            if first is not None and reservation_id in first.live:
+                checks = []
+                for key, hold in zip(keys, holds, strict=True):
+                    counter = self._get(key, now_ms)
+                    checks.append(Check(counter.state(hold.ref) if counter else CounterState(hold.ref)))
+                return ReserveResult(granted=True, checks=tuple(checks), repeated=True)
+            granted = True
+            found: list[Check] = []
+            for key, hold in zip(keys, holds, strict=True):
+                counter = self._get(key, now_ms)
+                if counter is not None:
+                    counter.purge(now_ms, trim)
+                state = counter.state(hold.ref) if counter else CounterState(hold.ref)
+                check = Check(
+                    state,
+                    refused_usd=not _fits(state.spent_usd, state.held_usd, hold.usd, hold.limit_usd),
+                    refused_tokens=not _fits(
+                        state.spent_tokens, state.held_tokens, hold.tokens, hold.limit_tokens
+                    ),
+                )
+                if hold.enforce and check.refused:
+                    granted = False
+                found.append(check)
+            for key, hold in zip(keys, holds, strict=True):
+                ttl = hold.ref.ttl_ms(now_ms, self.key_slack)
+                if granted:
+                    counter = self._obtain(key, now_ms)
+                    if counter.meta is None:
+                        counter.meta = hold.ref.meta()
+                    counter.limits = (hold.limit_usd, hold.limit_tokens)
+                    counter.held_usd += hold.usd
+                    counter.held_tokens += hold.tokens
+                    counter.holds[reservation_id] = (hold.usd, hold.tokens)
+                    counter.live[reservation_id] = deadline_ms
+                    counter.touch(ttl, now_ms)
+                else:
+                    existing = self._get(key, now_ms)
+                    if existing is not None:
+                        existing.touch(ttl, now_ms)
+            return ReserveResult(granted=granted, checks=tuple(found))
+
+    def settle(
+        self,
+        reservation_id: str,
+        spends: Sequence[Spend],
+        *,
+        now_ms: int,
+        model: str | None = None,
+        tokens: Mapping[str, int] | None = None,
+        charge: bool = False,
+    ) -> tuple[SettleOutcome, ...]:
+        trim = self._trim_before(now_ms)
+        outcomes: list[SettleOutcome] = []
+        with self._lock:
+            for spend in spends:
+                key = self.key(spend.ref)
+                counter = self._get(key, now_ms)
+                status = SettleStatus.NOOP
+                if counter is not None:
+                    counter.purge(now_ms, trim)
+                    if counter.drop_hold(reservation_id):
+                        status = SettleStatus.SETTLED
+                    elif counter.tombs.pop("x" + reservation_id, None) is not None:
+                        status = SettleStatus.LATE
+                if (
+                    status is SettleStatus.NOOP
+                    and charge
+                    and (counter is None or ("d" + reservation_id) not in counter.tombs)
+                ):
+                    status = SettleStatus.CHARGED
+                fired: list[Mark] = []
+                if status is not SettleStatus.NOOP:
+                    counter = self._obtain(key, now_ms)
+                    if charge:
+                        counter.tombs["d" + reservation_id] = now_ms
+                    if counter.meta is None:
+                        counter.meta = spend.ref.meta()
+                    counter.spent_usd += spend.usd
+                    counter.spent_tokens += spend.tokens
+                    if model is not None:
+                        prefix = tally_prefix(model)
+                        for kind, value in tally_fields(model, tokens, spend.usd):
+                            if value:
+                                counter.tallies[prefix + kind] = counter.tallies.get(prefix + kind, 0) + value
+                    for mark in spend.marks:
+                        delta, total = (
+                            (spend.usd, counter.spent_usd)
+                            if mark.unit == "usd"
+                            else (spend.tokens, counter.spent_tokens)
+                        )
+                        if delta and total >= mark.amount and mark.name not in counter.alerts:
+                            counter.alerts[mark.name] = now_ms
+                            fired.append(mark)
+                if counter is not None:
+                    counter.touch(spend.ref.ttl_ms(now_ms, self.key_slack), now_ms)
+                    state = counter.state(spend.ref)
+                else:
+                    state = CounterState(spend.ref)
+                outcomes.append(SettleOutcome(status, state, tuple(fired)))
+        return tuple(outcomes)
+
+    def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
+        trim = self._trim_before(now_ms)
+        dropped: list[bool] = []
+        with self._lock:
+            for ref in refs:
+                counter = self._get(self.key(ref), now_ms)
+                if counter is None:
+                    dropped.append(False)
+                    continue
+                counter.purge(now_ms, trim)
+                dropped.append(counter.drop_hold(reservation_id))
+                counter.tombs.pop("x" + reservation_id, None)
+                counter.touch(ref.ttl_ms(now_ms, self.key_slack), now_ms)
+        return tuple(dropped)
+
+    def _full_state(self, ref: CounterRef, counter: _Counter) -> CounterState:
+        base = counter.state(ref)
+        return CounterState(
+            ref=ref,
+            spent_usd=base.spent_usd,
+            held_usd=base.held_usd,
+            spent_tokens=base.spent_tokens,
+            held_tokens=base.held_tokens,
+            active=base.active,
+            models=parse_tallies({k: str(v) for k, v in counter.tallies.items()}),
+            alerted=tuple(sorted(counter.alerts)),
+            limit_usd=counter.limits[0],
+            limit_tokens=counter.limits[1],
+        )
+
+    def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
+        trim = self._trim_before(now_ms)
+        states: list[CounterState] = []
+        with self._lock:
+            for ref in refs:
+                counter = self._get(self.key(ref), now_ms)
+                if counter is None:
+                    states.append(CounterState(ref))
+                    continue
+                counter.purge(now_ms, trim)
+                states.append(self._full_state(ref, counter))
+        return tuple(states)
+
+    def reset(self, refs: Sequence[CounterRef]) -> int:
+        with self._lock:
+            return sum(self._counters.pop(self.key(ref), None) is not None for ref in refs)
+
+    def ping(self) -> None:
+        return None
+
+    def clear(self) -> None:
+        """Forget everything (tests and demos)."""
+        with self._lock:
+            self._counters.clear()
+
+    def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
+        trim = self._trim_before(now_ms)
+        states: list[CounterState] = []
+        with self._lock:
+            for key in list(self._counters):
+                counter = self._get(key, now_ms)
+                if counter is None or counter.meta is None:
+                    continue
+                ref = CounterRef.from_meta(counter.meta)
+                if budget is not None and ref.budget != budget:
+                    continue
+                counter.purge(now_ms, trim)
+                states.append(self._full_state(ref, counter))
+        return states

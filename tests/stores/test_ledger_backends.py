@@ -1,0 +1,227 @@
+"""The ledger over every backend: cross-process alert de-duplication, concurrency that never overshoots,
+and outage handling against real redis-server processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bedrock_budget.alerts import Alert
+from bedrock_budget.budgets import Budget, Ledger
+from bedrock_budget.errors import BudgetExceededError, StoreUnavailableError
+from bedrock_budget.stores import Spend, from_uri
+
+from . import _concurrency_worker
+from .conftest import Backend, RedisServer, free_port
+
+USD = 1_000_000_000
+CALL = {"user": "u-1", "app": "chat"}
+
+
+def test_two_ledgers_on_one_store_fire_each_alert_once(backend: Backend) -> None:
+    received: list[tuple[str, int]] = []
+    budget = Budget("team", scope={"app": "chat"}, limit_usd="10", thresholds=(50, 80, 100))
+    ledgers = [
+        Ledger(backend.make(), [budget], alert_sinks=[lambda a, n=n: received.append((f"L{n}", a.threshold))])
+        for n in range(2)
+    ]
+    for step in range(10):
+        ledger = ledgers[step % 2]
+        ledger.settle(ledger.reserve(CALL, "m", None, USD, {}), USD, {})
+    assert received == [("L0", 50), ("L1", 80), ("L1", 100)]
+    assert ledgers[0].read("team").spent_usd == Decimal(10)
+
+
+def test_threads_never_overshoot(backend: Backend) -> None:
+    cost, limit = 7_000_003, "0.3"
+    fits = 300_000_000 // cost  # 42
+    ledger = Ledger(backend.make(), [Budget("shared", window="lifetime", limit_usd=limit)])
+    granted: list[int] = []
+    start = threading.Barrier(8)
+
+    def work() -> None:
+        start.wait()
+        mine = 0
+        for _ in range(15):
+            try:
+                reservation = ledger.reserve(CALL, "m", None, cost, {})
+            except BudgetExceededError:
+                continue
+            mine += 1
+            ledger.settle(reservation, cost, {})
+        granted.append(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    (status,) = ledger.status()
+    assert sum(granted) == fits
+    assert (status.spent_usd, status.reserved_usd) == (Decimal(fits * cost) / USD, 0)
+
+
+@pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.redis),
+                                  pytest.param("cluster", marks=pytest.mark.cluster)])  # fmt: skip
+def test_processes_never_overshoot(request: pytest.FixtureRequest, kind: str) -> None:
+    from .conftest import make_backend
+
+    backend = make_backend(request, kind)
+    assert backend.uri is not None
+    cost, limit_nanos = 7_000_003, 1_000_000_000
+    fits = limit_nanos // cost  # 142 of 1600 attempts
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_concurrency_worker.hammer,
+            args=(backend.uri, backend.options["prefix"], "1", cost, 200, start, results),
+        )
+        for _ in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+        assert worker.exitcode == 0
+        worker.close()
+    results.close()
+    results.join_thread()
+    assert sum(g for g, _ in outcomes) == fits
+    assert sum(r for _, r in outcomes) == 8 * 200 - fits
+    store = backend.make()
+    (state,) = Ledger(store, [Budget("shared", window="lifetime", limit_usd="1")]).status()
+    assert state.spent_usd * USD == fits * cost <= limit_nanos
+    assert state.reserved_usd == 0
+    assert state.active_reservations == 0
+
+
+def test_deny_fails_fast_on_a_closed_port() -> None:
+    port = free_port()
+    ledger = Ledger(from_uri(f"redis://127.0.0.1:{port}/0"), [Budget("b", limit_usd="1")])
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as info:
+        ledger.reserve(CALL, "m", None, 1, {})
+    assert time.monotonic() - started < 2
+    assert f"127.0.0.1:{port}" in info.value.store
+    ledger.close()
+    ledger.store.close()
+
+
+def test_passwords_never_reach_error_messages() -> None:
+    port = free_port()
+    store = from_uri(f"redis://user:hunter2@127.0.0.1:{port}/0")
+    with pytest.raises(StoreUnavailableError) as info:
+        store.ping()
+    assert "hunter2" not in str(info.value)
+    assert "user:***@" in str(info.value)
+    store.close()
+
+
+@pytest.mark.redis
+def test_outage_allow_journals_and_replays_after_restart(redis_server_binary: str, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, free_port())
+    server.start()
+    store = from_uri(f"redis://127.0.0.1:{server.port}/0", connect_timeout=0.2, socket_timeout=0.5)
+    alerts: list[Alert] = []
+    ledger = Ledger(store, [Budget("b", limit_usd="10", thresholds=(50,))], on_store_error="allow",
+                    alert_sinks=[alerts.append])  # fmt: skip
+    try:
+        ledger.settle(ledger.reserve(CALL, "m", None, USD, {}), USD, {})
+        server.stop()
+        started = time.monotonic()
+        offline = [ledger.reserve(CALL, "m", None, 2 * USD, {}) for _ in range(3)]
+        assert all(r.offline for r in offline)
+        assert time.monotonic() - started < 3
+        for reservation in offline:
+            ledger.settle(reservation, 2 * USD, {})
+        assert ledger.journal_depth == 3
+        assert ledger.flush() == 3
+        server.start()  # an empty server: the offline spend is all that will be there
+        ledger.reserve(CALL, "m", None, 0, {})  # the next good operation replays the journal
+        assert ledger.journal_depth == 0
+        assert ledger.read("b").spent_usd == Decimal(6)
+        assert [a.threshold for a in alerts] == [50]
+        # A replay whose reply got lost and is sent again is not charged twice.
+        ref = offline[0].lines[0].ref
+        (again,) = store.settle(
+            offline[0].id, [Spend(ref, 2 * USD, 0)], now_ms=int(time.time() * 1000), charge=True
+        )
+        assert not again.recorded
+        assert ledger.read("b").spent_usd == Decimal(6)
+    finally:
+        ledger.close()
+        store.close()
+        server.stop()
+
+
+@pytest.mark.redis
+def test_a_frozen_server_denies_then_settles_exactly_once(redis_server_binary: str, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, free_port())
+    server.start()
+    store = from_uri(f"redis://127.0.0.1:{server.port}/0", socket_timeout=0.3, connect_timeout=0.3)
+    ledger = Ledger(store, [Budget("b", limit_usd="10")])
+    assert server.process is not None
+    try:
+        held = ledger.reserve(CALL, "m", None, 3 * USD, {})
+        server.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="Timeout"):
+            ledger.reserve(CALL, "m", None, USD, {})
+        assert time.monotonic() - started < 2
+        ledger.settle(held, 2 * USD, {})  # times out: kept in the journal
+        assert ledger.journal_depth == 1
+        server.process.send_signal(signal.SIGCONT)
+        # The server may still run the commands that timed out; the replay must not count twice.
+        assert ledger.flush() == 0
+        status = ledger.read("b")
+        assert status.spent_usd == Decimal(2)
+        assert status.reserved_usd in (0, Decimal(1))  # the refused call's request may hold until its TTL
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        ledger.close()
+        store.close()
+        server.stop()
+
+
+@pytest.mark.redis
+def test_one_round_trip_per_reservation_however_many_budgets(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = from_uri(redis_url, prefix=f"bbt{time.time_ns()}:")
+    budgets = [
+        Budget(f"b{n}", scope={"user": "*"} if n % 2 else {"app": "chat"}, limit_usd="5") for n in range(6)
+    ]
+    ledger = Ledger(store, budgets)
+    client = store.client  # type: ignore[attr-defined]
+    sent: list[str] = []
+    original = client.execute_command
+
+    def counting(*args: object, **options: object) -> object:
+        sent.append(str(args[0]))
+        return original(*args, **options)
+
+    try:
+        ledger.settle(ledger.reserve(CALL, "m", None, 1, {}), 1, {})  # the first calls load the scripts
+        monkeypatch.setattr(client, "execute_command", counting)
+        reservation = ledger.reserve(CALL, "m", None, USD, {"input": 3})
+        assert sent == ["EVALSHA"]
+        assert len(reservation.lines) == 6
+        ledger.settle(reservation, USD, {"input": 3})
+        assert sent == ["EVALSHA", "EVALSHA"]
+    finally:
+        monkeypatch.undo()
+        for budget in budgets:
+            ledger.reset(budget.name)
+        ledger.close()
+        store.close()

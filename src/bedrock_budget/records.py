@@ -54,6 +54,8 @@ class CallRecord:
     unpriced: str | None = None
     downgraded_from: str | None = None
     budget_warnings: tuple[str, ...] = ()
+    # The budget that refused the call (outcome "blocked").
+    blocked_by: str | None = None
     family: str | None = None
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -96,6 +98,7 @@ class CallRecord:
             "unpriced": self.unpriced,
             "downgraded_from": self.downgraded_from,
             "budget_warnings": list(self.budget_warnings),
+            "blocked_by": self.blocked_by,
         }
 
 
@@ -148,6 +151,3 @@ def notify(listeners: tuple[Listener, ...], record: CallRecord, failures: Failur
         except Exception as exc:  # a listener bug must never reach the caller
             failures.record("listener", exc)
 
-
-def cost_line_summary(cost: Cost | None) -> str:
-    return "unpriced" if cost is None else f"${format_usd(cost.total_usd)}"

@@ -11,10 +11,10 @@ from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pricing.table import PriceTable, default_price_table, load_price_table
 from bedrock_budget.records import Listener, LogListener
 from bedrock_budget.resolver import ModelResolver
-from bedrock_budget.wrapper.meter import BudgetGuard, Meter
+from bedrock_budget.wrapper.meter import Guard, Meter
 from bedrock_budget.wrapper.proxy import BudgetedClient, unwrap
 
-GuardFactory = Callable[[Mapping[str, Any]], BudgetGuard | None]
+GuardFactory = Callable[[Mapping[str, Any]], Guard | None]
 _guard_factory: GuardFactory | None = None
 
 

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
 
 from bedrock_budget.attribution import resolve_attribution
@@ -49,9 +49,11 @@ class CallContext:
     downgraded_from: str | None = None
     budget_warnings: tuple[str, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    # The unwrapped boto3 client, for budget hooks that call Bedrock themselves (CountTokens).
+    client: Any = None
 
 
-class BudgetGuard(Protocol):
+class Guard(Protocol):
     """Budget enforcement hooks; the budget layer implements them."""
 
     def admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
@@ -74,7 +76,7 @@ class Meter:
         defaults: Mapping[str, str],
         metadata_keys: Mapping[str, str],
         hash_ids: bool,
-        guard: BudgetGuard | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.price_table = price_table
         self.resolver = resolver
@@ -94,7 +96,12 @@ class Meter:
     ) -> Any:
         ctx = self.prepare(operation, kwargs, region)
         if self.guard is not None:
-            self.guard.admit(self, ctx, kwargs)
+            ctx.client = getattr(func, "__self__", None)
+            try:
+                self.guard.admit(self, ctx, kwargs)
+            except BedrockBudgetError as exc:
+                self._blocked(ctx, exc)
+                raise
         try:
             response = func(**kwargs)
         except BaseException as exc:
@@ -182,6 +189,19 @@ class Meter:
             self.finish(ctx, extracted, outcome, request_id, error_code=_error_code(error), ttft=ttft)
 
         return MeteredEventStream(stream, StreamSettlement(feed, finish))
+
+    def _blocked(self, ctx: CallContext, exc: BedrockBudgetError) -> None:
+        """Refused before any I/O (a budget, an unpriceable model, the store under 'deny')."""
+        if not self.listeners:
+            return
+        try:
+            record = self._record(ctx, Usage(), None, "blocked", None, error_code=type(exc).__name__)
+            budget = getattr(exc, "budget", None)
+            if isinstance(budget, str):
+                record = replace(record, blocked_by=budget)
+            notify(self.listeners, record, self.failures)
+        except Exception as inner:
+            self.failures.record("blocked-call accounting", inner)
 
     def _abort(self, ctx: CallContext, exc: BaseException) -> None:
         """Bedrock refused or failed before inference: nothing was billed; release the hold."""

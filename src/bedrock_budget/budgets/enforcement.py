@@ -1,0 +1,266 @@
+"""Budget enforcement in the call pipeline: estimate the worst case, reserve it, settle or release it.
+
+Installed into ``wrap()`` / ``instrument()`` when they are given ``budgets=``, ``store=`` or ``ledger=``.
+A refused call raises :class:`~bedrock_budget.errors.BudgetExceededError` before any byte goes to Bedrock.
+A ``downgrade`` budget switches the call to its cheaper model (re-estimated, re-reserved) — for Converse
+and ConverseStream, and for InvokeModel only within one model family, since other families need another
+request body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bedrock_budget.alerts.model import Alert
+from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
+from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.outcomes import Reservation
+from bedrock_budget.errors import (
+    BedrockBudgetError,
+    ConfigurationError,
+    DowngradeRequiredError,
+    UnknownModelError,
+)
+from bedrock_budget.extract.estimate import worst_case_usage
+from bedrock_budget.extract.types import inspect_request
+from bedrock_budget.pricing.table import PriceTable
+from bedrock_budget.stores.base import Store
+from bedrock_budget.usage import Usage
+from bedrock_budget.wrapper.configure import set_guard_factory
+from bedrock_budget.wrapper.meter import CallContext, Meter
+
+log = logging.getLogger("bedrock_budget")
+
+MAX_DOWNGRADES = 2
+_DOWNGRADABLE_ANY_FAMILY = frozenset({"Converse", "ConverseStream"})
+_COUNTABLE = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
+
+
+def usage_tokens(usage: Usage) -> dict[str, int]:
+    """Token counts by type, as budgets weigh them."""
+    return {
+        "input": usage.input_tokens,
+        "output": usage.output_tokens,
+        "cache_read": usage.cache_read_tokens,
+        "cache_write": usage.cache_write_tokens,
+    }
+
+
+class _TokenCountCache:
+    """Exact input counts from Bedrock's free CountTokens API, keyed by a hash of the request content."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._entries: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def count(self, client: Any, model_id: str, operation: str, kwargs: Mapping[str, Any]) -> int | None:
+        payload = _count_tokens_input(operation, kwargs)
+        if payload is None:
+            return None
+        key = hashlib.sha256(
+            json.dumps([model_id, payload], sort_keys=True, default=_bytes_digest).encode()
+        ).hexdigest()
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        try:
+            response = client.count_tokens(modelId=model_id, input=payload)
+            tokens = response["inputTokens"]
+        except Exception as exc:  # CountTokens is an optimisation: fall back to the byte heuristic
+            log.debug("CountTokens failed for %s (%s); using the estimate", model_id, exc)
+            return None
+        if type(tokens) is not int or tokens < 0:
+            return None
+        with self._lock:
+            self._entries[key] = tokens
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return tokens
+
+
+def _bytes_digest(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return hashlib.sha256(value).hexdigest()
+    raise TypeError(f"cannot hash {type(value).__name__}")
+
+
+def _count_tokens_input(operation: str, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+    if operation in ("Converse", "ConverseStream"):
+        converse = {k: kwargs[k] for k in ("messages", "system", "toolConfig") if k in kwargs}
+        return {"converse": converse}
+    body = kwargs.get("body")
+    if isinstance(body, bytes | bytearray | str):
+        return {"invokeModel": {"body": body.encode() if isinstance(body, str) else bytes(body)}}
+    return None
+
+
+class BudgetGuard:
+    """The wrapper's budget hooks over one :class:`Ledger`."""
+
+    def __init__(self, ledger: Ledger, price_table: PriceTable, *, count_tokens: bool = False) -> None:
+        self.ledger = ledger
+        self.price_table = price_table
+        self._token_counts = _TokenCountCache() if count_tokens else None
+
+    def admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
+        for attempt in range(MAX_DOWNGRADES + 1):
+            cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
+            try:
+                reservation = self.ledger.reserve(
+                    ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage)
+                )
+            except DowngradeRequiredError as exc:
+                if attempt == MAX_DOWNGRADES or not self._downgrade(meter, ctx, kwargs, exc.downgrade_to):
+                    raise
+                continue
+            ctx.hold = reservation
+            ctx.notes["reserved_nanos"] = str(cost_nanos)
+            ctx.budget_warnings = tuple(refusal.budget.name for refusal in reservation.warnings)
+            return
+
+    def _estimate(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> tuple[int, Usage, str, str | None]:
+        """The worst case of the call in nano-dollars and tokens, and the model it is counted under."""
+        request = (
+            ctx.request if ctx.request is not None else inspect_request(ctx.operation.name, ctx.family, {})
+        )
+        resolved = ctx.resolved
+        if not ctx.operation.has_model:
+            usage = worst_case_usage(request, model_max_output_tokens=None)
+            cost = self.price_table.price_guardrail(
+                {k: v for k, v in usage.guardrail_text_units.items() if not k.endswith("_image")}
+            )
+            return cost.total_nanos, usage, "guardrail", None
+        if resolved is None:
+            if self._dollar_budget_applies(ctx):
+                raise UnknownModelError(ctx.requested_model_id, base_id=None)
+            usage = worst_case_usage(request, model_max_output_tokens=None)
+            return 0, usage, ctx.requested_model_id, None
+        model = self.price_table.find(resolved.base_id)
+        usage = worst_case_usage(request, model_max_output_tokens=model.max_output_tokens if model else None)
+        if self._token_counts is not None and ctx.operation.name in _COUNTABLE and ctx.client is not None:
+            exact = self._token_counts.count(ctx.client, resolved.base_id, ctx.operation.name, kwargs)
+            if exact is not None:
+                usage = _with_exact_input(usage, exact)
+        family = model.family if model else None
+        if model is None:
+            if self._dollar_budget_applies(ctx, resolved.base_id):
+                raise UnknownModelError(resolved.base_id, base_id=resolved.base_id)
+            return 0, usage, resolved.base_id, family
+        if resolved.pricing_mode in ("provisioned", "custom_model_import"):
+            return 0, usage, resolved.base_id, family
+        try:
+            cost = self.price_table.price(
+                resolved.base_id,
+                usage,
+                region=ctx.region,
+                route=resolved.route,
+                service_tier=_requested(request.service_tier, "default"),  # type: ignore[arg-type]
+                latency=_requested(request.latency, "standard"),  # type: ignore[arg-type]
+            )
+        except BedrockBudgetError:
+            # A requested tier or latency the price table does not offer: reserve at the standard rate.
+            cost = self.price_table.price(resolved.base_id, usage, region=ctx.region, route=resolved.route)
+        return cost.total_nanos, usage, resolved.base_id, family
+
+    def _dollar_budget_applies(self, ctx: CallContext, model_id: str | None = None) -> bool:
+        return any(
+            budget.limit_usd is not None
+            for budget, _ in self.ledger.matching(ctx.attribution, model_id or ctx.requested_model_id, None)
+        )
+
+    def _downgrade(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any], target: str) -> bool:
+        previous = ctx.resolved
+        previous_family = ctx.family
+        original = ctx.requested_model_id
+        meter.resolve_into(ctx, target)
+        if ctx.resolved is None or (previous is not None and ctx.resolved.base_id == previous.base_id):
+            return False
+        if ctx.operation.name not in _DOWNGRADABLE_ANY_FAMILY and ctx.family != previous_family:
+            log.warning(
+                "budget asked to downgrade %s to %s, but %s bodies differ between model families; blocking",
+                original,
+                target,
+                ctx.operation.name,
+            )
+            return False
+        kwargs["modelId"] = target
+        ctx.downgraded_from = ctx.downgraded_from or original
+        return True
+
+    def settle(self, ctx: CallContext, cost: Any, usage: Usage) -> None:
+        hold = ctx.hold
+        if not isinstance(hold, Reservation):
+            return
+        # An unpriceable result keeps the reserved worst case: recorded spend must never understate.
+        nanos = cost.total_nanos if cost is not None else int(ctx.notes.get("reserved_nanos", "0"))
+        self.ledger.settle(hold, nanos, usage_tokens(usage))
+
+    def release(self, ctx: CallContext) -> None:
+        if isinstance(ctx.hold, Reservation):
+            self.ledger.release(ctx.hold)
+
+
+def _requested(value: str | None, default: str) -> str:
+    return value or default
+
+
+def _with_exact_input(usage: Usage, exact: int) -> Usage:
+    if usage.cache_write_tokens:
+        # Cache points: the whole prompt may be written to the cache, the dearest reading.
+        return Usage(
+            output_tokens=usage.output_tokens,
+            cache_write_tokens=exact,
+            cache_write_1h_tokens=exact if usage.cache_write_1h_tokens else 0,
+            images=usage.images,
+            image_size=usage.image_size,
+            image_quality=usage.image_quality,
+        )
+    return Usage(
+        input_tokens=exact,
+        output_tokens=usage.output_tokens,
+        images=usage.images,
+        image_size=usage.image_size,
+        image_quality=usage.image_quality,
+    )
+
+
+def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
+    """``wrap()``'s budget keywords → a guard. Unknown keywords are configuration errors."""
+    options = dict(options)
+    price_table: PriceTable = options.pop("price_table")
+    ledger = options.pop("ledger", None)
+    count_tokens = bool(options.pop("count_tokens", False))
+    ledger_options: dict[str, Any] = {}
+    for key in ("on_store_error", "alert_sinks", "reservation_ttl", "journal_size"):
+        if key in options:
+            ledger_options[key] = options.pop(key)
+    store: Store | str = options.pop("store", "memory://")
+    budgets: Iterable[Budget] | str = options.pop("budgets", ())
+    if options:
+        raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
+    if ledger is not None:
+        if ledger_options or budgets:
+            raise ConfigurationError("give either ledger= or store=/budgets=/on_store_error=, not both")
+        if not isinstance(ledger, Ledger):
+            raise ConfigurationError(f"ledger must be a bedrock_budget Ledger, got {type(ledger).__name__}")
+    else:
+        if isinstance(budgets, str):
+            from bedrock_budget.budgets.loading import load_budgets
+
+            budgets = load_budgets(budgets)
+        policy: OutagePolicy = ledger_options.pop("on_store_error", "deny")
+        ledger = Ledger(store, list(budgets), on_store_error=policy, **ledger_options)
+    return BudgetGuard(ledger, price_table, count_tokens=count_tokens)
+
+
+set_guard_factory(build_guard)
+
+__all__ = ["MAX_DOWNGRADES", "Alert", "BudgetGuard", "build_guard", "usage_tokens"]

@@ -150,4 +150,3 @@ def notify(listeners: tuple[Listener, ...], record: CallRecord, failures: Failur
             listener(record)
         except Exception as exc:  # a listener bug must never reach the caller
             failures.record("listener", exc)
-

@@ -2,23 +2,27 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-dev
+RUNTIME := $(VENV)/.installed-runtime
 
 .PHONY: demo test lint typecheck unit bench services clean
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
 
-# Until the live demo lands, the main command prices the pricing page's worked examples.
-demo: $(STAMP)
-	$(VENV)/bin/bedrock-budget price us.anthropic.claude-3-5-haiku-20241022-v1:0 \
-		--input-tokens 2000 --output-tokens 500 --cache-read-tokens 10000
-	$(VENV)/bin/bedrock-budget price-guardrail --text-units 3000 --policy content_filters --policy denied_topics
-	$(VENV)/bin/bedrock-budget plan anthropic.claude-3-5-sonnet-20241022-v2:0 --requests-per-month 1500000 \
-		--input-tokens-per-request 4000 --output-tokens-per-request 600
+# The demo needs only the package; the tests need the dev extras too.
+$(RUNTIME): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	@touch $(RUNTIME)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP) $(RUNTIME)
+
+# The main job: a live, multi-tenant demo against a local fake Bedrock (no AWS account needed).
+demo: $(RUNTIME)
+	$(VENV)/bin/bedrock-budget demo
 
 services:
 	@bash .ci/ensure-services.sh

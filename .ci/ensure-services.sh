@@ -13,6 +13,26 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# prometheus + promtool for tests/metrics: the tests start their own prometheus on a loopback port, so the
+# Debian service is kept from starting (policy-rc.d exit 101 = "action forbidden") during the install.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    echo "installing Debian package: prometheus"
+    export DEBIAN_FRONTEND=noninteractive
+    own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ "$own_policy" = 1 ]; then
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
+fi
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     echo "starting redis-server on 127.0.0.1:6379"
     mkdir -p /tmp/bedrock-budget-redis

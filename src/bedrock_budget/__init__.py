@@ -67,7 +67,12 @@ __all__ = [
 ]
 
 
+_SUBMODULES = frozenset({"metrics", "testing", "stores", "budgets", "pricing"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"bedrock_budget.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'bedrock_budget' has no attribute {name!r}")

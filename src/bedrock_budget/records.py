@@ -53,6 +53,8 @@ class CallRecord:
     error_code: str | None = None
     unpriced: str | None = None
     downgraded_from: str | None = None
+    # The budget that switched the call to a cheaper model.
+    downgraded_by: str | None = None
     budget_warnings: tuple[str, ...] = ()
     # The budget that refused the call (outcome "blocked").
     blocked_by: str | None = None
@@ -97,6 +99,7 @@ class CallRecord:
             "error_code": self.error_code,
             "unpriced": self.unpriced,
             "downgraded_from": self.downgraded_from,
+            "downgraded_by": self.downgraded_by,
             "budget_warnings": list(self.budget_warnings),
             "blocked_by": self.blocked_by,
         }

@@ -120,6 +120,7 @@ class BudgetGuard:
             except DowngradeRequiredError as exc:
                 if attempt == MAX_DOWNGRADES or not self._downgrade(meter, ctx, kwargs, exc.downgrade_to):
                     raise
+                ctx.notes.setdefault("downgraded_by", exc.budget)
                 continue
             ctx.hold = reservation
             ctx.notes["reserved_nanos"] = str(cost_nanos)

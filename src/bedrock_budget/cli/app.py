@@ -26,9 +26,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from bedrock_budget.cli import price_commands, prices_commands, testing_commands
+    from bedrock_budget.cli import (
+        demo_commands,
+        metrics_commands,
+        price_commands,
+        prices_commands,
+        testing_commands,
+    )
 
-    for module in (price_commands, prices_commands, testing_commands):
+    for module in (demo_commands, price_commands, prices_commands, metrics_commands, testing_commands):
         module.register(cli)
 
 

@@ -338,6 +338,7 @@ class Meter:
             error_code=error_code,
             unpriced=unpriced,
             downgraded_from=ctx.downgraded_from,
+            downgraded_by=ctx.notes.get("downgraded_by"),
             budget_warnings=ctx.budget_warnings,
             family=ctx.family,
         )

@@ -1,0 +1,312 @@
+"""Budget gauges read from the budget store at scrape time.
+
+Every process (and the ``bedrock-budget serve-metrics`` exporter) reads the same store, so they all report
+the same numbers; a briefly cached read keeps scrapes from several Prometheus servers, or a dashboard
+refresh storm, from turning into store load.
+
+One series per budget, labelled ``budget`` only. A budget with a wildcard scope (``scope: {user: "*"}``)
+keeps one counter per scope value; its gauges show the *most used* of those counters (spent, reserved and
+utilisation of the worst-off user), and ``bedrock_budget_budget_counters`` says how many there are. That
+is what an alert needs (someone is at 80%) without a series per user; ``bedrock-budget`` CLI answers who.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from bedrock_budget.budgets.model import Budget
+    from bedrock_budget.stores.base import CounterState, Store
+
+log = logging.getLogger("bedrock_budget.metrics")
+
+PREFIX: Final = "bedrock_budget_"
+_ZERO: Final = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """One budget's current window, in dollars and (weighted) tokens. ``resets_at`` is epoch seconds
+    (``None``: a lifetime budget); ``counters`` is how many scope values hold spend in this window."""
+
+    budget: str
+    window: str = ""
+    limit_usd: Decimal | None = None
+    spent_usd: Decimal = _ZERO
+    reserved_usd: Decimal = _ZERO
+    limit_tokens: Decimal | None = None
+    spent_tokens: Decimal = _ZERO
+    reserved_tokens: Decimal = _ZERO
+    resets_at: float | None = None
+    counters: int = 0
+
+
+@runtime_checkable
+class BudgetStateSource(Protocol):
+    """Anything that can list budget states: :class:`StoreBudgetSource`, or the budget layer itself."""
+
+    def list_budget_states(self) -> Iterable[BudgetState]: ...
+
+
+class StoreBudgetSource:
+    """Budget states from a :class:`~bedrock_budget.stores.base.Store` and the budget definitions.
+
+    Limits come from ``budgets`` (the store keeps amounts, not limits). Counters of budgets that are not
+    defined here are still reported (spent, reserved, reset time) unless ``include_undefined`` is false;
+    counters of earlier windows, or of a window kind/zone the definition no longer uses, are ignored.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        budgets: Iterable[Budget] = (),
+        *,
+        include_undefined: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.budgets = {b.name: b for b in budgets}
+        self.include_undefined = include_undefined
+        self._clock = clock
+
+    def list_budget_states(self) -> list[BudgetState]:
+        from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
+
+        now = self._clock()
+        now_s = int(now)
+        groups: dict[str, list[CounterState]] = {name: [] for name in self.budgets}
+        for state in self.store.list(now_ms=int(now * 1000)):
+            ref = state.ref
+            if ref.start > now_s or (ref.end is not None and now_s >= ref.end):
+                continue
+            budget = self.budgets.get(ref.budget)
+            if budget is None:
+                if not self.include_undefined:
+                    continue
+            elif (ref.window, ref.timezone) != (budget.window.kind, budget.window.timezone):
+                continue
+            groups.setdefault(ref.budget, []).append(state)
+
+        result: list[BudgetState] = []
+        for name, states in sorted(groups.items()):
+            budget = self.budgets.get(name)
+            if budget is not None:
+                resets_at: float | None = budget.window.bounds(now)[1]
+                window = budget.window.kind
+            else:
+                ends = {s.ref.end for s in states}
+                resets_at = min((e for e in ends if e is not None), default=None)
+                window = states[0].ref.window
+            usd = max(states, key=lambda s: (s.spent_usd, s.held_usd), default=None)
+            tok = max(states, key=lambda s: (s.spent_tokens, s.held_tokens), default=None)
+            result.append(
+                BudgetState(
+                    budget=name,
+                    window=window,
+                    limit_usd=budget.limit_usd if budget is not None else None,
+                    spent_usd=nanos_to_usd(usd.spent_usd) if usd else _ZERO,
+                    reserved_usd=nanos_to_usd(usd.held_usd) if usd else _ZERO,
+                    limit_tokens=budget.limit_tokens if budget is not None else None,
+                    spent_tokens=milli_to_tokens(tok.spent_tokens) if tok else _ZERO,
+                    reserved_tokens=milli_to_tokens(tok.held_tokens) if tok else _ZERO,
+                    resets_at=resets_at,
+                    counters=len(states),
+                )
+            )
+        return result
+
+
+class _Status(Protocol):
+    """What :class:`LedgerBudgetSource` reads from ``Ledger.status()`` entries."""
+
+    @property
+    def budget(self) -> Budget: ...
+    @property
+    def resets_at(self) -> datetime | None: ...
+    @property
+    def spent_usd(self) -> Decimal: ...
+    @property
+    def reserved_usd(self) -> Decimal: ...
+    @property
+    def spent_tokens(self) -> Decimal: ...
+    @property
+    def reserved_tokens(self) -> Decimal: ...
+
+
+class _StatusLister(Protocol):
+    def status(self) -> Sequence[_Status]: ...
+
+
+class LedgerBudgetSource:
+    """Budget states from an in-process budget ledger (``bedrock_budget.budgets.Ledger``): its configured
+    budgets only, one :class:`BudgetState` per budget (worst scope for wildcard budgets)."""
+
+    def __init__(self, ledger: _StatusLister) -> None:
+        self.ledger = ledger
+
+    def list_budget_states(self) -> list[BudgetState]:
+        groups: dict[str, list[_Status]] = {}
+        for status in self.ledger.status():
+            groups.setdefault(status.budget.name, []).append(status)
+        result: list[BudgetState] = []
+        for name, items in sorted(groups.items()):
+            budget = items[0].budget
+            usd = max(items, key=lambda s: (s.spent_usd, s.reserved_usd))
+            tok = max(items, key=lambda s: (s.spent_tokens, s.reserved_tokens))
+            resets = items[0].resets_at
+            result.append(
+                BudgetState(
+                    budget=name,
+                    window=budget.window.kind,
+                    limit_usd=budget.limit_usd,
+                    spent_usd=usd.spent_usd,
+                    reserved_usd=usd.reserved_usd,
+                    limit_tokens=budget.limit_tokens,
+                    spent_tokens=tok.spent_tokens,
+                    reserved_tokens=tok.reserved_tokens,
+                    resets_at=resets.timestamp() if resets is not None else None,
+                    counters=sum(
+                        1
+                        for s in items
+                        if s.spent_usd or s.reserved_usd or s.spent_tokens or s.reserved_tokens
+                    ),
+                )
+            )
+        return result
+
+
+_GAUGES: Final = (
+    ("budget_limit_usd", "Budget limit in US dollars for the current window."),
+    (
+        "budget_spent_usd",
+        "US dollars spent in the budget's current window (worst scope for wildcard budgets).",
+    ),
+    ("budget_reserved_usd", "US dollars held by calls in flight against the budget."),
+    ("budget_limit_tokens", "Budget limit in weighted tokens for the current window."),
+    ("budget_spent_tokens", "Weighted tokens spent in the budget's current window."),
+    ("budget_reserved_tokens", "Weighted tokens held by calls in flight against the budget."),
+    ("budget_utilisation_ratio", "Spent divided by limit (1 = exhausted), per unit (usd, tokens)."),
+    ("budget_reset_seconds", "Seconds until the budget's window resets."),
+    ("budget_counters", "Scope values holding spend in the current window (1 unless the scope has '*')."),
+)
+
+
+class BudgetCollector:
+    """A prometheus_client collector: ``registry.register(BudgetCollector(source))``.
+
+    ``collect()`` is the whole protocol; ``describe()`` only lists names, so registering on a registry
+    with ``auto_describe`` does not read the store. Reads are cached for ``cache_seconds``; a failed read
+    exports ``bedrock_budget_store_up 0`` and no budget series (stale numbers would keep alerts wrong).
+    ``max_budgets`` bounds the series: budgets beyond it (alphabetically) are left out, with a warning.
+    """
+
+    def __init__(
+        self,
+        source: BudgetStateSource,
+        *,
+        cache_seconds: float = 5.0,
+        max_budgets: int = 500,
+        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(source, BudgetStateSource):
+            raise TypeError(f"source must have list_budget_states(), not {type(source).__name__}")
+        self.source = source
+        self.cache_seconds = cache_seconds
+        self.max_budgets = max_budgets
+        self._monotonic = monotonic
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, Sequence[BudgetState] | None] | None = None
+        self._failing = False
+        self._truncated_warned = False
+
+    def describe(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        for name, doc in (*_GAUGES, ("store_up", "")):
+            yield GaugeMetricFamily(PREFIX + name, doc or name)
+
+    def states(self) -> Sequence[BudgetState] | None:
+        """The cached states (``None`` when the last read failed)."""
+        with self._lock:
+            now = self._monotonic()
+            cached = self._cached
+            if cached is not None and now - cached[0] < self.cache_seconds:
+                return cached[1]
+            states = self._read()
+            self._cached = (now, states)
+            return states
+
+    def _read(self) -> Sequence[BudgetState] | None:
+        try:
+            states = list(self.source.list_budget_states())
+        except Exception as exc:  # a scrape must answer even when the store does not
+            if not self._failing:
+                log.warning(
+                    "bedrock-budget metrics: reading budget states failed: %s: %s", type(exc).__name__, exc
+                )
+            self._failing = True
+            return None
+        if self._failing:
+            log.info("bedrock-budget metrics: reading budget states works again")
+        self._failing = False
+        if len(states) > self.max_budgets:
+            if not self._truncated_warned:
+                log.warning(
+                    "bedrock-budget metrics: %d budgets, exporting the first %d (raise max_budgets)",
+                    len(states),
+                    self.max_budgets,
+                )
+                self._truncated_warned = True
+            states = sorted(states, key=lambda s: s.budget)[: self.max_budgets]
+        return states
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        states = self.states()
+        up = GaugeMetricFamily(PREFIX + "store_up", "1 when the last read of budget states succeeded.")
+        up.add_metric([], 0.0 if states is None else 1.0)
+        yield up
+        if states is None:
+            return
+        families = {
+            name: GaugeMetricFamily(PREFIX + name, doc, labels=_labels_of(name)) for name, doc in _GAUGES
+        }
+        now = self._clock()
+        for s in states:
+            budget = [s.budget]
+            for unit, limit, spent, reserved in (
+                ("usd", s.limit_usd, s.spent_usd, s.reserved_usd),
+                ("tokens", s.limit_tokens, s.spent_tokens, s.reserved_tokens),
+            ):
+                if limit is not None:
+                    families[f"budget_limit_{unit}"].add_metric(budget, float(limit))
+                    families["budget_utilisation_ratio"].add_metric([s.budget, unit], _ratio(spent, limit))
+                if limit is not None or spent or reserved:
+                    families[f"budget_spent_{unit}"].add_metric(budget, float(spent))
+                    families[f"budget_reserved_{unit}"].add_metric(budget, float(reserved))
+            if s.resets_at is not None:
+                families["budget_reset_seconds"].add_metric(budget, max(0.0, s.resets_at - now))
+            families["budget_counters"].add_metric(budget, float(s.counters))
+        yield from families.values()
+
+
+def _labels_of(name: str) -> list[str]:
+    return ["budget", "unit"] if name == "budget_utilisation_ratio" else ["budget"]
+
+
+def _ratio(spent: Decimal, limit: Decimal) -> float:
+    if limit <= 0:
+        return 1.0
+    return float(spent / limit)

@@ -1,0 +1,220 @@
+"""The per-call metric objects, created once per registry.
+
+A registry refuses a second metric of the same name, and two wrapped clients usually share the global
+registry, so every :class:`~bedrock_budget.metrics.PrometheusListener` (and :class:`StoreMetrics`) on
+one registry shares one :class:`Instruments`, label policies included: two listeners each admitting
+their own 50 apps would double the series the cap promises.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from bedrock_budget.errors import ConfigurationError
+from bedrock_budget.metrics.labels import OTHER, CappedLabels, TopUsers
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+PREFIX: Final = "bedrock_budget_"
+TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
+# LLM calls take from tens of milliseconds (embeddings) to minutes (long generations).
+DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
+STORE_OPERATIONS: Final = frozenset(
+    {"reserve", "settle", "release", "read", "list", "reset", "ping", "replay"}
+)
+STORE_ERROR_KINDS: Final = frozenset({"unavailable", "timeout", "error"})
+
+UserPolicy = CappedLabels | TopUsers | None
+
+
+class Instruments:
+    """Every per-call metric of one registry, plus the label policies that feed them."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        apps: CappedLabels,
+        users: UserPolicy,
+        budgets: CappedLabels,
+        duration_buckets: tuple[float, ...] = DURATION_BUCKETS,
+        ttft_buckets: tuple[float, ...] = TTFT_BUCKETS,
+    ) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.apps = apps
+        self.users = users
+        self.budgets = budgets
+        self.duration_buckets = duration_buckets
+        self.ttft_buckets = ttft_buckets
+        # Fixed by the wrapper; capped anyway so records from elsewhere cannot add series.
+        self.operations = CappedLabels(16)
+        self.outcomes = CappedLabels(8)
+        user = ("user",) if users is not None else ()
+
+        def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
+            return Counter(PREFIX + name, doc, labels, registry=registry)
+
+        self.requests: Counter = counter(
+            "requests", "Metered Bedrock calls by outcome (ok, error, blocked, partial).",
+            ("operation", "model", "app", "outcome", *user),
+        )  # fmt: skip
+        self.tokens: Counter = counter(
+            "tokens", "Tokens consumed, by type (input, output, cache_read, cache_write).",
+            ("model", "app", "type", *user),
+        )  # fmt: skip
+        self.cost: Counter = counter(
+            "cost_usd", "Priced cost of metered calls in US dollars.", ("model", "app", *user)
+        )
+        self.blocked: Counter = counter(
+            "blocked", "Calls refused by a budget before reaching Bedrock.", ("budget",)
+        )
+        self.downgraded: Counter = counter(
+            "downgraded", "Calls a budget switched to a cheaper model.", ("budget",)
+        )
+        self.warned: Counter = counter(
+            "budget_warnings", "Calls over a warn-only (shadow) budget that went ahead.", ("budget",)
+        )
+        self.unpriced: Counter = counter(
+            "unpriced", "Calls recorded without a price (counts and tokens still kept).", ("model", "reason")
+        )
+        self.overflow: Counter = counter(
+            "label_overflow",
+            "Calls whose label value was folded into 'other' by a cardinality cap.",
+            ("label",),
+        )
+        # Created up front so a cap that never overflows shows as 0 rather than as a missing series.
+        self.app_overflow: Callable[[float], None] = self.overflow.labels("app").inc
+        self.user_overflow: Callable[[float], None] = self.overflow.labels("user").inc
+        self.duration: Histogram = Histogram(
+            PREFIX + "request_duration_seconds",
+            "Wall time of metered calls (for streams: until the stream finished).",
+            ("operation", "model"),
+            buckets=duration_buckets,
+            registry=registry,
+        )
+        self.ttft: Histogram = Histogram(
+            PREFIX + "time_to_first_token_seconds",
+            "Time from request to the first streamed event.",
+            ("operation", "model"),
+            buckets=ttft_buckets,
+            registry=registry,
+        )
+
+    def settings(self) -> tuple[object, ...]:
+        return self.wanted(self.apps, self.users, self.budgets, self.duration_buckets, self.ttft_buckets)
+
+    @staticmethod
+    def wanted(
+        apps: CappedLabels,
+        users: UserPolicy,
+        budgets: CappedLabels,
+        duration_buckets: tuple[float, ...],
+        ttft_buckets: tuple[float, ...],
+    ) -> tuple[object, ...]:
+        user_settings = users.settings() if users is not None else None
+        return (apps.settings(), user_settings, budgets.settings(), duration_buckets, ttft_buckets)
+
+
+_lock = threading.Lock()
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, Instruments] = weakref.WeakKeyDictionary()
+
+
+def instruments_for(
+    registry: CollectorRegistry | None, build: Callable[[CollectorRegistry], Instruments]
+) -> Instruments:
+    """The registry's instruments, built by ``build`` on first use. A later listener must ask for the same
+    label settings: two policies writing into the same series would break the cap."""
+    if registry is None:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    with _lock:
+        existing = _by_registry.get(registry)
+        if existing is not None:
+            return existing
+        made = build(registry)
+        _by_registry[registry] = made
+        return made
+
+
+def check_same(existing: Instruments, wanted: tuple[object, ...]) -> None:
+    if existing.settings() != wanted:
+        raise ConfigurationError(
+            "bedrock-budget metrics already exist on this registry with other label settings "
+            f"({existing.settings()!r}); give every PrometheusListener on one registry the same "
+            "app/user/budget label settings, or pass a separate registry"
+        )
+
+
+class StoreMetrics:
+    """What the budget layer reports about its store: failed operations and the local spend journal.
+
+    ``metrics.error("settle", "unavailable")``; ``metrics.journal(depth=n, dropped=k)``. Operations
+    outside :data:`STORE_OPERATIONS` and kinds outside :data:`STORE_ERROR_KINDS` are folded into
+    ``other``/``error``, so no caller can grow the series. One instance per registry: get it with
+    :func:`store_metrics` or ``PrometheusListener(...).store_metrics``.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self._errors = Counter(
+            PREFIX + "store_errors",
+            "Failed budget-store operations.",
+            ("operation", "kind"),
+            registry=registry,
+        )
+        self._dropped = Counter(
+            PREFIX + "journal_dropped",
+            "Settlements lost because the local spend journal was full.",
+            registry=registry,
+        )
+        # livesum: in multiprocess mode each worker holds its own journal; the fleet's backlog is the sum.
+        self._depth = Gauge(
+            PREFIX + "journal_entries",
+            "Settlements waiting in the local journal for the budget store to come back.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._children: dict[tuple[str, str], Callable[[float], None]] = {}
+
+    def error(self, operation: str, kind: str = "error") -> None:
+        key = (operation, kind)
+        inc = self._children.get(key)
+        if inc is None:
+            op = operation if operation in STORE_OPERATIONS else OTHER
+            knd = kind if kind in STORE_ERROR_KINDS else "error"
+            inc = self._errors.labels(op, knd).inc
+            if len(self._children) < 256:
+                self._children[key] = inc
+        inc(1)
+
+    def journal(self, *, depth: int, dropped: int = 0) -> None:
+        """Set the journal depth; add ``dropped`` settlements lost since the last report."""
+        self._depth.set(depth)
+        if dropped:
+            self._dropped.inc(dropped)
+
+
+_store_lock = threading.Lock()
+_store_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, StoreMetrics] = weakref.WeakKeyDictionary()
+
+
+def store_metrics(registry: CollectorRegistry | None = None) -> StoreMetrics:
+    """The registry's :class:`StoreMetrics`, created on first use (default: the global registry)."""
+    if registry is None:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    with _store_lock:
+        made = _store_by_registry.get(registry)
+        if made is None:
+            made = StoreMetrics(registry)
+            _store_by_registry[registry] = made
+        return made

@@ -93,12 +93,13 @@ class StoreError(BedrockBudgetError):
 
 
 class StoreUnavailableError(StoreError):
-    """The budget store cannot be reached and the client's outage policy is ``deny``."""
+    """The budget store cannot be reached. Raised to callers when the outage policy is ``deny`` (or when
+    ``allow`` can no longer journal spend); the ledger handles it internally otherwise."""
 
     def __init__(self, store: str, reason: str) -> None:
         self.store = store
         self.reason = reason
-        super().__init__(f"budget store {store} is unavailable ({reason}); outage policy is 'deny'")
+        super().__init__(f"budget store {store} is unavailable ({reason})")
 
 
 class BudgetExceededError(BedrockBudgetError):
@@ -136,7 +137,14 @@ class BudgetExceededError(BedrockBudgetError):
         self.reason = reason
 
         def fmt(amount: Decimal) -> str:
-            return f"${amount}" if unit == "usd" else f"{amount} tokens"
+            # Plain notation: a tiny limit must read "$0.0000001", never "$1E-7".
+            if amount == 0:
+                text = "0"
+            elif amount == amount.to_integral_value():
+                text = f"{amount:f}"
+            else:
+                text = format(amount.normalize(), "f")
+            return f"${text}" if unit == "usd" else f"{text} tokens"
 
         resets = f", resets at {resets_at.isoformat()}" if resets_at else ""
         detail = f" ({reason})" if reason else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import NotRequired, TypedDict, Unpack
 
 
 class BedrockBudgetError(Exception):
@@ -167,41 +168,30 @@ class BudgetConfigError(ConfigurationError):
         super().__init__(f"{where}{field}: {reason}")
 
 
+class RefusalFields(TypedDict):
+    """The fields of :class:`BudgetExceededError`, passed through by its subclasses."""
+
+    budget: str
+    scope: dict[str, str]
+    window: str
+    window_start: datetime | None
+    resets_at: datetime | None
+    unit: str
+    limit: Decimal
+    spent: Decimal
+    reserved: Decimal
+    requested: Decimal
+    reason: NotRequired[str]
+
+
 class BudgetBlockedError(BudgetExceededError):
     """Raised by the ledger when budgets refuse a call. The exception's own fields describe the first
     refusing budget (in configuration order); ``refusals`` lists every budget that refused (each a
     ``bedrock_budget.budgets.Refusal``)."""
 
-    def __init__(
-        self,
-        *,
-        refusals: Sequence[object],
-        budget: str,
-        scope: dict[str, str],
-        window: str,
-        window_start: datetime | None,
-        resets_at: datetime | None,
-        unit: str,
-        limit: Decimal,
-        spent: Decimal,
-        reserved: Decimal,
-        requested: Decimal,
-        reason: str = "",
-    ) -> None:
+    def __init__(self, *, refusals: Sequence[object], **fields: Unpack[RefusalFields]) -> None:
         self.refusals = tuple(refusals)
-        super().__init__(
-            budget=budget,
-            scope=scope,
-            window=window,
-            window_start=window_start,
-            resets_at=resets_at,
-            unit=unit,
-            limit=limit,
-            spent=spent,
-            reserved=reserved,
-            requested=requested,
-            reason=reason,
-        )
+        super().__init__(**fields)
 
 
 class DowngradeRequiredError(BudgetBlockedError):
@@ -210,37 +200,10 @@ class DowngradeRequiredError(BudgetBlockedError):
     sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
 
     def __init__(
-        self,
-        *,
-        downgrade_to: str,
-        refusals: Sequence[object],
-        budget: str,
-        scope: dict[str, str],
-        window: str,
-        window_start: datetime | None,
-        resets_at: datetime | None,
-        unit: str,
-        limit: Decimal,
-        spent: Decimal,
-        reserved: Decimal,
-        requested: Decimal,
-        reason: str = "",
+        self, *, downgrade_to: str, refusals: Sequence[object], **fields: Unpack[RefusalFields]
     ) -> None:
         self.downgrade_to = downgrade_to
-        super().__init__(
-            refusals=refusals,
-            budget=budget,
-            scope=scope,
-            window=window,
-            window_start=window_start,
-            resets_at=resets_at,
-            unit=unit,
-            limit=limit,
-            spent=spent,
-            reserved=reserved,
-            requested=requested,
-            reason=reason,
-        )
+        super().__init__(refusals=refusals, **fields)
 
 
 class PriceListError(PriceFileError):

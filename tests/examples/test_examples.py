@@ -431,7 +431,7 @@ def test_redis_store_outage_policy_deny_refuses_and_allow_journals(fake: FakeBed
     dead = f"redis://127.0.0.1:{free_port()}/0"
     denied = run_example("redis_store.py", example_env(fake, BEDROCK_BUDGET_REDIS_URL=dead), expect=3)
     assert "refused:" in denied
-    assert "is unavailable" in denied
+    assert "outage policy is 'deny'" in denied
     assert fake.request_count == 0
 
     allowed = run_example(

@@ -288,8 +288,10 @@ class Ledger:
         self.store_errors += 1
         if self.on_store_error == "deny":
             if isinstance(exc, StoreUnavailableError):
-                raise exc
-            raise StoreUnavailableError(self.store.name, str(exc)) from exc
+                name, reason = exc.store, exc.reason
+            else:
+                name, reason = self.store.name, str(exc)
+            raise StoreUnavailableError(name, f"{reason}; outage policy is 'deny'") from exc
         if self._journal.full:
             raise StoreUnavailableError(
                 self.store.name, f"{exc}; the local spend journal is full, so no more spend can be recorded"

@@ -224,7 +224,7 @@ def test_budget_events_through_a_wrapped_client(registry: CollectorRegistry, fak
         with bb.attribute(app=app), contextlib.suppress(bb.BudgetExceededError):
             client.converse(modelId=model, messages=[{"role": "user", "content": [{"text": "hi"}]}])
     assert sample(registry, "bedrock_budget_blocked_total", budget="intern-cap") == 1
-    assert sample(registry, "bedrock_budget_downgraded_total", budget="unknown") == 1
+    assert sample(registry, "bedrock_budget_downgraded_total", budget="batch-sonnet") == 1
     assert sample(registry, "bedrock_budget_budget_warnings_total", budget="search-shadow") == 1
     blocked = {"operation": "Converse", "model": HAIKU, "app": "intern", "outcome": "blocked"}
     assert sample(registry, "bedrock_budget_requests_total", **blocked) == 1

@@ -27,14 +27,24 @@ def cli() -> None:
 
 def _register() -> None:
     from bedrock_budget.cli import (
+        budget_commands,
         demo_commands,
         metrics_commands,
         price_commands,
         prices_commands,
+        report_commands,
         testing_commands,
     )
 
-    for module in (demo_commands, price_commands, prices_commands, metrics_commands, testing_commands):
+    for module in (
+        demo_commands,
+        price_commands,
+        prices_commands,
+        budget_commands,
+        report_commands,
+        metrics_commands,
+        testing_commands,
+    ):
         module.register(cli)
 
 

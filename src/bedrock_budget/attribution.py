@@ -45,7 +45,8 @@ def validate_value(key: str, value: object, *, hash_ids: bool = False) -> str:
     if hash_ids:
         if not value or len(value) > 4096:
             raise AttributionError(key, value, "must be 1 to 4096 characters before hashing")
-        return "h-" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+        # surrogatepass: a lone surrogate (from a decoded byte string, say) is still a distinct id.
+        return "h-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     if len(value) > MAX_VALUE_LENGTH:
         raise AttributionError(key, value, f"longer than {MAX_VALUE_LENGTH} characters")
     if not _VALUE.match(value):
@@ -129,12 +130,15 @@ def resolve_attribution(
     """Merge the three sources. ``defaults`` must already be validated. ``metadata_keys`` maps a
     requestMetadata key to the attribution key it fills (e.g. ``{"tenant_id": "tenant"}``). Invalid values
     raise :class:`AttributionError` before anything is sent."""
+    current = _current.get()
     ids = dict(defaults)
+    if not current and not metadata_keys:
+        return ids
     if metadata_keys and isinstance(request_metadata, Mapping):
         for meta_key, attr_key in metadata_keys.items():
             value = request_metadata.get(meta_key)
             if value is not None:
                 ids[attr_key] = validate_value(attr_key, value, hash_ids=hash_ids)
-    for key, value in _current.get().items():
+    for key, value in current.items():
         ids[key] = validate_value(key, value, hash_ids=hash_ids)
     return ids

@@ -50,8 +50,8 @@ def to_usage(
     """The Usage for ``counts`` with gaps filled in, and whether anything was estimated.
 
     Missing input is the request's conservative estimate less any cache tokens that were reported; missing
-    output is ``output_estimate`` (what the caller could measure from generated text). ``output_expected``
-    is false for embeddings, whose output is always zero.
+    output is ``output_estimate`` (what the caller could measure from generated text), at most the request's
+    maximum output tokens. ``output_expected`` is false for embeddings, whose output is always zero.
     """
     estimated = False
     cache_read = counts.cache_read or 0
@@ -66,6 +66,10 @@ def to_usage(
         output_tokens = 0
     elif output_tokens is None:
         output_tokens = output_estimate
+        if request.max_output_tokens is not None:
+            # Bedrock stops at the request's cap, so text measured beyond it (a reply padded with whitespace,
+            # a body that is not the model's) cannot have been billed as output.
+            output_tokens = min(output_tokens, request.max_output_tokens)
         estimated = True
     write_1h = counts.cache_write_1h
     if write_1h is None:

@@ -49,6 +49,8 @@ def trace_units(trace: object, into: dict[str, int]) -> None:
     Converse nests assessments as ``inputAssessment{id: …}`` / ``outputAssessments{id: [...]}``; InvokeModel
     bodies as ``input{id: …}`` / ``outputs[{id: …}]``. Walking for the metrics block covers both.
     """
+    if trace is None:  # most calls run without a guardrail
+        return
     stack: list[Any] = [trace]
     seen = 0
     while stack and seen < _MAX_TRACE_NODES:

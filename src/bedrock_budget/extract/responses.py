@@ -43,7 +43,8 @@ _Handler = Callable[[str, RequestInfo, Mapping[str, Any]], Extracted]
 
 def converse_counts(usage: object) -> Counts:
     """Converse ``usage`` / ConverseStream ``metadata.usage``, with the ``cacheDetails`` TTL split."""
-    if not isinstance(usage, Mapping):
+    # botocore hands out plain dicts; the exact-type test skips the slow ABC check on the hot path.
+    if type(usage) is not dict and not isinstance(usage, Mapping):
         return Counts()
     counts = Counts(
         input=as_count(usage.get("inputTokens")),
@@ -80,9 +81,15 @@ def _served_values(response: Mapping[str, Any]) -> tuple[str | None, str | None]
 
 def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
     counts = converse_counts(response.get("usage"))
-    trace = as_mapping(response.get("trace")) or {}
+    trace = as_mapping(response.get("trace"))
     units: dict[str, int] = {}
-    trace_units(trace.get("guardrail"), units)
+    routed: str | None = None
+    # Trace, tier and latency blocks are absent from most responses: look inside only when present.
+    if trace:
+        trace_units(trace.get("guardrail"), units)
+        routed = as_text(dig(trace, "promptRouter", "invokedModelId"))
+    tier = response.get("serviceTier")
+    latency = response.get("performanceConfig")
     # Measuring the reply only matters when Bedrock did not report output tokens.
     output_estimate = (
         tokens_from_output_bytes(converse_text(dig(response, "output", "message", "content")))
@@ -93,9 +100,9 @@ def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) ->
     return Extracted(
         usage,
         "converse_usage" if counts.reported else "estimate",
-        served_service_tier=_served(dig(response, "serviceTier", "type")),
-        served_latency=_served(dig(response, "performanceConfig", "latency")),
-        routed_model_id=as_text(dig(trace, "promptRouter", "invokedModelId")),
+        served_service_tier=None if tier is None else _served(dig(tier, "type")),
+        served_latency=None if latency is None else _served(dig(latency, "latency")),
+        routed_model_id=routed,
         estimated=estimated,
     )
 

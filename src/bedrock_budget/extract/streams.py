@@ -41,6 +41,7 @@ class StreamAccumulator:
 
     __slots__ = (
         "_converse",
+        "_ended",
         "_failed",
         "_final",
         "_handler",
@@ -66,6 +67,8 @@ class StreamAccumulator:
         self._units: dict[str, int] = {}
         self._routed: str | None = None
         self._failed = False
+        # ConverseStream always closes with a metadata event; a stream that runs out without one was cut.
+        self._ended = False
         headers = as_mapping(dig(response, "ResponseMetadata", "HTTPHeaders")) or {}
         top = response or {}
         self._tier = _lower(top.get("serviceTier")) or _lower(headers.get("x-amzn-bedrock-service-tier"))
@@ -101,6 +104,7 @@ class StreamAccumulator:
             return
         metadata = event.get("metadata")
         if metadata is not None:
+            self._ended = True
             self._metadata(metadata)
             return
         self._note_exception(event)
@@ -181,7 +185,7 @@ class StreamAccumulator:
 
     def result(self, *, complete: bool, request: RequestInfo) -> Extracted:
         """The usage so far. ``complete=False`` means the stream ended early (abandoned, closed, failed)."""
-        partial = not complete or self._failed
+        partial = not complete or self._failed or (self._converse and not self._ended)
         counts = self._final.merged(self._native)
         text_tokens = tokens_from_output_bytes(self._text_bytes)
         forced = False

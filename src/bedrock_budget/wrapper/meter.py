@@ -185,7 +185,7 @@ class Meter:
                 self.failures.record("stream usage", exc)
                 extracted = Extracted(usage=Usage(), source="none", estimated=True, partial=not complete)
             ttft = None if first_event_at is None else first_event_at - ctx.started
-            outcome: Outcome = "ok" if complete else "partial"
+            outcome: Outcome = "ok" if complete and not extracted.partial else "partial"
             self.finish(ctx, extracted, outcome, request_id, error_code=_error_code(error), ttft=ttft)
 
         return MeteredEventStream(stream, StreamSettlement(feed, finish))
@@ -379,9 +379,10 @@ def _served(value: str | None, default: str) -> str:
 
 
 def _request_id(response: Any) -> str | None:
-    if isinstance(response, Mapping):
+    # boto3 responses are plain dicts: the exact-type tests skip the slower ABC checks on the hot path.
+    if type(response) is dict or isinstance(response, Mapping):
         metadata = response.get("ResponseMetadata")
-        if isinstance(metadata, Mapping):
+        if type(metadata) is dict or isinstance(metadata, Mapping):
             value = metadata.get("RequestId")
             return value if isinstance(value, str) else None
     return None

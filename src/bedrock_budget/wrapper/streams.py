@@ -64,7 +64,9 @@ class MeteredEventStream(wrapt.BaseObjectProxy[Any]):
                 settlement.feed(event)
                 yield event
         except GeneratorExit:
-            settlement.finish(False)
+            # Leaving a for-loop closes this generator, but botocore lets the caller resume reading the
+            # same stream; settling here would charge a partial count for a stream still being read.
+            # An abandoned stream settles when it is closed or collected.
             raise
         except BaseException as exc:
             settlement.finish(False, exc)

@@ -1,0 +1,55 @@
+"""Runs in a separate process that the test kills with SIGKILL: it settles a few calls, then opens slow
+streams (each holding its worst case against the budget) and waits to be killed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+
+import bedrock_budget as bb
+from bedrock_budget.budgets import Ledger
+from bedrock_budget.stores import from_uri
+
+MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
+
+
+def settle_then_hold(
+    endpoint: str,
+    store_uri: str,
+    prefix: str,
+    limit_usd: str,
+    ttl: float,
+    model: str,
+    slow_model: str,
+    calls: int,
+    streams: int,
+    ready: Any,
+) -> None:
+    ledger = Ledger(
+        from_uri(store_uri, prefix=prefix),
+        [bb.Budget("cap", window="lifetime", limit_usd=limit_usd)],
+        reservation_ttl=ttl,
+    )
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    records: list[bb.CallRecord] = []
+    metered = bb.wrap(client, ledger=ledger, listeners=[records.append])
+    for _ in range(calls):
+        metered.converse(modelId=model, messages=MESSAGES, inferenceConfig={"maxTokens": 100})
+    held = []
+    for _ in range(streams):
+        stream = metered.converse_stream(
+            modelId=slow_model, messages=MESSAGES, inferenceConfig={"maxTokens": 2000}
+        )["stream"]
+        next(iter(stream))
+        held.append(stream)
+    settled = sum(r.cost.total_nanos for r in records if r.cost is not None)
+    ready.put((settled, len(records)))
+    time.sleep(120)  # the test kills this process long before

@@ -1,0 +1,76 @@
+"""A worker process killed with SIGKILL while its streams hold reservations: nothing in the process can
+release them, so the store must. After the reservation TTL the whole capacity is back, and the spend the
+worker settled before it died is intact."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+import bedrock_budget as bb
+from bedrock_budget.budgets import Ledger
+from bedrock_budget.stores import from_uri
+from bedrock_budget.testing import FakeBedrock, UsageSpec
+
+from . import _crash_worker
+from .conftest import HAIKU, NANOS_PER_USD, wait_for
+
+TTL = 2.0
+LIMIT = Decimal("1")
+STREAMS = 3
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_killed_worker_gives_its_holds_back_after_the_ttl(
+    fake: FakeBedrock, redis_url: str, prefix: str, ledgers: Callable[[Ledger], Ledger]
+) -> None:
+    slow = f"us.{HAIKU}"
+    fake.set_usage("*", UsageSpec(input_tokens=150, output_tokens=40))
+    # The first event comes at once, the rest over a minute: the streams stay open until the kill.
+    fake.configure(slow, latency=60.0, stream_deltas=3)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    worker = context.Process(
+        target=_crash_worker.settle_then_hold,
+        args=(fake.endpoint_url, redis_url, prefix, str(LIMIT), TTL, HAIKU, slow, 3, STREAMS, ready),
+    )
+    budget = bb.Budget("cap", window="lifetime", limit_usd=str(LIMIT))
+    ledger = ledgers(Ledger(from_uri(redis_url, prefix=prefix), [budget]))
+    worker.start()
+    try:
+        settled, settled_calls = ready.get(timeout=60)
+        held = ledger.read("cap")
+        assert held.active_reservations == STREAMS
+        assert held.reserved_usd > 0
+        assert held.spent_usd * NANOS_PER_USD == settled
+        assert settled_calls == 3
+        remaining = int((LIMIT - held.spent_usd) * NANOS_PER_USD)
+        with pytest.raises(bb.BudgetExceededError):
+            ledger.reserve({}, HAIKU, None, remaining, {})  # the dead worker's holds still count
+
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGKILL
+
+        waited = wait_for(lambda: ledger.read("cap").reserved_usd == 0, TTL + 5, "the holds to expire")
+        assert waited <= TTL + 1
+        after = ledger.read("cap")
+        assert after.active_reservations == 0
+        assert after.spent_usd * NANOS_PER_USD == settled  # expiry gives holds back, never charges them
+        everything = ledger.reserve({}, HAIKU, None, remaining, {})
+        ledger.release(everything)
+        assert ledger.read("cap").spent_usd * NANOS_PER_USD == settled
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(10)
+        worker.close()
+        ready.close()
+        ready.join_thread()

@@ -193,3 +193,28 @@ def test_budgets_from_yaml_file(fake: FakeBedrock, tmp_path: Any) -> None:
     client = bb.wrap(fake.client(), budgets=str(path), attribution={"app": "chat"})
     with pytest.raises(bb.BudgetExceededError):
         converse(client)
+
+
+def test_store_failures_and_journal_reach_the_metrics(fake: FakeBedrock) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from bedrock_budget.metrics import PrometheusListener
+
+    registry = CollectorRegistry()
+    client = bb.wrap(
+        fake.client(),
+        budgets=[bb.Budget(name="all", limit_usd="5")],
+        store="redis://127.0.0.1:1/0",
+        on_store_error="allow",
+        listeners=[PrometheusListener(registry=registry)],
+    )
+    converse(client)
+    converse(client)
+    errors = sum(
+        sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "bedrock_budget_store_errors_total"
+    )
+    assert errors >= 4  # two reservations and two settlements failed
+    assert registry.get_sample_value("bedrock_budget_journal_entries") == 2

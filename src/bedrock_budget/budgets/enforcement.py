@@ -15,7 +15,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
@@ -102,6 +102,14 @@ def _count_tokens_input(operation: str, kwargs: Mapping[str, Any]) -> dict[str, 
     return None
 
 
+class StoreObserver(Protocol):
+    """Told about failed store operations and the local journal (e.g. the Prometheus store metrics)."""
+
+    def error(self, operation: str, kind: str = "error") -> None: ...
+
+    def journal(self, *, depth: int, dropped: int = 0) -> None: ...
+
+
 class BudgetGuard:
     """The wrapper's budget hooks over one :class:`Ledger`."""
 
@@ -109,8 +117,36 @@ class BudgetGuard:
         self.ledger = ledger
         self.price_table = price_table
         self._token_counts = _TokenCountCache() if count_tokens else None
+        self._observers: tuple[StoreObserver, ...] = ()
+        self._seen_errors = ledger.store_errors
+        self._seen_dropped = ledger.journal_dropped
+        self._report_lock = threading.Lock()
+
+    def add_store_observer(self, observer: StoreObserver) -> None:
+        self._observers = (*self._observers, observer)
+
+    def _report(self, operation: str) -> None:
+        """Pass on what the ledger counted during one operation: store failures and the journal."""
+        if not self._observers:
+            return
+        ledger = self.ledger
+        with self._report_lock:
+            errors = ledger.store_errors - self._seen_errors
+            dropped = ledger.journal_dropped - self._seen_dropped
+            self._seen_errors += errors
+            self._seen_dropped += dropped
+        for observer in self._observers:
+            for _ in range(errors):
+                observer.error(operation, "unavailable")
+            observer.journal(depth=ledger.journal_depth, dropped=dropped)
 
     def admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
+        try:
+            self._admit(meter, ctx, kwargs)
+        finally:
+            self._report("reserve")
+
+    def _admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
         for attempt in range(MAX_DOWNGRADES + 1):
             cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
             try:
@@ -202,11 +238,17 @@ class BudgetGuard:
             return
         # An unpriceable result keeps the reserved worst case: recorded spend must never understate.
         nanos = cost.total_nanos if cost is not None else int(ctx.notes.get("reserved_nanos", "0"))
-        self.ledger.settle(hold, nanos, usage_tokens(usage))
+        try:
+            self.ledger.settle(hold, nanos, usage_tokens(usage))
+        finally:
+            self._report("settle")
 
     def release(self, ctx: CallContext) -> None:
         if isinstance(ctx.hold, Reservation):
-            self.ledger.release(ctx.hold)
+            try:
+                self.ledger.release(ctx.hold)
+            finally:
+                self._report("release")
 
 
 def _requested(value: str | None, default: str) -> str:

@@ -79,7 +79,14 @@ def build_meter(
             import bedrock_budget.budgets.enforcement  # noqa: F401 - installs the guard factory
 
         assert _guard_factory is not None
-        meter.guard = _guard_factory({**budget_options, "price_table": price_table})
+        meter.guard = guard = _guard_factory({**budget_options, "price_table": price_table})
+        # Listeners that watch the store (the Prometheus listener) hear about its failures and journal.
+        add_observer = getattr(guard, "add_store_observer", None)
+        if add_observer is not None:
+            for listener in listener_list:
+                observer = getattr(listener, "store_metrics", None)
+                if observer is not None:
+                    add_observer(observer)
     return meter
 
 

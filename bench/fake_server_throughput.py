@@ -1,4 +1,5 @@
-"""How many calls per second one boto3 client gets from the fake Bedrock.
+"""How many calls per second one boto3 client gets from the fake Bedrock (the test bed's own speed, which
+bounds every fake-server benchmark).
 
     .venv/bin/python bench/fake_server_throughput.py [--seconds 2] [--threads 1]
 
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from bedrock_budget.testing import FakeBedrock
+from report import Row
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "How many calls per second can we make?"}]}]
@@ -49,6 +51,23 @@ def measure(call: Callable[[], object], seconds: float, threads: int) -> float:
     for w in workers:
         w.join()
     return sum(counts) / (time.perf_counter() - started)
+
+
+def run(seconds: float = 1.0) -> list[Row]:
+    rows = []
+    with FakeBedrock() as fake:
+        client = fake.client()
+
+        def converse() -> object:
+            return client.converse(modelId=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
+
+        def invoke_model() -> object:
+            response = client.invoke_model(modelId=MODEL, body=INVOKE_BODY)
+            return response["body"].read()
+
+        for name, call in (("converse", converse), ("invoke_model", invoke_model)):
+            rows.append(Row(f"fake Bedrock: {name}, 1 client", measure(call, seconds, 1), "calls/s"))
+    return rows
 
 
 def main() -> None:

@@ -1,12 +1,14 @@
-"""Wrapper overhead per call (no budgets): the same boto3 client with and without ``bb.wrap``, served by
-botocore's Stubber (no HTTP: the overhead is most visible) and by the local fake Bedrock (real HTTP).
+"""Wrapper overhead per call without budgets: the same boto3 client with and without ``bb.wrap``, served by
+botocore's Stubber (no HTTP, so the overhead is most visible) and by the local fake Bedrock (real HTTP).
 
-Run: ``make bench`` (or ``.venv/bin/python bench/wrapper.py``).
+Plain and wrapped calls alternate in short blocks, so drift on a shared machine hits both sides alike, and
+Stubber blocks are timed in process CPU time, which a busy neighbour does not inflate (the fake-server path
+waits on a socket and is timed by the wall clock). Each side's figure is the median of its blocks; the
+ratio is the median of the paired block ratios. Run alone: ``.venv/bin/python bench/wrapper.py``.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +17,9 @@ import boto3
 from botocore.stub import Stubber
 
 import bedrock_budget as bb
+from bedrock_budget.records import CallRecord
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from report import Row, median, render
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Summarise the quarterly report in one line."}]}]
@@ -25,53 +29,121 @@ RESPONSE = {
     "usage": {"inputTokens": 1200, "outputTokens": 40, "totalTokens": 1240},
     "metrics": {"latencyMs": 120},
 }
+TARGET_RATIO = 1.05
 
 
-def _timed(call: Callable[[], Any], calls: int) -> float:
-    started = time.perf_counter()
-    for _ in range(calls):
-        call()
-    return (time.perf_counter() - started) / calls * 1e6
-
-
-def stubber_pair(calls: int, rounds: int) -> tuple[float, float]:
-    client = boto3.client(
+def stub_client() -> Any:
+    return boto3.client(
         "bedrock-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
-    wrapped = bb.wrap(client, listeners=[])
-    plain_samples: list[float] = []
-    wrapped_samples: list[float] = []
+
+
+def _block_us(call: Callable[[], Any], calls: int, clock: Callable[[], float]) -> float:
+    started = clock()
+    for _ in range(calls):
+        call()
+    return (clock() - started) / calls * 1e6
+
+
+def paired(
+    plain: Callable[[], Any],
+    wrapped: Callable[[], Any],
+    calls: int,
+    rounds: int,
+    clock: Callable[[], float],
+    before_block: Callable[[int], None] = lambda calls: None,
+) -> tuple[float, float, float]:
+    """Median plain us, median wrapped us and the median of the paired ratios."""
+    samples: dict[str, list[float]] = {"plain": [], "wrapped": []}
+    for round_ in range(rounds + 1):
+        for name, target in (("plain", plain), ("wrapped", wrapped)):
+            before_block(calls)
+            us = _block_us(target, calls, clock)
+            if round_:  # the first round only warms caches
+                samples[name].append(us)
+    ratios = [w / p for p, w in zip(samples["plain"], samples["wrapped"], strict=True)]
+    return median(samples["plain"]), median(samples["wrapped"]), median(ratios)
+
+
+def stubber_pair(wrapped_config: dict[str, Any], calls: int, rounds: int) -> tuple[float, float, float]:
+    client = stub_client()
+    wrapped = bb.wrap(client, **wrapped_config)
     with Stubber(client) as stubber:
-        for _ in range(rounds):
-            # Interleave so drift on a shared machine hits both sides alike.
-            for target, samples in ((client, plain_samples), (wrapped, wrapped_samples)):
-                for _ in range(calls):
-                    stubber.add_response("converse", RESPONSE)
-                samples.append(_timed(lambda t=target: t.converse(modelId=MODEL, messages=MESSAGES), calls))
-    return statistics.median(plain_samples), statistics.median(wrapped_samples)
+
+        def queue(calls: int) -> None:
+            for _ in range(calls):
+                stubber.add_response("converse", RESPONSE)
+
+        return paired(
+            lambda: client.converse(modelId=MODEL, messages=MESSAGES),
+            lambda: wrapped.converse(modelId=MODEL, messages=MESSAGES),
+            calls,
+            rounds,
+            time.process_time,
+            queue,
+        )
 
 
-def fake_pair(calls: int, rounds: int) -> tuple[float, float]:
+def fake_pair(calls: int, rounds: int) -> tuple[float, float, float]:
     with FakeBedrock() as fake:
         fake.set_usage("*", UsageSpec(input_tokens=1200, output_tokens=40))
         client = fake.client()
         wrapped = bb.wrap(client, listeners=[])
-        plain_samples: list[float] = []
-        wrapped_samples: list[float] = []
-        for _ in range(rounds):
-            for target, samples in ((client, plain_samples), (wrapped, wrapped_samples)):
-                samples.append(_timed(lambda t=target: t.converse(modelId=MODEL, messages=MESSAGES), calls))
-        return statistics.median(plain_samples), statistics.median(wrapped_samples)
+        return paired(
+            lambda: client.converse(modelId=MODEL, messages=MESSAGES),
+            lambda: wrapped.converse(modelId=MODEL, messages=MESSAGES),
+            calls,
+            rounds,
+            time.perf_counter,
+        )
 
 
-def main() -> None:
-    print(f"{'wrapper overhead (median us/call)':<42}{'plain':>10}{'wrapped':>10}{'ratio':>8}  note")
-    plain, wrapped = stubber_pair(calls=2000, rounds=7)
-    label = "converse via Stubber (no HTTP)"
-    print(f"{label:<42}{plain:>10.1f}{wrapped:>10.1f}{wrapped / plain:>8.3f}  target <= 1.05")
-    plain, wrapped = fake_pair(calls=300, rounds=5)
-    print(f"{'converse via fake Bedrock (HTTP)':<42}{plain:>10.1f}{wrapped:>10.1f}{wrapped / plain:>8.3f}")
+def _ignore(record: CallRecord) -> None:
+    return None
+
+
+def run() -> list[Row]:
+    rows = []
+    plain, wrapped, ratio = stubber_pair({"listeners": []}, calls=200, rounds=40)
+    rows.append(
+        Row(
+            "wrapper: converse via Stubber, no budgets",
+            wrapped,
+            "us",
+            plain,
+            "same client unwrapped",
+            f"ratio <= {TARGET_RATIO:g}",
+            ratio <= TARGET_RATIO,
+            note=f"overhead {wrapped - plain:.1f} us per call; ratio is the median of paired block ratios",
+            paired_ratio=ratio,
+        )
+    )
+    plain, wrapped, ratio = stubber_pair({"listeners": [_ignore]}, calls=200, rounds=25)
+    rows.append(
+        Row(
+            "wrapper: converse via Stubber, + a listener",
+            wrapped,
+            "us",
+            plain,
+            "same client unwrapped",
+            note=f"overhead {wrapped - plain:.1f} us per call (each call builds its CallRecord)",
+            paired_ratio=ratio,
+        )
+    )
+    plain, wrapped, ratio = fake_pair(calls=100, rounds=12)
+    rows.append(
+        Row(
+            "wrapper: converse via fake Bedrock (HTTP)",
+            wrapped,
+            "us",
+            plain,
+            "same client unwrapped",
+            note=f"overhead {wrapped - plain:.1f} us per call",
+            paired_ratio=ratio,
+        )
+    )
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    print(render(run()))

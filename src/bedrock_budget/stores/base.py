@@ -17,6 +17,8 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
   unknown id is charged too (``CHARGED``) and remembered, which is how spend journalled during an outage is
   replayed exactly once.
 - :meth:`Store.release` drops a hold without charging (the call failed before inference).
+- :meth:`Store.settle_many` settles several reservations under exactly the rules of :meth:`Store.settle`;
+  backends override it to do so in one round trip.
 
 Tombstones (expired and charged ids) are kept for ``tombstone_retention`` seconds; keys expire
 ``key_slack`` seconds after their window ends.
@@ -29,10 +31,12 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType, TracebackType
 from typing import Final, Literal
 from urllib.parse import unquote
 
+from bedrock_budget.errors import StoreError
 from bedrock_budget.stores.keys import check_prefix, counter_tag, encode_part
 
 DEFAULT_PREFIX: Final = "bb:"
@@ -169,6 +173,17 @@ class ReserveResult:
     repeated: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SettleRequest:
+    """One settlement of a batch: the arguments of :meth:`Store.settle`."""
+
+    reservation_id: str
+    spends: tuple[Spend, ...]
+    model: str | None = None
+    tokens: Mapping[str, int] | None = None
+    charge: bool = False
+
+
 class SettleStatus(enum.Enum):
     SETTLED = "settled"
     LATE = "late"
@@ -252,6 +267,30 @@ class Store(ABC):
         """Settle (or with ``charge`` record) the reservation in each counter exactly once. ``model`` and
         ``tokens`` (raw counts by type) feed the per-model tallies."""
 
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        """Settle several reservations as :meth:`settle` would, one after the other. Each result is the
+        outcomes of one request or the :class:`~bedrock_budget.errors.StoreError` it failed with. A failed
+        request may or may not have been applied; settling it again is safe, because a store applies a
+        reservation id's settlement at most once per counter."""
+        results: list[tuple[SettleOutcome, ...] | StoreError] = []
+        for request in requests:
+            try:
+                results.append(
+                    self.settle(
+                        request.reservation_id,
+                        request.spends,
+                        now_ms=now_ms,
+                        model=request.model,
+                        tokens=request.tokens,
+                        charge=request.charge,
+                    )
+                )
+            except StoreError as exc:
+                results.append(exc)
+        return results
+
     @abstractmethod
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         """Drop the hold in each counter; True where one was dropped."""
@@ -307,5 +346,7 @@ def parse_tallies(items: Mapping[str, str] | Sequence[tuple[str, str]]) -> Mappi
     return MappingProxyType({k: MappingProxyType(v) for k, v in models.items()})
 
 
+@lru_cache(maxsize=1024)
 def tally_prefix(model: str) -> str:
+    # Percent-encoding the model id costs microseconds and every settlement of a model repeats it.
     return f"m:{encode_part(model)}:"

@@ -11,6 +11,9 @@ refuses or fails, the slots that granted are released again. That never lets spe
 cost is that a concurrent call may be refused during the few milliseconds the doomed hold exists.
 Settlements and releases are idempotent per counter, so retrying one that failed half-way is safe.
 
+:meth:`RedisStore.settle_many` settles a batch of reservations with one script call (one per slot on a
+cluster, in parallel), with the same per-counter rules as a single settle.
+
 URIs (store options may also be given as query parameters: ``prefix``, ``key_slack``,
 ``tombstone_retention``, ``socket_timeout``, ``connect_timeout``, ``retries``, ``parallel``)::
 
@@ -25,6 +28,7 @@ redis-py is imported here only, so importing ``bedrock_budget`` never loads it.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,6 +65,7 @@ from bedrock_budget.stores.base import (
     Mark,
     ReserveResult,
     SettleOutcome,
+    SettleRequest,
     Spend,
     Store,
     parse_tallies,
@@ -95,7 +100,9 @@ def _script_text(name: str) -> str:
     return folder.joinpath("common.lua").read_text("utf-8") + "\n" + folder.joinpath(name).read_text("utf-8")
 
 
-_SCRIPTS: Final = {name: _script_text(f"{name}.lua") for name in ("reserve", "settle", "release", "read")}
+_SCRIPTS: Final = {
+    name: _script_text(f"{name}.lua") for name in ("reserve", "settle", "settle_many", "release", "read")
+}
 
 
 def _str(value: object) -> str:
@@ -317,6 +324,60 @@ class RedisStore(Store):
             outcomes.append(SettleOutcome(settle_status(_int(status)), _row(spend.ref, row), marks))
         return tuple(outcomes)
 
+    def _settle_many(self, requests: Sequence[SettleRequest], now_ms: int) -> list[tuple[SettleOutcome, ...]]:
+        # One JSON argument for the whole batch (see settle_many.lua); each distinct counter (with its
+        # thresholds) is listed once and spends refer to it by 1-based index. Amounts go as strings.
+        index: dict[tuple[CounterRef, tuple[Mark, ...]], int] = {}
+        keys: list[str] = []
+        counters: list[list[object]] = []
+        settlements: list[list[object]] = []
+        for request in requests:
+            spends = request.spends
+            model = request.model
+            tallies = tally_fields(model, request.tokens, spends[0].usd if spends else 0)
+            parts: list[list[object]] = []
+            for spend in spends:
+                ref = spend.ref
+                slot = index.get((ref, spend.marks))
+                if slot is None:
+                    slot = index[(ref, spend.marks)] = len(index) + 1
+                    keys.extend(self._keys(ref))
+                    thresholds = [
+                        [m.name, "u" if m.unit == "usd" else "t", str(m.amount)] for m in spend.marks
+                    ]
+                    counters.append([str(ref.ttl_ms(now_ms, self.key_slack)), ref.meta(), thresholds])
+                parts.append([slot, str(spend.usd), str(spend.tokens)])
+            settlements.append(
+                [
+                    request.reservation_id,
+                    "c" if request.charge else "s",
+                    tally_prefix(model) if model is not None else "",
+                    [[field, str(value)] for field, value in tallies],
+                    parts,
+                ]
+            )
+        batch = json.dumps({"c": counters, "s": settlements}, separators=(",", ":"))
+        rows = iter(self._eval("settle_many", keys, [now_ms, self._trim(now_ms), batch]))
+        results: list[tuple[SettleOutcome, ...]] = []
+        for request in requests:
+            outcomes: list[SettleOutcome] = []
+            for spend in request.spends:
+                status, spent_usd, held_usd, spent_tokens, held_tokens, live, *fired = _str(
+                    next(rows)
+                ).split()
+                state = CounterState(
+                    ref=spend.ref,
+                    spent_usd=int(spent_usd),
+                    held_usd=int(held_usd),
+                    spent_tokens=int(spent_tokens),
+                    held_tokens=int(held_tokens),
+                    active=int(live),
+                )
+                reached = tuple(m for m in spend.marks if m.name in fired) if fired else ()
+                outcomes.append(SettleOutcome(settle_status(int(status)), state, reached))
+            results.append(tuple(outcomes))
+        return results
+
     def _release(self, rid: str, refs: Sequence[CounterRef], now_ms: int) -> tuple[bool, ...]:
         keys: list[str] = []
         args: list[object] = [now_ms, rid, self._trim(now_ms)]
@@ -368,6 +429,16 @@ class RedisStore(Store):
         if not spends:
             return ()
         return self._settle(reservation_id, spends, now_ms, model, tokens, charge)
+
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        live = [r for r in requests if r.spends]
+        try:
+            settled = iter(self._settle_many(live, now_ms) if live else ())
+        except StoreError as exc:
+            return [exc if r.spends else () for r in requests]
+        return [next(settled) if r.spends else () for r in requests]
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         if not refs:
@@ -608,6 +679,45 @@ class RedisClusterStore(RedisStore):
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         return self._per_slot(refs, lambda g: self._release(reservation_id, g, now_ms))
+
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        # One script call per slot, carrying the part of every settlement whose counters live there.
+        slots: dict[int, list[tuple[int, list[int]]]] = {}
+        for index, request in enumerate(requests):
+            by_slot: dict[int, list[int]] = {}
+            for position, spend in enumerate(request.spends):
+                by_slot.setdefault(self._slot(spend.ref), []).append(position)
+            for slot, positions in by_slot.items():
+                slots.setdefault(slot, []).append((index, positions))
+        parts = list(slots.values())
+        gathered = self._fan_out(
+            [
+                partial(
+                    self._settle_many,
+                    [replace(requests[i], spends=tuple(requests[i].spends[p] for p in ps)) for i, ps in part],
+                    now_ms,
+                )
+                for part in parts
+            ]
+        )
+        merged: list[dict[int, SettleOutcome]] = [{} for _ in requests]
+        failed: dict[int, StoreError] = {}
+        for part, result in zip(parts, gathered, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, StoreError):
+                    raise result
+                for index, _ in part:
+                    failed.setdefault(index, result)
+                continue
+            for (index, positions), outcomes in zip(part, result, strict=True):
+                for position, outcome in zip(positions, outcomes, strict=True):
+                    merged[index][position] = outcome
+        return [
+            failed[index] if index in failed else tuple(merged[index][p] for p in range(len(request.spends)))
+            for index, request in enumerate(requests)
+        ]
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
         return self._per_slot(refs, lambda g: self._read(g, now_ms))

@@ -18,44 +18,10 @@ import pytest
 import redis
 from botocore.config import Config
 
-import bedrock_budget as bb
-from bedrock_budget.testing import FakeBedrock
 from service_fixtures import RedisServer, free_port
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
-
-
-class Records(list[bb.CallRecord]):
-    """A thread-safe listener that keeps every record."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def __call__(self, record: bb.CallRecord) -> None:
-        with self._lock:
-            self.append(record)
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeBedrock]:
-    with FakeBedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeBedrock) -> Iterator[FakeBedrock]:
-    fake_server.reset()
-    yield fake_server
-    errors = fake_server.server_errors
-    fake_server.reset()
-    assert not errors, f"fake Bedrock raised while answering: {errors[0]!r}"
-
-
-@pytest.fixture
-def records() -> Records:
-    return Records()
 
 
 # --- a scripted server --------------------------------------------------------------------------------

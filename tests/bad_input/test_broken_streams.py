@@ -26,8 +26,9 @@ from bedrock_budget.testing.eventstream import (
     encode_exception,
     encode_message,
 )
+from fake_bedrock_fixtures import Records
 
-from .conftest import HAIKU, MESSAGES, Records, Reply, ScriptedServer
+from .conftest import HAIKU, MESSAGES, Reply, ScriptedServer
 
 EVENTSTREAM = {"Content-Type": "application/vnd.amazon.eventstream"}
 START = encode_event("messageStart", {"role": "assistant"})

@@ -25,8 +25,9 @@ from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import CounterRef
 from bedrock_budget.stores.keys import counter_tag
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from fake_bedrock_fixtures import Records
 
-from .conftest import HAIKU, MESSAGES, KeyspaceWatch, Records
+from .conftest import HAIKU, MESSAGES, KeyspaceWatch
 
 pytestmark = pytest.mark.redis
 

@@ -18,8 +18,9 @@ import pytest
 import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.testing import FakeBedrock, UsageContext, UsageSpec
+from fake_bedrock_fixtures import Records
 
-from .conftest import HAIKU, MESSAGES, Records, Reply, ScriptedServer, json_reply
+from .conftest import HAIKU, MESSAGES, Reply, ScriptedServer, json_reply
 
 GOOD = {
     "output": {"message": {"role": "assistant", "content": [{"text": "A river runs."}]}},

@@ -17,8 +17,9 @@ import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.budgets.enforcement import usage_tokens
 from bedrock_budget.testing import FakeBedrock
+from fake_bedrock_fixtures import Records
 
-from .conftest import HAIKU, MESSAGES, Records
+from .conftest import HAIKU, MESSAGES
 
 SERVED_UNPRICED = "anthropic.claude-9-secret-v1:0"
 ACCOUNT = "arn:aws:bedrock:us-east-1:123456789012"

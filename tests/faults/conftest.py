@@ -7,7 +7,6 @@ fails.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ import redis
 
 import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
-from bedrock_budget.testing import FakeBedrock
+from fake_bedrock_fixtures import Records
 from service_fixtures import RedisServer, free_port, wait_until
 
 __all__ = ["Cluster", "Records", "RedisServer", "free_port", "recorded_nanos", "unique_prefix", "wait_for"]
@@ -27,18 +26,6 @@ __all__ = ["Cluster", "Records", "RedisServer", "free_port", "recorded_nanos", "
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
 NANOS_PER_USD = 10**9
-
-
-class Records(list[bb.CallRecord]):
-    """A thread-safe listener that keeps every record."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def __call__(self, record: bb.CallRecord) -> None:
-        with self._lock:
-            self.append(record)
 
 
 def recorded_nanos(records: list[bb.CallRecord]) -> int:
@@ -58,26 +45,6 @@ def delete_prefix(url: str, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeBedrock]:
-    with FakeBedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeBedrock) -> Iterator[FakeBedrock]:
-    fake_server.reset()
-    yield fake_server
-    errors = fake_server.server_errors
-    fake_server.reset()
-    assert not errors, f"fake Bedrock raised while answering: {errors[0]!r}"
-
-
-@pytest.fixture
-def records() -> Records:
-    return Records()
 
 
 @pytest.fixture

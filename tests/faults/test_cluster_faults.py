@@ -35,8 +35,9 @@ import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.stores import CounterRef, from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from fake_bedrock_fixtures import Records
 
-from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, Cluster, Records, unique_prefix, wait_for
+from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, Cluster, unique_prefix, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -22,17 +22,9 @@ import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from fake_bedrock_fixtures import Records
 
-from .conftest import (
-    HAIKU,
-    MESSAGES,
-    NANOS_PER_USD,
-    Records,
-    RedisServer,
-    free_port,
-    recorded_nanos,
-    unique_prefix,
-)
+from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, RedisServer, free_port, recorded_nanos, unique_prefix
 
 pytestmark = pytest.mark.redis
 

@@ -21,8 +21,9 @@ from bedrock_budget.budgets import Ledger
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from fake_bedrock_fixtures import Records
 
-from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, Records, recorded_nanos
+from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, recorded_nanos
 
 pytestmark = pytest.mark.redis
 

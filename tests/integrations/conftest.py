@@ -13,18 +13,6 @@ from bedrock_budget.pricing import default_price_table
 FILLER_START = "lorem ipsum dolor sit amet"
 
 
-class Records(list[bb.CallRecord]):
-    """A listener that keeps every record."""
-
-    def __call__(self, record: bb.CallRecord) -> None:
-        self.append(record)
-
-
-@pytest.fixture
-def records() -> Records:
-    return Records()
-
-
 @pytest.fixture(autouse=True)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # A Bedrock API key in the environment would make botocore prefer bearer auth, which the plain-HTTP

@@ -14,8 +14,9 @@ import pytest
 
 import bedrock_budget as bb
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from fake_bedrock_fixtures import Records
 
-from .conftest import FILLER_START, Records, expected_cost
+from .conftest import FILLER_START, expected_cost
 
 try:
     from strands import Agent

@@ -4,7 +4,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.records import CallRecord
-from bedrock_budget.testing import FakeBedrock
 from bedrock_budget.usage import Usage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,19 +91,6 @@ def usd(value: str | int) -> Decimal:
 @pytest.fixture
 def registry() -> CollectorRegistry:
     return CollectorRegistry()
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeBedrock]:
-    with FakeBedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeBedrock) -> Iterator[FakeBedrock]:
-    fake_server.reset()
-    yield fake_server
-    fake_server.reset()
 
 
 def require_binary(name: str) -> str:

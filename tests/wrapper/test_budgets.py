@@ -12,8 +12,7 @@ import bedrock_budget as bb
 from bedrock_budget.budgets.ledger import Ledger
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.testing import FakeBedrock, UsageSpec
-
-from .conftest import Records
+from fake_bedrock_fixtures import Records
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 SONNET = "anthropic.claude-3-5-sonnet-20241022-v2:0"

@@ -15,8 +15,7 @@ from botocore.exceptions import ClientError, EventStreamError
 import bedrock_budget as bb
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.testing import FakeBedrock, UsageSpec
-
-from .conftest import Records
+from fake_bedrock_fixtures import Records
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"

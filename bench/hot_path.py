@@ -78,8 +78,8 @@ def _reserve_settle(ledger: Ledger) -> Callable[[], None]:
 def _hollow_reserve(store: RedisStore, client: redis.Redis) -> Callable[[], None]:
     """A ledger reserve whose script does no work but takes the real keys and arguments and returns a
     reply of the real shape: the ledger's Python, redis-py and the round trip without the Lua."""
-    row = "{'0','0','0','0',0,0,0}"
-    store._scripts["reserve"] = client.register_script(f"return {{1, 0, {{{row}, {row}}}}}")
+    row = "0 0 0 0 0 0 0 -"
+    store._scripts["reserve"] = client.register_script(f"return '1 0\\n{row}\\n{row}'")
     ledger = Ledger(store, budgets())
     return lambda: ledger.reserve(ATTRIBUTION, BASE_MODEL, "anthropic", COST, TOKENS)
 

@@ -1,8 +1,9 @@
 """Budget alerts to Amazon SNS at 50 %, 80 % and 100 % of a team's daily spend.
 
 Two budgets per team: a *soft cap* that only alerts (action ``warn``, thresholds 50/80/100) and a *hard
-cap* above it that blocks. Alerting on a warn budget means the 100 % message really arrives: a blocking
-budget refuses the call that would cross its limit, so its spend rarely lands exactly on 100 %.
+cap* above it that blocks. The soft cap warns before anything is refused; the hard cap's own 100 % alert
+arrives with its first refusal (``alert.refused`` is true: a blocking budget refuses the call that would
+cross its limit, so its spend stops short of 100 %).
 
 Each threshold fires once per team and day, across every process sharing the budget store. Alerts are
 published from a background thread, so a slow SNS call never delays a Bedrock call; closing the ledger

@@ -374,12 +374,6 @@ def _spend_until_refused(client: Any) -> int:
     raise AssertionError("the budget never refused a call")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A block budget refuses the call that would cross its limit, so its spend practically never "
-    "lands on exactly 100% and the default 100% threshold alert never fires, even while the budget "
-    "refuses every call (sns_alerts.py alerts on a warn budget for that reason).",
-)
 def test_a_block_budget_alerts_at_100_percent_once_it_refuses_calls(fake: FakeBedrock) -> None:
     # Realistic answers: input as long as the prompt, output below maxTokens. (Fixed usage above the
     # estimate would let actual spend overshoot the limit and fire the alert by accident.)
@@ -387,8 +381,13 @@ def test_a_block_budget_alerts_at_100_percent_once_it_refuses_calls(fake: FakeBe
     alerts: list[Any] = []
     budget = bb.Budget("team-daily", limit_usd="0.001", action="block", thresholds=[50, 80, 100])
     with Ledger("memory://", [budget], alert_sinks=[alerts.append]) as ledger:
-        assert _spend_until_refused(bb.wrap(fake.client(), ledger=ledger)) > 0
-    assert [a.threshold for a in alerts] == [50, 80, 100]
+        client = bb.wrap(fake.client(), ledger=ledger)
+        assert _spend_until_refused(client) > 0
+        assert _spend_until_refused(client) == 0  # refused again: no second alert
+    # A block budget's spend stops short of its limit: the 100% alert is the refusal's.
+    assert [(a.threshold, a.refused) for a in alerts] == [(50, False), (80, False), (100, True)]
+    assert alerts[-1].percentage < 100
+    assert "refuses calls" in alerts[-1].message
 
 
 # --- redis_store.py / redis_cluster_store.py -------------------------------------------------------------

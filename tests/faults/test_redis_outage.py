@@ -134,11 +134,6 @@ def test_allow_journals_and_replays_to_the_sum_of_the_records(
         ledger.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settling a reservation whose hold vanished with the store's data is a silent no-op (settle.lua "
-    "status 0): the call's spend is dropped without a warning",
-)
 def test_a_hold_lost_with_the_data_is_still_charged(
     fake: FakeBedrock, redis_server_binary: str, tmp_path: Path, records: Records
 ) -> None:

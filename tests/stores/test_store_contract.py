@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bedrock_budget.stores import CounterRef, Hold, Mark, SettleStatus, Spend, Store
+from bedrock_budget.stores import CounterRef, Hold, Mark, SettleRequest, SettleStatus, Spend, Store
 from bedrock_budget.stores.memory import MemoryStore
 
 from .conftest import Backend
@@ -356,3 +356,116 @@ def test_reads_report_the_limits_last_used(store: Store) -> None:
     store.reserve("b", [hold(r, 1, limit=None)], now_ms=T0, deadline_ms=DEADLINE)
     (listed,) = store.list(now_ms=T0)
     assert (listed.limit_usd, listed.limit_tokens, listed.held_usd) == (None, None, 2)
+
+
+def test_a_hold_lost_with_the_counters_data_is_charged_once(store: Store) -> None:
+    r = ref()
+    first = store.reserve("r1", [hold(r, 300)], now_ms=T0, deadline_ms=DEADLINE)
+    second = store.reserve("r2", [hold(r, 200)], now_ms=T0, deadline_ms=DEADLINE)
+    epoch = first.checks[0].epoch
+    assert epoch is not None
+    assert second.checks[0].epoch == epoch  # one life of the counter's data, one epoch
+    assert store.reset([r]) == 1  # what a restart without persistence does to the holds
+    (charged,) = store.settle("r1", [Spend(r, 120, 0, epoch=epoch)], now_ms=T0)
+    assert charged.status is SettleStatus.CHARGED
+    assert charged.recorded
+    assert store.settle("r1", [Spend(r, 120, 0, epoch=epoch)], now_ms=T0)[0].status is SettleStatus.NOOP
+    assert store.settle("r2", [Spend(r, 80, 0, epoch=epoch)], now_ms=T0)[0].status is SettleStatus.CHARGED
+    assert read1(store, r) == (200, 0)
+    # The next hold starts a new epoch, and its settlements follow the ordinary rules again.
+    third = store.reserve("r3", [hold(r, 100)], now_ms=T0, deadline_ms=DEADLINE)
+    new_epoch = third.checks[0].epoch
+    assert new_epoch not in (None, epoch)
+    assert store.settle("r3", [Spend(r, 50, 0, epoch=new_epoch)], now_ms=T0)[0].status is SettleStatus.SETTLED
+    assert store.settle("r3", [Spend(r, 50, 0, epoch=new_epoch)], now_ms=T0)[0].status is SettleStatus.NOOP
+    assert read1(store, r) == (250, 0)
+
+
+def test_a_settlement_retried_under_the_same_epoch_is_a_noop(store: Store) -> None:
+    r = ref()
+    epoch = store.reserve("a", [hold(r, 100)], now_ms=T0, deadline_ms=DEADLINE).checks[0].epoch
+    repeated = store.reserve("a", [hold(r, 100)], now_ms=T0, deadline_ms=DEADLINE)
+    assert repeated.repeated
+    assert repeated.checks[0].epoch == epoch
+    spend = Spend(r, 60, 0, epoch=epoch)
+    assert store.settle("a", [spend], now_ms=T0)[0].status is SettleStatus.SETTLED
+    assert store.settle("a", [spend], now_ms=T0)[0].status is SettleStatus.NOOP
+    (batched,) = store.settle_many([SettleRequest("a", (spend,))], now_ms=T0)
+    assert not isinstance(batched, Exception)
+    assert batched[0].status is SettleStatus.NOOP
+    assert read1(store, r) == (60, 0)
+
+
+def test_a_batched_settlement_charges_a_lost_hold_once(store: Store) -> None:
+    r = ref()
+    epoch = store.reserve("a", [hold(r, 100)], now_ms=T0, deadline_ms=DEADLINE).checks[0].epoch
+    store.reset([r])
+    spend = Spend(r, 40, 0, epoch=epoch)
+    results = store.settle_many([SettleRequest("a", (spend,)), SettleRequest("a", (spend,))], now_ms=T0)
+    statuses = [result[0].status for result in results if not isinstance(result, Exception)]
+    assert statuses == [SettleStatus.CHARGED, SettleStatus.NOOP]
+    assert read1(store, r) == (40, 0)
+
+
+LIMIT_MARK = Mark("usd", 100, 1000)
+
+
+def test_a_refusal_fires_the_limit_mark_once(store: Store) -> None:
+    r = ref()
+    store.settle("spent", [Spend(r, 900, 0)], now_ms=T0, charge=True)
+    refusing = Hold(ref=r, limit_usd=1000, limit_tokens=None, usd=200, tokens=0, refusal_marks=(LIMIT_MARK,))
+    first = store.reserve("a", [refusing], now_ms=T0, deadline_ms=DEADLINE)
+    assert not first.granted
+    assert first.checks[0].fired == (LIMIT_MARK,)
+    again = store.reserve("b", [refusing], now_ms=T0, deadline_ms=DEADLINE)
+    assert (again.granted, again.checks[0].fired) == (False, ())
+    assert "u100" in store.read([r], now_ms=T0)[0].alerted
+    # The same mark reached by spend later is not reported a second time.
+    (outcome,) = store.settle("late", [Spend(r, 100, 0, (LIMIT_MARK,))], now_ms=T0, charge=True)
+    assert outcome.fired == ()
+
+
+def test_no_limit_mark_for_a_call_too_big_for_the_empty_budget(store: Store) -> None:
+    r = ref()
+    store.settle("spent", [Spend(r, 10, 0)], now_ms=T0, charge=True)
+    too_big = Hold(ref=r, limit_usd=1000, limit_tokens=None, usd=1001, tokens=0, refusal_marks=(LIMIT_MARK,))
+    result = store.reserve("a", [too_big], now_ms=T0, deadline_ms=DEADLINE)
+    assert not result.granted
+    assert result.checks[0].fired == ()
+    assert store.read([r], now_ms=T0)[0].alerted == ()
+
+
+def test_limit_marks_follow_the_refusing_unit_and_skip_shadow_counters(store: Store) -> None:
+    by_tokens, shadow = ref("tokens"), ref("shadow")
+    store.settle("spent", [Spend(by_tokens, 0, 900)], now_ms=T0, charge=True)
+    store.settle("spent", [Spend(shadow, 900, 0)], now_ms=T0, charge=True)
+    marks = (LIMIT_MARK, Mark("tokens", 100, 1000))
+    holds = [
+        Hold(ref=by_tokens, limit_usd=1000, limit_tokens=1000, usd=5, tokens=200, refusal_marks=marks),
+        Hold(
+            ref=shadow,
+            limit_usd=1000,
+            limit_tokens=None,
+            usd=200,
+            tokens=0,
+            enforce=False,
+            refusal_marks=marks,
+        ),
+    ]
+    result = store.reserve("a", holds, now_ms=T0, deadline_ms=DEADLINE)
+    assert not result.granted
+    assert [c.fired for c in result.checks] == [(marks[1],), ()]
+
+
+def test_every_key_of_a_counter_expires_with_its_window(store: Store) -> None:
+    client = getattr(store, "client", None)
+    if client is None:
+        return  # memory: covered by test_keys_expire_after_their_window
+    r = ref()
+    expected = (END + store.key_slack) * 1000 - T0
+    store.reserve("a", [hold(r, 100)], now_ms=T0, deadline_ms=T0 + 10)
+    store.reserve("b", [hold(r, 100)], now_ms=T0 + 20, deadline_ms=DEADLINE)  # purges "a": a tombstone
+    base = store.key(r)
+    for suffix in ("h", "z", "t"):
+        ttl = client.pttl(f"{base}:{suffix}")
+        assert expected - 5_000 < ttl <= expected, (suffix, ttl)

@@ -26,6 +26,9 @@ class Alert:
     limit: Decimal
     percentage: Decimal
     action: str
+    #: Fired by a refusal rather than by spend: a ``block`` or ``downgrade`` budget refuses the call that
+    #: would cross its limit, so its spend stops short of it (``percentage`` below the threshold).
+    refused: bool = False
 
     @property
     def message(self) -> str:
@@ -33,6 +36,12 @@ class Alert:
             return f"${value}" if self.unit == "usd" else f"{value} tokens"
 
         scope = ", ".join(f"{k}={v}" for k, v in self.scope.items()) or "global"
+        if self.refused:
+            return (
+                f"budget {self.budget} ({scope}) reached its {self.window} limit and refuses calls "
+                f"({amount(self.spent)} of {amount(self.limit)} spent, {self.percentage}%; "
+                f"threshold {self.threshold}%)"
+            )
         return (
             f"budget {self.budget} ({scope}) reached {self.percentage}% of its {self.window} limit "
             f"({amount(self.spent)} of {amount(self.limit)}; threshold {self.threshold}%)"
@@ -54,5 +63,6 @@ class Alert:
             "limit": str(self.limit),
             "percentage": str(self.percentage),
             "action": self.action,
+            "refused": self.refused,
             "message": self.message,
         }

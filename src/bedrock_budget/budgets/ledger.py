@@ -98,6 +98,7 @@ from bedrock_budget.errors import (
 )
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import (
+    Check,
     CounterRef,
     Hold,
     Mark,
@@ -156,6 +157,8 @@ class _Compiled:
     budget: Budget
     order: int
     marks: tuple[Mark, ...]
+    #: Reported when the budget refuses a call (see ``stores.base``): its limit, i.e. the 100% thresholds.
+    refusal_marks: tuple[Mark, ...]
 
 
 def _marks(budget: Budget) -> tuple[Mark, ...]:
@@ -240,7 +243,10 @@ class Ledger:
             if budget.name in seen:
                 raise ConfigurationError(f"two budgets are named {budget.name!r}")
             seen.add(budget.name)
-            compiled.append(_Compiled(budget, order, _marks(budget)))
+            marks = _marks(budget)
+            enforced = budget.action != "warn"
+            refusal = tuple(m for m in marks if m.percent == 100) if enforced else ()
+            compiled.append(_Compiled(budget, order, marks, refusal))
         self._compiled = tuple(compiled)
         self._by_name = {c.budget.name: c for c in compiled}
 
@@ -319,13 +325,17 @@ class Ledger:
                 usd=line.usd,
                 tokens=line.tokens,
                 enforce=line.budget.action != "warn",
+                refusal_marks=compiled.refusal_marks,
             )
-            for line in lines
+            for compiled, line in found
         ]
         try:
             result = self.store.reserve(rid, holds, now_ms=int(now * 1000), deadline_ms=int(deadline * 1000))
         except StoreError as exc:
             return self._reserve_offline(reservation, exc)
+        reservation.epochs = tuple(check.epoch for check in result.checks)
+        if not result.granted:
+            self._alert_refusals(lines, result.checks)
         refusals = [
             refusal
             for line, check in zip(lines, result.checks, strict=True)
@@ -406,14 +416,16 @@ class Ledger:
         if not reservation._finish("settled") or not reservation.lines:
             return
         by_name = self._by_name
+        epochs = reservation.epochs or (None,) * len(reservation.lines)
         spends = tuple(
             Spend(
                 ref=line.ref,
                 usd=cost_nanos,
                 tokens=line.budget.weigh(tokens),
                 marks=_current_marks(by_name.get(line.budget.name), line.budget),
+                epoch=epoch,
             )
-            for line in reservation.lines
+            for line, epoch in zip(reservation.lines, epochs, strict=True)
         )
         entry = JournalEntry(
             reservation_id=reservation.id,
@@ -513,6 +525,21 @@ class Ledger:
         if applied:
             self._maybe_replay()
 
+    def _alert_refusals(self, lines: Sequence[ReservationLine], checks: Sequence[Check]) -> None:
+        for line, check in zip(lines, checks, strict=True):
+            for mark in check.fired:
+                self._send(alert_of(line.budget, line.ref, check.state, mark, refused=True))
+
+    def _send(self, alert: Alert | None) -> None:
+        if alert is None:
+            return
+        self.alerts_fired += 1
+        for sink in self._sinks:
+            try:
+                sink.send(alert)
+            except Exception:
+                log.exception("alert sink %r failed", sink)
+
     def _alert(self, entry: JournalEntry, outcomes: Sequence[SettleOutcome]) -> None:
         by_name = self._by_name
         for spend, outcome in zip(entry.spends, outcomes, strict=True):
@@ -523,14 +550,7 @@ class Ledger:
                 continue
             budget = compiled.budget
             for mark in outcome.fired:
-                alert = alert_of(budget, spend.ref, outcome.state, mark)
-                if alert is not None:
-                    self.alerts_fired += 1
-                    for sink in self._sinks:
-                        try:
-                            sink.send(alert)
-                        except Exception:
-                            log.exception("alert sink %r failed", sink)
+                self._send(alert_of(budget, spend.ref, outcome.state, mark))
 
     def _maybe_replay(self) -> None:
         if len(self._journal) and self._replaying.acquire(blocking=False):

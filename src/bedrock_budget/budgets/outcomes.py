@@ -67,6 +67,8 @@ class Reservation:
     deadline: float
     warnings: tuple[Refusal, ...] = ()
     offline: bool = False
+    #: Each line's counter epoch as the store reported it (see ``stores.base``); empty when offline.
+    epochs: tuple[str | None, ...] = ()
     state: Literal["held", "settled", "released"] = "held"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -190,7 +192,9 @@ def status_of(budget: Budget, state: CounterState) -> BudgetStatus:
     )
 
 
-def alert_of(budget: Budget, ref: CounterRef, state: CounterState, mark: Mark) -> Alert | None:
+def alert_of(
+    budget: Budget, ref: CounterRef, state: CounterState, mark: Mark, *, refused: bool = False
+) -> Alert | None:
     convert: Callable[[int], Decimal]
     if mark.unit == "usd":
         limit_raw, spent_raw, convert = budget.limit_nanos, state.spent_usd, nanos_to_usd
@@ -217,4 +221,5 @@ def alert_of(budget: Budget, ref: CounterRef, state: CounterState, mark: Mark) -
         limit=convert(limit_raw),
         percentage=percentage,
         action=budget.action,
+        refused=refused,
     )

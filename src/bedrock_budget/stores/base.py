@@ -16,6 +16,16 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
   already dropped, so nothing counts twice); anything else is a no-op (``NOOP``). With ``charge=True`` an
   unknown id is charged too (``CHARGED``) and remembered, which is how spend journalled during an outage is
   replayed exactly once.
+- Epochs: reserve reports each counter's *epoch*, a name for the life of its data (the id of the first
+  reservation held there). A settle that carries it and finds neither its hold nor a tombstone under a
+  different epoch is charged (``CHARGED``, once): the counter's data was lost since the reservation (a
+  Redis restart without persistence, a failover to a replica that had not seen the hold), so the call's
+  spend is recorded instead of vanishing with the hold. Under the same epoch it is a settlement already
+  applied (a retry after a lost reply) and stays a no-op.
+- Refusal marks: a hold may name the thresholds (the 100% ones) to report when its counter refuses a
+  call that would fit the empty budget; they fire once per counter, like the thresholds settle reports.
+  A ``block`` budget refuses the call that would cross its limit, so its spend rarely lands on 100%:
+  the refusal is what says the limit was reached.
 - :meth:`Store.release` drops a hold without charging (the call failed before inference).
 - :meth:`Store.settle_many` settles several reservations under exactly the rules of :meth:`Store.settle`;
   backends override it to do so in one round trip.
@@ -113,6 +123,7 @@ class Hold:
     usd: int
     tokens: int
     enforce: bool = True
+    refusal_marks: tuple[Mark, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +147,8 @@ class Spend:
     usd: int
     tokens: int
     marks: tuple[Mark, ...] = ()
+    #: The counter's epoch as reserve reported it (``None``: unknown, e.g. spend journalled offline).
+    epoch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +173,9 @@ class Check:
     state: CounterState
     refused_usd: bool = False
     refused_tokens: bool = False
+    #: Refusal marks of the hold that this refusal reached first (see the module docstring).
+    fired: tuple[Mark, ...] = ()
+    epoch: str | None = None
 
     @property
     def refused(self) -> bool:

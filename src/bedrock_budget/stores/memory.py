@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ from bedrock_budget.stores.base import (
 class _Counter:
     __slots__ = (
         "alerts",
+        "epoch",
         "expires",
         "held_tokens",
         "held_usd",
@@ -43,6 +45,8 @@ class _Counter:
         "limits",
         "live",
         "meta",
+        "next_deadline",
+        "oldest_tomb",
         "spent_tokens",
         "spent_usd",
         "tallies",
@@ -60,8 +64,13 @@ class _Counter:
         self.alerts: dict[str, int] = {}
         self.tallies: dict[str, int] = {}
         self.meta: str | None = None
+        self.epoch: str | None = None
         self.limits: tuple[int | None, int | None] = (None, None)
         self.expires: int | None = None
+        # Lower bounds on the earliest live deadline and the oldest tombstone: purging scans only when
+        # something can be due, so a busy shared counter costs O(1) per operation, not O(holds).
+        self.next_deadline: int | None = None
+        self.oldest_tomb: int | None = None
 
     def drop_hold(self, rid: str) -> bool:
         if self.live.pop(rid, None) is None:
@@ -72,13 +81,29 @@ class _Counter:
         return True
 
     def purge(self, now: int, trim_before: int) -> None:
-        expired = [rid for rid, deadline in self.live.items() if deadline <= now]
-        for rid in expired:
-            self.drop_hold(rid)
-            self.tombs["x" + rid] = now
-        if self.tombs:
+        if self.next_deadline is not None and self.next_deadline <= now:
+            expired = [rid for rid, deadline in self.live.items() if deadline <= now]
+            for rid in expired:
+                self.drop_hold(rid)
+                self.tomb("x" + rid, now)
+            self.next_deadline = min(self.live.values(), default=None)
+        if self.oldest_tomb is not None and self.oldest_tomb < trim_before:
             for member in [m for m, when in self.tombs.items() if when < trim_before]:
                 del self.tombs[member]
+            self.oldest_tomb = min(self.tombs.values(), default=None)
+
+    def hold(self, rid: str, usd: int, tokens: int, deadline: int) -> None:
+        self.held_usd += usd
+        self.held_tokens += tokens
+        self.holds[rid] = (usd, tokens)
+        self.live[rid] = deadline
+        if self.next_deadline is None or deadline < self.next_deadline:
+            self.next_deadline = deadline
+
+    def tomb(self, member: str, now: int) -> None:
+        self.tombs[member] = now
+        if self.oldest_tomb is None or now < self.oldest_tomb:
+            self.oldest_tomb = now
 
     def touch(self, ttl: int, now: int) -> None:
         if ttl:
@@ -162,7 +187,11 @@ class MemoryStore(Store):
                 checks = []
                 for key, hold in zip(keys, holds, strict=True):
                     counter = self._get(key, now_ms)
-                    checks.append(Check(counter.state(hold.ref) if counter else CounterState(hold.ref)))
+                    checks.append(
+                        Check(counter.state(hold.ref), epoch=counter.epoch)
+                        if counter
+                        else Check(CounterState(hold.ref))
+                    )
                 return ReserveResult(granted=True, checks=tuple(checks), repeated=True)
             granted = True
             found: list[Check] = []
@@ -181,23 +210,40 @@ class MemoryStore(Store):
                 if hold.enforce and check.refused:
                     granted = False
                 found.append(check)
-            for key, hold in zip(keys, holds, strict=True):
+            for index, (key, hold) in enumerate(zip(keys, holds, strict=True)):
                 ttl = hold.ref.ttl_ms(now_ms, self.key_slack)
                 if granted:
                     counter = self._obtain(key, now_ms)
-                    if counter.meta is None:
+                    if counter.epoch is None:
+                        counter.epoch = reservation_id
                         counter.meta = hold.ref.meta()
                     counter.limits = (hold.limit_usd, hold.limit_tokens)
-                    counter.held_usd += hold.usd
-                    counter.held_tokens += hold.tokens
-                    counter.holds[reservation_id] = (hold.usd, hold.tokens)
-                    counter.live[reservation_id] = deadline_ms
+                    counter.hold(reservation_id, hold.usd, hold.tokens, deadline_ms)
                     counter.touch(ttl, now_ms)
-                else:
-                    existing = self._get(key, now_ms)
-                    if existing is not None:
-                        existing.touch(ttl, now_ms)
+                    found[index] = replace(found[index], epoch=counter.epoch)
+                    continue
+                existing = self._get(key, now_ms)
+                fired = self._refusal_marks(existing, hold, found[index], now_ms) if hold.enforce else ()
+                if existing is not None:
+                    existing.touch(ttl, now_ms)
+                    found[index] = replace(found[index], fired=fired, epoch=existing.epoch)
             return ReserveResult(granted=granted, checks=tuple(found))
+
+    @staticmethod
+    def _refusal_marks(counter: _Counter | None, hold: Hold, check: Check, now_ms: int) -> tuple[Mark, ...]:
+        if counter is None:
+            return ()
+        fired: list[Mark] = []
+        for mark in hold.refusal_marks:
+            refused, requested, limit = (
+                (check.refused_usd, hold.usd, hold.limit_usd)
+                if mark.unit == "usd"
+                else (check.refused_tokens, hold.tokens, hold.limit_tokens)
+            )
+            if refused and _fits(0, 0, requested, limit) and mark.name not in counter.alerts:
+                counter.alerts[mark.name] = now_ms
+                fired.append(mark)
+        return tuple(fired)
 
     def settle(
         self,
@@ -222,17 +268,21 @@ class MemoryStore(Store):
                         status = SettleStatus.SETTLED
                     elif counter.tombs.pop("x" + reservation_id, None) is not None:
                         status = SettleStatus.LATE
+                # Charge mode, or a different epoch: the hold vanished with the counter's data (see base).
+                vouched = charge or (
+                    spend.epoch is not None and (counter is None or counter.epoch != spend.epoch)
+                )
                 if (
                     status is SettleStatus.NOOP
-                    and charge
+                    and vouched
                     and (counter is None or ("d" + reservation_id) not in counter.tombs)
                 ):
                     status = SettleStatus.CHARGED
                 fired: list[Mark] = []
                 if status is not SettleStatus.NOOP:
                     counter = self._obtain(key, now_ms)
-                    if charge:
-                        counter.tombs["d" + reservation_id] = now_ms
+                    if charge or status is SettleStatus.CHARGED:
+                        counter.tomb("d" + reservation_id, now_ms)
                     if counter.meta is None:
                         counter.meta = spend.ref.meta()
                     counter.spent_usd += spend.usd

@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET_TIMEOUT: Final = 1.0
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
 DEFAULT_RETRIES: Final = 1
+_KEY_MEMO_SIZE: Final = 4096
 _STORE_OPTIONS: Final[tuple[str, ...]] = ("prefix", "key_slack", "tombstone_retention")
 _CLIENT_OPTIONS: Final[tuple[str, ...]] = ("socket_timeout", "connect_timeout", "retries", "parallel")
 _PASSTHROUGH: Final = frozenset({"client_name", "username", "password"})
@@ -101,7 +102,7 @@ def _script_text(name: str) -> str:
 
 
 _SCRIPTS: Final = {
-    name: _script_text(f"{name}.lua") for name in ("reserve", "settle", "settle_many", "release", "read")
+    name: _script_text(f"{name}.lua") for name in ("reserve", "settle_many", "release", "read")
 }
 
 
@@ -218,6 +219,9 @@ class RedisStore(Store):
         self._closers = list(closers)
         self._closed = False
         self._scripts: dict[str, Script] = {k: client.register_script(v) for k, v in _SCRIPTS.items()}
+        # Every call of a window names the same counters: build their key names once (bounded: windows
+        # roll over and per-user scopes come and go).
+        self._key_memo: dict[CounterRef, tuple[str, str, str]] = {}
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> RedisStore:
@@ -257,8 +261,13 @@ class RedisStore(Store):
         return self._run(lambda: runner(keys=list(keys), args=list(args)))
 
     def _keys(self, ref: CounterRef) -> tuple[str, str, str]:
-        base = self.key(ref)
-        return f"{base}:h", f"{base}:z", f"{base}:t"
+        keys = self._key_memo.get(ref)
+        if keys is None:
+            if len(self._key_memo) >= _KEY_MEMO_SIZE:
+                self._key_memo.clear()
+            base = self.key(ref)
+            keys = self._key_memo[ref] = (f"{base}:h", f"{base}:z", f"{base}:t")
+        return keys
 
     def _trim(self, now_ms: int) -> int:
         return now_ms - self.tombstone_retention * 1000
@@ -266,27 +275,59 @@ class RedisStore(Store):
     # -- one script call (one slot on a cluster) ----------------------------------------------------------
 
     def _reserve(self, rid: str, holds: Sequence[Hold], now_ms: int, deadline_ms: int) -> ReserveResult:
+        # One JSON argument and one bulk-string reply (see reserve.lua): a fraction of what redis-py
+        # costs to pack separate arguments and parse a nested reply.
         keys: list[str] = []
-        args: list[object] = [now_ms, deadline_ms, rid, self._trim(now_ms)]
+        request: list[list[object]] = []
+        slack = self.key_slack
         for hold in holds:
-            keys.extend(self._keys(hold.ref))
-            args.extend(
-                (
-                    "" if hold.limit_usd is None else hold.limit_usd,
-                    "" if hold.limit_tokens is None else hold.limit_tokens,
-                    hold.usd,
-                    hold.tokens,
+            ref = hold.ref
+            keys.extend(self._keys(ref))
+            usd_mark = tokens_mark = ""
+            for mark in hold.refusal_marks:
+                if mark.unit == "usd":
+                    usd_mark = mark.name
+                else:
+                    tokens_mark = mark.name
+            request.append(
+                [
+                    "" if hold.limit_usd is None else str(hold.limit_usd),
+                    "" if hold.limit_tokens is None else str(hold.limit_tokens),
+                    str(hold.usd),
+                    str(hold.tokens),
                     1 if hold.enforce else 0,
-                    hold.ref.ttl_ms(now_ms, self.key_slack),
-                    hold.ref.meta(),
+                    str(ref.ttl_ms(now_ms, slack)),
+                    ref.meta(),
+                    usd_mark,
+                    tokens_mark,
+                ]
+            )
+        payload = json.dumps(request, separators=(",", ":"))
+        head, *lines = _str(self._eval("reserve", keys, [now_ms, deadline_ms, rid, payload])).split("\n")
+        granted, repeated = head.split()
+        checks: list[Check] = []
+        for hold, line in zip(holds, lines, strict=True):
+            spent_usd, held_usd, spent_tok, held_tok, live, refused_usd, refused_tok, epoch, *fired = (
+                line.split()
+            )
+            state = CounterState(
+                ref=hold.ref,
+                spent_usd=int(spent_usd),
+                held_usd=int(held_usd),
+                spent_tokens=int(spent_tok),
+                held_tokens=int(held_tok),
+                active=int(live),
+            )
+            checks.append(
+                Check(
+                    state,
+                    refused_usd=refused_usd == "1",
+                    refused_tokens=refused_tok == "1",
+                    fired=tuple(m for m in hold.refusal_marks if m.name in fired) if fired else (),
+                    epoch=None if epoch == "-" else epoch,
                 )
             )
-        granted, repeated, rows = self._eval("reserve", keys, args)
-        checks = tuple(
-            Check(_row(hold.ref, row), refused_usd=_int(row[5]) == 1, refused_tokens=_int(row[6]) == 1)
-            for hold, row in zip(holds, rows, strict=True)
-        )
-        return ReserveResult(granted=_int(granted) == 1, checks=checks, repeated=_int(repeated) == 1)
+        return ReserveResult(granted=granted == "1", checks=tuple(checks), repeated=repeated == "1")
 
     def _settle(
         self,
@@ -297,32 +338,9 @@ class RedisStore(Store):
         tokens: Mapping[str, int] | None,
         charge: bool,
     ) -> tuple[SettleOutcome, ...]:
-        keys: list[str] = []
-        usd = spends[0].usd if spends else 0
-        tallies = tally_fields(model, tokens, usd)
-        args: list[object] = [
-            now_ms,
-            rid,
-            self._trim(now_ms),
-            "c" if charge else "s",
-            tally_prefix(model) if model is not None else "",
-            len(tallies),
-        ]
-        for field, value in tallies:
-            args.extend((field, value))
-        for spend in spends:
-            keys.extend(self._keys(spend.ref))
-            args.extend((spend.usd, spend.tokens, spend.ref.ttl_ms(now_ms, self.key_slack), spend.ref.meta()))
-            args.append(len(spend.marks))
-            for mark in spend.marks:
-                args.extend((mark.name, "u" if mark.unit == "usd" else "t", mark.amount))
-        results = self._eval("settle", keys, args)
-        outcomes: list[SettleOutcome] = []
-        for spend, (status, row, fired) in zip(spends, results, strict=True):
-            names = {_str(n) for n in fired}
-            marks: tuple[Mark, ...] = tuple(m for m in spend.marks if m.name in names)
-            outcomes.append(SettleOutcome(settle_status(_int(status)), _row(spend.ref, row), marks))
-        return tuple(outcomes)
+        # A batch of one: one JSON argument and one string per counter cost less than separate arguments.
+        request = SettleRequest(rid, tuple(spends), model=model, tokens=tokens, charge=charge)
+        return self._settle_many([request], now_ms)[0]
 
     def _settle_many(self, requests: Sequence[SettleRequest], now_ms: int) -> list[tuple[SettleOutcome, ...]]:
         # One JSON argument for the whole batch (see settle_many.lua); each distinct counter (with its
@@ -346,7 +364,7 @@ class RedisStore(Store):
                         [m.name, "u" if m.unit == "usd" else "t", str(m.amount)] for m in spend.marks
                     ]
                     counters.append([str(ref.ttl_ms(now_ms, self.key_slack)), ref.meta(), thresholds])
-                parts.append([slot, str(spend.usd), str(spend.tokens)])
+                parts.append([slot, str(spend.usd), str(spend.tokens), spend.epoch or ""])
             settlements.append(
                 [
                     request.reservation_id,

@@ -70,22 +70,51 @@ local function drop_hold(h, z, rid)
 end
 
 -- Expired reservations give their hold back and leave an 'x' tombstone, so a late settle is still
--- charged once; old tombstones are trimmed.
-local function purge(h, z, t, now, trim_before)
+-- charged once. Returns how many expired (the caller sets the tombstone key's expiry when it wrote one).
+local function purge_live(h, z, t, now)
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
   for _, rid in ipairs(expired) do
     drop_hold(h, z, rid)
     redis.call('ZADD', t, now, 'x' .. rid)
   end
+  return #expired
+end
+
+-- purge_live, and old tombstones are trimmed.
+local function purge(h, z, t, now, trim_before)
+  purge_live(h, z, t, now)
   redis.call('ZREMRANGEBYSCORE', t, '-inf', '(' .. trim_before)
 end
 
-local function touch(h, z, t, ttl)
+local function touch_one(key, ttl)
   if ttl ~= '0' then
-    redis.call('PEXPIRE', h, ttl)
-    redis.call('PEXPIRE', z, ttl)
-    redis.call('PEXPIRE', t, ttl)
+    redis.call('PEXPIRE', key, ttl)
   end
+end
+
+local function touch(h, z, t, ttl)
+  touch_one(h, ttl)
+  touch_one(z, ttl)
+  touch_one(t, ttl)
+end
+
+-- How a settlement applies to one counter: 1 settled (its hold was live), 2 late (the hold had expired),
+-- 3 charged, 0 nothing to do. Charged is an id without hold or tombstone that charge mode (spend journalled
+-- during an outage) or a changed epoch vouches for: the counter's data was lost since the reservation (a
+-- restart without persistence, a failover), so the hold vanished unsettled. The 'd' marker that a charge
+-- leaves makes it happen once. Returns the status and whether the marker must be written.
+local function settle_status(h, z, t, rid, mode, epoch)
+  if drop_hold(h, z, rid) then
+    return 1, mode == 'c'
+  end
+  if redis.call('ZREM', t, 'x' .. rid) == 1 then
+    return 2, mode == 'c'
+  end
+  local vouched = mode == 'c' or (epoch ~= '' and redis.call('HGET', h, 'e') ~= epoch)
+  if vouched and not redis.call('ZSCORE', t, 'd' .. rid) then
+    return 3, true
+  end
+  return 0, false
 end
 
 local function state(h, z)

@@ -1,5 +1,6 @@
--- Settle several reservations in one call, each exactly as settle.lua would (same statuses, tallies,
--- thresholds and exactly-once rules), so a batch that is retried after a lost reply changes nothing twice.
+-- Settle (mode 's') or charge (mode 'c') reservations, exactly once per counter (statuses: see
+-- settle_status in common.lua), so a batch that is retried after a lost reply changes nothing twice. A
+-- single settlement is a batch of one.
 --
 -- The batch travels as one JSON argument: redis-py spends microseconds packing every separate argument in
 -- Python, while cjson decodes the whole batch in C. A batch usually settles many calls against the same few
@@ -8,7 +9,7 @@
 -- ARGV: now_ms, trim_before_ms, batch = {
 --   "c": [[ttl_ms, meta, [[mark_name, unit, amount], ...]], ...]                       (one per counter)
 --   "s": [[id, mode ('s'/'c'), tally_prefix ('' = none), [[field, value], ...],       (one per settlement)
---          [[counter_index (1-based), usd, tokens], ...]], ...] }
+--          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)], ...]], ...] }
 -- KEYS: three per counter, in counter order.
 -- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [fired ...]"
 -- (one bulk string instead of nested arrays keeps the reply cheap to parse).
@@ -24,20 +25,13 @@ local result = {}
 for _, settlement in ipairs(batch['s']) do
   local rid, mode, tally, tallies = settlement[1], settlement[2], settlement[3], settlement[4]
   for _, spend in ipairs(settlement[5]) do
-    local c, usd, tok = spend[1], spend[2], spend[3]
+    local c, usd, tok, epoch = spend[1], spend[2], spend[3], spend[4]
     local h, z, t = KEYS[3 * c - 2], KEYS[3 * c - 1], KEYS[3 * c]
     local counter = counters[c]
-    local status = 0
-    if drop_hold(h, z, rid) then
-      status = 1
-    elseif redis.call('ZREM', t, 'x' .. rid) == 1 then
-      status = 2
-    elseif mode == 'c' and not redis.call('ZSCORE', t, 'd' .. rid) then
-      status = 3
-    end
+    local status, charge = settle_status(h, z, t, rid, mode, epoch)
     local fired = ''
     if status ~= 0 then
-      if mode == 'c' then
+      if charge then
         redis.call('ZADD', t, now, 'd' .. rid)
       end
       redis.call('HSETNX', h, 'meta', counter[2])

@@ -55,7 +55,7 @@ end
 
 -- Drop one reservation's hold; true when it was live.
 local function drop_hold(h, z, rid)
-  if not redis.call('ZSCORE', z, rid) then
+  if redis.call('ZREM', z, rid) == 0 then
     return false
   end
   local hold = redis.call('HGET', h, 'r:' .. rid)
@@ -65,7 +65,6 @@ local function drop_hold(h, z, rid)
     decr(h, 'ht', string.sub(hold, sep + 1))
     redis.call('HDEL', h, 'r:' .. rid)
   end
-  redis.call('ZREM', z, rid)
   return true
 end
 

@@ -18,7 +18,11 @@ local batch = cjson.decode(ARGV[3])
 local counters = batch['c']
 for c = 1, #counters do
   -- Expired holds give their capacity back once per batch: the clock does not move within it.
-  purge(KEYS[3 * c - 2], KEYS[3 * c - 1], KEYS[3 * c], now, trim)
+  local t = KEYS[3 * c]
+  if purge_live(KEYS[3 * c - 2], KEYS[3 * c - 1], t, now) > 0 then
+    touch_one(t, counters[c][1])
+  end
+  redis.call('ZREMRANGEBYSCORE', t, '-inf', '(' .. trim)
 end
 
 local result = {}
@@ -31,10 +35,14 @@ for _, settlement in ipairs(batch['s']) do
     local status, charge = settle_status(h, z, t, rid, mode, epoch)
     local fired = ''
     if status ~= 0 then
+      -- Keys get their expiry when this script creates them; it is absolute, so existing keys keep theirs.
       if charge then
         redis.call('ZADD', t, now, 'd' .. rid)
+        touch_one(t, counter[1])
       end
-      redis.call('HSETNX', h, 'meta', counter[2])
+      if redis.call('HSETNX', h, 'meta', counter[2]) == 1 then
+        touch_one(h, counter[1])
+      end
       incr(h, 'su', usd)
       incr(h, 'st', tok)
       if tally ~= '' then
@@ -42,26 +50,21 @@ for _, settlement in ipairs(batch['s']) do
           incr(h, tally .. pair[1], pair[2])
         end
       end
-      local marks = counter[3]
-      if #marks > 0 then
-        local spent = redis.call('HMGET', h, 'su', 'st')
-        for _, mark in ipairs(marks) do
-          local name, unit, threshold = mark[1], mark[2], mark[3]
-          local delta, total = usd, amount(spent[1])
-          if unit == 't' then
-            delta, total = tok, amount(spent[2])
-          end
-          if delta ~= '0' and at_least(total, threshold) and redis.call('HSETNX', h, 'a:' .. name, now) == 1 then
-            fired = fired .. ' ' .. name
-          end
+    end
+    local row = state(h, z)
+    if status ~= 0 then
+      for _, mark in ipairs(counter[3]) do
+        local name, unit, threshold = mark[1], mark[2], mark[3]
+        local delta, total = usd, row[1]
+        if unit == 't' then
+          delta, total = tok, row[3]
+        end
+        if delta ~= '0' and at_least(total, threshold) and redis.call('HSETNX', h, 'a:' .. name, now) == 1 then
+          fired = fired .. ' ' .. name
         end
       end
     end
-    result[#result + 1] = status .. ' ' .. table.concat(state(h, z), ' ') .. fired
+    result[#result + 1] = status .. ' ' .. table.concat(row, ' ') .. fired
   end
-end
-
-for c = 1, #counters do
-  touch(KEYS[3 * c - 2], KEYS[3 * c - 1], KEYS[3 * c], counters[c][1])
 end
 return result

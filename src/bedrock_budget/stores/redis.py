@@ -9,7 +9,10 @@ cluster store groups counters by slot and runs the script once per slot, in para
 pool (``parallel=False`` runs them in order). A reservation is all-or-nothing across slots: when one slot
 refuses or fails, the slots that granted are released again. That never lets spend past a limit; the only
 cost is that a concurrent call may be refused during the few milliseconds the doomed hold exists.
-Settlements and releases are idempotent per counter, so retrying one that failed half-way is safe.
+Settlements and releases are idempotent per counter, so retrying one that failed half-way is safe. Each
+script goes straight to the master that owns its slot; when that fails (a redirection after a slot moved,
+a failover, an outage) the same call goes through ``RedisCluster``, which follows redirections and
+refreshes its view of the cluster.
 
 :meth:`RedisStore.settle_many` settles a batch of reservations with one script call (one per slot on a
 cluster, in parallel), with the same per-counter rules as a single settle.
@@ -44,6 +47,7 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.crc import key_slot
 from redis.exceptions import (
     ClusterDownError,
+    NoScriptError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
@@ -568,6 +572,7 @@ class RedisClusterStore(RedisStore):
 
     def __init__(self, client: Any, *, parallel: bool = True, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
+        self._slot_memo: dict[CounterRef, int] = {}
         self._parallel = parallel
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -598,7 +603,12 @@ class RedisClusterStore(RedisStore):
         return cls(client, name=redact(uri), parallel=parallel, **store)
 
     def _slot(self, ref: CounterRef) -> int:
-        return key_slot(self.key(ref).encode("utf-8"))
+        slot = self._slot_memo.get(ref)
+        if slot is None:
+            if len(self._slot_memo) >= _KEY_MEMO_SIZE:
+                self._slot_memo.clear()
+            slot = self._slot_memo[ref] = key_slot(self.key(ref).encode("utf-8"))
+        return slot
 
     def _groups(self, refs: Sequence[CounterRef]) -> list[list[int]]:
         groups: dict[int, list[int]] = {}
@@ -661,6 +671,30 @@ class RedisClusterStore(RedisStore):
         return ReserveResult(
             granted=granted, checks=tuple(c for c in checks if c is not None), repeated=repeated
         )
+
+    def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        # Straight to the master of the keys' slot (one slot per call, see _groups): RedisCluster would
+        # work out the slot and node again for every command, which costs more CPU than the call itself.
+        # Anything unusual (a redirection, a failover, an outage) goes the cluster client's way, which
+        # follows redirections and refreshes its view of the cluster; every script is safe to run twice.
+        if self._closed:
+            raise StoreError(f"budget store {self._name} is closed")
+        if not keys:
+            return super()._eval(script, keys, args)
+        runner = self._scripts[script]
+        try:
+            node_client = self._node_client(keys[0])
+            try:
+                return node_client.evalsha(runner.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                node_client.script_load(runner.script)
+                return node_client.evalsha(runner.sha, len(keys), *keys, *args)
+        except (RedisError, RedisClusterException):
+            return super()._eval(script, keys, args)
+
+    def _node_client(self, key: str) -> Any:
+        cluster = self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
+        return cluster.get_redis_connection(cluster.get_node_from_key(key))
 
     def _undo(self, reservation_id: str, groups: Sequence[Sequence[CounterRef]], now_ms: int) -> None:
         # Best effort: a hold that cannot be released now expires at its deadline.
@@ -772,6 +806,11 @@ class _LazyCluster:
             if self._client is None:
                 self._client = self._factory()
             return self._client
+
+    def cluster(self) -> Any:
+        """The ``RedisCluster`` client, connected on first use."""
+        client = self._client
+        return client if client is not None else self._get()
 
     def register_script(self, text: str) -> Any:
         # Script objects only need a client with evalsha/script_load/get_encoder; bind them to this proxy.

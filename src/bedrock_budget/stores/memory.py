@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -124,6 +123,22 @@ def _fits(spent: int, held: int, requested: int, limit: int | None) -> bool:
     return limit is None or spent + held + requested <= limit
 
 
+def _refusal_marks(
+    counter: _Counter, hold: Hold, refused_usd: bool, refused_tokens: bool, now_ms: int
+) -> tuple[Mark, ...]:
+    fired: list[Mark] = []
+    for mark in hold.refusal_marks:
+        refused, requested, limit = (
+            (refused_usd, hold.usd, hold.limit_usd)
+            if mark.unit == "usd"
+            else (refused_tokens, hold.tokens, hold.limit_tokens)
+        )
+        if refused and _fits(0, 0, requested, limit) and mark.name not in counter.alerts:
+            counter.alerts[mark.name] = now_ms
+            fired.append(mark)
+    return tuple(fired)
+
+
 class MemoryStore(Store):
     """Thread-safe in-process store. ``MemoryStore()`` or ``from_uri("memory://")``."""
 
@@ -184,66 +199,52 @@ class MemoryStore(Store):
             keys = [self.key(h.ref) for h in holds]
             first = self._get(keys[0], now_ms) if keys else None
             if first is not None and reservation_id in first.live:
-                checks = []
+                repeated: list[Check] = []
                 for key, hold in zip(keys, holds, strict=True):
                     counter = self._get(key, now_ms)
-                    checks.append(
+                    repeated.append(
                         Check(counter.state(hold.ref), epoch=counter.epoch)
                         if counter
                         else Check(CounterState(hold.ref))
                     )
-                return ReserveResult(granted=True, checks=tuple(checks), repeated=True)
+                return ReserveResult(granted=True, checks=tuple(repeated), repeated=True)
             granted = True
-            found: list[Check] = []
+            counters: list[_Counter | None] = []
+            found: list[tuple[CounterState, bool, bool]] = []
             for key, hold in zip(keys, holds, strict=True):
                 counter = self._get(key, now_ms)
                 if counter is not None:
                     counter.purge(now_ms, trim)
                 state = counter.state(hold.ref) if counter else CounterState(hold.ref)
-                check = Check(
-                    state,
-                    refused_usd=not _fits(state.spent_usd, state.held_usd, hold.usd, hold.limit_usd),
-                    refused_tokens=not _fits(
-                        state.spent_tokens, state.held_tokens, hold.tokens, hold.limit_tokens
-                    ),
+                refused_usd = not _fits(state.spent_usd, state.held_usd, hold.usd, hold.limit_usd)
+                refused_tokens = not _fits(
+                    state.spent_tokens, state.held_tokens, hold.tokens, hold.limit_tokens
                 )
-                if hold.enforce and check.refused:
+                if hold.enforce and (refused_usd or refused_tokens):
                     granted = False
-                found.append(check)
-            for index, (key, hold) in enumerate(zip(keys, holds, strict=True)):
+                counters.append(counter)
+                found.append((state, refused_usd, refused_tokens))
+            checks: list[Check] = []
+            for key, hold, counter, (state, refused_usd, refused_tokens) in zip(
+                keys, holds, counters, found, strict=True
+            ):
                 ttl = hold.ref.ttl_ms(now_ms, self.key_slack)
+                fired: tuple[Mark, ...] = ()
                 if granted:
-                    counter = self._obtain(key, now_ms)
+                    if counter is None:
+                        counter = self._obtain(key, now_ms)
                     if counter.epoch is None:
                         counter.epoch = reservation_id
                         counter.meta = hold.ref.meta()
                     counter.limits = (hold.limit_usd, hold.limit_tokens)
                     counter.hold(reservation_id, hold.usd, hold.tokens, deadline_ms)
+                elif counter is not None and hold.enforce:
+                    fired = _refusal_marks(counter, hold, refused_usd, refused_tokens, now_ms)
+                if counter is not None:
                     counter.touch(ttl, now_ms)
-                    found[index] = replace(found[index], epoch=counter.epoch)
-                    continue
-                existing = self._get(key, now_ms)
-                fired = self._refusal_marks(existing, hold, found[index], now_ms) if hold.enforce else ()
-                if existing is not None:
-                    existing.touch(ttl, now_ms)
-                    found[index] = replace(found[index], fired=fired, epoch=existing.epoch)
-            return ReserveResult(granted=granted, checks=tuple(found))
-
-    @staticmethod
-    def _refusal_marks(counter: _Counter | None, hold: Hold, check: Check, now_ms: int) -> tuple[Mark, ...]:
-        if counter is None:
-            return ()
-        fired: list[Mark] = []
-        for mark in hold.refusal_marks:
-            refused, requested, limit = (
-                (check.refused_usd, hold.usd, hold.limit_usd)
-                if mark.unit == "usd"
-                else (check.refused_tokens, hold.tokens, hold.limit_tokens)
-            )
-            if refused and _fits(0, 0, requested, limit) and mark.name not in counter.alerts:
-                counter.alerts[mark.name] = now_ms
-                fired.append(mark)
-        return tuple(fired)
+                epoch = counter.epoch if counter is not None else None
+                checks.append(Check(state, refused_usd, refused_tokens, fired, epoch))
+            return ReserveResult(granted=granted, checks=tuple(checks))
 
     def settle(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +81,16 @@ def test_alert_json_is_exact() -> None:
     assert data["threshold"] == 80
     assert data["message"] == (
         "budget chat-daily (app=chat) reached 82.00% of its day limit ($20.5 of $25; threshold 80%)"
+    )
+    assert data["refused"] is False
+
+
+def test_a_refusal_alert_says_the_budget_refuses_calls() -> None:
+    data = replace(ALERT, threshold=100, refused=True).to_dict()
+    assert data["refused"] is True
+    assert data["message"] == (
+        "budget chat-daily (app=chat) reached its day limit and refuses calls ($20.5 of $25 spent, "
+        "82.00%; threshold 100%)"
     )
 
 

@@ -38,6 +38,41 @@ def test_two_ledgers_on_one_store_fire_each_alert_once(backend: Backend) -> None
     assert ledgers[0].read("team").spent_usd == Decimal(10)
 
 
+def test_a_refusing_budget_alerts_at_its_limit_once_across_ledgers(backend: Backend) -> None:
+    received: list[tuple[str, int, bool]] = []
+    budget = Budget("team", scope={"app": "chat"}, limit_usd="10", thresholds=(50, 100))
+    ledgers = [
+        Ledger(
+            backend.make(),
+            [budget],
+            alert_sinks=[lambda a, n=n: received.append((f"L{n}", a.threshold, a.refused))],
+        )
+        for n in range(2)
+    ]
+    for step in range(6):  # $2 worst case, $1.90 actual: spend reaches 9.50 of 10, never 100%
+        ledger = ledgers[step % 2]
+        try:
+            ledger.settle(ledger.reserve(CALL, "m", None, 2 * USD, {}), 19 * USD // 10, {})
+        except BudgetExceededError:
+            continue
+    refusals = 0
+    for ledger in ledgers * 2:
+        with pytest.raises(BudgetExceededError):
+            ledger.reserve(CALL, "m", None, 2 * USD, {})
+        refusals += 1
+    assert refusals == 4
+    assert received == [("L0", 50, False), ("L1", 100, True)]  # the sixth call, on L1, is the first refused
+    assert ledgers[1].read("team").spent_usd == Decimal("9.5")
+    # A call larger than the whole budget says nothing about its spend: no alert of its own.
+    fresh = Budget("fresh", limit_usd="1")
+    alone = Ledger(
+        backend.make(), [fresh], alert_sinks=[lambda a: received.append(("fresh", a.threshold, a.refused))]
+    )
+    with pytest.raises(BudgetExceededError):
+        alone.reserve(CALL, "m", None, 2 * USD, {})
+    assert received[-1][0] != "fresh"
+
+
 def test_threads_never_overshoot(backend: Backend) -> None:
     cost, limit = 7_000_003, "0.3"
     fits = 300_000_000 // cost  # 42

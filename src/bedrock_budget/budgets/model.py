@@ -266,6 +266,8 @@ class Budget:
     def weigh(self, tokens: Mapping[str, int]) -> int:
         """Weighted milli-tokens of a token count by type; a type without a weight counts at 1."""
         weights = self.weight_milli
+        if not weights:
+            return sum(tokens.values()) * MILLI_PER_TOKEN
         return sum(count * weights.get(kind, MILLI_PER_TOKEN) for kind, count in tokens.items())
 
     def match(

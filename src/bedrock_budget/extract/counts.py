@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bedrock_budget.extract.estimate import estimate_input_tokens
 from bedrock_budget.extract.types import RequestInfo
-from bedrock_budget.usage import Usage
+from bedrock_budget.usage import Usage, trusted_usage
 
 __all__ = ["Counts", "to_usage"]
 
@@ -78,12 +78,9 @@ def to_usage(
         write_1h = cache_write if cache_write and request.cache_ttl == "1h" else 0
     # An inconsistent split (1h part above the total) is resolved upwards rather than dropped.
     cache_write = max(cache_write, write_1h)
-    usage = Usage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        cache_write_1h_tokens=write_1h,
-        guardrail_text_units=guardrail_text_units or {},
+    # Every count here is a checked count (as_count, header_count), a sum or maximum of them, or an estimate
+    # from non-negative sizes, so the Usage checks would only repeat the work.
+    usage = trusted_usage(
+        input_tokens, output_tokens, cache_read, cache_write, write_1h, guardrail_text_units
     )
     return usage, estimated

@@ -23,10 +23,10 @@ from bedrock_budget.extract.estimate import (
 from bedrock_budget.extract.families import kind_of
 from bedrock_budget.extract.guardrails import add_guardrail_usage, checks_units, trace_units
 from bedrock_budget.extract.types import Extracted, RequestInfo, UsageSource, canonical_operation
-from bedrock_budget.extract.values import as_count, as_mapping, as_text, dig, header_count
+from bedrock_budget.extract.values import MAX_COUNT, as_count, as_mapping, as_text, dig, header_count
 from bedrock_budget.usage import Usage
 
-__all__ = ["converse_counts", "extract_response"]
+__all__ = ["converse_counts", "converse_self_contained", "converse_served", "extract_response"]
 
 _INPUT_HEADER: Final = "x-amzn-bedrock-input-token-count"
 _OUTPUT_HEADER: Final = "x-amzn-bedrock-output-token-count"
@@ -79,17 +79,60 @@ def _served_values(response: Mapping[str, Any]) -> tuple[str | None, str | None]
     return tier, latency
 
 
+_Served = tuple[str | None, str | None]
+_NOT_SAID: Final[_Served] = (None, None)
+
+
+def converse_served(response: Mapping[str, Any]) -> _Served:
+    """The service tier and latency that served a Converse call, ``None`` where the response does not say."""
+    # Both blocks are absent from most responses: look inside only when present.
+    tier = response.get("serviceTier")
+    latency = response.get("performanceConfig")
+    return (
+        None if tier is None else _served(dig(tier, "type")),
+        None if latency is None else _served(dig(latency, "latency")),
+    )
+
+
+def converse_self_contained(response: object) -> _Served | None:
+    """The served tier and latency (as :func:`converse_served`) of a self-contained Converse response, and
+    ``None`` for any other response.
+
+    Self-contained: Bedrock reported input and output tokens, a cache write comes with its TTL split, and
+    there is no trace (guardrail units, a prompt router's model) to follow. Extracting such a response reads
+    nothing but the response (never the request), cannot fail, and yields token counts only. Conservative:
+    a response this does not recognise is still extracted correctly, only not declared self-contained.
+    """
+    if type(response) is not dict or response.get("trace"):
+        return None
+    usage = response.get("usage")
+    if type(usage) is not dict:
+        return None
+    # as_count's test, inline: this runs on every call of a client that nothing listens to.
+    reported_in = usage.get("inputTokens")
+    reported_out = usage.get("outputTokens")
+    if not (type(reported_in) is int and 0 <= reported_in <= MAX_COUNT):
+        return None
+    if not (type(reported_out) is int and 0 <= reported_out <= MAX_COUNT):
+        return None
+    # Without the cacheDetails split, a cache write takes its TTL from the request (see to_usage).
+    if usage.get("cacheWriteInputTokens") and not isinstance(usage.get("cacheDetails"), list):
+        return None
+    if "serviceTier" not in response and "performanceConfig" not in response:
+        return _NOT_SAID
+    return converse_served(response)
+
+
 def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
     counts = converse_counts(response.get("usage"))
     trace = as_mapping(response.get("trace"))
     units: dict[str, int] = {}
     routed: str | None = None
-    # Trace, tier and latency blocks are absent from most responses: look inside only when present.
+    # A trace is absent from most responses: look inside only when present.
     if trace:
         trace_units(trace.get("guardrail"), units)
         routed = as_text(dig(trace, "promptRouter", "invokedModelId"))
-    tier = response.get("serviceTier")
-    latency = response.get("performanceConfig")
+    tier, latency = converse_served(response)
     # Measuring the reply only matters when Bedrock did not report output tokens.
     output_estimate = (
         tokens_from_output_bytes(converse_text(dig(response, "output", "message", "content")))
@@ -100,8 +143,8 @@ def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) ->
     return Extracted(
         usage,
         "converse_usage" if counts.reported else "estimate",
-        served_service_tier=None if tier is None else _served(dig(tier, "type")),
-        served_latency=None if latency is None else _served(dig(latency, "latency")),
+        served_service_tier=tier,
+        served_latency=latency,
         routed_model_id=routed,
         estimated=estimated,
     )

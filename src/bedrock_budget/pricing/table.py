@@ -193,7 +193,8 @@ class PriceTable:
         self._cards: dict[tuple[object, ...], RateCard] = {}
         self._refs: dict[str, tuple[ModelSpec, ModelRef]] = {}
         self._lock = threading.Lock()
-        self._day = _utc_day()
+        # The UTC day the undated cards were built for, as epoch seconds [start, end).
+        self._day = _utc_day_bounds()
 
     # --- lookup ---------------------------------------------------------------------------------------
 
@@ -267,15 +268,20 @@ class PriceTable:
         at: dt.date | None = None,
     ) -> Cost:
         """Price one call exactly. ``route`` defaults to what the id says (``global.`` → global, ...)."""
-        return self.rate_card(
-            model_id,
-            region=region,
-            route=route,
-            batch=batch,
-            service_tier=service_tier,
-            latency=latency,
-            at=at,
-        ).price(usage)
+        # The cached card is looked up here too: this runs once per metered call.
+        start, end = self._day
+        card = self._cards.get((model_id, region, route, batch, service_tier, latency, at))
+        if card is None or (at is None and not start <= time.time() < end):
+            card = self.rate_card(
+                model_id,
+                region=region,
+                route=route,
+                batch=batch,
+                service_tier=service_tier,
+                latency=latency,
+                at=at,
+            )
+        return card.price(usage)
 
     def rate_card(
         self,
@@ -291,12 +297,13 @@ class PriceTable:
         key = (model_id, region, route, batch, service_tier, latency, at)
         card = self._cards.get(key)
         if card is not None:
-            if at is not None or self._day == _utc_day():
+            start, end = self._day
+            if at is not None or start <= time.time() < end:
                 return card
             with self._lock:
                 # A new UTC day may bring a newly effective price: rebuild undated cards.
                 self._cards = {k: v for k, v in self._cards.items() if k[-1] is not None}
-                self._day = _utc_day()
+                self._day = _utc_day_bounds()
         model, ref = self._lookup(model_id)
         card = self._build_card(
             model,
@@ -551,8 +558,9 @@ def _non_negative_decimal(name: str, value: Decimal | int) -> Decimal:
         raise ConfigurationError(str(exc)) from None
 
 
-def _utc_day() -> int:
-    return int(time.time() // 86400)
+def _utc_day_bounds() -> tuple[float, float]:
+    start = time.time() // 86400 * 86400
+    return start, start + 86400
 
 
 def _utc_today() -> dt.date:

@@ -2,6 +2,9 @@
 
 Everything after a successful Bedrock call is guarded: a failure in our own accounting is logged once,
 counted, and never takes the caller's response away.
+
+When nothing consumes a call's usage and cost (no listener, no budget), a Converse call whose response
+cannot make extraction or pricing log or count anything skips both (``Meter._call_unobserved``).
 """
 
 from __future__ import annotations
@@ -10,18 +13,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from bedrock_budget.attribution import resolve_attribution
+from bedrock_budget.attribution import current_attribution, resolve_attribution
 from bedrock_budget.errors import BedrockBudgetError, UnknownModelError
 from bedrock_budget.extract.families import family_of
-from bedrock_budget.extract.responses import extract_response
+from bedrock_budget.extract.responses import converse_self_contained, extract_response
 from bedrock_budget.extract.streams import StreamAccumulator
 from bedrock_budget.extract.types import Extracted, RequestInfo, inspect_request
 from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.pricing.table import PriceTable
-from bedrock_budget.records import CallRecord, FailureCounter, Listener, Outcome, notify
+from bedrock_budget.records import CallRecord, FailureCounter, Listener, Outcome, new_record, notify
 from bedrock_budget.resolver import ModelResolver, ResolvedModel
 from bedrock_budget.usage import Usage
 from bedrock_budget.wrapper.operations import Operation
@@ -88,12 +91,17 @@ class Meter:
         self.failures = FailureCounter()
         self._warned_models: set[str] = set()
         self._warn_lock = threading.Lock()
+        # The last (table, model, region, served tier and latency) found to price quietly, and until when:
+        # most clients call one model over and over, and comparing keys costs less than a table lookup.
+        self._quiet: tuple[tuple[object, ...], float] = ((), 0.0)
 
     # --- the call ---------------------------------------------------------------------------------------
 
     def call(
         self, operation: Operation, func: Callable[..., Any], kwargs: dict[str, Any], region: str
     ) -> Any:
+        if operation.name == "Converse" and self.guard is None and not self.listeners:
+            return self._call_unobserved(operation, func, kwargs, region)
         ctx = self.prepare(operation, kwargs, region)
         if self.guard is not None:
             ctx.client = getattr(func, "__self__", None)
@@ -114,6 +122,99 @@ class Meter:
                 return response
         self._complete(ctx, response)
         return response
+
+    def _call_unobserved(
+        self, operation: Operation, func: Callable[..., Any], kwargs: dict[str, Any], region: str
+    ) -> Any:
+        """``call`` for a Converse call whose usage and cost nothing consumes: no listener, no budget.
+
+        What stays observable is what ``prepare`` raises, logs and counts, and what extraction and pricing
+        log and count when they fail. Attribution is checked and the model resolved as in ``prepare``,
+        before anything is sent. A self-contained response (``converse_self_contained``) cannot fail to
+        extract, and its token-only usage can only fail to price in building the rate card, which
+        ``_prices_quietly`` tries; every other response, and every model that does not price, takes the
+        full path, which logs and counts exactly as before.
+        """
+        started = time.perf_counter()
+        attribution = None
+        if self.metadata_keys or current_attribution():
+            # Ids from the request or the context are checked before anything is sent. The defaults alone
+            # were checked by wrap(), and are copied only if a context is built after all.
+            attribution = resolve_attribution(
+                self.defaults, kwargs.get("requestMetadata"), self.metadata_keys, hash_ids=self.hash_ids
+            )
+        model_id = str(kwargs.get("modelId", ""))
+        resolved, resolution_error, family = self._resolve(model_id, region)
+        try:
+            response = func(**kwargs)
+        except BaseException as exc:
+            ctx = self._late_context(
+                operation, kwargs, region, model_id, attribution, resolved, resolution_error, family, started
+            )
+            self._abort(ctx, exc)
+            raise
+        served = converse_self_contained(response)
+        if served is not None:
+            if resolved is None:
+                return response  # left unpriced without a word, as finish() would
+            quiet_key = (self.price_table, resolved, region, served)
+            last_key, until = self._quiet
+            if (last_key == quiet_key and time.time() < until) or self._prices_quietly(quiet_key):
+                return response
+        ctx = self._late_context(
+            operation, kwargs, region, model_id, attribution, resolved, resolution_error, family, started
+        )
+        self._complete(ctx, response)
+        return response
+
+    def _late_context(
+        self,
+        operation: Operation,
+        kwargs: dict[str, Any],
+        region: str,
+        model_id: str,
+        attribution: dict[str, str] | None,
+        resolved: ResolvedModel | None,
+        resolution_error: str | None,
+        family: str,
+        started: float,
+    ) -> CallContext:
+        """The context ``prepare`` would have built, from what ``_call_unobserved`` found before the call."""
+        return CallContext(
+            operation,
+            model_id,
+            region,
+            dict(self.defaults) if attribution is None else attribution,
+            resolved,
+            resolution_error,
+            family,
+            cast(RequestInfo, _DeferredRequest(self, operation.name, family, kwargs)),
+            started,
+        )
+
+    def _prices_quietly(
+        self, key: tuple[PriceTable, ResolvedModel, str, tuple[str | None, str | None]]
+    ) -> bool:
+        """Whether ``price`` would price a token-only usage of this model, served at this tier and latency,
+        without logging or counting anything: capacity modes are priced as nothing, and otherwise only
+        building the rate card can fail. A yes is remembered for the rest of the UTC day (``_quiet``)."""
+        table, resolved, region, (tier, latency) = key
+        now = time.time()
+        if resolved.pricing_mode not in _FREE_MODES:
+            try:
+                table.rate_card(
+                    resolved.base_id,
+                    region=region,
+                    route=resolved.route,
+                    service_tier=tier or "default",  # type: ignore[arg-type]
+                    latency=latency or "standard",  # type: ignore[arg-type]
+                )
+            except Exception:
+                return False
+        # A table's price files never change, and an undated card holds for the UTC day it was built in
+        # (see PriceTable.rate_card): a card that built now builds again until midnight UTC.
+        self._quiet = (key, now // 86400 * 86400 + 86400)
+        return True
 
     def prepare(self, operation: Operation, kwargs: dict[str, Any], region: str) -> CallContext:
         """Attribution errors raise here, before any I/O; resolution problems are recorded, not raised."""
@@ -138,18 +239,18 @@ class Meter:
 
     def resolve_into(self, ctx: CallContext, model_id: str) -> None:
         ctx.requested_model_id = model_id
-        ctx.resolved = None
-        ctx.resolution_error = None
+        ctx.resolved, ctx.resolution_error, ctx.family = self._resolve(model_id, ctx.region)
+
+    def _resolve(self, model_id: str, region: str) -> tuple[ResolvedModel | None, str | None, str]:
+        """The resolved model, why it could not be resolved, and its family."""
         try:
-            ctx.resolved = self.resolver.resolve(model_id, client_region=ctx.region)
-            ctx.family = family_of(ctx.resolved.base_id)
+            resolved = self.resolver.resolve(model_id, client_region=region)
+            return resolved, None, family_of(resolved.base_id)
         except BedrockBudgetError as exc:
-            ctx.resolution_error = str(exc)
-            ctx.family = "unknown"
+            return None, str(exc), "unknown"
         except Exception as exc:
             self.failures.record("model resolution", exc)
-            ctx.resolution_error = f"internal error: {type(exc).__name__}"
-            ctx.family = "unknown"
+            return None, f"internal error: {type(exc).__name__}", "unknown"
 
     # --- after the call ---------------------------------------------------------------------------------
 
@@ -195,10 +296,16 @@ class Meter:
         if not self.listeners:
             return
         try:
-            record = self._record(ctx, Usage(), None, "blocked", None, error_code=type(exc).__name__)
             budget = getattr(exc, "budget", None)
-            if isinstance(budget, str):
-                record = replace(record, blocked_by=budget)
+            record = self._record(
+                ctx,
+                Usage(),
+                None,
+                "blocked",
+                None,
+                error_code=type(exc).__name__,
+                blocked_by=budget if isinstance(budget, str) else None,
+            )
             notify(self.listeners, record, self.failures)
         except Exception as inner:
             self.failures.record("blocked-call accounting", inner)
@@ -314,33 +421,37 @@ class Meter:
         unpriced: str | None = None,
         ttft: float | None = None,
         extracted: Extracted | None = None,
+        blocked_by: str | None = None,
     ) -> CallRecord:
         resolved = ctx.resolved
-        return CallRecord(
-            operation=ctx.operation.name,
-            model_id=resolved.base_id if resolved else None,
-            requested_model_id=ctx.requested_model_id,
-            region=ctx.region,
-            route=resolved.route if resolved else "in_region",
-            attribution=ctx.attribution,
-            usage=usage,
-            cost=cost,
-            outcome=outcome,
-            request_id=request_id,
-            latency_seconds=time.perf_counter() - ctx.started,
-            time_to_first_token_seconds=ttft,
-            usage_source=extracted.source if extracted else "none",
-            estimated=extracted.estimated if extracted else False,
-            partial=extracted.partial if extracted else False,
-            pricing_mode=resolved.pricing_mode if resolved else "on_demand",
-            service_tier=_served(extracted.served_service_tier if extracted else None, "default"),
-            latency_mode=_served(extracted.served_latency if extracted else None, "standard"),
-            error_code=error_code,
-            unpriced=unpriced,
-            downgraded_from=ctx.downgraded_from,
-            downgraded_by=ctx.notes.get("downgraded_by"),
-            budget_warnings=ctx.budget_warnings,
-            family=ctx.family,
+        return new_record(
+            {
+                "operation": ctx.operation.name,
+                "model_id": resolved.base_id if resolved else None,
+                "requested_model_id": ctx.requested_model_id,
+                "region": ctx.region,
+                "route": resolved.route if resolved else "in_region",
+                "attribution": ctx.attribution,
+                "usage": usage,
+                "cost": cost,
+                "outcome": outcome,
+                "request_id": request_id,
+                "latency_seconds": time.perf_counter() - ctx.started,
+                "time_to_first_token_seconds": ttft,
+                "usage_source": extracted.source if extracted else "none",
+                "estimated": extracted.estimated if extracted else False,
+                "partial": extracted.partial if extracted else False,
+                "pricing_mode": resolved.pricing_mode if resolved else "on_demand",
+                "service_tier": _served(extracted.served_service_tier if extracted else None, "default"),
+                "latency_mode": _served(extracted.served_latency if extracted else None, "standard"),
+                "error_code": error_code,
+                "unpriced": unpriced,
+                "downgraded_from": ctx.downgraded_from,
+                "downgraded_by": ctx.notes.get("downgraded_by"),
+                "budget_warnings": ctx.budget_warnings,
+                "blocked_by": blocked_by,
+                "family": ctx.family,
+            }
         )
 
 

@@ -11,7 +11,14 @@ from typing import Any
 import wrapt
 
 from bedrock_budget.wrapper.meter import Meter
-from bedrock_budget.wrapper.operations import BILLABLE, Operation
+from bedrock_budget.wrapper.operations import BILLABLE
+
+_CONVERSE = BILLABLE["converse"]
+_CONVERSE_STREAM = BILLABLE["converse_stream"]
+_INVOKE_MODEL = BILLABLE["invoke_model"]
+_INVOKE_MODEL_STREAM = BILLABLE["invoke_model_with_response_stream"]
+_APPLY_GUARDRAIL = BILLABLE["apply_guardrail"]
+_START_ASYNC_INVOKE = BILLABLE["start_async_invoke"]
 
 
 class BudgetedClient(wrapt.BaseObjectProxy[Any]):
@@ -19,33 +26,38 @@ class BudgetedClient(wrapt.BaseObjectProxy[Any]):
         super().__init__(client)
         self._self_meter = meter
         self._self_region = getattr(getattr(client, "meta", None), "region_name", None) or "us-east-1"
+        # Every attribute read on a proxy costs several times a plain one, so each metered call reads
+        # this one tuple instead of the meter, the client and the region apart.
+        self._self_target = (meter, client, self._self_region)
 
     @property
     def bedrock_budget_meter(self) -> Meter:
         """The meter behind this client (for tests and introspection)."""
         return self._self_meter
 
-    def _self_call(self, operation: Operation, kwargs: dict[str, Any]) -> Any:
-        method = getattr(self.__wrapped__, operation.method)
-        return self._self_meter.call(operation, method, kwargs, self._self_region)
-
     def converse(self, **kwargs: Any) -> Any:
-        return self._self_call(BILLABLE["converse"], kwargs)
+        meter, client, region = self._self_target
+        return meter.call(_CONVERSE, client.converse, kwargs, region)
 
     def converse_stream(self, **kwargs: Any) -> Any:
-        return self._self_call(BILLABLE["converse_stream"], kwargs)
+        meter, client, region = self._self_target
+        return meter.call(_CONVERSE_STREAM, client.converse_stream, kwargs, region)
 
     def invoke_model(self, **kwargs: Any) -> Any:
-        return self._self_call(BILLABLE["invoke_model"], kwargs)
+        meter, client, region = self._self_target
+        return meter.call(_INVOKE_MODEL, client.invoke_model, kwargs, region)
 
     def invoke_model_with_response_stream(self, **kwargs: Any) -> Any:
-        return self._self_call(BILLABLE["invoke_model_with_response_stream"], kwargs)
+        meter, client, region = self._self_target
+        return meter.call(_INVOKE_MODEL_STREAM, client.invoke_model_with_response_stream, kwargs, region)
 
     def apply_guardrail(self, **kwargs: Any) -> Any:
-        return self._self_call(BILLABLE["apply_guardrail"], kwargs)
+        meter, client, region = self._self_target
+        return meter.call(_APPLY_GUARDRAIL, client.apply_guardrail, kwargs, region)
 
     def start_async_invoke(self, **kwargs: Any) -> Any:
-        return self._self_call(BILLABLE["start_async_invoke"], kwargs)
+        meter, client, region = self._self_target
+        return meter.call(_START_ASYNC_INVOKE, client.start_async_invoke, kwargs, region)
 
     def __repr__(self) -> str:
         return f"<bedrock_budget.BudgetedClient wrapping {self.__wrapped__!r}>"

@@ -18,6 +18,7 @@ Run alone: ``.venv/bin/python bench/hot_path.py`` (needs Redis on 127.0.0.1:6379
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +85,25 @@ def _hollow_reserve(store: RedisStore, client: redis.Redis) -> Callable[[], None
     return lambda: ledger.reserve(ATTRIBUTION, BASE_MODEL, "anthropic", COST, TOKENS)
 
 
+def _raw_reserve_script(store: RedisStore) -> Callable[[], Any]:
+    """The reserve script itself, through redis-py's ``Script`` as the store sends it, with the keys and
+    arguments of a real reservation built once: the round trip and the Lua, without any of our Python."""
+    captured: dict[str, tuple[list[str], list[Any]]] = {}
+    send = store._eval
+
+    def capture(script: str, keys: Any, args: Any) -> Any:
+        captured[script] = (list(keys), list(args))
+        return send(script, keys, args)
+
+    store._eval = capture  # type: ignore[method-assign]
+    Ledger(store, budgets()).reserve(ATTRIBUTION, BASE_MODEL, "anthropic", COST, TOKENS)
+    store._eval = send  # type: ignore[method-assign]
+    keys, args = captured["reserve"]
+    runner = store._scripts["reserve"]
+    ids = itertools.count()
+    return lambda: runner(keys=keys, args=[args[0], args[1], f"raw-{next(ids)}", *args[3:]])
+
+
 def _evalsha_stats(client: redis.Redis) -> tuple[int, int]:
     stats = client.info("commandstats").get("cmdstat_evalsha", {})
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
@@ -102,8 +122,9 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
     memory = Ledger(MemoryStore(), budgets())
     sync = Ledger(redis_store(), budgets())
     background = Ledger(redis_store(), budgets(), settle_mode="background", settle_linger=0)
-    hollow_store = redis_store()
+    hollow_store, raw_store = redis_store(), redis_store()
     assert isinstance(hollow_store, RedisStore)
+    assert isinstance(raw_store, RedisStore)
     try:
         times = interleaved(
             {
@@ -112,6 +133,7 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
                 "sync": _reserve_settle(sync),
                 "background": _reserve_settle(background),
                 "hollow": _hollow_reserve(hollow_store, client),
+                "script": _raw_reserve_script(raw_store),
             },
             iterations=600,
             ledgers=[background],
@@ -165,6 +187,14 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
             "hollow",
             "the ledger's Python, redis-py packing the real arguments (2 counters) and parsing a reply "
             "of the real shape, and the round trip; everything but the Lua",
+            target=False,
+        ),
+        row(
+            "  floor: the reserve script alone, same keys and arguments",
+            "script",
+            "one EVALSHA of the real reserve script with a real reservation's keys and JSON argument, built "
+            "once: the round trip, redis-py and the Lua; the background row's excess over it is the "
+            "ledger's and the store's Python",
             target=False,
         ),
         Row(

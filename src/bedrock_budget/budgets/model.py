@@ -68,6 +68,7 @@ class Budget:
 
     __slots__ = (
         "_scope",
+        "_unit_weights",
         "_weights",
         "action",
         "downgrade_to",
@@ -97,6 +98,7 @@ class Budget:
     downgrade_to: str | None
     thresholds: tuple[int, ...]
     weight_milli: Mapping[str, int]
+    _unit_weights: bool
 
     def __init__(
         self,
@@ -155,6 +157,8 @@ class Budget:
         weights = self._weights_of(name, token_weights)
         set_(self, "_weights", MappingProxyType(weights))
         set_(self, "weight_milli", MappingProxyType({k: tokens_to_milli(v) for k, v in weights.items()}))
+        # Every type at weight 1 (the default): weighing is a plain sum, on every reserve and settle.
+        set_(self, "_unit_weights", all(w == MILLI_PER_TOKEN for w in self.weight_milli.values()))
 
         action = _ACTION_ALIASES.get(action, action) if isinstance(action, str) else action
         if action not in ACTIONS:
@@ -265,9 +269,9 @@ class Budget:
 
     def weigh(self, tokens: Mapping[str, int]) -> int:
         """Weighted milli-tokens of a token count by type; a type without a weight counts at 1."""
-        weights = self.weight_milli
-        if not weights:
+        if self._unit_weights:
             return sum(tokens.values()) * MILLI_PER_TOKEN
+        weights = self.weight_milli
         return sum(count * weights.get(kind, MILLI_PER_TOKEN) for kind, count in tokens.items())
 
     def match(

@@ -82,15 +82,16 @@ def test_alert_json_is_exact() -> None:
     assert data["message"] == (
         "budget chat-daily (app=chat) reached 82.00% of its day limit ($20.5 of $25; threshold 80%)"
     )
-    assert data["refused"] is False
+    assert (data["refused"], data["held"], data["requested"]) == (False, None, None)
 
 
 def test_a_refusal_alert_says_the_budget_refuses_calls() -> None:
-    data = replace(ALERT, threshold=100, refused=True).to_dict()
-    assert data["refused"] is True
+    refusal = replace(ALERT, threshold=100, refused=True, held=Decimal("3"), requested=Decimal("2"))
+    data = refusal.to_dict()
+    assert (data["refused"], data["held"], data["requested"]) == (True, "3", "2")
     assert data["message"] == (
-        "budget chat-daily (app=chat) reached its day limit and refuses calls ($20.5 of $25 spent, "
-        "82.00%; threshold 100%)"
+        "budget chat-daily (app=chat) started refusing calls at 82.00% of its day limit: $20.5 spent + $3 "
+        "held by calls in flight + $2 for the refused call would pass $25 (threshold 100%)"
     )
 
 

@@ -387,7 +387,12 @@ def test_a_block_budget_alerts_at_100_percent_once_it_refuses_calls(fake: FakeBe
     # A block budget's spend stops short of its limit: the 100% alert is the refusal's.
     assert [(a.threshold, a.refused) for a in alerts] == [(50, False), (80, False), (100, True)]
     assert alerts[-1].percentage < 100
-    assert "refuses calls" in alerts[-1].message
+    refusal = alerts[-1]
+    assert "started refusing calls" in refusal.message
+    # The refused call's worst case did not fit beside what was spent and held.
+    assert refusal.held is not None
+    assert refusal.requested is not None
+    assert refusal.spent + refusal.held + refusal.requested > refusal.limit
 
 
 # --- redis_store.py / redis_cluster_store.py -------------------------------------------------------------

@@ -26,9 +26,12 @@ class Alert:
     limit: Decimal
     percentage: Decimal
     action: str
-    #: Fired by a refusal rather than by spend: a ``block`` or ``downgrade`` budget refuses the call that
-    #: would cross its limit, so its spend stops short of it (``percentage`` below the threshold).
+    #: Fired by a refusal rather than by spend: a ``block`` or ``downgrade`` budget refuses the call whose
+    #: worst case would cross its limit, so its spend stops short of it (``percentage`` below the
+    #: threshold). ``held`` is what calls in flight held then and ``requested`` the refused call's worst case.
     refused: bool = False
+    held: Decimal | None = None
+    requested: Decimal | None = None
 
     @property
     def message(self) -> str:
@@ -37,10 +40,13 @@ class Alert:
 
         scope = ", ".join(f"{k}={v}" for k, v in self.scope.items()) or "global"
         if self.refused:
+            held = self.held if self.held is not None else Decimal(0)
+            requested = self.requested if self.requested is not None else Decimal(0)
             return (
-                f"budget {self.budget} ({scope}) reached its {self.window} limit and refuses calls "
-                f"({amount(self.spent)} of {amount(self.limit)} spent, {self.percentage}%; "
-                f"threshold {self.threshold}%)"
+                f"budget {self.budget} ({scope}) started refusing calls at {self.percentage}% of its "
+                f"{self.window} limit: {amount(self.spent)} spent + {amount(held)} held by calls in flight "
+                f"+ {amount(requested)} for the refused call would pass {amount(self.limit)} "
+                f"(threshold {self.threshold}%)"
             )
         return (
             f"budget {self.budget} ({scope}) reached {self.percentage}% of its {self.window} limit "
@@ -64,5 +70,7 @@ class Alert:
             "percentage": str(self.percentage),
             "action": self.action,
             "refused": self.refused,
+            "held": None if self.held is None else str(self.held),
+            "requested": None if self.requested is None else str(self.requested),
             "message": self.message,
         }

@@ -528,7 +528,7 @@ class Ledger:
     def _alert_refusals(self, lines: Sequence[ReservationLine], checks: Sequence[Check]) -> None:
         for line, check in zip(lines, checks, strict=True):
             for mark in check.fired:
-                self._send(alert_of(line.budget, line.ref, check.state, mark, refused=True))
+                self._send(alert_of(line.budget, line.ref, check.state, mark, refused_request=line))
 
     def _send(self, alert: Alert | None) -> None:
         if alert is None:

@@ -193,13 +193,28 @@ def status_of(budget: Budget, state: CounterState) -> BudgetStatus:
 
 
 def alert_of(
-    budget: Budget, ref: CounterRef, state: CounterState, mark: Mark, *, refused: bool = False
+    budget: Budget,
+    ref: CounterRef,
+    state: CounterState,
+    mark: Mark,
+    *,
+    refused_request: ReservationLine | None = None,
 ) -> Alert | None:
+    """The alert for a threshold reached by spend, or (``refused_request``: the hold a budget refused)
+    for a budget that started refusing calls."""
     convert: Callable[[int], Decimal]
     if mark.unit == "usd":
-        limit_raw, spent_raw, convert = budget.limit_nanos, state.spent_usd, nanos_to_usd
+        limit_raw, spent_raw, held_raw, convert = (
+            budget.limit_nanos,
+            state.spent_usd,
+            state.held_usd,
+            nanos_to_usd,
+        )
+        requested_raw = refused_request.usd if refused_request is not None else None
     else:
-        limit_raw, spent_raw, convert = budget.limit_milli, state.spent_tokens, milli_to_tokens
+        limit_raw, spent_raw, held_raw = budget.limit_milli, state.spent_tokens, state.held_tokens
+        convert = milli_to_tokens
+        requested_raw = refused_request.tokens if refused_request is not None else None
     if limit_raw is None:
         return None
     start, resets = window_times(budget, ref)
@@ -221,5 +236,7 @@ def alert_of(
         limit=convert(limit_raw),
         percentage=percentage,
         action=budget.action,
-        refused=refused,
+        refused=refused_request is not None,
+        held=convert(held_raw) if refused_request is not None else None,
+        requested=convert(requested_raw) if requested_raw is not None else None,
     )

@@ -36,7 +36,9 @@ settlement that still cannot be kept is logged as an error and counted (:attr:`L
 ``release`` never raises for store errors: an unreleased hold expires at its deadline.
 
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
-threshold across all processes) and handed to the sinks.
+threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100%
+threshold is decided by its first refusal instead (``reserve``; :attr:`Alert.refused`), since such a
+budget refuses the call whose worst case would cross the limit and its spend stops short of it.
 
 Settlement mode (``settle_mode``): ``"sync"`` (the default) settles inside :meth:`Ledger.settle`, one store
 round trip. ``"background"`` makes ``settle`` queue the settlement and return, so a call costs one
@@ -335,7 +337,10 @@ class Ledger:
             return self._reserve_offline(reservation, exc)
         reservation.epochs = tuple(check.epoch for check in result.checks)
         if not result.granted:
-            self._alert_refusals(lines, result.checks)
+            try:
+                self._alert_refusals(lines, result.checks)
+            except Exception:  # the refusal must reach the caller whatever an alert does
+                log.exception("alerting for refused reservation %s failed", rid)
         refusals = [
             refusal
             for line, check in zip(lines, result.checks, strict=True)

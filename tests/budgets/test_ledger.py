@@ -493,3 +493,25 @@ def test_configuration_errors() -> None:
         Ledger("memory://", [Budget("a", limit_usd="1"), Budget("a", limit_usd="2")])
     with pytest.raises(Exception, match="reservation_ttl"):
         Ledger("memory://", reservation_ttl=0)
+
+
+def test_a_refusal_alert_reaches_working_sinks_and_never_replaces_the_refusal(
+    memory_store: MemoryStore, clock: FakeClock
+) -> None:
+    received: list[Alert] = []
+
+    def broken(alert: Alert) -> None:
+        raise RuntimeError("sink down")
+
+    clock.set("2025-03-05T10:00:00+00:00")
+    budget = Budget("b", limit_usd="10", window="month")
+    ledger = ledger_for(memory_store, clock, budget, alert_sinks=[broken, received.append])
+    ledger.settle(ledger.reserve(CALL, "m", None, 7 * USD, {}), 7 * USD, {})
+    held = ledger.reserve(CALL, "m", None, 2 * USD, {})
+    with pytest.raises(BudgetBlockedError):
+        ledger.reserve(CALL, "m", None, 2 * USD, {})  # 7 spent + 2 held + 2 > 10
+    refusal = received[-1]
+    assert (refusal.threshold, refusal.refused) == (100, True)
+    assert (refusal.spent, refusal.held, refusal.requested) == (Decimal(7), Decimal(2), Decimal(2))
+    assert ledger.alerts_fired == 2  # 50% from the settle, then the refusal
+    ledger.release(held)

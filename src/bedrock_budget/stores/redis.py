@@ -226,6 +226,7 @@ class RedisStore(Store):
         # Every call of a window names the same counters: build their key names once (bounded: windows
         # roll over and per-user scopes come and go).
         self._key_memo: dict[CounterRef, tuple[str, str, str]] = {}
+        self._reserve_memo: dict[tuple[object, ...], tuple[tuple[str, str, str], str]] = {}
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> RedisStore:
@@ -280,33 +281,16 @@ class RedisStore(Store):
 
     def _reserve(self, rid: str, holds: Sequence[Hold], now_ms: int, deadline_ms: int) -> ReserveResult:
         # One JSON argument and one bulk-string reply (see reserve.lua): a fraction of what redis-py
-        # costs to pack separate arguments and parse a nested reply.
+        # costs to pack separate arguments and parse a nested reply. Each counter's part is assembled from
+        # pieces built once per counter and limits; only the amounts and the expiry change per call.
         keys: list[str] = []
-        request: list[list[object]] = []
+        parts: list[str] = []
         slack = self.key_slack
         for hold in holds:
-            ref = hold.ref
-            keys.extend(self._keys(ref))
-            usd_mark = tokens_mark = ""
-            for mark in hold.refusal_marks:
-                if mark.unit == "usd":
-                    usd_mark = mark.name
-                else:
-                    tokens_mark = mark.name
-            request.append(
-                [
-                    "" if hold.limit_usd is None else str(hold.limit_usd),
-                    "" if hold.limit_tokens is None else str(hold.limit_tokens),
-                    str(hold.usd),
-                    str(hold.tokens),
-                    1 if hold.enforce else 0,
-                    str(ref.ttl_ms(now_ms, slack)),
-                    ref.meta(),
-                    usd_mark,
-                    tokens_mark,
-                ]
-            )
-        payload = json.dumps(request, separators=(",", ":"))
+            counter_keys, fixed = self._reserve_pieces(hold)
+            keys.extend(counter_keys)
+            parts.append(f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}"]')
+        payload = "[" + ",".join(parts) + "]"
         head, *lines = _str(self._eval("reserve", keys, [now_ms, deadline_ms, rid, payload])).split("\n")
         granted, repeated = head.split()
         checks: list[Check] = []
@@ -332,6 +316,26 @@ class RedisStore(Store):
                 )
             )
         return ReserveResult(granted=granted == "1", checks=tuple(checks), repeated=repeated == "1")
+
+    def _reserve_pieces(self, hold: Hold) -> tuple[tuple[str, str, str], str]:
+        """A counter's keys and the fixed start of its part of the reserve request (an open JSON array)."""
+        memo_key = (hold.ref, hold.limit_usd, hold.limit_tokens, hold.enforce, hold.refusal_marks)
+        pieces = self._reserve_memo.get(memo_key)
+        if pieces is None:
+            if len(self._reserve_memo) >= _KEY_MEMO_SIZE:
+                self._reserve_memo.clear()
+            marks = {mark.unit: mark.name for mark in hold.refusal_marks}
+            fixed = [
+                "" if hold.limit_usd is None else str(hold.limit_usd),
+                "" if hold.limit_tokens is None else str(hold.limit_tokens),
+                1 if hold.enforce else 0,
+                hold.ref.meta(),
+                marks.get("usd", ""),
+                marks.get("tokens", ""),
+            ]
+            pieces = (self._keys(hold.ref), json.dumps(fixed, separators=(",", ":"))[:-1])
+            self._reserve_memo[memo_key] = pieces
+        return pieces
 
     def _settle(
         self,

@@ -2,9 +2,10 @@
 --
 -- Like settle_many.lua, the request travels as one JSON argument and the reply is one bulk string: redis-py
 -- packs each separate argument and parses each reply element in Python, which cost more than the script.
--- ARGV: now_ms, deadline_ms, id, request = [[limit_usd ('' = none), limit_tokens ('' = none), usd, tokens,
---   enforce (1/0), ttl_ms, meta, refusal_mark_usd ('' = none), refusal_mark_tokens ('' = none)], ...]
---   (one per counter; amounts are JSON strings so they never pass through Lua's doubles).
+-- ARGV: now_ms, deadline_ms, id, request = [[limit_usd ('' = none), limit_tokens ('' = none), enforce (1/0),
+--   meta, refusal_mark_usd ('' = none), refusal_mark_tokens ('' = none), usd, tokens, ttl_ms], ...]
+--   (one per counter, the parts that change per call last; amounts are JSON strings so they never pass
+--   through Lua's doubles).
 -- KEYS: three per counter, in counter order.
 -- Returns "granted repeated" and then one line per counter, the state before this hold:
 --   "spent_usd held_usd spent_tok held_tok live refused_usd refused_tok epoch [fired ...]"
@@ -34,23 +35,27 @@ if n > 0 and redis.call('ZSCORE', KEYS[2], rid) then
   return '1 1\n' .. table.concat(lines, '\n')
 end
 
+-- Fields of a counter's request: the limit, refusal mark and amount of unit u (1 USD, 2 tokens) are at
+-- LIMIT + u, MARK + u and WANT + u.
+local LIMIT, ENFORCE, META, MARK, WANT, TTL = 0, 3, 4, 4, 6, 9
+
 local rows, found = {}, {}
 local granted = 1
 for i = 1, n do
   local h, z, t = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local c = request[i]
   if purge_live(h, z, t, now) > 0 then
-    touch_one(t, c[6])
+    touch_one(t, c[TTL])
   end
   local v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'e', 'lu', 'lt')
   local row = {amount(v[1]), amount(v[2]), amount(v[3]), amount(v[4]), redis.call('ZCARD', z), 0, 0}
-  if c[1] ~= '' and not fits(row[1], row[2], c[3], c[1]) then
-    row[6] = 1
+  for u = 1, 2 do
+    local limit = c[LIMIT + u]
+    if limit ~= '' and not fits(row[2 * u - 1], row[2 * u], c[WANT + u], limit) then
+      row[5 + u] = 1
+    end
   end
-  if c[2] ~= '' and not fits(row[3], row[4], c[4], c[2]) then
-    row[7] = 1
-  end
-  if c[5] == 1 and (row[6] == 1 or row[7] == 1) then
+  if c[ENFORCE] == 1 and (row[6] == 1 or row[7] == 1) then
     granted = 0
   end
   rows[i], found[i] = row, v
@@ -59,29 +64,30 @@ end
 for i = 1, n do
   local h, z = KEYS[3 * i - 2], KEYS[3 * i - 1]
   local c, row, v = request[i], rows[i], found[i]
+  local limit_usd, limit_tok, usd, tok, ttl = c[LIMIT + 1], c[LIMIT + 2], c[WANT + 1], c[WANT + 2], c[TTL]
   local epoch, fired = v[5], ''
   if granted == 1 then
     if not epoch then
       -- First hold in this key's life: name its epoch, store the identity and set the expiry once.
       epoch = rid
-      redis.call('HSET', h, 'e', rid, 'meta', c[7], 'lu', c[1], 'lt', c[2])
-      touch_one(h, c[6])
-    elseif v[6] ~= c[1] or v[7] ~= c[2] then
+      redis.call('HSET', h, 'e', rid, 'meta', c[META], 'lu', limit_usd, 'lt', limit_tok)
+      touch_one(h, ttl)
+    elseif v[6] ~= limit_usd or v[7] ~= limit_tok then
       -- The limits in force, for reports only: every check uses the limits passed in.
-      redis.call('HSET', h, 'lu', c[1], 'lt', c[2])
+      redis.call('HSET', h, 'lu', limit_usd, 'lt', limit_tok)
     end
-    incr(h, 'hu', c[3])
-    incr(h, 'ht', c[4])
-    redis.call('HSET', h, 'r:' .. rid, c[3] .. ' ' .. c[4])
+    incr(h, 'hu', usd)
+    incr(h, 'ht', tok)
+    redis.call('HSET', h, 'r:' .. rid, usd .. ' ' .. tok)
     if redis.call('ZADD', z, deadline, rid) == 1 and row[5] == 0 then
-      touch_one(z, c[6])
+      touch_one(z, ttl)
     end
-  elseif c[5] == 1 then
-    for unit = 1, 2 do
-      local mark = c[7 + unit]
-      if mark ~= '' and row[5 + unit] == 1 and fits('0', '0', c[2 + unit], c[unit])
+  elseif c[ENFORCE] == 1 then
+    for u = 1, 2 do
+      local mark = c[MARK + u]
+      if mark ~= '' and row[5 + u] == 1 and fits('0', '0', c[WANT + u], c[LIMIT + u])
           and redis.call('HSETNX', h, 'a:' .. mark, now) == 1 then
-        touch_one(h, c[6])
+        touch_one(h, ttl)
         fired = fired .. ' ' .. mark
       end
     end

@@ -434,13 +434,23 @@ def test_other_store_errors_follow_the_policy(clock: FakeClock) -> None:
 
 @pytest.mark.parametrize(
     ("cost", "tokens", "error"),
-    [(-1, {}, ValueError), (1.5, {}, TypeError), (True, {}, TypeError), (1, {"input": -3}, ValueError)],
+    [
+        (-1, {}, ValueError),
+        (1.5, {}, TypeError),
+        (True, {}, TypeError),
+        (1, {"input": -3}, ValueError),
+        (1, {"output": True}, TypeError),
+        (1, {"output": 2.0}, TypeError),
+        (1, {"cache_read": 2**63}, ValueError),
+    ],
 )
 def test_amounts_are_validated(memory_store: MemoryStore, clock: FakeClock, cost: Any, tokens: Any,
                                error: type[Exception]) -> None:  # fmt: skip
     ledger = ledger_for(memory_store, clock, Budget("b", limit_usd="1"))
-    with pytest.raises(error):
+    with pytest.raises(error) as raised:
         ledger.reserve(CALL, "m", None, cost, tokens)
+    for kind in tokens:
+        assert f"tokens[{kind!r}]" in str(raised.value)  # the error names the token type
 
 
 def test_status_read_and_reset(memory_store: MemoryStore, clock: FakeClock) -> None:

@@ -90,7 +90,7 @@ from bedrock_budget.budgets.outcomes import (
     refusals_of,
     status_of,
 )
-from bedrock_budget.budgets.units import check_amount
+from bedrock_budget.budgets.units import check_amount, check_token_counts
 from bedrock_budget.errors import (
     BudgetBlockedError,
     ConfigurationError,
@@ -300,8 +300,7 @@ class Ledger:
     ) -> Reservation:
         """Hold a call's worst case against every applicable budget (see the module docstring)."""
         check_amount(cost_nanos, "cost_nanos")
-        for kind, count in tokens.items():
-            check_amount(count, f"tokens[{kind!r}]")
+        check_token_counts(tokens)
         now = self._clock()
         found = self._lines(attribution, model_id, model_family, now, cost_nanos, tokens)
         rid = _reservation_id()
@@ -416,8 +415,7 @@ class Ledger:
     def settle(self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]) -> None:
         """Record the actual cost and tokens, replacing the hold, exactly once."""
         check_amount(cost_nanos, "cost_nanos")
-        for kind, count in tokens.items():
-            check_amount(count, f"tokens[{kind!r}]")
+        check_token_counts(tokens)
         if not reservation._finish("settled") or not reservation.lines:
             return
         by_name = self._by_name

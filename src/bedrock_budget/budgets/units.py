@@ -8,6 +8,7 @@ sum a store computes stays inside a signed 64-bit Redis integer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 NANOS_PER_USD = 10**9
@@ -76,3 +77,10 @@ def check_amount(value: int, what: str) -> int:
     if value > MAX_AMOUNT:
         raise ValueError(f"{what} {value} is out of range")
     return value
+
+
+def check_token_counts(tokens: Mapping[str, int]) -> None:
+    """Validate token counts by type; the error names the type (built only when one is wrong)."""
+    for kind, count in tokens.items():
+        if type(count) is not int or not 0 <= count <= MAX_AMOUNT:
+            check_amount(count, f"tokens[{kind!r}]")

@@ -282,7 +282,15 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
     ledger = options.pop("ledger", None)
     count_tokens = bool(options.pop("count_tokens", False))
     ledger_options: dict[str, Any] = {}
-    for key in ("on_store_error", "alert_sinks", "reservation_ttl", "journal_size", "settle_mode"):
+    for key in (
+        "on_store_error",
+        "alert_sinks",
+        "reservation_ttl",
+        "journal_size",
+        "settle_mode",
+        "lease_fraction",
+        "lease_seconds",
+    ):
         if key in options:
             ledger_options[key] = options.pop(key)
     store: Store | str = options.pop("store", "memory://")

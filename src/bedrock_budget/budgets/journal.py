@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bedrock_budget.stores.base import Spend
+from bedrock_budget.stores.base import Spend, Tallies
 
 log = logging.getLogger("bedrock_budget.journal")
 
@@ -25,10 +25,12 @@ log = logging.getLogger("bedrock_budget.journal")
 class JournalEntry:
     reservation_id: str
     spends: tuple[Spend, ...]
-    model: str
+    model: str | None
     tokens: Mapping[str, int]
     charge: bool
     cost_nanos: int
+    #: Per-model tallies of a settlement standing for several calls (a lease); None: ``model``/``tokens``.
+    tallies: Tallies | None = None
 
 
 class Journal:

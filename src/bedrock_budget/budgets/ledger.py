@@ -80,6 +80,7 @@ from typing import Final, Literal
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink, as_sink
 from bedrock_budget.budgets.journal import Journal, JournalEntry, SettleQueue
+from bedrock_budget.budgets.leases import Lease, LeaseBook
 from bedrock_budget.budgets.model import WILDCARD, Budget
 from bedrock_budget.budgets.outcomes import (
     BudgetStatus,
@@ -115,9 +116,11 @@ log = logging.getLogger("bedrock_budget.ledger")
 OutagePolicy = Literal["deny", "allow"]
 SettleMode = Literal["sync", "background"]
 DEFAULT_RESERVATION_TTL: Final = 300.0
+DEFAULT_LEASE_SECONDS: Final = 1.0
 
 
 _LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
+_NO_TOKENS: Final[Mapping[str, int]] = MappingProxyType({})
 
 
 @atexit.register
@@ -125,7 +128,7 @@ def _flush_at_exit() -> None:
     # Queued settlements, and spend journalled during an outage, get one last chance to reach the store at
     # a clean shutdown. Daemon threads still run while atexit handlers do, so a batch in flight completes.
     for ledger in list(_LIVE):
-        if ledger.journal_depth or ledger.pending_settlements:
+        if ledger.journal_depth or ledger.pending_settlements or ledger.leases_live:
             try:
                 ledger.flush()
             except Exception:
@@ -137,6 +140,8 @@ def _after_fork_in_child() -> None:
     for ledger in list(_LIVE):
         if ledger._settler is not None:
             ledger._settler.after_fork()
+        if ledger._leases is not None:
+            ledger._leases.after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -192,6 +197,8 @@ class Ledger:
         settle_queue_size: int = 10_000,
         settle_batch: int = 64,
         settle_linger: float = 0.005,
+        lease_fraction: float | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         if on_store_error not in ("deny", "allow"):
             raise ConfigurationError(f"on_store_error must be 'deny' or 'allow', not {on_store_error!r}")
@@ -203,6 +210,10 @@ class Ledger:
             raise ConfigurationError("settle_queue_size and settle_batch must be at least 1")
         if not settle_linger >= 0:
             raise ConfigurationError(f"settle_linger must not be negative, not {settle_linger!r}")
+        if lease_fraction is not None and not 0 < lease_fraction <= 1:
+            raise ConfigurationError(f"lease_fraction must be in (0, 1], not {lease_fraction!r}")
+        if not lease_seconds > 0:
+            raise ConfigurationError(f"lease_seconds must be positive, not {lease_seconds!r}")
         self._owns_store = isinstance(store, str)
         self.store: Store = from_uri(store) if isinstance(store, str) else store
         self.on_store_error: OutagePolicy = on_store_error
@@ -223,6 +234,11 @@ class Ledger:
                 self._apply_batch, capacity=settle_queue_size, batch=settle_batch, linger=settle_linger
             )
             if settle_mode == "background"
+            else None
+        )
+        self._leases: LeaseBook | None = (
+            LeaseBook(float(lease_fraction), float(lease_seconds), self._close_leases, clock)
+            if lease_fraction is not None
             else None
         )
         self.set_budgets(budgets)
@@ -251,6 +267,9 @@ class Ledger:
             compiled.append(_Compiled(budget, order, marks, refusal))
         self._compiled = tuple(compiled)
         self._by_name = {c.budget.name: c for c in compiled}
+        if self._leases is not None:
+            # Leases were sized and granted under the old limits.
+            self._leases.retire()
 
     def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:
         self._sinks = (*self._sinks, as_sink(sink))
@@ -318,6 +337,10 @@ class Ledger:
         )
         if not lines:
             return reservation
+        if self._leases is not None:
+            leased = self._reserve_leased(reservation, now)
+            if leased is not None:
+                return leased
         holds = [
             Hold(
                 ref=line.ref,
@@ -335,6 +358,8 @@ class Ledger:
         except StoreError as exc:
             return self._reserve_offline(reservation, exc)
         reservation.epochs = tuple(check.epoch for check in result.checks)
+        if self._leases is not None:
+            self._leases.seen(lines, result.checks, granted=result.granted)
         if not result.granted:
             try:
                 self._alert_refusals(lines, result.checks)
@@ -356,6 +381,67 @@ class Ledger:
                 )
         self._maybe_replay()
         return reservation
+
+    def _reserve_leased(self, reservation: Reservation, now: float) -> Reservation | None:
+        """Admit the call against this process's leases, taking new ones where needed (one store round
+        trip); None: the call takes the ordinary path (see ``budgets.leases``)."""
+        book = self._leases
+        assert book is not None
+        lines = reservation.lines
+        for _ in range(2):
+            leases = book.admit(lines, now)
+            if leases is not None:
+                reservation.leases = leases
+                return reservation
+            missing = book.missing(lines)
+            if not missing:
+                continue  # another thread leased them meanwhile
+            requested = [book.request(line) for line in missing]
+            holds = [hold for hold in requested if hold is not None]
+            if len(holds) < len(requested):
+                return None
+            lease_id = _reservation_id()
+            try:
+                result = self.store.reserve(
+                    lease_id,
+                    holds,
+                    now_ms=int(now * 1000),
+                    deadline_ms=int((now + book.seconds + self.reservation_ttl) * 1000),
+                )
+            except StoreError as exc:
+                return self._reserve_offline(reservation, exc)
+            if not result.granted:
+                book.seen(missing, result.checks, granted=False)
+                return None
+            book.install(lease_id, missing, holds, result.checks, now)
+        return None
+
+    def _close_leases(self, leases: list[Lease]) -> None:
+        # One settlement per closed lease replaces its hold with the spend of every call it admitted (zero
+        # for an unused lease, which simply gives its capacity back).
+        by_name = self._by_name
+        for lease in leases:
+            spend = Spend(
+                ref=lease.ref,
+                usd=lease.spent_usd,
+                tokens=lease.spent_tokens,
+                marks=_current_marks(by_name.get(lease.budget.name), lease.budget) if lease.used else (),
+                epoch=lease.epoch,
+            )
+            tallies = MappingProxyType(
+                {model: MappingProxyType(dict(counts)) for model, counts in lease.tallies.items()}
+            )
+            self._submit(
+                JournalEntry(
+                    reservation_id=lease.id,
+                    spends=(spend,),
+                    model=None,
+                    tokens=_NO_TOKENS,
+                    charge=False,
+                    cost_nanos=lease.spent_usd,
+                    tallies=tallies,
+                )
+            )
 
     def _reserve_offline(self, reservation: Reservation, exc: StoreError) -> Reservation:
         self.store_errors += 1
@@ -418,6 +504,13 @@ class Ledger:
         check_token_counts(tokens)
         if not reservation._finish("settled") or not reservation.lines:
             return
+        if reservation.leases:
+            assert self._leases is not None
+            weighted = [line.budget.weigh(tokens) for line in reservation.lines]
+            self._leases.settle(
+                reservation.leases, reservation.lines, cost_nanos, weighted, reservation.model_id, tokens
+            )
+            return
         by_name = self._by_name
         epochs = reservation.epochs or (None,) * len(reservation.lines)
         spends = tuple(
@@ -438,6 +531,9 @@ class Ledger:
             charge=reservation.offline,
             cost_nanos=cost_nanos,
         )
+        self._submit(entry)
+
+    def _submit(self, entry: JournalEntry) -> None:
         if self._settler is not None and self._settler.submit(entry):
             return
         if self._apply(entry):
@@ -448,6 +544,10 @@ class Ledger:
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that failed before inference. Never raises for store errors."""
         if not reservation._finish("released") or not reservation.lines or reservation.offline:
+            return
+        if reservation.leases:
+            assert self._leases is not None
+            self._leases.release(reservation.leases, reservation.lines)
             return
         try:
             self.store.release(
@@ -473,6 +573,7 @@ class Ledger:
                 model=entry.model,
                 tokens=entry.tokens,
                 charge=entry.charge,
+                **({} if entry.tallies is None else {"tallies": entry.tallies}),
             )
         except StoreError as exc:
             self.store_errors += 1
@@ -486,7 +587,9 @@ class Ledger:
     def _apply_batch(self, entries: list[JournalEntry]) -> None:
         """Send queued settlements in one batch (the settle thread, or :meth:`flush`). Never raises."""
         requests = [
-            SettleRequest(e.reservation_id, e.spends, model=e.model, tokens=e.tokens, charge=e.charge)
+            SettleRequest(
+                e.reservation_id, e.spends, model=e.model, tokens=e.tokens, charge=e.charge, tallies=e.tallies
+            )
             for e in entries
         ]
         try:
@@ -581,6 +684,8 @@ class Ledger:
         return len(self._journal) + self.pending_settlements
 
     def _drain(self) -> None:
+        if self._leases is not None:
+            self._leases.retire()
         if self._settler is not None:
             self._settler.drain()
 
@@ -588,6 +693,11 @@ class Ledger:
     def pending_settlements(self) -> int:
         """Settlements queued in background mode and not yet applied (export it as a gauge)."""
         return len(self._settler) if self._settler is not None else 0
+
+    @property
+    def leases_live(self) -> int:
+        """Counters this process holds a lease on (``lease_fraction``; export it as a gauge)."""
+        return len(self._leases) if self._leases is not None else 0
 
     @property
     def journal_depth(self) -> int:
@@ -671,6 +781,9 @@ class Ledger:
             return
         self._closed = True
         try:
+            if self._leases is not None:
+                self._leases.retire()
+                self._leases.stop()
             if self._settler is not None:
                 self._settler.close()
             remaining = self.flush()

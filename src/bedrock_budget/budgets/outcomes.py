@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
 from bedrock_budget.stores.base import Check, CounterRef, CounterState, Mark
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.leases import Lease
 
 _HUNDRED: Final = Decimal(100)
 _PERCENT_STEP: Final = Decimal("0.01")
@@ -69,6 +72,8 @@ class Reservation:
     offline: bool = False
     #: Each line's counter epoch as the store reported it (see ``stores.base``); empty when offline.
     epochs: tuple[str | None, ...] = ()
+    #: The leases this call was admitted against, one per line (empty: an ordinary reservation).
+    leases: tuple[Lease, ...] = ()
     state: Literal["held", "settled", "released"] = "held"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

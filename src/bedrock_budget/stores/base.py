@@ -55,6 +55,8 @@ DEFAULT_TOMBSTONE_RETENTION: Final = 86400
 _EMPTY: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType({})
 
 Unit = Literal["usd", "tokens"]
+#: Per-model tally increments: model id -> {"calls": n, "cost": nano-USD, token type: count}.
+Tallies = Mapping[str, Mapping[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,7 @@ class SettleRequest:
     model: str | None = None
     tokens: Mapping[str, int] | None = None
     charge: bool = False
+    tallies: Tallies | None = None
 
 
 class SettleStatus(enum.Enum):
@@ -279,9 +282,11 @@ class Store(ABC):
         model: str | None = None,
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
+        tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
         """Settle (or with ``charge`` record) the reservation in each counter exactly once. ``model`` and
-        ``tokens`` (raw counts by type) feed the per-model tallies."""
+        ``tokens`` (raw counts by type) feed the per-model tallies; ``tallies`` replaces them when one
+        settlement stands for calls of several models (a lease, see ``budgets.leases``)."""
 
     def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int
@@ -301,6 +306,7 @@ class Store(ABC):
                         model=request.model,
                         tokens=request.tokens,
                         charge=request.charge,
+                        tallies=request.tallies,
                     )
                 )
             except StoreError as exc:
@@ -349,6 +355,23 @@ def tally_fields(model: str | None, tokens: Mapping[str, int] | None, usd: int) 
     fields = [("calls", 1), ("cost", usd)]
     fields.extend((kind, count) for kind, count in sorted((tokens or {}).items()) if count)
     return fields
+
+
+def tally_items(
+    model: str | None, tokens: Mapping[str, int] | None, usd: int, tallies: Tallies | None
+) -> list[tuple[str, int]]:
+    """Tally field names (``m:<model>:<kind>``) and increments of one settlement in one counter."""
+    if tallies is None:
+        if model is None:
+            return []
+        prefix = tally_prefix(model)
+        return [(prefix + kind, value) for kind, value in tally_fields(model, tokens, usd)]
+    return [
+        (tally_prefix(name) + kind, value)
+        for name, counts in sorted(tallies.items())
+        for kind, value in sorted(counts.items())
+        if value
+    ]
 
 
 def parse_tallies(items: Mapping[str, str] | Sequence[tuple[str, str]]) -> Mapping[str, Mapping[str, int]]:

@@ -27,9 +27,9 @@ from bedrock_budget.stores.base import (
     SettleStatus,
     Spend,
     Store,
+    Tallies,
     parse_tallies,
-    tally_fields,
-    tally_prefix,
+    tally_items,
 )
 
 
@@ -255,6 +255,7 @@ class MemoryStore(Store):
         model: str | None = None,
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
+        tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
         trim = self._trim_before(now_ms)
         outcomes: list[SettleOutcome] = []
@@ -288,11 +289,9 @@ class MemoryStore(Store):
                         counter.meta = spend.ref.meta()
                     counter.spent_usd += spend.usd
                     counter.spent_tokens += spend.tokens
-                    if model is not None:
-                        prefix = tally_prefix(model)
-                        for kind, value in tally_fields(model, tokens, spend.usd):
-                            if value:
-                                counter.tallies[prefix + kind] = counter.tallies.get(prefix + kind, 0) + value
+                    for name, value in tally_items(model, tokens, spend.usd, tallies):
+                        if value:
+                            counter.tallies[name] = counter.tallies.get(name, 0) + value
                     for mark in spend.marks:
                         delta, total = (
                             (spend.usd, counter.spent_usd)

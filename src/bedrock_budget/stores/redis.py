@@ -72,9 +72,11 @@ from bedrock_budget.stores.base import (
     SettleRequest,
     Spend,
     Store,
+    Tallies,
     parse_tallies,
     settle_status,
     tally_fields,
+    tally_items,
     tally_prefix,
 )
 from bedrock_budget.stores.keys import encode_part
@@ -345,9 +347,12 @@ class RedisStore(Store):
         model: str | None,
         tokens: Mapping[str, int] | None,
         charge: bool,
+        tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
         # A batch of one: one JSON argument and one string per counter cost less than separate arguments.
-        request = SettleRequest(rid, tuple(spends), model=model, tokens=tokens, charge=charge)
+        request = SettleRequest(
+            rid, tuple(spends), model=model, tokens=tokens, charge=charge, tallies=tallies
+        )
         return self._settle_many([request], now_ms)[0]
 
     def _settle_many(self, requests: Sequence[SettleRequest], now_ms: int) -> list[tuple[SettleOutcome, ...]]:
@@ -360,7 +365,13 @@ class RedisStore(Store):
         for request in requests:
             spends = request.spends
             model = request.model
-            tallies = tally_fields(model, request.tokens, spends[0].usd if spends else 0)
+            if request.tallies is None:
+                prefix = tally_prefix(model) if model is not None else ""
+                tallies = tally_fields(model, request.tokens, spends[0].usd if spends else 0)
+            else:
+                # Several models: full field names after the bare "m:" prefix.
+                prefix = "m:"
+                tallies = [(name[2:], value) for name, value in tally_items(None, None, 0, request.tallies)]
             parts: list[list[object]] = []
             for spend in spends:
                 ref = spend.ref
@@ -377,7 +388,7 @@ class RedisStore(Store):
                 [
                     request.reservation_id,
                     "c" if request.charge else "s",
-                    tally_prefix(model) if model is not None else "",
+                    prefix,
                     [[field, str(value)] for field, value in tallies],
                     parts,
                 ]
@@ -451,10 +462,11 @@ class RedisStore(Store):
         model: str | None = None,
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
+        tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
         if not spends:
             return ()
-        return self._settle(reservation_id, spends, now_ms, model, tokens, charge)
+        return self._settle(reservation_id, spends, now_ms, model, tokens, charge, tallies)
 
     def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int
@@ -728,9 +740,10 @@ class RedisClusterStore(RedisStore):
         model: str | None = None,
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
+        tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
         return self._per_slot(
-            spends, lambda g: self._settle(reservation_id, g, now_ms, model, tokens, charge)
+            spends, lambda g: self._settle(reservation_id, g, now_ms, model, tokens, charge, tallies)
         )
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:

@@ -1,0 +1,360 @@
+"""Capacity leases: a process holds a slice of each budget in the store and admits calls against it locally.
+
+Without leases every budgeted call costs one store round trip, its reservation. With
+``lease_fraction=f`` the ledger reserves, in one store operation, a *lease* on every counter a call needs
+and has no lease for: ``f`` of the budget's limit (or the call's worst case, when larger). Later calls are
+admitted against what is left of those leases in memory, with no store round trip at all, until a lease
+runs short or its ``lease_seconds`` are over; then it is *retired* (admits nothing more) and, once its last
+admitted call has settled, *closed*: one settlement replaces the lease's hold with the actual spend of all
+its calls (and their per-model tallies), exactly once, through the ledger's usual settle path (queued in
+background mode, journalled when the store is down).
+
+Why this never overshoots: a lease is a reservation like any other. The store admitted it only when
+``spent + held + lease <= limit``, and a process admits a call only when the call's worst case fits what
+is left of its lease, so what all processes can spend is still bounded by the limit. A lease's store
+deadline is ``lease_seconds + reservation_ttl`` after it was taken, so it outlives every call it admitted
+by at least the TTL an ordinary reservation would have had.
+
+What it costs:
+
+- Visibility: other processes see a lease's spend when it closes (about ``lease_seconds`` plus the
+  longest call in flight), not after each call; until then they see the whole lease as held. Threshold
+  alerts fire when the lease closes. :meth:`Ledger.read`, ``status``, ``reset`` and ``flush`` retire this
+  process's leases first, so a process always sees its own spend.
+- Stranded capacity near the limit: capacity leased by one process is unavailable to the others until
+  that lease is used or closed, so a call may be refused while up to ``f`` of the limit per other process
+  is still leased. A refused lease request is never a refusal: the call then takes the ordinary path (an
+  exact reservation of its worst case), which refuses only when that alone does not fit; and lease
+  requests shrink to half of the free capacity last seen, so leases taper off as a budget runs out.
+- Per-call visibility in the store's counters for warn budgets' would-be refusals is kept: a lease is
+  only granted when it fits under every budget's limit, so a call admitted from one never crosses a limit,
+  and a call that would goes the ordinary path, where shadow refusals are reported as before.
+
+A forked child starts without leases (its parent's stay its parent's). A killed process's leases expire
+at their deadline: the budget gets their capacity back but not the spend of the calls they admitted, as
+with reservations a killed process never settled.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.outcomes import ReservationLine
+from bedrock_budget.stores.base import Check, CounterRef, Hold
+
+#: Lease requests shrink to this share of the capacity last seen free, so leases taper off near a limit.
+_FREE_SHARE: Final = 2
+
+
+@dataclass(eq=False, slots=True)
+class Lease:
+    """A slice of one counter held in the store for this process."""
+
+    id: str
+    ref: CounterRef
+    budget: Budget
+    #: Amounts held in the store; ``None`` for a unit the budget does not limit (not tracked locally).
+    usd: int | None
+    tokens: int | None
+    grant_until: float
+    epoch: str | None
+    usd_left: int = 0
+    tokens_left: int = 0
+    in_flight: int = 0
+    spent_usd: int = 0
+    spent_tokens: int = 0
+    tallies: dict[str, dict[str, int]] = field(default_factory=dict)
+    retired: bool = False
+    closed: bool = False
+
+    def fits(self, line: ReservationLine) -> bool:
+        return (self.usd is None or self.usd_left >= line.usd) and (
+            self.tokens is None or self.tokens_left >= line.tokens
+        )
+
+    def take(self, line: ReservationLine) -> None:
+        self.usd_left -= line.usd
+        self.tokens_left -= line.tokens
+        self.in_flight += 1
+
+    def give_back(self, line: ReservationLine) -> None:
+        self.usd_left += line.usd
+        self.tokens_left += line.tokens
+        self.in_flight -= 1
+
+    def charge(
+        self, line: ReservationLine, usd: int, tokens: int, model: str, counts: Mapping[str, int]
+    ) -> None:
+        # The call's worst case comes back and its actual amounts go out: left may go negative when an
+        # estimate was short, which only retires the lease sooner.
+        self.usd_left += line.usd - usd
+        self.tokens_left += line.tokens - tokens
+        self.in_flight -= 1
+        self.spent_usd += usd
+        self.spent_tokens += tokens
+        tally = self.tallies.get(model)
+        if tally is None:
+            tally = self.tallies[model] = {}
+        tally["calls"] = tally.get("calls", 0) + 1
+        tally["cost"] = tally.get("cost", 0) + usd
+        for kind, count in counts.items():
+            if count:
+                tally[kind] = tally.get(kind, 0) + count
+
+    @property
+    def used(self) -> bool:
+        return bool(self.tallies)
+
+
+def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> int | None:
+    if limit is None:
+        return None
+    size = -(-int(limit * fraction) // 1)
+    if free is not None:
+        size = min(size, max(free, 0) // _FREE_SHARE)
+    return max(size, worst)
+
+
+class LeaseBook:
+    """This process's live leases, one per counter, and the free capacity last seen per counter.
+
+    ``on_closed`` receives every lease that has closed (retired, nothing in flight): the ledger settles or
+    releases it. It is called outside the book's lock.
+    """
+
+    def __init__(
+        self,
+        fraction: float,
+        seconds: float,
+        on_closed: Callable[[list[Lease]], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self.fraction = fraction
+        self.seconds = seconds
+        self._on_closed = on_closed
+        self.clock = clock
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[CounterRef, Lease] = {}
+        self._free: dict[CounterRef, tuple[int | None, int | None]] = {}
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's leases are the parent's to use and close."""
+        self._reset()
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    # -- admitting calls ---------------------------------------------------------------------------------
+
+    def admit(self, lines: Sequence[ReservationLine], now: float) -> tuple[Lease, ...] | None:
+        """Take every line from a live lease, or none (None: some line needs a new lease)."""
+        closed: list[Lease] = []
+        leases: list[Lease] = []
+        with self._lock:
+            for line in lines:
+                lease = self._live.get(line.ref)
+                if lease is not None and (
+                    now >= lease.grant_until or lease.budget is not line.budget or not lease.fits(line)
+                ):
+                    self._retire(lease, closed)
+                    lease = None
+                if lease is None:
+                    break
+                leases.append(lease)
+            admitted = len(leases) == len(lines)
+            if admitted:
+                for lease, line in zip(leases, lines, strict=True):
+                    lease.take(line)
+        if closed:
+            self._on_closed(closed)
+        return tuple(leases) if admitted else None
+
+    def missing(self, lines: Sequence[ReservationLine]) -> list[ReservationLine]:
+        with self._lock:
+            return [line for line in lines if line.ref not in self._live]
+
+    def request(self, line: ReservationLine) -> Hold | None:
+        """The hold of a new lease for one line's counter; None when it could admit no call but this one
+        (near the limit, or a call as large as a lease), where an ordinary reservation does as well."""
+        budget = line.budget
+        free_usd, free_tokens = self._free.get(line.ref, (None, None))
+        usd = _share(budget.limit_nanos, self.fraction, line.usd, free_usd)
+        tokens = _share(budget.limit_milli, self.fraction, line.tokens, free_tokens)
+        if (usd is None or usd == line.usd) and (tokens is None or tokens == line.tokens):
+            return None
+        return Hold(
+            ref=line.ref,
+            limit_usd=budget.limit_nanos,
+            limit_tokens=budget.limit_milli,
+            usd=line.usd if usd is None else usd,
+            tokens=line.tokens if tokens is None else tokens,
+            # Every budget, warn ones included: a lease never crosses a limit, so neither do its calls.
+            enforce=True,
+        )
+
+    def install(
+        self,
+        lease_id: str,
+        lines: Sequence[ReservationLine],
+        holds: Sequence[Hold],
+        checks: Sequence[Check],
+        now: float,
+    ) -> None:
+        """Record leases the store granted (one id for all of them: one reservation, settled per counter)."""
+        closed: list[Lease] = []
+        with self._lock:
+            for line, hold, check in zip(lines, holds, checks, strict=True):
+                self._note(line, check, hold.usd, hold.tokens)
+                previous = self._live.get(line.ref)
+                if previous is not None:
+                    # Another thread refilled the same counter meanwhile: its lease stops admitting calls.
+                    self._retire(previous, closed)
+                budget = line.budget
+                usd = hold.usd if budget.limit_nanos is not None else None
+                tokens = hold.tokens if budget.limit_milli is not None else None
+                self._live[line.ref] = Lease(
+                    id=lease_id,
+                    ref=line.ref,
+                    budget=budget,
+                    usd=usd,
+                    tokens=tokens,
+                    grant_until=now + self.seconds,
+                    epoch=check.epoch,
+                    usd_left=usd or 0,
+                    tokens_left=tokens or 0,
+                )
+            self._start_keeper()
+        if closed:
+            self._on_closed(closed)
+
+    def seen(self, lines: Sequence[ReservationLine], checks: Sequence[Check], *, granted: bool) -> None:
+        """Remember the free capacity a reservation found (an ordinary one, or a refused lease request),
+        so the next lease request is sized to it."""
+        with self._lock:
+            for line, check in zip(lines, checks, strict=True):
+                self._note(line, check, line.usd if granted else 0, line.tokens if granted else 0)
+
+    def _note(self, line: ReservationLine, check: Check, usd: int, tokens: int) -> None:
+        state = check.state
+        budget = line.budget
+        free_usd = (
+            None
+            if budget.limit_nanos is None
+            else budget.limit_nanos - state.spent_usd - state.held_usd - usd
+        )
+        free_tokens = (
+            None
+            if budget.limit_milli is None
+            else budget.limit_milli - state.spent_tokens - state.held_tokens - tokens
+        )
+        self._free[line.ref] = (free_usd, free_tokens)
+        if len(self._free) > 4 * len(self._live) + 1024:
+            # Counters of past windows and idle scopes: forget what was seen, the next request re-learns it.
+            self._free = {ref: self._free[ref] for ref in self._live if ref in self._free}
+
+    # -- settling calls ----------------------------------------------------------------------------------
+
+    def settle(
+        self,
+        leases: Sequence[Lease],
+        lines: Sequence[ReservationLine],
+        usd: int,
+        tokens: Sequence[int],
+        model: str,
+        counts: Mapping[str, int],
+    ) -> None:
+        closed: list[Lease] = []
+        with self._lock:
+            for lease, line, weighted in zip(leases, lines, tokens, strict=True):
+                lease.charge(line, usd, weighted, model, counts)
+                if lease.retired and lease.in_flight == 0:
+                    self._close(lease, closed)
+        if closed:
+            self._on_closed(closed)
+
+    def release(self, leases: Sequence[Lease], lines: Sequence[ReservationLine]) -> None:
+        closed: list[Lease] = []
+        with self._lock:
+            for lease, line in zip(leases, lines, strict=True):
+                lease.give_back(line)
+                if lease.retired and lease.in_flight == 0:
+                    self._close(lease, closed)
+        if closed:
+            self._on_closed(closed)
+
+    # -- retiring ----------------------------------------------------------------------------------------
+
+    def retire(self, now: float | None = None) -> None:
+        """Retire every lease (or, given ``now``, those whose time is over); close what has nothing in
+        flight."""
+        closed: list[Lease] = []
+        with self._lock:
+            for lease in list(self._live.values()):
+                if now is None or now >= lease.grant_until:
+                    self._retire(lease, closed)
+        if closed:
+            self._on_closed(closed)
+
+    def _retire(self, lease: Lease, closed: list[Lease]) -> None:
+        if self._live.get(lease.ref) is lease:
+            del self._live[lease.ref]
+        lease.retired = True
+        if lease.in_flight == 0:
+            self._close(lease, closed)
+
+    @staticmethod
+    def _close(lease: Lease, closed: list[Lease]) -> None:
+        if not lease.closed:
+            lease.closed = True
+            closed.append(lease)
+
+    def _start_keeper(self) -> None:
+        # Called with the lock held. An idle process's leases must still close on time, or the capacity
+        # they hold stays stranded until their store deadline.
+        if self._keeper is not None and self._keeper.is_alive():
+            return
+        keeper = threading.Thread(
+            target=_keep, args=(weakref.ref(self), self._stop), name="bedrock-budget-leases", daemon=True
+        )
+        try:
+            keeper.start()
+        except RuntimeError:
+            return  # interpreter shutdown: the exit flush retires what is left
+        self._keeper = keeper
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _keep(book_ref: weakref.ref[LeaseBook], stop: threading.Event) -> None:
+    while True:
+        book = book_ref()
+        if book is None:
+            return
+        period = max(book.seconds / 4, 0.01)
+        with book._lock:
+            idle = not book._live
+            if idle:
+                book._keeper = None
+        if idle:
+            return
+        del book
+        if stop.wait(period):
+            return
+        book = book_ref()
+        if book is None:
+            return
+        try:
+            book.retire(book.clock())
+        finally:
+            del book

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bedrock_budget.budgets import Budget, Ledger
@@ -9,9 +10,18 @@ from bedrock_budget.errors import BudgetExceededError
 from bedrock_budget.stores import from_uri
 
 
-def hammer(uri: str, prefix: str, limit_usd: str, cost: int, ops: int, start: Any, results: Any) -> None:
+def hammer(
+    uri: str,
+    prefix: str,
+    limit_usd: str,
+    cost: int,
+    ops: int,
+    start: Any,
+    results: Any,
+    lease: Mapping[str, float] | None = None,
+) -> None:
     store = from_uri(uri, prefix=prefix)
-    ledger = Ledger(store, [Budget("shared", window="lifetime", limit_usd=limit_usd)])
+    ledger = Ledger(store, [Budget("shared", window="lifetime", limit_usd=limit_usd)], **(lease or {}))
     granted = refused = 0
     try:
         start.wait(30)
@@ -24,6 +34,7 @@ def hammer(uri: str, prefix: str, limit_usd: str, cost: int, ops: int, start: An
             granted += 1
             ledger.settle(reservation, cost, {"output": 1})
     finally:
+        # Closing settles the leases this process still holds before the parent reads the store.
         ledger.close()
         store.close()
     results.put((granted, refused))

@@ -102,9 +102,16 @@ def test_threads_never_overshoot(backend: Backend) -> None:
     assert (status.spent_usd, status.reserved_usd) == (Decimal(fits * cost) / USD, 0)
 
 
+#: Each process leases a tenth of the limit and gives a lease back after 20 ms at most.
+LEASE = {"lease_fraction": 0.1, "lease_seconds": 0.02}
+
+
 @pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.redis),
                                   pytest.param("cluster", marks=pytest.mark.cluster)])  # fmt: skip
-def test_processes_never_overshoot(request: pytest.FixtureRequest, kind: str) -> None:
+@pytest.mark.parametrize("lease", [None, LEASE], ids=["exact", "leased"])
+def test_processes_never_overshoot(
+    request: pytest.FixtureRequest, kind: str, lease: dict[str, float] | None
+) -> None:
     from .conftest import make_backend
 
     backend = make_backend(request, kind)
@@ -117,7 +124,7 @@ def test_processes_never_overshoot(request: pytest.FixtureRequest, kind: str) ->
     workers = [
         context.Process(
             target=_concurrency_worker.hammer,
-            args=(backend.uri, backend.options["prefix"], "1", cost, 200, start, results),
+            args=(backend.uri, backend.options["prefix"], "1", cost, 200, start, results, lease),
         )
         for _ in range(8)
     ]
@@ -131,13 +138,20 @@ def test_processes_never_overshoot(request: pytest.FixtureRequest, kind: str) ->
         worker.close()
     results.close()
     results.join_thread()
-    assert sum(g for g, _ in outcomes) == fits
-    assert sum(r for _, r in outcomes) == 8 * 200 - fits
+    granted = sum(g for g, _ in outcomes)
+    assert granted + sum(r for _, r in outcomes) == 8 * 200
+    if lease is None:
+        assert granted == fits
+    else:
+        # Capacity leased by the other seven processes may be stranded when one is refused, never more.
+        stranded = 7 * int(limit_nanos * lease["lease_fraction"])
+        assert limit_nanos - stranded - cost < granted * cost <= limit_nanos
     store = backend.make()
     (state,) = Ledger(store, [Budget("shared", window="lifetime", limit_usd="1")]).status()
-    assert state.spent_usd * USD == fits * cost <= limit_nanos
+    assert state.spent_usd * USD == granted * cost <= limit_nanos
     assert state.reserved_usd == 0
     assert state.active_reservations == 0
+    assert state.models["model"]["calls"] == granted
 
 
 def test_deny_fails_fast_on_a_closed_port() -> None:

@@ -1,16 +1,22 @@
 """Eight processes share one dollar budget through wrapped clients: spend never passes the limit, and the
-fake Bedrock sees exactly the calls that were granted."""
+fake Bedrock sees exactly the calls that were granted. With capacity leases as well, and when a process
+holding a lease is killed."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import time
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 
 import pytest
 
 import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
+from bedrock_budget.budgets.outcomes import BudgetStatus
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
@@ -19,9 +25,27 @@ from . import _budget_worker
 
 PROCESSES = 8
 CALLS_EACH = 25
+NANOS_PER_USD = 10**9
+#: A tenth of the limit per lease, given back after 50 ms at most: leases close both when short and when
+#: their time is over while the workers run.
+LEASE: Mapping[str, float] = {"lease_fraction": 0.1, "lease_seconds": 0.05}
+LEASING = pytest.mark.parametrize("lease", [None, LEASE], ids=["exact", "leased"])
 
 
-def run_processes(fake: FakeBedrock, store_uri: str, limit: str) -> tuple[int, int, Decimal]:
+def read_shared(store_uri: str, prefix: str, limit: str) -> BudgetStatus:
+    store = from_uri(store_uri, prefix=prefix)
+    try:
+        ledger = Ledger(store, [bb.Budget(name="shared", window="lifetime", limit_usd=limit)])
+        state = ledger.read("shared")
+        ledger.close()
+    finally:
+        store.close()
+    return state
+
+
+def run_processes(
+    fake: FakeBedrock, store_uri: str, limit: str, lease: Mapping[str, float] | None
+) -> tuple[int, int, BudgetStatus]:
     # Usage proportional to the prompt, output at the requested maximum: the reservation is a true worst
     # case, as it is against real Bedrock.
     fake.set_usage("*", UsageSpec(default_output_tokens=100))
@@ -32,7 +56,7 @@ def run_processes(fake: FakeBedrock, store_uri: str, limit: str) -> tuple[int, i
     workers = [
         context.Process(
             target=_budget_worker.call_until_refused,
-            args=(fake.endpoint_url, store_uri, prefix, limit, CALLS_EACH, start, results),
+            args=(fake.endpoint_url, store_uri, prefix, limit, CALLS_EACH, start, results, lease),
         )
         for _ in range(PROCESSES)
     ]
@@ -45,23 +69,13 @@ def run_processes(fake: FakeBedrock, store_uri: str, limit: str) -> tuple[int, i
         assert worker.exitcode == 0
     results.close()
     results.join_thread()
-    store = from_uri(store_uri, prefix=prefix)
-    try:
-        ledger = Ledger(store, [bb.Budget(name="shared", window="lifetime", limit_usd=limit)])
-        spent = ledger.read("shared").spent_usd
-        ledger.close()
-    finally:
-        store.close()
+    state = read_shared(store_uri, prefix, limit)
     granted = sum(g for g, _ in outcomes)
     refused = sum(r for _, r in outcomes)
-    return granted, refused, spent
+    return granted, refused, state
 
 
-def check(fake: FakeBedrock, granted: int, refused: int, spent: Decimal, limit: Decimal) -> None:
-    assert granted + refused == PROCESSES * CALLS_EACH
-    assert granted > 0
-    assert refused > 0
-    assert fake.request_count == granted
+def per_call_cost(fake: FakeBedrock) -> Decimal:
     reported = [request.usage for request in fake.requests]
     per_call = {
         default_price_table()
@@ -71,21 +85,137 @@ def check(fake: FakeBedrock, granted: int, refused: int, spent: Decimal, limit: 
         if u is not None
     }
     (cost,) = per_call
+    return cost
+
+
+def check(
+    fake: FakeBedrock,
+    granted: int,
+    refused: int,
+    state: BudgetStatus,
+    limit: Decimal,
+    lease: Mapping[str, float] | None,
+) -> None:
+    spent = state.spent_usd
+    assert granted + refused == PROCESSES * CALLS_EACH
+    assert granted > 0
+    assert refused > 0
+    assert fake.request_count == granted
+    cost = per_call_cost(fake)
     assert spent == cost * granted
     assert spent <= limit
+    # Every lease and reservation was settled or released before the workers exited.
+    assert state.reserved_usd == 0
+    assert state.active_reservations == 0
+    assert state.models[_budget_worker.MODEL]["calls"] == granted
+    if lease is not None:
+        # A process is refused only when the others' leases (a tenth of the limit each at most) and what
+        # it spent leave no room for one more call.
+        stranded = (PROCESSES - 1) * limit * Decimal(str(lease["lease_fraction"]))
+        assert spent > limit - stranded - cost
 
 
 @pytest.mark.slow
 @pytest.mark.redis
-def test_no_overshoot_on_redis(fake: FakeBedrock, redis_url: str) -> None:
+@LEASING
+def test_no_overshoot_on_redis(fake: FakeBedrock, redis_url: str, lease: Mapping[str, float] | None) -> None:
     limit = Decimal("0.02")
-    granted, refused, spent = run_processes(fake, redis_url, str(limit))
-    check(fake, granted, refused, spent, limit)
+    granted, refused, state = run_processes(fake, redis_url, str(limit), lease)
+    check(fake, granted, refused, state, limit, lease)
 
 
 @pytest.mark.slow
 @pytest.mark.cluster
-def test_no_overshoot_on_cluster(fake: FakeBedrock, cluster_url: str) -> None:
+@LEASING
+def test_no_overshoot_on_cluster(
+    fake: FakeBedrock, cluster_url: str, lease: Mapping[str, float] | None
+) -> None:
     limit = Decimal("0.02")
-    granted, refused, spent = run_processes(fake, cluster_url, str(limit))
-    check(fake, granted, refused, spent, limit)
+    granted, refused, state = run_processes(fake, cluster_url, str(limit), lease)
+    check(fake, granted, refused, state, limit, lease)
+
+
+KILL_TTL = 1.0
+KILL_LEASE: Mapping[str, float] = {"lease_fraction": 0.5, "lease_seconds": 0.5}
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redis_url: str) -> None:
+    limit = Decimal("0.02")
+    limit_nanos = int(limit * NANOS_PER_USD)
+    lease_nanos = int(limit_nanos * KILL_LEASE["lease_fraction"])
+    slow = f"us.{_budget_worker.MODEL}"
+    fake.set_usage("*", UsageSpec(default_output_tokens=100))
+    # The first event comes at once, the rest over a minute: the stream keeps the lease open until the kill.
+    fake.configure(slow, latency=60.0, stream_deltas=3)
+    prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    worker = context.Process(
+        target=_budget_worker.lease_then_hold,
+        args=(fake.endpoint_url, redis_url, prefix, str(limit), KILL_TTL, KILL_LEASE, slow, 3, ready),
+    )
+    worker.start()
+    try:
+        unsettled, calls, leases_live = ready.get(timeout=60)
+        assert calls == 3
+        assert unsettled > 0
+        assert leases_live == 1
+        held = read_shared(redis_url, prefix, str(limit))
+        # One lease, none of its calls' spend yet: that reaches the store only when the lease closes.
+        assert held.active_reservations == 1
+        assert held.reserved_usd * NANOS_PER_USD == lease_nanos
+        assert held.spent_usd == 0
+        assert fake.request_count == 4
+
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGKILL
+        killed = time.monotonic()
+
+        # The lease's store deadline is lease_seconds + reservation_ttl after it was taken.
+        deadline = KILL_LEASE["lease_seconds"] + KILL_TTL
+        while (state := read_shared(redis_url, prefix, str(limit))).reserved_usd:
+            assert time.monotonic() - killed < deadline + 3, "the lease never expired"
+            assert state.spent_usd == 0
+            time.sleep(0.05)
+        assert state.active_reservations == 0
+        assert state.spent_usd == 0  # expiry gives the lease back, never the killed process's spend
+
+        # Other processes spend the whole freed capacity, and no more.
+        fake.reset() if hasattr(fake, "reset") else None
+        before = fake.request_count
+        start = context.Event()
+        start.set()
+        results = context.Queue()
+        others = [
+            context.Process(
+                target=_budget_worker.call_until_refused,
+                args=(fake.endpoint_url, redis_url, prefix, str(limit), 10, start, results, LEASE),
+            )
+            for _ in range(2)
+        ]
+        for other in others:
+            other.start()
+        outcomes = [results.get(timeout=60) for _ in others]
+        for other in others:
+            other.join(30)
+            assert other.exitcode == 0
+        results.close()
+        results.join_thread()
+        granted = sum(g for g, _ in outcomes)
+        cost = unsettled // calls
+        after = read_shared(redis_url, prefix, str(limit))
+        assert fake.request_count - before == granted
+        assert after.spent_usd * NANOS_PER_USD == granted * cost <= limit_nanos
+        assert after.reserved_usd == 0
+        assert granted * cost > limit_nanos - lease_nanos  # more than was free while the lease was held
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(10)
+        worker.close()
+        ready.close()
+        ready.join_thread()

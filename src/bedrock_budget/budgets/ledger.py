@@ -337,7 +337,7 @@ class Ledger:
         )
         if not lines:
             return reservation
-        if self._leases is not None:
+        if self._leases is not None and not self._closed:
             leased = self._reserve_leased(reservation, now)
             if leased is not None:
                 return leased

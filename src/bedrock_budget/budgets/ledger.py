@@ -61,6 +61,12 @@ synchronous round trip (the reservation); a daemon thread sends the queue in bat
   a process sees its own spend. Other processes see it once the batch is applied (milliseconds later).
 - Alert sinks run on the settle thread.
 - ``release`` stays synchronous: it only ever gives capacity back.
+
+Capacity leases (``lease_fraction``, off by default): the process reserves a slice of each budget it uses
+and admits calls against it in memory, so most calls make no store round trip at all; each lease settles
+once, for all its calls, when it closes. See :mod:`bedrock_budget.budgets.leases` for the rules and
+what they cost (spend seen by other processes about ``lease_seconds`` later; some capacity briefly held
+near a limit).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from bedrock_budget.budgets import Budget, Ledger
@@ -18,10 +19,10 @@ def hammer(
     ops: int,
     start: Any,
     results: Any,
-    lease: Mapping[str, float] | None = None,
+    options: Mapping[str, Any] = MappingProxyType({}),
 ) -> None:
     store = from_uri(uri, prefix=prefix)
-    ledger = Ledger(store, [Budget("shared", window="lifetime", limit_usd=limit_usd)], **(lease or {}))
+    ledger = Ledger(store, [Budget("shared", window="lifetime", limit_usd=limit_usd)], **options)
     granted = refused = 0
     try:
         start.wait(30)
@@ -34,7 +35,7 @@ def hammer(
             granted += 1
             ledger.settle(reservation, cost, {"output": 1})
     finally:
-        # Closing settles the leases this process still holds before the parent reads the store.
+        # Closing settles this process's leases and queued settlements before the parent reads the store.
         ledger.close()
         store.close()
     results.put((granted, refused))

@@ -9,6 +9,7 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,34 +104,39 @@ def test_threads_never_overshoot(backend: Backend) -> None:
 
 
 #: Each process leases a tenth of the limit and gives a lease back after 20 ms at most.
-LEASE = {"lease_fraction": 0.1, "lease_seconds": 0.02}
+LEASE: dict[str, Any] = {"lease_fraction": 0.1, "lease_seconds": 0.02}
+#: Ledger options of the process test: exact reservations, or leases settled inline or from the queue.
+LEDGER_OPTIONS: dict[str, dict[str, Any]] = {
+    "exact": {},
+    "leased": LEASE,
+    "leased-background": {**LEASE, "settle_mode": "background"},
+}
 
 
 @pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.redis),
                                   pytest.param("cluster", marks=pytest.mark.cluster)])  # fmt: skip
-@pytest.mark.parametrize("lease", [None, LEASE], ids=["exact", "leased"])
-def test_processes_never_overshoot(
-    request: pytest.FixtureRequest, kind: str, lease: dict[str, float] | None
-) -> None:
+@pytest.mark.parametrize("mode", list(LEDGER_OPTIONS))
+def test_processes_never_overshoot(request: pytest.FixtureRequest, kind: str, mode: str) -> None:
     from .conftest import make_backend
 
     backend = make_backend(request, kind)
     assert backend.uri is not None
+    options = LEDGER_OPTIONS[mode]
     cost, limit_nanos = 7_000_003, 1_000_000_000
     fits = limit_nanos // cost  # 142 of 1600 attempts
     context = multiprocessing.get_context("spawn")
-    start = context.Event()
+    # Every worker starts once all have started up, so they all contend for the budget.
+    start = context.Barrier(8)
     results = context.Queue()
     workers = [
         context.Process(
             target=_concurrency_worker.hammer,
-            args=(backend.uri, backend.options["prefix"], "1", cost, 200, start, results, lease),
+            args=(backend.uri, backend.options["prefix"], "1", cost, 200, start, results, options),
         )
         for _ in range(8)
     ]
     for worker in workers:
         worker.start()
-    start.set()
     outcomes = [results.get(timeout=60) for _ in workers]
     for worker in workers:
         worker.join(30)
@@ -140,11 +146,11 @@ def test_processes_never_overshoot(
     results.join_thread()
     granted = sum(g for g, _ in outcomes)
     assert granted + sum(r for _, r in outcomes) == 8 * 200
-    if lease is None:
+    if "lease_fraction" not in options:
         assert granted == fits
     else:
         # Capacity leased by the other seven processes may be stranded when one is refused, never more.
-        stranded = 7 * int(limit_nanos * lease["lease_fraction"])
+        stranded = 7 * int(limit_nanos * float(options["lease_fraction"]))
         assert limit_nanos - stranded - cost < granted * cost <= limit_nanos
     store = backend.make()
     (state,) = Ledger(store, [Budget("shared", window="lifetime", limit_usd="1")]).status()

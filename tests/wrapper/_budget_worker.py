@@ -48,7 +48,7 @@ def call_until_refused(
         guard = metered.bedrock_budget_meter.guard
         assert guard is not None
         ledger = guard.ledger
-    granted = refused = 0
+    granted = refused = leased = 0
     try:
         start.wait(60)
         for _ in range(calls):
@@ -58,12 +58,13 @@ def call_until_refused(
                 refused += 1
                 continue
             granted += 1
+            leased += ledger.leases_live > 0
     finally:
         # Closing settles every lease this process still holds before the parent reads the store.
         ledger.close()
         store.close()
         client.close()
-    results.put((granted, refused))
+    results.put((granted, refused, leased))
 
 
 def lease_then_hold(

@@ -169,6 +169,9 @@ class Delegating(Store):
     def reset(self, refs: Sequence[CounterRef]) -> int:
         return self.inner.reset(refs)
 
+    def forget_spend(self, refs: Sequence[CounterRef], *, now_ms: int) -> int:
+        return self.inner.forget_spend(refs, now_ms=now_ms)
+
     def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
         return self.inner.list(now_ms=now_ms, budget=budget)
 

@@ -469,3 +469,109 @@ def test_every_key_of_a_counter_expires_with_its_window(store: Store) -> None:
     for suffix in ("h", "z", "t"):
         ttl = client.pttl(f"{base}:{suffix}")
         assert expected - 5_000 < ttl <= expected, (suffix, ttl)
+
+
+# -- forget_spend (a budget reset that keeps live holds) -----------------------------------------------------
+
+
+def test_forget_spend_keeps_live_holds_and_charges_them_to_the_fresh_spend(store: Store) -> None:
+    r = ref()
+    epoch = store.reserve("spent", [hold(r, 300)], now_ms=T0, deadline_ms=DEADLINE).checks[0].epoch
+    store.settle("spent", [Spend(r, 250, 0, epoch=epoch)], now_ms=T0)
+    assert store.reserve("flying", [hold(r, 400)], now_ms=T0, deadline_ms=DEADLINE).granted
+    assert read1(store, r) == (250, 400)
+    assert store.forget_spend([r], now_ms=T0 + 1) == 1
+    (state,) = store.read([r], now_ms=T0 + 1)
+    assert (state.spent_usd, state.held_usd, state.active) == (0, 400, 1)
+    assert (state.limit_usd, state.ref) == (1000, r)
+    # The hold still counts against the fresh window: 400 held + 601 requested > 1000.
+    assert not store.reserve("big", [hold(r, 601)], now_ms=T0 + 2, deadline_ms=DEADLINE).granted
+    again = store.reserve("small", [hold(r, 600)], now_ms=T0 + 2, deadline_ms=DEADLINE)
+    assert again.granted
+    assert again.checks[0].epoch == epoch  # the counter's data lives on: same epoch
+    spend = Spend(r, 350, 0, epoch=epoch)
+    (settled,) = store.settle("flying", [spend], now_ms=T0 + 3)
+    assert settled.status is SettleStatus.SETTLED
+    assert (settled.state.spent_usd, settled.state.held_usd) == (350, 600)
+    assert store.settle("flying", [spend], now_ms=T0 + 4)[0].status is SettleStatus.NOOP
+    # A settlement of a call settled before the reset stays applied once: it is not charged again.
+    (retried,) = store.settle("spent", [Spend(r, 250, 0, epoch=epoch)], now_ms=T0 + 4)
+    assert retried.status is SettleStatus.NOOP
+    assert read1(store, r, T0 + 4) == (350, 600)
+
+
+def test_forget_spend_clears_tallies_and_alert_markers(store: Store) -> None:
+    r = ref()
+    marks = (Mark("usd", 50, 500),)
+    store.reserve("a", [hold(r, 600)], now_ms=T0, deadline_ms=DEADLINE)
+    (first,) = store.settle("a", [Spend(r, 600, 9, marks)], now_ms=T0, model="m", tokens={"input": 9})
+    assert first.fired == marks
+    store.reserve("live", [hold(r, 100, tokens=7)], now_ms=T0, deadline_ms=DEADLINE)
+    assert store.forget_spend([r], now_ms=T0) == 1
+    (state,) = store.read([r], now_ms=T0)
+    assert (state.spent_usd, state.spent_tokens, state.held_usd, state.held_tokens) == (0, 0, 100, 7)
+    assert (dict(state.models), state.alerted) == ({}, ())
+    store.reserve("b", [hold(r, 500)], now_ms=T0, deadline_ms=DEADLINE)
+    (again,) = store.settle("b", [Spend(r, 500, 0, marks)], now_ms=T0, model="m", tokens={"input": 1})
+    assert again.fired == marks  # the threshold fires again in the fresh window
+    (state,) = store.read([r], now_ms=T0)
+    assert dict(state.models["m"]) == {"calls": 1, "cost": 500, "input": 1}
+
+
+def test_forget_spend_deletes_counters_without_live_holds(store: Store) -> None:
+    spent, flying, other = ref("spent"), ref("flying"), ref("other")
+    store.settle("a", [Spend(spent, 70, 5)], now_ms=T0, charge=True)
+    store.reserve("b", [hold(flying, 30)], now_ms=T0, deadline_ms=DEADLINE)
+    store.settle("c", [Spend(other, 10, 0)], now_ms=T0, charge=True)
+    assert store.forget_spend([spent, flying, ref("never")], now_ms=T0) == 2
+    assert {s.ref for s in store.list(now_ms=T0)} == {flying, other}
+    assert read1(store, spent) == (0, 0)
+    assert read1(store, flying) == (0, 30)
+    assert read1(store, other) == (10, 0)
+    assert store.forget_spend([ref("never")], now_ms=T0) == 0
+    assert store.forget_spend([], now_ms=T0) == 0
+
+
+def test_forget_spend_purges_expired_holds_first(store: Store) -> None:
+    r = ref()
+    store.reserve("a", [hold(r, 100)], now_ms=T0, deadline_ms=T0 + 10)
+    store.settle("s", [Spend(r, 40, 0)], now_ms=T0, charge=True)
+    # The only hold expired: nothing live is left to keep, so the counter goes entirely.
+    assert store.forget_spend([r], now_ms=T0 + 20) == 1
+    assert store.list(now_ms=T0 + 20) == []
+    assert read1(store, r, T0 + 20) == (0, 0)
+    # Without its tombstone (or an epoch) the late settle finds nothing to charge.
+    assert store.settle("a", [Spend(r, 100, 0)], now_ms=T0 + 30)[0].status is SettleStatus.NOOP
+
+
+def test_forget_spend_keeps_tombstones_so_late_settles_count_once(store: Store) -> None:
+    r = ref()
+    store.reserve("slow", [hold(r, 200)], now_ms=T0, deadline_ms=T0 + 10)
+    store.reserve("live", [hold(r, 300)], now_ms=T0, deadline_ms=DEADLINE)
+    store.settle("old", [Spend(r, 90, 0)], now_ms=T0, charge=True)
+    # Purges "slow" first: its hold goes, its tombstone stays.
+    assert store.forget_spend([r], now_ms=T0 + 20) == 1
+    assert read1(store, r, T0 + 20) == (0, 300)
+    (late,) = store.settle("slow", [Spend(r, 150, 0)], now_ms=T0 + 30)
+    assert late.status is SettleStatus.LATE
+    assert (late.state.spent_usd, late.state.held_usd) == (150, 300)
+    assert store.settle("slow", [Spend(r, 150, 0)], now_ms=T0 + 40)[0].status is SettleStatus.NOOP
+    # The charge-mode marker survives too: the journalled spend is not replayed into the fresh window.
+    assert store.settle("old", [Spend(r, 90, 0)], now_ms=T0 + 40, charge=True)[0].status is SettleStatus.NOOP
+    assert read1(store, r, T0 + 40) == (150, 300)
+
+
+def test_forget_spend_keeps_the_expiry_of_every_key(store: Store) -> None:
+    client = getattr(store, "client", None)
+    if client is None:
+        return  # memory: one expiry per counter, which forget_spend does not change
+    r = ref()
+    expected = (END + store.key_slack) * 1000 - T0
+    store.reserve("a", [hold(r, 100)], now_ms=T0, deadline_ms=T0 + 10)
+    store.reserve("b", [hold(r, 100)], now_ms=T0, deadline_ms=DEADLINE)
+    assert client.exists(f"{store.key(r)}:t") == 0
+    store.forget_spend([r], now_ms=T0 + 20)  # purges "a": its tombstone creates the key, with an expiry
+    base = store.key(r)
+    for suffix in ("h", "z", "t"):
+        ttl = client.pttl(f"{base}:{suffix}")
+        assert expected - 5_000 < ttl <= expected, (suffix, ttl)

@@ -30,11 +30,8 @@ What it costs:
   only granted when it fits under every budget's limit, so a call admitted from one never crosses a limit,
   and a call that would goes the ordinary path, where shadow refusals are reported as before.
 
-Known limit: resetting a budget (``Ledger.reset``, ``bedrock-budget budgets reset``) deletes its
-counter, other processes' lease holds included, and they cannot see that without a round trip; each may
-go on admitting calls against what is left of its lease, at most ``lease_fraction`` of the limit, for up
-to ``lease_seconds``, on top of the fresh window's limit. Calls in flight at a reset are charged to the
-fresh window with or without leases.
+Resetting a budget (``Ledger.reset``, ``bedrock-budget budgets reset``) keeps its live holds, so leases
+and calls in flight keep their capacity held and their spend is charged to the fresh window.
 
 A forked child starts without leases (its parent's stay its parent's). A killed process's leases expire
 at their deadline: the budget gets their capacity back but not the spend of the calls they admitted, as

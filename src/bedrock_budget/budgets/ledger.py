@@ -771,12 +771,19 @@ class Ledger:
         return results
 
     def reset(self, budget: str, scope: Mapping[str, str] | None = None) -> int:
-        """Forget the current window's spend of a budget (all scope values unless ``scope`` is given)."""
+        """Forget the current window's spend of a budget (all scope values unless ``scope`` is given);
+        returns how many counters existed.
+
+        Live holds survive the reset (:meth:`Store.forget_spend`): reservations in flight and other
+        processes' capacity leases keep their capacity held, and their spend is charged to the fresh
+        window when they settle, so a reset never lets them overshoot it."""
         config = self._budget(budget)
         self._drain()
         if scope is not None:
-            return self.store.reset([self._current_ref(config, scope)])
-        return self.store.reset([s.ref for s in self.status(budget)])
+            refs = [self._current_ref(config, scope)]
+        else:
+            refs = [s.ref for s in self.status(budget)]
+        return self.store.forget_spend(refs, now_ms=self._now_ms())
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

@@ -319,8 +319,9 @@ def reset_budget(
     budgets_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Clear a budget's current window: its spend, holds, alert markers and per-model tallies. Asks first
-    unless --yes. Past windows are not touched (their keys expire on their own).
+    """Clear a budget's current window: its spend, alert markers and per-model tallies. Holds of calls in
+    flight stay, and their spend is charged to the fresh window. Asks first unless --yes. Past windows are
+    not touched (their keys expire on their own).
 
     \b
     Example:

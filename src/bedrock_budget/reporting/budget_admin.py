@@ -215,10 +215,14 @@ def windows_to_reset(
     return [w for w in budget_windows(store, budgets, name, scope=scope, now=now) if w.ref is not None]
 
 
-def reset_windows(store: Store, windows: Sequence[WindowStatus]) -> int:
-    """Forget the counters (spend, holds, alert markers, tallies); returns how many existed."""
+def reset_windows(store: Store, windows: Sequence[WindowStatus], *, now: float | None = None) -> int:
+    """Forget the counters' spend, alert markers and tallies; returns how many existed. Live holds stay
+    (:meth:`Store.forget_spend`), so calls and leases in flight are charged to the fresh window."""
     refs = [w.ref for w in windows if w.ref is not None]
-    return store.reset(refs) if refs else 0
+    if not refs:
+        return 0
+    moment = time.time() if now is None else now
+    return store.forget_spend(refs, now_ms=int(moment * 1000))
 
 
 # --- changing a limit in the budgets file ---------------------------------------------------------------

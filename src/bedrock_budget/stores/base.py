@@ -29,6 +29,11 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
 - :meth:`Store.release` drops a hold without charging (the call failed before inference).
 - :meth:`Store.settle_many` settles several reservations under exactly the rules of :meth:`Store.settle`;
   backends override it to do so in one round trip.
+- :meth:`Store.forget_spend` starts a counter afresh (a budget reset) without dropping live holds: it
+  forgets the spend, fired alert markers and per-model tallies but keeps the live holds, the epoch and the
+  tombstones, so calls and leases in flight keep their capacity held and their settlements still apply
+  exactly once, charged to the fresh spend. A counter left without live holds is deleted outright, as
+  :meth:`Store.reset` does. (``reset`` drops the holds too, like a loss of the store's data.)
 
 Tombstones (expired and charged ids) are kept for ``tombstone_retention`` seconds; keys expire
 ``key_slack`` seconds after their window ends.
@@ -324,6 +329,12 @@ class Store(ABC):
     @abstractmethod
     def reset(self, refs: Sequence[CounterRef]) -> int:
         """Forget the counters entirely; returns how many existed."""
+
+    @abstractmethod
+    def forget_spend(self, refs: Sequence[CounterRef], *, now_ms: int) -> int:
+        """Forget each counter's spend, alert markers and tallies but keep its live holds (purging expired
+        ones first), or delete the counter when no hold is live (see the module docstring); returns how
+        many counters existed."""
 
     @abstractmethod
     def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:

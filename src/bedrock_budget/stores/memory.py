@@ -356,6 +356,26 @@ class MemoryStore(Store):
         with self._lock:
             return sum(self._counters.pop(self.key(ref), None) is not None for ref in refs)
 
+    def forget_spend(self, refs: Sequence[CounterRef], *, now_ms: int) -> int:
+        trim = self._trim_before(now_ms)
+        existed = 0
+        with self._lock:
+            for ref in refs:
+                key = self.key(ref)
+                counter = self._get(key, now_ms)
+                if counter is None:
+                    continue
+                existed += 1
+                counter.purge(now_ms, trim)
+                if not counter.live:
+                    del self._counters[key]
+                    continue
+                counter.spent_usd = 0
+                counter.spent_tokens = 0
+                counter.alerts.clear()
+                counter.tallies.clear()
+        return existed
+
     def ping(self) -> None:
         return None
 

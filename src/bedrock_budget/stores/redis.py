@@ -108,7 +108,8 @@ def _script_text(name: str) -> str:
 
 
 _SCRIPTS: Final = {
-    name: _script_text(f"{name}.lua") for name in ("reserve", "settle_many", "release", "read")
+    name: _script_text(f"{name}.lua")
+    for name in ("reserve", "settle_many", "release", "read", "forget_spend")
 }
 
 
@@ -423,6 +424,14 @@ class RedisStore(Store):
         args.extend(ref.ttl_ms(now_ms, self.key_slack) for ref in refs)
         return tuple(_int(x) == 1 for x in self._eval("release", keys, args))
 
+    def _forget_spend(self, refs: Sequence[CounterRef], now_ms: int) -> tuple[bool, ...]:
+        keys: list[str] = []
+        args: list[object] = [now_ms, self._trim(now_ms)]
+        for ref in refs:
+            keys.extend(self._keys(ref))
+        args.extend(ref.ttl_ms(now_ms, self.key_slack) for ref in refs)
+        return tuple(_int(x) == 1 for x in self._eval("forget_spend", keys, args))
+
     def _read_keys(self, bases: Sequence[str], now_ms: int) -> list[tuple[CounterState, str]]:
         keys = [f"{b}:{s}" for b in bases for s in ("h", "z", "t")]
         raw = self._eval("read", keys, [now_ms, self._trim(now_ms)])
@@ -493,6 +502,11 @@ class RedisStore(Store):
             return int(self._client.delete(*keys))
 
         return sum(1 for ref in refs if self._run(partial(delete, self._keys(ref))))
+
+    def forget_spend(self, refs: Sequence[CounterRef], *, now_ms: int) -> int:
+        if not refs:
+            return 0
+        return sum(self._forget_spend(refs, now_ms))
 
     def _scan(self, pattern: str) -> Iterator[str]:
         for key in self._run(lambda: list(self._client.scan_iter(match=pattern, count=500))):
@@ -790,6 +804,11 @@ class RedisClusterStore(RedisStore):
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
         return self._per_slot(refs, lambda g: self._read(g, now_ms))
+
+    def forget_spend(self, refs: Sequence[CounterRef], *, now_ms: int) -> int:
+        if not refs:
+            return 0
+        return sum(self._per_slot(refs, lambda g: self._forget_spend(g, now_ms)))
 
     def close(self) -> None:
         with self._pool_lock:

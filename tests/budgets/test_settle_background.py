@@ -515,6 +515,10 @@ class DropOneReply:
         self.needle = needle
         self.dropped = 0
         self.seen = 0
+        # Claimed by the first matching command on any connection: the settle thread and a flush can
+        # each send a batch on their own connection at the same moment, and only one reply may be lost.
+        self._claimed = False
+        self._lock = threading.Lock()
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
         self._stop = threading.Event()
@@ -546,12 +550,14 @@ class DropOneReply:
                         return
                     if sock is client:
                         if self.needle in data:
-                            self.seen += 1
-                            if self.dropped == 0:
-                                drop_next_reply = True
+                            with self._lock:
+                                self.seen += 1
+                                if not self._claimed:
+                                    self._claimed = drop_next_reply = True
                         upstream.sendall(data)
                     elif drop_next_reply:
-                        self.dropped += 1
+                        with self._lock:
+                            self.dropped += 1
                         return
                     else:
                         client.sendall(data)

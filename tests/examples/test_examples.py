@@ -525,3 +525,43 @@ def test_strands_example_meters_a_chat_and_a_streamed_turn(fake: FakeBedrock) ->
         ("Converse", NOVA_PRO),
         ("ConverseStream", HAIKU),
     ]
+
+
+# --- high_throughput_leases.py ---------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_high_throughput_leases_stop_at_the_limit_and_settle_every_call(
+    redis_url: str, fake: FakeBedrock
+) -> None:
+    prefix = f"bb-example-{uuid4().hex[:8]}:"
+    env = example_env(fake, BEDROCK_BUDGET_REDIS_URL=redis_url, BEDROCK_BUDGET_KEY_PREFIX=prefix)
+    try:
+        out = run_example("high_throughput_leases.py", env)
+    finally:
+        keys = _drop_keys(redis_url, prefix)
+    assert any("org-daily" in k for k in keys), keys
+
+    made = int(value_of(out, "calls_made"))
+    assert int(value_of(out, "calls_refused")) > 0
+    assert float(value_of(out, "calls_per_s")) > 0
+    # Refused calls never reached Bedrock: the fake saw exactly the calls that were made.
+    assert fake.request_count == made > 0
+    assert value_of(out, "records_match_store") == "True"
+    assert value_of(out, "within_limits") == "True"
+
+    org = next(line for line in out.splitlines() if line.startswith("org "))
+    record_cost = Decimal(value_of(org, "record_cost_usd"))
+    spent = Decimal(value_of(org, "spent_usd"))
+    assert record_cost == spent > 0
+    assert spent <= Decimal(value_of(org, "limit_usd"))
+    assert Decimal(value_of(org, "reserved_usd")) == 0  # every lease closed and settled
+
+    teams = [line for line in out.splitlines() if line.startswith("team=")]
+    assert len(teams) == 4
+    assert sum(int(value_of(line, "calls")) for line in teams) == made
+    for line in teams:
+        team_spent = Decimal(value_of(line, "spent_usd"))
+        assert Decimal(value_of(line, "record_cost_usd")) == team_spent
+        assert team_spent <= Decimal(value_of(line, "limit_usd"))
+    assert sum(Decimal(value_of(line, "spent_usd")) for line in teams) == spent

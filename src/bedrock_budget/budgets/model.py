@@ -15,7 +15,7 @@ places, so weighted amounts are exact integers in milli-tokens.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
@@ -173,6 +173,25 @@ class Budget:
         else:
             set_(self, "downgrade_to", None)
         set_(self, "thresholds", self._thresholds(name, thresholds))
+
+    def __reduce__(self) -> tuple[Callable[..., Budget], tuple[str, dict[str, Any]]]:
+        # Rebuilt through the constructor, so an unpickled budget is validated like any other.
+        return (_rebuild_budget, (self.name, self._arguments()))
+
+    def _arguments(self) -> dict[str, Any]:
+        return {
+            "scope": dict(self._scope),
+            "window": self.window.kind,
+            "timezone": self.window.timezone,
+            "limit_usd": self.limit_usd,
+            "limit_tokens": self.limit_tokens,
+            "token_weights": dict(self._weights),
+            "action": self.action,
+            "downgrade_to": self.downgrade_to,
+            "thresholds": self.thresholds,
+            "model": self.model,
+            "model_family": self.model_family,
+        }
 
     @staticmethod
     def _check_scope(name: str, scope: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -354,3 +373,7 @@ class Budget:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "name")
         return f"Budget({self.name!r}, {fields})"
+
+
+def _rebuild_budget(name: str, arguments: dict[str, Any]) -> Budget:
+    return Budget(name, **arguments)

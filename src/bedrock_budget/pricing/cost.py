@@ -102,6 +102,11 @@ class Cost:
             {**other.context, **self.context},
         )
 
+    def __reduce__(self) -> tuple[type[Cost], tuple[str, int, tuple[RawLine, ...], dict[str, str]]]:
+        # The lines may still be a deferred computation, which does not pickle: records and quotes cross
+        # process boundaries (multiprocessing queues, worker pools) with their lines computed.
+        return (Cost, (self.model_id, self.total_femto, self.raw_lines, dict(self.context)))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Cost):
             return NotImplemented

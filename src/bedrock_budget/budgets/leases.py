@@ -26,9 +26,9 @@ What it costs:
   is still leased. A refused lease request is never a refusal: the call then takes the ordinary path (an
   exact reservation of its worst case), which refuses only when that alone does not fit; and lease
   requests shrink to half of the free capacity last seen, so leases taper off as a budget runs out.
-- Per-call visibility in the store's counters for warn budgets' would-be refusals is kept: a lease is
-  only granted when it fits under every budget's limit, so a call admitted from one never crosses a limit,
-  and a call that would goes the ordinary path, where shadow refusals are reported as before.
+- Nothing for warn budgets: a lease is granted only when it fits under every budget's limit, warn ones
+  included, so a call admitted from a lease crosses no limit, and a call that would takes the ordinary
+  path, which reports the would-be refusal as before.
 
 Resetting a budget (``Ledger.reset``, ``bedrock-budget budgets reset``) keeps its live holds, so leases
 and calls in flight keep their capacity held and their spend is charged to the fresh window.
@@ -117,7 +117,7 @@ class Lease:
 def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> int | None:
     if limit is None:
         return None
-    size = -(-int(limit * fraction) // 1)
+    size = int(limit * fraction)  # a size, not money: float rounding here only moves it by a nano-dollar
     if free is not None:
         size = min(size, max(free, 0) // _FREE_SHARE)
     return max(size, worst)

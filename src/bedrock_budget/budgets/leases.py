@@ -117,7 +117,7 @@ class Lease:
 def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> int | None:
     if limit is None:
         return None
-    size = int(limit * fraction)  # a size, not money: float rounding here only moves it by a nano-dollar
+    size = int(limit * fraction)  # a size, not money: float rounding only changes how much is leased
     if free is not None:
         size = min(size, max(free, 0) // _FREE_SHARE)
     return max(size, worst)

@@ -296,3 +296,47 @@ def test_capped_labels_reject_bad_allow_lists() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         CappedLabels(["ok", ""])
     assert CappedLabels(0)("x") == "other"
+
+
+def test_lease_metrics_through_a_wrapped_client(registry: CollectorRegistry, fake: FakeBedrock) -> None:
+    from bedrock_budget.budgets import Ledger
+    from bedrock_budget.stores.memory import MemoryStore
+
+    listener = PrometheusListener(registry)
+    fake.set_usage(HAIKU, UsageSpec(input_tokens=100, output_tokens=10))
+    budgets = [
+        Budget("org", limit_usd="10"),
+        Budget("per-user", scope={"user": "*"}, limit_usd="10"),
+        Budget("side-project", scope={"app": "side"}, limit_usd="1"),
+    ]
+    store = MemoryStore()
+    ledger = Ledger(store, budgets, lease_fraction=0.01)
+    client = bb.wrap(fake.client(), listeners=[listener], ledger=ledger)
+    messages = [{"role": "user", "content": [{"text": "hi"}]}]
+    for user in ("u1", "u1", "u1", "u2"):
+        with bb.attribute(user=user, app="chat"):
+            client.converse(modelId=HAIKU, messages=messages, inferenceConfig={"maxTokens": 64})
+    # One request leased org and u1's budget, a second one u2's; u1's later calls needed none.
+    assert sample(registry, "bedrock_budget_lease_requests_total", outcome="granted") == 2
+    assert sample(registry, "bedrock_budget_lease_requests_total", outcome="refused") == 0
+    assert sample(registry, "bedrock_budget_leases") == 3
+    # Another process has spent all but half a cent of the side project's dollar: its 1 % lease no longer
+    # fits, so the request is refused and the call, which does fit, takes the ordinary path.
+    other = Ledger(store, budgets)
+    held = other.reserve({"app": "side"}, HAIKU, "anthropic", 995_000_000, {})
+    other.settle(held, 995_000_000, {})
+    with bb.attribute(user="u1", app="side"):
+        client.converse(modelId=HAIKU, messages=messages, inferenceConfig={"maxTokens": 64})
+    assert sample(registry, "bedrock_budget_lease_requests_total", outcome="refused") == 1
+    assert fake.request_count == 5
+    ledger.close()
+    assert ledger.leases_live == 0
+
+
+def test_store_metrics_leases_api(registry: CollectorRegistry) -> None:
+    hooks = PrometheusListener(registry).store_metrics
+    hooks.leases(live=4, taken=3, refused=1)
+    hooks.leases(live=2, taken=1)
+    assert sample(registry, "bedrock_budget_leases") == 2
+    assert sample(registry, "bedrock_budget_lease_requests_total", outcome="granted") == 4
+    assert sample(registry, "bedrock_budget_lease_requests_total", outcome="refused") == 1

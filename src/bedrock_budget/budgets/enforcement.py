@@ -109,6 +109,8 @@ class StoreObserver(Protocol):
 
     def journal(self, *, depth: int, dropped: int = 0) -> None: ...
 
+    def leases(self, *, live: int, taken: int = 0, refused: int = 0) -> None: ...
+
 
 class BudgetGuard:
     """The wrapper's budget hooks over one :class:`Ledger`."""
@@ -120,6 +122,8 @@ class BudgetGuard:
         self._observers: tuple[StoreObserver, ...] = ()
         self._seen_errors = ledger.store_errors
         self._seen_dropped = ledger.journal_dropped
+        self._seen_taken = ledger.leases_taken
+        self._seen_refused = ledger.leases_refused
         self._report_lock = threading.Lock()
 
     def add_store_observer(self, observer: StoreObserver) -> None:
@@ -135,10 +139,17 @@ class BudgetGuard:
             dropped = ledger.journal_dropped - self._seen_dropped
             self._seen_errors += errors
             self._seen_dropped += dropped
+            taken = ledger.leases_taken - self._seen_taken
+            refused = ledger.leases_refused - self._seen_refused
+            self._seen_taken += taken
+            self._seen_refused += refused
+        leasing = ledger.lease_fraction is not None
         for observer in self._observers:
             for _ in range(errors):
                 observer.error(operation, "unavailable")
             observer.journal(depth=ledger.journal_depth, dropped=dropped)
+            if leasing:
+                observer.leases(live=ledger.leases_live, taken=taken, refused=refused)
 
     def admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
         try:

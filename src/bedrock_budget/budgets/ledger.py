@@ -233,6 +233,9 @@ class Ledger:
         self._by_name: dict[str, _Compiled] = {}
         self.store_errors = 0
         self.alerts_fired = 0
+        #: Lease requests the store granted and refused (export them as counters; see ``leases_live``).
+        self.leases_taken = 0
+        self.leases_refused = 0
         self._closed = False
         self.settle_mode: SettleMode = settle_mode
         self._settler: SettleQueue | None = (
@@ -242,6 +245,8 @@ class Ledger:
             if settle_mode == "background"
             else None
         )
+        self.lease_fraction = None if lease_fraction is None else float(lease_fraction)
+        self.lease_seconds = float(lease_seconds)
         self._leases: LeaseBook | None = (
             LeaseBook(float(lease_fraction), float(lease_seconds), self._close_leases, clock)
             if lease_fraction is not None
@@ -417,8 +422,10 @@ class Ledger:
             except StoreError as exc:
                 return self._reserve_offline(reservation, exc)
             if not result.granted:
+                self.leases_refused += 1
                 book.seen(missing, result.checks, granted=False)
                 return None
+            self.leases_taken += 1
             book.install(lease_id, missing, holds, result.checks, now)
         return None
 

@@ -153,9 +153,11 @@ def check_same(existing: Instruments, wanted: tuple[object, ...]) -> None:
 
 
 class StoreMetrics:
-    """What the budget layer reports about its store: failed operations and the local spend journal.
+    """What the budget layer reports about its store: failed operations, the local spend journal and
+    capacity leases.
 
-    ``metrics.error("settle", "unavailable")``; ``metrics.journal(depth=n, dropped=k)``. Operations
+    ``metrics.error("settle", "unavailable")``; ``metrics.journal(depth=n, dropped=k)``;
+    ``metrics.leases(live=n, taken=k, refused=j)``. Operations
     outside :data:`STORE_OPERATIONS` and kinds outside :data:`STORE_ERROR_KINDS` are folded into
     ``other``/``error``, so no caller can grow the series. One instance per registry: get it with
     :func:`store_metrics` or ``PrometheusListener(...).store_metrics``.
@@ -182,6 +184,21 @@ class StoreMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self._leases = Gauge(
+            PREFIX + "leases",
+            "Budget counters this process holds a capacity lease on (lease_fraction).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        lease_requests = Counter(
+            PREFIX + "lease_requests",
+            "Capacity lease requests, by whether the store granted them (a refused one sends the call down "
+            "the ordinary path).",
+            ("outcome",),
+            registry=registry,
+        )
+        self._leases_granted = lease_requests.labels("granted")
+        self._leases_refused = lease_requests.labels("refused")
         self._children: dict[tuple[str, str], Callable[[float], None]] = {}
 
     def error(self, operation: str, kind: str = "error") -> None:
@@ -200,6 +217,14 @@ class StoreMetrics:
         self._depth.set(depth)
         if dropped:
             self._dropped.inc(dropped)
+
+    def leases(self, *, live: int, taken: int = 0, refused: int = 0) -> None:
+        """Set the number of live leases; add lease requests granted and refused since the last report."""
+        self._leases.set(live)
+        if taken:
+            self._leases_granted.inc(taken)
+        if refused:
+            self._leases_refused.inc(refused)
 
 
 _store_lock = threading.Lock()

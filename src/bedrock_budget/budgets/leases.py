@@ -40,6 +40,8 @@ with reservations a killed process never settled.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -146,6 +148,10 @@ class LeaseBook:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[CounterRef, Lease] = {}
+        # Leases by the end of their grant, so the keeper touches only those that are due, however many
+        # counters (per-user budgets of a busy fleet) have one; the count breaks ties between equal times.
+        self._due: list[tuple[float, int, Lease]] = []
+        self._order = itertools.count()
         self._free: dict[CounterRef, tuple[int | None, int | None]] = {}
         self._keeper: threading.Thread | None = None
         self._stop = threading.Event()
@@ -225,7 +231,7 @@ class LeaseBook:
                 budget = line.budget
                 usd = hold.usd if budget.limit_nanos is not None else None
                 tokens = hold.tokens if budget.limit_milli is not None else None
-                self._live[line.ref] = Lease(
+                lease = self._live[line.ref] = Lease(
                     id=lease_id,
                     ref=line.ref,
                     budget=budget,
@@ -236,6 +242,7 @@ class LeaseBook:
                     usd_left=usd or 0,
                     tokens_left=tokens or 0,
                 )
+                heapq.heappush(self._due, (lease.grant_until, next(self._order), lease))
             self._start_keeper()
         if closed:
             self._on_closed(closed)
@@ -302,9 +309,16 @@ class LeaseBook:
         flight."""
         closed: list[Lease] = []
         with self._lock:
-            for lease in list(self._live.values()):
-                if now is None or now >= lease.grant_until:
+            if now is None:
+                for lease in list(self._live.values()):
                     self._retire(lease, closed)
+                self._due.clear()
+            else:
+                due = self._due
+                while due and due[0][0] <= now:
+                    lease = heapq.heappop(due)[2]
+                    if not lease.retired:
+                        self._retire(lease, closed)
         if closed:
             self._on_closed(closed)
 

@@ -7,6 +7,7 @@ dies with the process: use Redis when several processes share a budget.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -77,6 +78,11 @@ class _Counter:
         usd, tokens = self.holds.pop(rid, (0, 0))
         self.held_usd -= usd
         self.held_tokens -= tokens
+        if not self.live:
+            # A dict keeps its grown table after its last key goes; most counters sit idle between calls
+            # (one per user for a per-user budget), so give the table back.
+            self.live = {}
+            self.holds = {}
         return True
 
     def purge(self, now: int, trim_before: int) -> None:
@@ -289,9 +295,16 @@ class MemoryStore(Store):
                         counter.meta = spend.ref.meta()
                     counter.spent_usd += spend.usd
                     counter.spent_tokens += spend.tokens
+                    counts = counter.tallies
                     for name, value in tally_items(model, tokens, spend.usd, tallies):
-                        if value:
-                            counter.tallies[name] = counter.tallies.get(name, 0) + value
+                        if not value:
+                            continue
+                        if name in counts:
+                            counts[name] += value
+                        else:
+                            # One string per model and token type, shared by every counter (a per-user
+                            # budget has as many counters as users), not one per counter.
+                            counts[sys.intern(name)] = value
                     for mark in spend.marks:
                         delta, total = (
                             (spend.usd, counter.spent_usd)

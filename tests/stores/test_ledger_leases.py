@@ -572,3 +572,30 @@ def test_a_whole_budget_lease_is_allowed() -> None:
     ledger.settle(ledger.reserve(CALL, "m", None, CENT, {}), CENT, {})
     assert ledger.read("org").spent_usd == Decimal("0.01")
     ledger.close()
+
+
+def test_a_fault_while_closing_a_lease_journals_its_spend(backend: Backend) -> None:
+    store = backend.make()
+    ledger = Ledger(store, org_and_user(), lease_fraction=0.1)
+    for _ in range(3):
+        ledger.settle(ledger.reserve(CALL, "m", None, 2 * CENT, {"output": 7}), CENT, {"output": 7})
+    inner = store.settle
+    faults: list[str] = []
+
+    def faulty(*args: Any, **kwargs: Any) -> Any:
+        if not faults:
+            faults.append("once")
+            raise RuntimeError("a bug in the store, not an outage")
+        return inner(*args, **kwargs)
+
+    store.settle = faulty  # type: ignore[method-assign]
+    # Closes both leases: the first settlement fails and is journalled, the second one succeeds and
+    # replays the journal behind it.
+    ledger._leases.retire()  # type: ignore[union-attr]
+    assert faults == ["once"]
+    assert ledger.flush() == 0
+    for budget, scope in (("org", None), ("per-user", {"user": "u-1"})):
+        status = ledger.read(budget, scope)
+        assert (status.spent_usd, status.reserved_usd) == (usd(3 * CENT), 0)
+        assert status.models["m"]["calls"] == 3
+    ledger.close()

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,8 @@ from typing import Final
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import ReservationLine
 from bedrock_budget.stores.base import Check, CounterRef, Hold
+
+log = logging.getLogger("bedrock_budget.leases")
 
 #: Lease requests shrink to this share of the capacity last seen free, so leases taper off near a limit.
 _FREE_SHARE: Final = 2
@@ -373,5 +376,8 @@ def _keep(book_ref: weakref.ref[LeaseBook], stop: threading.Event) -> None:
             return
         try:
             book.retire(book.clock())
+        except Exception:
+            # The keeper must outlive a fault in closing one lease, or idle leases would strand capacity.
+            log.exception("retiring capacity leases failed")
         finally:
             del book

@@ -444,17 +444,22 @@ class Ledger:
             tallies = MappingProxyType(
                 {model: MappingProxyType(dict(counts)) for model, counts in lease.tallies.items()}
             )
-            self._submit(
-                JournalEntry(
-                    reservation_id=lease.id,
-                    spends=(spend,),
-                    model=None,
-                    tokens=_NO_TOKENS,
-                    charge=False,
-                    cost_nanos=lease.spent_usd,
-                    tallies=tallies,
-                )
+            entry = JournalEntry(
+                reservation_id=lease.id,
+                spends=(spend,),
+                model=None,
+                tokens=_NO_TOKENS,
+                charge=False,
+                cost_nanos=lease.spent_usd,
+                tallies=tallies,
             )
+            try:
+                self._submit(entry)
+            except Exception:
+                # Not an outage (those are journalled by _apply) but a fault: this runs on the caller's
+                # thread or the lease keeper's, and neither may lose the lease's spend to it.
+                log.exception("settling lease %s (%d nano-USD) failed; journalled", lease.id, lease.spent_usd)
+                self._journal.append(entry)
 
     def _reserve_offline(self, reservation: Reservation, exc: StoreError) -> Reservation:
         self.store_errors += 1

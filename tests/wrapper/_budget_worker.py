@@ -83,6 +83,9 @@ def lease_then_hold(
     The calls settle into the lease, not the store: their spend reaches the store only when the lease
     closes, which the stream in flight prevents."""
     client = _client(endpoint)
+    # Unmetered: the first call of a client opens its connection, which on a busy machine can take long
+    # enough for the lease's grant to end between the calls below.
+    client.converse(modelId=MODEL, messages=MESSAGES, inferenceConfig={"maxTokens": 100})
     records: list[bb.CallRecord] = []
     metered = bb.wrap(
         client,

@@ -67,7 +67,6 @@ FAMILIES: Final = frozenset({name for _, name in _PREFIXES} | {"unknown"})
 
 
 @lru_cache(maxsize=1024)
-@lru_cache(maxsize=1024)
 def family_of(base_model_id: str) -> str:
     """The body family of a base model id such as ``anthropic.claude-3-5-haiku-20241022-v1:0``."""
     model = base_model_id.strip().lower()

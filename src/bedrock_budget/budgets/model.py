@@ -174,24 +174,10 @@ class Budget:
             set_(self, "downgrade_to", None)
         set_(self, "thresholds", self._thresholds(name, thresholds))
 
-    def __reduce__(self) -> tuple[Callable[..., Budget], tuple[str, dict[str, Any]]]:
-        # Rebuilt through the constructor, so an unpickled budget is validated like any other.
-        return (_rebuild_budget, (self.name, self._arguments()))
-
-    def _arguments(self) -> dict[str, Any]:
-        return {
-            "scope": dict(self._scope),
-            "window": self.window.kind,
-            "timezone": self.window.timezone,
-            "limit_usd": self.limit_usd,
-            "limit_tokens": self.limit_tokens,
-            "token_weights": dict(self._weights),
-            "action": self.action,
-            "downgrade_to": self.downgrade_to,
-            "thresholds": self.thresholds,
-            "model": self.model,
-            "model_family": self.model_family,
-        }
+    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Budget], tuple[dict[str, Any]]]:
+        # Rebuilt from its plain data through the constructor, as replace() does, so an unpickled budget is
+        # validated like any other.
+        return (_rebuild_budget, (self.to_dict(),))
 
     @staticmethod
     def _check_scope(name: str, scope: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -343,10 +329,7 @@ class Budget:
     def replace(self, **changes: Any) -> Budget:
         """A copy with some fields changed (e.g. a new limit; the spend already recorded is kept because
         store keys never depend on limits)."""
-        data = self.to_dict()
-        data.update(changes)
-        name = data.pop("name")
-        return Budget(name, **data)
+        return _rebuild_budget({**self.to_dict(), **changes})
 
     def _key(self) -> tuple[object, ...]:
         # Compares amounts as integers, so limit_usd="25.0" and "25.00" are the same budget.
@@ -375,5 +358,7 @@ class Budget:
         return f"Budget({self.name!r}, {fields})"
 
 
-def _rebuild_budget(name: str, arguments: dict[str, Any]) -> Budget:
+def _rebuild_budget(data: dict[str, Any]) -> Budget:
+    arguments = dict(data)
+    name = arguments.pop("name")
     return Budget(name, **arguments)

@@ -416,21 +416,22 @@ class RedisStore(Store):
             results.append(tuple(outcomes))
         return results
 
-    def _release(self, rid: str, refs: Sequence[CounterRef], now_ms: int) -> tuple[bool, ...]:
+    def _per_counter(
+        self, script: str, refs: Sequence[CounterRef], now_ms: int, args: Sequence[object]
+    ) -> tuple[bool, ...]:
+        """Run a script that takes each counter's three keys, ``args`` and then each counter's TTL, and
+        answers 1 or 0 per counter."""
         keys: list[str] = []
-        args: list[object] = [now_ms, rid, self._trim(now_ms)]
         for ref in refs:
             keys.extend(self._keys(ref))
-        args.extend(ref.ttl_ms(now_ms, self.key_slack) for ref in refs)
-        return tuple(_int(x) == 1 for x in self._eval("release", keys, args))
+        ttls = [ref.ttl_ms(now_ms, self.key_slack) for ref in refs]
+        return tuple(_int(x) == 1 for x in self._eval(script, keys, [*args, *ttls]))
+
+    def _release(self, rid: str, refs: Sequence[CounterRef], now_ms: int) -> tuple[bool, ...]:
+        return self._per_counter("release", refs, now_ms, [now_ms, rid, self._trim(now_ms)])
 
     def _forget_spend(self, refs: Sequence[CounterRef], now_ms: int) -> tuple[bool, ...]:
-        keys: list[str] = []
-        args: list[object] = [now_ms, self._trim(now_ms)]
-        for ref in refs:
-            keys.extend(self._keys(ref))
-        args.extend(ref.ttl_ms(now_ms, self.key_slack) for ref in refs)
-        return tuple(_int(x) == 1 for x in self._eval("forget_spend", keys, args))
+        return self._per_counter("forget_spend", refs, now_ms, [now_ms, self._trim(now_ms)])
 
     def _read_keys(self, bases: Sequence[str], now_ms: int) -> list[tuple[CounterState, str]]:
         keys = [f"{b}:{s}" for b in bases for s in ("h", "z", "t")]

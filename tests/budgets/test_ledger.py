@@ -21,7 +21,7 @@ from bedrock_budget.errors import (
     StoreUnavailableError,
 )
 from bedrock_budget.stores import CounterRef, Hold, ReserveResult, SettleOutcome, Spend, Store
-from bedrock_budget.stores.base import CounterState
+from bedrock_budget.stores.base import CounterState, Tallies
 from bedrock_budget.stores.memory import MemoryStore
 
 from .conftest import FakeClock
@@ -59,10 +59,17 @@ class FlakyStore(Store):
         model: str | None = None,
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
+        tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
         self._check("settle-charge" if charge else "settle")
         return self.inner.settle(
-            reservation_id, spends, now_ms=now_ms, model=model, tokens=tokens, charge=charge
+            reservation_id,
+            spends,
+            now_ms=now_ms,
+            model=model,
+            tokens=tokens,
+            charge=charge,
+            tallies=tallies,
         )
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:

@@ -50,7 +50,7 @@ from bedrock_budget.stores import (
     Store,
     from_uri,
 )
-from bedrock_budget.stores.base import CounterState
+from bedrock_budget.stores.base import CounterState, Tallies
 from bedrock_budget.stores.memory import MemoryStore
 from bedrock_budget.stores.redis import RedisStore
 
@@ -150,9 +150,16 @@ class Delegating(Store):
         model: str | None = None,
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
+        tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
         return self.inner.settle(
-            reservation_id, spends, now_ms=now_ms, model=model, tokens=tokens, charge=charge
+            reservation_id,
+            spends,
+            now_ms=now_ms,
+            model=model,
+            tokens=tokens,
+            charge=charge,
+            tallies=tallies,
         )
 
     def settle_many(

@@ -591,7 +591,7 @@ class Ledger:
                 model=entry.model,
                 tokens=entry.tokens,
                 charge=entry.charge,
-                **({} if entry.tallies is None else {"tallies": entry.tallies}),
+                tallies=entry.tallies,
             )
         except StoreError as exc:
             self.store_errors += 1

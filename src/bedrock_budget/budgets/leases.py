@@ -131,8 +131,8 @@ def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> 
 class LeaseBook:
     """This process's live leases, one per counter, and the free capacity last seen per counter.
 
-    ``on_closed`` receives every lease that has closed (retired, nothing in flight): the ledger settles or
-    releases it. It is called outside the book's lock.
+    ``on_closed`` receives every lease that has closed (retired, nothing in flight): the ledger settles it
+    (for nothing, when no call used it). It is called outside the book's lock.
     """
 
     def __init__(
@@ -290,8 +290,7 @@ class LeaseBook:
         with self._lock:
             for lease, line, weighted in zip(leases, lines, tokens, strict=True):
                 lease.charge(line, usd, weighted, model, counts)
-                if lease.retired and lease.in_flight == 0:
-                    self._close(lease, closed)
+                self._close_if_done(lease, closed)
         if closed:
             self._on_closed(closed)
 
@@ -300,8 +299,7 @@ class LeaseBook:
         with self._lock:
             for lease, line in zip(leases, lines, strict=True):
                 lease.give_back(line)
-                if lease.retired and lease.in_flight == 0:
-                    self._close(lease, closed)
+                self._close_if_done(lease, closed)
         if closed:
             self._on_closed(closed)
 
@@ -329,12 +327,12 @@ class LeaseBook:
         if self._live.get(lease.ref) is lease:
             del self._live[lease.ref]
         lease.retired = True
-        if lease.in_flight == 0:
-            self._close(lease, closed)
+        self._close_if_done(lease, closed)
 
     @staticmethod
-    def _close(lease: Lease, closed: list[Lease]) -> None:
-        if not lease.closed:
+    def _close_if_done(lease: Lease, closed: list[Lease]) -> None:
+        # A lease closes once: when it is retired and its last admitted call has settled or been released.
+        if lease.retired and lease.in_flight == 0 and not lease.closed:
             lease.closed = True
             closed.append(lease)
 

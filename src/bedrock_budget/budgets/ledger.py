@@ -441,9 +441,6 @@ class Ledger:
                 marks=_current_marks(by_name.get(lease.budget.name), lease.budget) if lease.used else (),
                 epoch=lease.epoch,
             )
-            tallies = MappingProxyType(
-                {model: MappingProxyType(dict(counts)) for model, counts in lease.tallies.items()}
-            )
             entry = JournalEntry(
                 reservation_id=lease.id,
                 spends=(spend,),
@@ -451,7 +448,7 @@ class Ledger:
                 tokens=_NO_TOKENS,
                 charge=False,
                 cost_nanos=lease.spent_usd,
-                tallies=tallies,
+                tallies=lease.tallies,  # a closed lease admits and settles nothing more
             )
             try:
                 self._submit(entry)

@@ -45,6 +45,41 @@ def read_shared(store_uri: str, prefix: str, limit: str) -> BudgetStatus:
     return state
 
 
+def call_in_processes(
+    fake: FakeBedrock,
+    store_uri: str,
+    prefix: str,
+    limit: str,
+    processes: int,
+    calls: int,
+    lease: Mapping[str, float] | None,
+    *,
+    timeout: float,
+) -> list[tuple[int, int, int]]:
+    """Each process calls through a wrapped client until refused: (granted, refused, leased) per process."""
+    context = multiprocessing.get_context("spawn")
+    # Every worker starts calling once all have started up, so they all contend for the budget.
+    start = context.Barrier(processes)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_budget_worker.call_until_refused,
+            args=(fake.endpoint_url, store_uri, prefix, limit, calls, start, results, lease),
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=timeout) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+        assert worker.exitcode == 0
+        worker.close()
+    results.close()
+    results.join_thread()
+    return outcomes
+
+
 def run_processes(
     fake: FakeBedrock, store_uri: str, limit: str, lease: Mapping[str, float] | None
 ) -> tuple[int, int, int, BudgetStatus]:
@@ -52,25 +87,7 @@ def run_processes(
     # case, as it is against real Bedrock.
     fake.set_usage("*", UsageSpec(default_output_tokens=100))
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
-    context = multiprocessing.get_context("spawn")
-    # Every worker starts calling once all have started up, so they all contend for the budget.
-    start = context.Barrier(PROCESSES)
-    results = context.Queue()
-    workers = [
-        context.Process(
-            target=_budget_worker.call_until_refused,
-            args=(fake.endpoint_url, store_uri, prefix, limit, CALLS_EACH, start, results, lease),
-        )
-        for _ in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    outcomes = [results.get(timeout=120) for _ in workers]
-    for worker in workers:
-        worker.join(30)
-        assert worker.exitcode == 0
-    results.close()
-    results.join_thread()
+    outcomes = call_in_processes(fake, store_uri, prefix, limit, PROCESSES, CALLS_EACH, lease, timeout=120)
     state = read_shared(store_uri, prefix, limit)
     granted = sum(g for g, _, _ in outcomes)
     refused = sum(r for _, r, _ in outcomes)
@@ -201,24 +218,7 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
 
         # Other processes spend the whole freed capacity, and no more.
         before = fake.request_count
-        start = context.Barrier(2)
-        results = context.Queue()
-        others = [
-            context.Process(
-                target=_budget_worker.call_until_refused,
-                args=(fake.endpoint_url, redis_url, prefix, str(limit), 40, start, results, LEASE),
-            )
-            for _ in range(2)
-        ]
-        for other in others:
-            other.start()
-        outcomes = [results.get(timeout=60) for _ in others]
-        for other in others:
-            other.join(30)
-            assert other.exitcode == 0
-            other.close()
-        results.close()
-        results.join_thread()
+        outcomes = call_in_processes(fake, redis_url, prefix, str(limit), 2, 40, LEASE, timeout=60)
         granted = sum(g for g, _, _ in outcomes)
         cost, rest = divmod(unsettled, calls)
         assert rest == 0

@@ -26,7 +26,7 @@ from bedrock_budget.cli.output import money
     "budgets_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Budgets YAML (default: examples/demo-budgets.yaml, bundled).",
+    help="Budgets YAML (default: the demo budgets bundled with the package).",
 )
 @click.option(
     "--metrics-port", type=click.IntRange(0, 65535), default=None, help="Serve /metrics on this port."

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -39,7 +40,9 @@ from bedrock_budget.pricing.schema import (
 )
 from bedrock_budget.usage import Usage
 
-BUNDLED_PRICES = Path(__file__).resolve().parent.parent / "prices"
+# The reviewed tables ship as the package ``bedrock_budget.prices`` (mapped from the repository's prices/
+# folder); resolving them through importlib finds them in a wheel and in an editable checkout alike.
+BUNDLED_PRICES = Path(str(resources.files("bedrock_budget.prices")))
 DEFAULT_REGION = "us-east-1"
 _PER_MILLION = 1_000_000
 

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
@@ -305,7 +306,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         if key in options:
             ledger_options[key] = options.pop(key)
     store: Store | str = options.pop("store", "memory://")
-    budgets: Iterable[Budget] | str = options.pop("budgets", ())
+    budgets: Iterable[Budget] | str | Path = options.pop("budgets", ())
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
     if ledger is not None:
@@ -314,7 +315,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         if not isinstance(ledger, Ledger):
             raise ConfigurationError(f"ledger must be a bedrock_budget Ledger, got {type(ledger).__name__}")
     else:
-        if isinstance(budgets, str):
+        if isinstance(budgets, str | Path):
             from bedrock_budget.budgets.loading import load_budgets
 
             budgets = load_budgets(budgets)

@@ -107,9 +107,9 @@ def records_usage(path: Path, *, keep: set[str], window: str | None, timezone: s
 
 
 def _budget_list(budgets_file: Path | None) -> list[Any] | None:
-    from bedrock_budget.budgets.loading import load_budgets
+    from bedrock_budget.budgets.loading import configured_budgets
 
-    return load_budgets(budgets_file) if budgets_file is not None else None
+    return configured_budgets(budgets_file, required=False) or None
 
 
 def _notes(notes: tuple[str, ...] | list[str]) -> None:

@@ -16,7 +16,13 @@ import click
 
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
 from bedrock_budget.cli.budget_commands import budgets_option, open_store, store_options
-from bedrock_budget.cli.options import DECIMAL, NonNegativeDecimal, price_file_options, price_table
+from bedrock_budget.cli.options import (
+    DECIMAL,
+    NonNegativeDecimal,
+    checked_region,
+    price_file_options,
+    price_table,
+)
 from bedrock_budget.cli.output import emit_json, money, table
 from bedrock_budget.reporting.sources import UsageSet
 
@@ -312,6 +318,7 @@ def advise_command(
         period_hours=period_hours,
     )
     prices = price_table(price_files, discount_percent)
+    checked_region(prices, region)
     by_app: UsageSet | None = None
     if records_file is not None:
         usage = records_usage(records_file, keep={"app"}, window=window, timezone=timezone)

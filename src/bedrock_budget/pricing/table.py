@@ -206,6 +206,17 @@ class PriceTable:
     def providers(self) -> list[str]:
         return sorted({model.provider for model in self._models.values()})
 
+    def priced_regions(self) -> frozenset[str]:
+        """Every Region some price names explicitly (token rates that differ from us-east-1, Custom Model
+        Import rates), plus us-east-1 itself."""
+        regions = {DEFAULT_REGION}
+        for model in self._models.values():
+            for entry in model.prices:
+                regions.update(entry.regions)
+        for prices in self._imports:
+            regions.update(prices.cmu_minute)
+        return frozenset(regions)
+
     def find(self, base_id: str) -> ModelSpec | None:
         """The model priced under a base id, an alias, or the same id with another ``:N`` version suffix."""
         ident = self._aliases.get(base_id, base_id)

@@ -16,7 +16,13 @@ import click
 
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
 from bedrock_budget.cli.budget_commands import budgets_option, open_store, store_options
-from bedrock_budget.cli.options import DECIMAL, NonNegativeDecimal, price_file_options, price_table
+from bedrock_budget.cli.options import (
+    DECIMAL,
+    NonNegativeDecimal,
+    checked_region,
+    price_file_options,
+    price_table,
+)
 from bedrock_budget.cli.output import emit_json, money, table
 from bedrock_budget.reporting.sources import UsageSet
 
@@ -107,9 +113,9 @@ def records_usage(path: Path, *, keep: set[str], window: str | None, timezone: s
 
 
 def _budget_list(budgets_file: Path | None) -> list[Any] | None:
-    from bedrock_budget.budgets.loading import load_budgets
+    from bedrock_budget.budgets.loading import configured_budgets
 
-    return load_budgets(budgets_file) if budgets_file is not None else None
+    return configured_budgets(budgets_file, required=False) or None
 
 
 def _notes(notes: tuple[str, ...] | list[str]) -> None:
@@ -312,6 +318,7 @@ def advise_command(
         period_hours=period_hours,
     )
     prices = price_table(price_files, discount_percent)
+    checked_region(prices, region)
     by_app: UsageSet | None = None
     if records_file is not None:
         usage = records_usage(records_file, keep={"app"}, window=window, timezone=timezone)

@@ -22,6 +22,7 @@ from bedrock_budget.errors import (
     ModelResolutionError,
     UnknownModelError,
     UnsupportedPricingError,
+    shown,
 )
 from bedrock_budget.model_ids import ModelRef, Route, parse_model_id, strip_version
 from bedrock_budget.pricing.cost import Cost, RawLine
@@ -207,6 +208,17 @@ class PriceTable:
 
     def providers(self) -> list[str]:
         return sorted({model.provider for model in self._models.values()})
+
+    def priced_regions(self) -> frozenset[str]:
+        """Every Region some price names explicitly (token rates that differ from us-east-1, Custom Model
+        Import rates), plus us-east-1 itself."""
+        regions = {DEFAULT_REGION}
+        for model in self._models.values():
+            for entry in model.prices:
+                regions.update(entry.regions)
+        for prices in self._imports:
+            regions.update(prices.cmu_minute)
+        return frozenset(regions)
 
     def find(self, base_id: str) -> ModelSpec | None:
         """The model priced under a base id, an alias, or the same id with another ``:N`` version suffix."""
@@ -546,12 +558,12 @@ def _exact_femto(usd: Decimal) -> int:
 
 def _require_positive(name: str, value: int) -> None:
     if type(value) is not int or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigurationError(f"{name} must be a positive integer, got {shown(value)}")
 
 
 def _require_non_negative(name: str, value: int) -> None:
     if type(value) is not int or value < 0:
-        raise ConfigurationError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ConfigurationError(f"{name} must be a non-negative integer, got {shown(value)}")
 
 
 def _non_negative_decimal(name: str, value: Decimal | int) -> Decimal:
@@ -597,7 +609,7 @@ def load_price_table(
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         if discount >= 100:
-            raise ConfigurationError(f"discount_percent must be below 100, got {discount_percent!r}")
+            raise ConfigurationError(f"discount_percent must be below 100, got {shown(discount)}")
     return PriceTable([*bundled_files, *extra], discount_percent=discount)
 
 

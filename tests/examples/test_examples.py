@@ -69,11 +69,11 @@ def example_env(fake: FakeBedrock | None = None, **extra: str) -> dict[str, str]
     return env
 
 
-def run_example(name: str, env: dict[str, str], *, expect: int = 0) -> str:
+def run_example(name: str, env: dict[str, str], *, expect: int = 0, cwd: Path = REPO) -> str:
     done = subprocess.run(
         [sys.executable, "-W", "error", str(EXAMPLES / name)],
         env=env,
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -353,6 +353,30 @@ def test_sns_alerts_publish_50_80_100_percent_to_the_topic(
         assert envelope["Subject"].startswith("Budget team-daily-soft-cap at ")
 
 
+def documented_env(name: str) -> dict[str, str]:
+    """The ``NAME=value`` settings of the run command in an example's docstring."""
+    module_doc = (EXAMPLES / name).read_text().split('"""')[1]
+    return dict(re.findall(r"\b([A-Z][A-Z0-9_]+)=(\S+)", module_doc.split("::", 1)[1].split("\n\n", 2)[1]))
+
+
+def test_sns_alerts_with_the_documented_caps_alerts_every_threshold_twice_in_a_row(
+    sns_queue: tuple[Any, str, str],
+    fake: FakeBedrock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The fake's default answers: short, as a real model's answer to this prompt would be.
+    documented = documented_env("sns_alerts.py")
+    assert set(documented) == {"BUDGET_ALERTS_TOPIC_ARN", "TEAM_SOFT_CAP_USD", "TEAM_HARD_CAP_USD"}
+    for name in ("TEAM_SOFT_CAP_USD", "TEAM_HARD_CAP_USD"):
+        monkeypatch.setenv(name, documented[name])
+    for _ in range(2):  # each run is its own process with its own in-memory budgets
+        assert load_example("sns_alerts", monkeypatch).main() == 0
+        out = capsys.readouterr().out
+        assert "blocked by team-daily-hard-cap" in out
+        assert value_of(out, "sns_published") == "3"
+
+
 def test_sns_alerts_needs_a_topic(
     in_process_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -528,6 +552,26 @@ def test_strands_example_meters_a_chat_and_a_streamed_turn(fake: FakeBedrock) ->
 
 
 # --- high_throughput_leases.py ---------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_high_throughput_leases_runs_twice_in_a_row_from_any_directory(
+    redis_url: str, fake: FakeBedrock, tmp_path: Path
+) -> None:
+    # As documented: no key prefix given, so each run must not find the previous run's spend.
+    env = example_env(fake, BEDROCK_BUDGET_REDIS_URL=redis_url)
+    prefixes = []
+    try:
+        for _ in range(2):
+            out = run_example("high_throughput_leases.py", env, cwd=tmp_path)
+            prefixes.append(value_of(out, "key_prefix"))
+            assert int(value_of(out, "calls_made")) > 0
+            assert value_of(out, "within_limits") == "True"
+            assert value_of(out, "records_match_store") == "True"
+    finally:
+        for prefix in prefixes:
+            _drop_keys(redis_url, prefix)
+    assert len(set(prefixes)) == 2
 
 
 @pytest.mark.redis

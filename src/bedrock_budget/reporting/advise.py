@@ -22,7 +22,7 @@ alone. Amounts are for the observed period; monthly figures scale it to 730 hour
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Final, cast
@@ -481,7 +481,7 @@ class _Advisor:
         k = DEFAULT_READS_PER_WRITE
         return k, f"{k} (assumed: no cache writes recorded; pass --cache-reads-per-write)"
 
-    def batch(self, rows: list[_Row], apps_known: bool, why: str) -> None:
+    def batch(self, rows: list[_Row], apps_known: bool, why: str, missing: Callable[[str], str]) -> None:
         wanted = self.options.batch_apps
         if not wanted:
             return
@@ -489,8 +489,8 @@ class _Advisor:
             self.skip(f"batch: needs usage per app, but {why}")
             return
         present = {row.app for row in rows}
-        for missing in sorted(wanted - present):
-            self.skip(f"batch: no recorded usage for app {missing!r}")
+        for absent in sorted(wanted - present):
+            self.skip(f"batch: {missing(absent)}")
         for (app, model_id, region, route, tier), (_, tally) in self.group(
             (r for r in rows if r.app in wanted), by_app=True
         ).items():
@@ -532,15 +532,15 @@ class _Advisor:
                 "batch", f"app {app}: {model_id} ({tally.calls:,} calls)", now, after, lines, assumptions
             )
 
-    def cascade(self, rows: list[_Row], apps_known: bool, why: str) -> None:
+    def cascade(self, rows: list[_Row], apps_known: bool, why: str, missing: Callable[[str], str]) -> None:
         share = self.options.cascade_share
         wanted = self.options.cascade_apps
         if wanted is not None:
             if not apps_known:
                 self.skip(f"cascade: needs usage per app, but {why}")
                 return
-            for missing in sorted(wanted - {row.app for row in rows}):
-                self.skip(f"cascade: no recorded usage for app {missing!r}")
+            for absent in sorted(wanted - {row.app for row in rows}):
+                self.skip(f"cascade: {missing(absent)}")
             rows = [r for r in rows if r.app in wanted]
         cheapest_already: dict[str, None] = {}
         for (app, model_id, region, route, tier), (row, tally) in self.group(rows, by_app=apps_known).items():
@@ -709,13 +709,25 @@ def advise(
     )
     if apps_known and app_source is not usage:
         period = "" if app_hours is None else f", whose window has {_hours(app_hours)} hours"
-        advisor.assume(
-            f"per-app levers (batch, cascade) use the tallies of budget {app_source.budget}{period}"
-        )
+        names = ", ".join(app_source.budgets or (str(app_source.budget),))
+        plural = "budgets" if len(app_source.budgets) > 1 else "budget"
+        advisor.assume(f"per-app levers (batch, cascade) use the tallies of {plural} {names}{period}")
+        for note in app_source.notes:
+            advisor.assume(f"per-app levers: {note}")
+
+    def missing(app: str) -> str:
+        if apps_known and app_source.kind == "store" and not app_source.whole:
+            tracked = ", ".join(sorted({r.app for r in app_rows if r.app}))
+            return (
+                f"no budget in the store scopes app {app!r}, so its spend is not tracked per app (tracked: "
+                f'{tracked}; a budget with scope {{app: "*"}} would track every app)'
+            )
+        return f"no recorded usage for app {app!r}"
+
     advisor.global_routing(rows)
     advisor.prompt_caching(rows)
-    advisor.batch(app_rows, apps_known, why)
-    advisor.cascade(app_rows if apps_known else rows, apps_known, why)
+    advisor.batch(app_rows, apps_known, why, missing)
+    advisor.cascade(app_rows if apps_known else rows, apps_known, why, missing)
     advisor.provisioned(rows)
     advisor.assume(
         f"prices in force on {at.isoformat()}; tokens priced at standard-context rates, so both sides of "

@@ -124,12 +124,13 @@ def column_widths(
 
 
 def numeric_columns(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> list[bool]:
-    """Columns whose every value starts with a number or an amount; they are right-aligned."""
+    """Columns whose every value starts with a number or an amount (or is blank or ``-``); they are
+    right-aligned."""
     return [
         index > 0
         and all(
             not isinstance(row[index], str)
-            or not str(row[index]).strip()
+            or str(row[index]).strip() in {"", "-"}
             or _NUMBER_WORD.fullmatch(_words(str(row[index]))[0]) is not None
             for row in rows
         )

@@ -78,7 +78,7 @@ def assert_whole(out: str, values: list[str], columns: int | None) -> None:
         from rich.cells import cell_len
 
         # Notes after the table are prose: the terminal wraps them between words.
-        prose = ("source: ", "note: ", "recorded: ")
+        prose = ("source: ", "note: ", "recorded: ", "recommendation: ", "break-even: ")
         table = [line for line in lines if not line.startswith(prose)]
         assert max(cell_len(line.rstrip()) for line in table) <= columns, out
 
@@ -264,3 +264,22 @@ def test_advise_rounds_hours_and_money_for_people(
     # The JSON keeps them exact.
     exact = json.loads(run(capsys, "advise", *shared_store, "--json"))
     assert exact["recorded"]["cost_usd"] == "0.07065915"
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_narrow_table_does_not_fold_the_id_in_its_title(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    _terminal(monkeypatch, columns)
+    out = run(
+        capsys,
+        "plan",
+        SONNET,
+        "--requests-per-month",
+        "1000000",
+        "--input-tokens-per-request",
+        "1000",
+        "--output-tokens-per-request",
+        "100",
+    )
+    assert_whole(out, [SONNET, "$4500.00", "$2475.00"], columns)

@@ -143,18 +143,22 @@ def render_table(
 ) -> RenderableType:
     """A table for a terminal ``width`` columns wide, or, where no table fits, the columns folded: each
     row's first value on a line of its own, then its other columns as ``header: value`` pairs."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     widths = column_widths(headers, rows, width, fold=fold)
     if widths is None:
         return _records(title, headers, rows, width)
-    grid = Table(title=title, title_justify="left")
+    grid = Table()
     numeric = numeric_columns(headers, rows)
     for header, size, right in zip(headers, widths, numeric, strict=True):
         grid.add_column(header, justify="right" if right else "left", width=size, overflow="fold")
     for row in rows:
         grid.add_row(*row)  # type: ignore[arg-type]
-    return grid
+    # The title goes above the table rather than in it: a table as narrow as its columns would fold an id
+    # in the title.
+    return Group(Text(title, style="italic"), grid)
 
 
 def _records(

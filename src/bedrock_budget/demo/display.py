@@ -9,7 +9,6 @@ from typing import Any, Final
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 
 from bedrock_budget.budgets.ledger import Ledger
@@ -96,7 +95,7 @@ def _view(tally: Tally, statuses: list[BudgetStatus], planned: int, *, bars: boo
         scope = ", ".join(f"{k}={v}" for k, v in sorted(status.scope.items())) or "(all)"
         resets = status.resets_at.strftime("%Y-%m-%d %H:%M %Z") if status.resets_at else "never"
         if bars:
-            # Four columns fit 80 characters: the scope goes under the budget's name.
+            # The scope goes under the budget's name, so the table fits 80 columns.
             bar = ProgressBar(total=100, completed=float(min(ratio, Decimal(1)) * 100))
             budget_rows.append((f"{name}\n{scope}", action, bar, label, resets))
         else:
@@ -119,10 +118,7 @@ def _view(tally: Tally, statuses: list[BudgetStatus], planned: int, *, bars: boo
 def render(tally: Tally, statuses: list[BudgetStatus], planned: int, *, width: int = 80) -> Group:
     """The live view for a terminal ``width`` columns wide: tables whose values are never cut."""
     view = _view(tally, statuses, planned, bars=True)
-    progress = Table.grid(padding=(0, 1))
-    progress.add_row(
-        ProgressBar(total=max(planned, 1), completed=view.done, width=max(10, min(40, width // 3)))
-    )
+    progress = ProgressBar(total=max(planned, 1), completed=view.done, width=max(10, min(40, width // 3)))
     parts: list[Any] = [Text(view.heading), progress]
     parts.extend(
         render_table(title, headers, rows, width=width, fold=True) for title, headers, rows in view.tables

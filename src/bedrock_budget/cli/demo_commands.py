@@ -151,9 +151,19 @@ def _live_view() -> Any:
     from bedrock_budget.demo.display import LiveView
 
     def start(tally: Any, ledger: Any, planned: int) -> Any:
-        live = Live(LiveView(tally, ledger, planned), console=Console(), refresh_per_second=8)
+        view = LiveView(tally, ledger, planned)
+        console = Console()
+        if not console.is_terminal:
+            # A file or a pipe gets the final state once, in full rows, instead of redrawn frames.
+            return lambda: click.echo(view.plain())
+        live = Live(view, console=console, refresh_per_second=8)
         live.start()
-        return live.stop
+
+        def stop() -> None:
+            view.read_now()  # the last frame shows the final state, not a throttled read
+            live.stop()
+
+        return stop
 
     return start
 

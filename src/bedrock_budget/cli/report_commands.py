@@ -23,7 +23,7 @@ from bedrock_budget.cli.options import (
     price_file_options,
     price_table,
 )
-from bedrock_budget.cli.output import emit_json, money, table
+from bedrock_budget.cli.output import emit_json, money, rounded_money, table
 from bedrock_budget.reporting.sources import UsageSet
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -302,7 +302,7 @@ def advise_command(
       bedrock-budget advise --store redis://localhost:6379/0 --batch-apps nightly-summaries
       bedrock-budget advise --records calls.jsonl --batch-apps reports --cascade-share 0.8 --json
     """
-    from bedrock_budget.reporting.advise import AdviseOptions, advise
+    from bedrock_budget.reporting.advise import AdviseOptions, advise, format_hours
     from bedrock_budget.reporting.sources import ReportError, current_counters, usage_from_store
 
     if period_hours is not None and not period_hours:
@@ -337,21 +337,21 @@ def advise_command(
         emit_json(result.as_dict())
         return
     recorded = result.recorded
-    hours = "" if result.period_hours is None else f" over {result.period_hours} h"
+    hours = "" if result.period_hours is None else f" over {format_hours(result.period_hours)} h"
     click.echo(f"source: {result.source}")
-    click.echo(f"recorded: {recorded.calls:,} calls, {money(recorded.cost_usd)}{hours}")
+    click.echo(f"recorded: {recorded.calls:,} calls, {rounded_money(recorded.cost_usd)}{hours}")
     table(
-        "Savings levers",
+        "Savings levers (amounts rounded; --json has them exact)",
         ("#", "lever", "applies to", "now", "after", "saves", "saves/month", "advice"),
         [
             (
                 str(index),
                 s.lever,
                 s.target,
-                money(s.current_usd),
-                money(s.projected_usd),
-                money(s.saving_usd),
-                "" if s.monthly_saving_usd is None else money(s.monthly_saving_usd),
+                rounded_money(s.current_usd),
+                rounded_money(s.projected_usd),
+                rounded_money(s.saving_usd),
+                "" if s.monthly_saving_usd is None else rounded_money(s.monthly_saving_usd),
                 "worth it" if s.recommended else "no",
             )
             for index, s in enumerate(result.savings, start=1)

@@ -25,7 +25,7 @@ from bedrock_budget.errors import (
     shown,
 )
 from bedrock_budget.model_ids import ModelRef, Route, parse_model_id, strip_version
-from bedrock_budget.pricing.cost import Cost, RawLine
+from bedrock_budget.pricing.cost import ContextValue, Cost, RawLine
 from bedrock_budget.pricing.money import FEMTO_PER_USD, parse_usd, usd_to_femto
 from bedrock_budget.pricing.schema import (
     CustomModelImportPrices,
@@ -79,7 +79,7 @@ class RateCard:
     images: tuple[_ImageRate, ...]
     video_second: int
     rerank_query: int
-    context: Mapping[str, str]
+    context: Mapping[str, ContextValue]
 
     def price(self, usage: Usage) -> Cost:
         card = self
@@ -348,10 +348,10 @@ class PriceTable:
     ) -> RateCard:
         entry = self.entry_at(model, at)
         spec = entry.for_region(region)
-        context = {
+        context: dict[str, ContextValue] = {
             "region": region,
             "route": route,
-            "batch": "true" if batch else "false",
+            "batch": batch,
             "service_tier": service_tier,
             "latency": latency,
             "price_effective": entry.effective.isoformat(),
@@ -380,7 +380,7 @@ class PriceTable:
             threshold = spec.long_context.threshold_tokens
             long_rates = _merge_rates(rates, spec.route_long_context.get(route, spec.long_context.rates))
             long_card = self._card_from(
-                model, spec, long_rates, multiplier, {**context, "long_context": "true"}
+                model, spec, long_rates, multiplier, {**context, "long_context": True}
             )
         card = self._card_from(model, spec, rates, multiplier, context)
         return replace(card, long_threshold=threshold, long_card=long_card)
@@ -406,7 +406,7 @@ class PriceTable:
         spec: PriceSpec,
         rates: TokenRates,
         multiplier: Decimal,
-        context: Mapping[str, str],
+        context: Mapping[str, ContextValue],
     ) -> RateCard:
         def per_token(value: Decimal | None) -> int:
             return 0 if value is None else usd_to_femto(value * multiplier, _PER_MILLION)
@@ -459,10 +459,10 @@ class PriceTable:
         femto_per_hour = usd_to_femto(rate)
         unit_hours = hours_d * model_units
         total = _exact_femto(rate * unit_hours)
-        context = {
+        context: dict[str, ContextValue] = {
             "region": region,
             "commitment": commitment,
-            "model_units": str(model_units),
+            "model_units": model_units,
             "hours": str(hours_d),
         }
         return Cost(model.id, total, (("model_unit_hours", unit_hours, femto_per_hour, 1),), context)
@@ -528,7 +528,7 @@ class PriceTable:
             cmu_months = months * custom_model_units
             raw.append(("storage_cmu_months", cmu_months, usd_to_femto(storage), 1))
             total += _exact_femto(storage * cmu_months)
-        context = {"region": region, "window_minutes": str(prices.window_minutes)}
+        context: dict[str, ContextValue] = {"region": region, "window_minutes": prices.window_minutes}
         return Cost("custom-model-import", total, tuple(raw), context)
 
     def _discounted(self, amount: Decimal) -> Decimal:

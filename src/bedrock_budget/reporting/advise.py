@@ -169,7 +169,7 @@ def _cost_line(card: RateCard, t: Tally) -> str:
     return f"{' + '.join(parts) or 'no tokens'} = {_money(_usd(token_femto(card, t)))}"
 
 
-def _hours(hours: Decimal) -> str:
+def format_hours(hours: Decimal) -> str:
     """Hours for reading: a window that has run 508.0072 hours so far reads 508.01."""
     rounded = hours.quantize(_CENT, ROUND_HALF_UP)
     return str(rounded.to_integral_value() if rounded == rounded.to_integral_value() else rounded.normalize())
@@ -640,7 +640,7 @@ class _Advisor:
             monthly_now = now * HOURS_PER_MONTH / hours
             calls_month = (tally.calls * HOURS_PER_MONTH / hours).to_integral_value(ROUND_HALF_UP)
             lines = [
-                f"on-demand: {_money(now)} in {_hours(hours)} h x 730 / {_hours(hours)} = "
+                f"on-demand: {_money(now)} in {format_hours(hours)} h x 730 / {format_hours(hours)} = "
                 f"{_money(monthly_now.quantize(_CENT, ROUND_HALF_UP))}/month ({calls_month:,} calls/month)"
             ]
             for monthly_cost, term in offered:
@@ -708,7 +708,7 @@ def advise(
         else 'no budget in the store is counted per app (add one with scope {app: "*"}, or use --records)'
     )
     if apps_known and app_source is not usage:
-        period = "" if app_hours is None else f", whose window has {_hours(app_hours)} hours"
+        period = "" if app_hours is None else f", whose window has {format_hours(app_hours)} hours"
         names = ", ".join(app_source.budgets or (str(app_source.budget),))
         plural = "budgets" if len(app_source.budgets) > 1 else "budget"
         advisor.assume(f"per-app levers (batch, cascade) use the tallies of {plural} {names}{period}")
@@ -734,7 +734,7 @@ def advise(
         "every comparison use the same rates"
     )
     if hours is not None:
-        advisor.assume(f"monthly figures scale the observed {_hours(hours)} hours to 730 hours")
+        advisor.assume(f"monthly figures scale the observed {format_hours(hours)} hours to 730 hours")
     advisor.assume("levers overlap (batch and cascade may move the same calls): savings are not additive")
     order = {lever: index for index, lever in enumerate(LEVERS)}
     savings = sorted(

@@ -328,3 +328,22 @@ def test_plan_shows_provisioned_as_not_offered_when_the_model_has_no_such_price(
 def test_a_discount_of_100_percent_or_more_shows_the_number(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "price", NOVA, "--input-tokens", "10", "--discount-percent", "150")
     assert one_error_line(code, err) == "error: discount_percent must be below 100, got 150"
+
+
+@pytest.mark.parametrize("args", [["prices", "list"], ["demo", "--calls", "5", "--latency", "0", "--json"]])
+def test_a_reader_that_went_away_is_not_an_error(args: list[str]) -> None:
+    # `bedrock-budget ... | head`: the pipe's read end is closed before the command writes a byte.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "import sys; from bedrock_budget.cli import main; sys.exit(main())", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (0, "")

@@ -330,6 +330,10 @@ def test_a_discount_of_100_percent_or_more_shows_the_number(capsys: pytest.Captu
     assert one_error_line(code, err) == "error: discount_percent must be below 100, got 150"
 
 
+# What the installed `bedrock-budget` script runs.
+_CONSOLE_SCRIPT = "import sys; from bedrock_budget.cli import main; sys.exit(main())"
+
+
 @pytest.mark.parametrize("args", [["prices", "list"], ["demo", "--calls", "5", "--latency", "0", "--json"]])
 def test_a_reader_that_went_away_is_not_an_error(args: list[str]) -> None:
     # `bedrock-budget ... | head`: the pipe's read end is closed before the command writes a byte.
@@ -337,7 +341,7 @@ def test_a_reader_that_went_away_is_not_an_error(args: list[str]) -> None:
     os.close(read_end)
     try:
         result = subprocess.run(
-            [sys.executable, "-c", "import sys; from bedrock_budget.cli import main; sys.exit(main())", *args],
+            [sys.executable, "-c", _CONSOLE_SCRIPT, *args],
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,

@@ -17,7 +17,7 @@ EXIT_USAGE = 2
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-class _PipeClosed(Exception):
+class _PipeClosedError(Exception):
     """The reader of our output went away (``... | head``): not an error of the command."""
 
 
@@ -27,7 +27,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError as exc:
-            raise _PipeClosed from exc
+            raise _PipeClosedError from exc
 
 
 def _discard_stdout() -> None:
@@ -89,7 +89,7 @@ def run(argv: list[str] | None = None) -> int:
     except BedrockBudgetError as exc:
         click.echo(f"error: {' '.join(str(exc).split())}", err=True)
         return EXIT_USAGE
-    except (BrokenPipeError, _PipeClosed):
+    except (BrokenPipeError, _PipeClosedError):
         _discard_stdout()
         return 0
     return result if isinstance(result, int) else 0

@@ -7,14 +7,18 @@ them, so CI can never pass by skipping.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +162,26 @@ def cluster_url(redis_server_binary: str) -> Iterator[str]:
         for server in servers:
             server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def lingering_demo(
+    metrics_port: int, linger: int, calls: int = 60
+) -> Iterator[tuple[subprocess.Popen[str], Any]]:
+    """``bedrock-budget demo --json --metrics-port P --linger S`` as a user runs it; yields the process and
+    its JSON summary once the run is over (while /metrics lingers), and stops the process on exit."""
+    cli = str(Path(sys.executable).with_name("bedrock-budget"))
+    command = [cli, "demo", "--json", "--latency", "0", "--calls", str(calls)]
+    command += ["--metrics-port", str(metrics_port), "--linger", str(linger)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as demo:
+        try:
+            assert demo.stdout is not None
+            lines = []
+            for line in demo.stdout:  # the summary is printed once the run is over
+                lines.append(line)
+                if line == "}\n":
+                    break
+            yield demo, json.loads("".join(lines))
+        finally:
+            if demo.poll() is None:
+                demo.kill()

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +15,7 @@ from bedrock_budget.cli import main
 from bedrock_budget.demo.runner import run_demo
 from bedrock_budget.demo.workload import plan
 from bedrock_budget.metrics import PrometheusListener
-from service_fixtures import free_port
+from service_fixtures import free_port, lingering_demo
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
@@ -78,25 +75,11 @@ def test_demo_serves_budget_gauges_and_lingers_after_the_run() -> None:
     """The dashboard's budget panels need ``bedrock_budget_budget_*`` from the demo, and a run shorter
     than a scrape interval needs /metrics to stay up after it."""
     port = free_port()
-    cli = str(Path(sys.executable).with_name("bedrock-budget"))
-    command = [cli, "demo", "--json", "--latency", "0"]
-    command += ["--calls", "60", "--metrics-port", str(port), "--linger", "8"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as demo:
-        try:
-            assert demo.stdout is not None
-            lines = []
-            for line in demo.stdout:  # the summary is printed once the run is over
-                lines.append(line)
-                if line == "}\n":
-                    break
-            summary = json.loads("".join(lines))
-            assert demo.poll() is None, "the demo exited instead of lingering"
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-                families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
-            assert demo.wait(timeout=30) == 0
-        finally:
-            if demo.poll() is None:
-                demo.kill()
+    with lingering_demo(port, linger=8) as (demo, summary):
+        assert demo.poll() is None, "the demo exited instead of lingering"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+        assert demo.wait(timeout=30) == 0
     spent = {s.labels["budget"]: s.value for s in families["bedrock_budget_budget_spent_usd"].samples}
     limits = {s.labels["budget"]: s.value for s in families["bedrock_budget_budget_limit_usd"].samples}
     assert set(spent) == {b["budget"] for b in summary["budgets"]}

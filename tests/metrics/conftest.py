@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -127,3 +133,71 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Prometheus:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def get(self, path: str, **params: str) -> Any:
+        query = urllib.parse.urlencode(params)
+        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        body = self.get("/api/v1/query", query=expr)
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"prometheus exited: {self.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+@contextlib.contextmanager
+def running_prometheus(prometheus_bin: str, config: Path, tmp_path: Path) -> Iterator[Prometheus]:
+    """A real prometheus on ``config`` and a free loopback port (tried again if another process took the
+    port between our probe and its bind), stopped on exit."""
+    log = tmp_path / "prometheus.log"
+    for attempt in range(3):
+        port = free_port()
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    prometheus_bin,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / f'data-{attempt}'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--log.level=warn",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        instance = Prometheus(process, f"http://127.0.0.1:{port}", log)
+        try:
+            wait_until(instance.ready, 30, "prometheus to become ready")
+        except AssertionError:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+            if attempt == 2 or "address already in use" not in log.read_text():
+                raise
+            continue
+        break
+    try:
+        yield instance
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

@@ -3,17 +3,15 @@ demo lingering with --metrics-port; the budget gauges the dashboard needs must r
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import GRAFANA, free_port, wait_until
-from .test_prometheus_e2e import Prometheus
+from service_fixtures import lingering_demo
+
+from .conftest import GRAFANA, Prometheus, free_port, running_prometheus, wait_until
 
 pytestmark = pytest.mark.prometheus
 
@@ -34,31 +32,8 @@ def recipe_prometheus(prometheus_bin: str, tmp_path: Path) -> Iterator[tuple[Pro
     config["rule_files"] = [str(RECIPE_CONFIG.parent / name) for name in config["rule_files"]]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                prometheus_bin,
-                f"--config.file={path}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    instance = Prometheus(process, f"http://127.0.0.1:{port}", log)
-    try:
-        wait_until(instance.ready, 30, "prometheus to become ready")
+    with running_prometheus(prometheus_bin, path, tmp_path) as instance:
         yield instance, demo_port
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def test_recipe_prometheus_scrapes_the_lingering_demos_budget_gauges(
@@ -66,33 +41,18 @@ def test_recipe_prometheus_scrapes_the_lingering_demos_budget_gauges(
 ) -> None:
     prometheus, demo_port = recipe_prometheus
     interval = float(yaml.safe_load(RECIPE_CONFIG.read_text())["global"]["scrape_interval"].rstrip("s"))
-    cli = str(Path(sys.executable).with_name("bedrock-budget"))
     # Linger a scrape interval and a margin: the first scrape may come up to one interval after the run.
-    linger = str(int(interval) + 10)
-    command = [cli, "demo", "--json", "--latency", "0", "--calls", "60"]
-    command += ["--metrics-port", str(demo_port), "--linger", linger]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as demo:
-        try:
-            assert demo.stdout is not None
-            lines = []
-            for line in demo.stdout:  # the summary is printed once the run is over
-                lines.append(line)
-                if line == "}\n":
-                    break
-            summary = json.loads("".join(lines))
-            names = {b["budget"] for b in summary["budgets"]}
+    with lingering_demo(demo_port, linger=int(interval) + 10) as (demo, summary):
+        names = {b["budget"] for b in summary["budgets"]}
 
-            def scraped() -> bool:
-                assert demo.poll() is None, "the demo stopped serving before Prometheus scraped it"
-                found = prometheus.query('bedrock_budget_budget_limit_usd{job="bedrock-budget-demo"}')
-                return {r["metric"]["budget"] for r in found} >= names - {"search-tokens-daily"}
+        def scraped() -> bool:
+            assert demo.poll() is None, "the demo stopped serving before Prometheus scraped it"
+            found = prometheus.query('bedrock_budget_budget_limit_usd{job="bedrock-budget-demo"}')
+            return {r["metric"]["budget"] for r in found} >= names - {"search-tokens-daily"}
 
-            wait_until(scraped, interval + 5, "the demo's budget gauges in Prometheus", interval=0.5)
-            spent = prometheus.query('bedrock_budget_budget_spent_usd{budget="company-monthly"}')
-            tokens = prometheus.query('bedrock_budget_budget_utilisation_ratio{unit="tokens"}')
-            assert demo.wait(timeout=60) == 0
-        finally:
-            if demo.poll() is None:
-                demo.kill()
+        wait_until(scraped, interval + 5, "the demo's budget gauges in Prometheus", interval=0.5)
+        spent = prometheus.query('bedrock_budget_budget_spent_usd{budget="company-monthly"}')
+        tokens = prometheus.query('bedrock_budget_budget_utilisation_ratio{unit="tokens"}')
+        assert demo.wait(timeout=60) == 0
     assert [float(r["value"][1]) for r in spent] == [pytest.approx(float(summary["spend_usd"]), rel=1e-9)]
     assert [r["metric"]["budget"] for r in tokens] == ["search-tokens-daily"]

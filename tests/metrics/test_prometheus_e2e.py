@@ -9,11 +9,7 @@ import math
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +31,16 @@ from bedrock_budget.stores import CounterRef, MemoryStore, Spend
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from bedrock_budget.usage import Usage
 
-from .conftest import GRAFANA, HAIKU, SONNET, free_port, make_record, wait_until, with_budgets
+from .conftest import (
+    GRAFANA,
+    HAIKU,
+    SONNET,
+    Prometheus,
+    make_record,
+    running_prometheus,
+    wait_until,
+    with_budgets,
+)
 
 pytestmark = pytest.mark.prometheus
 
@@ -98,33 +103,6 @@ class Driver(threading.Thread):
         start, end = budget.window.bounds(now)
         ref = CounterRef(budget.name, (("app", "chat"),), budget.window.kind, budget.timezone, start, end)
         self.store.settle(f"e2e-{start}", [Spend(ref, 8_500_000_000, 0)], now_ms=int(now * 1000), charge=True)
-
-
-@dataclass
-class Prometheus:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def get(self, path: str, **params: str) -> Any:
-        query = urllib.parse.urlencode(params)
-        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=10) as response:
-            return json.loads(response.read())
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        body = self.get("/api/v1/query", query=expr)
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"prometheus exited: {self.log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
 
 
 def fast_rules(tmp_path: Path) -> Path:
@@ -191,41 +169,8 @@ def prometheus(
             }
         )
     )
-    log = tmp_path / "prometheus.log"
-    for attempt in range(3):
-        port = free_port()
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    prometheus_bin,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp_path / f'data-{attempt}'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        instance = Prometheus(process, f"http://127.0.0.1:{port}", log)
-        try:
-            wait_until(instance.ready, 30, "prometheus to become ready")
-        except AssertionError:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-            if attempt == 2 or "address already in use" not in log.read_text():
-                raise
-            continue
-        break
-    try:
+    with running_prometheus(prometheus_bin, config, tmp_path) as instance:
         yield instance
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def dashboard_queries() -> list[tuple[str, str]]:

@@ -4,17 +4,23 @@ One iterative walk (no recursion, so hostile nesting cannot raise RecursionError
 parsed InvokeModel body. Text is reduced to its UTF-8 size on the spot; images and documents are recognised
 by the block shapes every family uses and counted separately, because they are billed differently from
 text and their base64 would otherwise inflate the text size.
+
+Values a chat template renders as JSON text (tool definitions, tool-call arguments, JSON tool results) are
+measured as the longest JSON text the same value can become (ASCII escapes, four-space indentation), so the
+quotes, brackets and escapes the template adds are counted too. Every object walked (a message, a content
+block, a source) is counted as a part: the place a template puts role markers and block delimiters.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from bedrock_budget.extract.values import utf8_len
 
-__all__ = ["Measure", "measure", "string_bytes"]
+__all__ = ["Measure", "json_text_bytes", "measure", "string_bytes"]
 
 _TTL_RANK: Final = {"5m": 1, "1h": 2}
 # Anthropic ("image"), OpenAI/Mistral/Cohere v4 ("image_url"), OpenAI responses-style ("input_image").
@@ -27,6 +33,15 @@ _UNMEASURED_BLOCKS: Final = frozenset({"video", "audio"})
 # Opaque values the model does not read as text (Claude thinking signatures, redacted reasoning).
 _OPAQUE_KEYS: Final = frozenset({"signature", "redactedContent"})
 _CACHE_KEYS: Final = frozenset({"cachePoint", "cache_control"})
+# Values templates render as JSON text: tool definitions (Converse/Nova/Anthropic ``tools``, OpenAI-style
+# ``functions``), tool-call arguments (``input``) and JSON tool results (``json``).
+_JSON_RENDERED_KEYS: Final = frozenset({"tools", "functions", "input", "json"})
+_TOOL_LIST_KEYS: Final = frozenset({"tools", "functions"})
+# A tool entry carrying one of these is defined by the caller; one with only a ``type`` and a name
+# (``bash_20250124``, ``computer_20250124``, ...) is an Anthropic-defined tool whose definition the provider
+# expands on its side.
+_CALLER_TOOL_KEYS: Final = frozenset({"toolSpec", "input_schema", "function", "parameters"})
+_CALLER_TOOL_TYPES: Final = frozenset({"custom", "function"})
 
 
 @dataclass(slots=True)
@@ -35,6 +50,10 @@ class Measure:
     images: int = 0
     document_bytes: int = 0
     cache_ttl: str | None = None
+    parts: int = 0
+    tools: int = 0
+    provider_tools: int = 0
+    videos: int = 0
 
     def note_cache(self, marker: object) -> None:
         if not isinstance(marker, Mapping):
@@ -73,14 +92,49 @@ def _document(source: object, into: Measure, stack: list[Any]) -> None:
         stack.append(content)
 
 
+def json_text_bytes(value: Any) -> int | None:
+    """The UTF-8 size of the longest JSON text ``value`` renders as; ``None`` if it is not JSON data.
+
+    ASCII escapes are never shorter than the UTF-8 they stand for, and four-space indentation never shorter
+    than a compact or ``", "``-separated rendering, so no template's ``tojson`` can produce more bytes.
+    """
+    try:
+        return len(json.dumps(value, ensure_ascii=True, indent=4, default=_opaque_json))
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _opaque_json(value: object) -> str:
+    # Raw bytes (an image or document inside a tool result) are not text the tokenizer reads.
+    return ""
+
+
+def _tool_list(tools: object, into: Measure) -> None:
+    if not isinstance(tools, list | tuple):
+        return
+    for tool in tools:
+        if not isinstance(tool, Mapping):
+            continue
+        if "cachePoint" in tool:
+            # A Converse cache point closing the tool list, not a tool.
+            into.note_cache(tool["cachePoint"])
+            continue
+        into.note_cache(tool.get("cache_control"))
+        into.tools += 1
+        kind = tool.get("type")
+        if isinstance(kind, str) and kind not in _CALLER_TOOL_TYPES and not _CALLER_TOOL_KEYS & tool.keys():
+            into.provider_tools += 1
+
+
 def measure(value: Any, into: Measure) -> Measure:
-    """Add the text, image and document sizes found in ``value`` to ``into``."""
+    """Add the text, image, document and template-part counts found in ``value`` to ``into``."""
     stack: list[Any] = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, str):
             into.text_bytes += utf8_len(node)
         elif isinstance(node, Mapping):
+            into.parts += 1
             _mapping(node, into, stack)
         elif isinstance(node, list | tuple):
             stack.extend(node)
@@ -106,8 +160,19 @@ def _mapping(node: Mapping[Any, Any], into: Measure, stack: list[Any]) -> None:
         if key in _CACHE_KEYS:
             into.note_cache(item)
             continue
-        if key in _OPAQUE_KEYS or (key in _UNMEASURED_BLOCKS and isinstance(item, Mapping)):
+        if key in _OPAQUE_KEYS:
             continue
+        if key in _UNMEASURED_BLOCKS and isinstance(item, Mapping):
+            if key == "video":
+                into.videos += 1
+            continue
+        if key in _JSON_RENDERED_KEYS and isinstance(item, Mapping | list | tuple):
+            if key in _TOOL_LIST_KEYS:
+                _tool_list(item, into)
+            rendered = json_text_bytes(item)
+            if rendered is not None:
+                into.text_bytes += utf8_len(key) + rendered
+                continue
         if key == "image":
             # Converse/Nova image block (a mapping), or a native body's base64 image (a string).
             if isinstance(item, Mapping | str | bytes):

@@ -230,3 +230,14 @@ def test_hostile_nesting_in_tool_arguments_still_yields_a_bound() -> None:
     request = converse_request(HAIKU, messages=[{"role": "user", "content": [call]}])
     # JSON rendering gives up on the depth; the walk still counts every key.
     assert request.input_bytes >= 5000
+
+
+def test_text_that_nfkc_expands_is_counted_expanded() -> None:
+    # U+FDFA is 3 UTF-8 bytes; NFKC (which the public Claude tokenizer applies) makes it 33 bytes, and that
+    # tokenizer bills it 15 tokens: more than one token per raw byte.
+    text = "\ufdfa" * 100
+    request = converse_request(HAIKU, messages=[{"role": "user", "content": [{"text": text}]}])
+    assert input_token_bound(request) >= 3300 + 128
+    call = {"toolUse": {"toolUseId": "t1", "name": "run", "input": {"say": text}}}
+    in_arguments = converse_request(HAIKU, messages=[{"role": "user", "content": [call]}])
+    assert in_arguments.input_bytes >= 3300

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bedrock_budget.extract.values import utf8_len
+from bedrock_budget.extract.values import token_bytes, utf8_len
 
 __all__ = ["Measure", "json_text_bytes", "measure", "string_bytes"]
 
@@ -96,12 +96,17 @@ def json_text_bytes(value: Any) -> int | None:
     """The UTF-8 size of the longest JSON text ``value`` renders as; ``None`` if it is not JSON data.
 
     ASCII escapes are never shorter than the UTF-8 they stand for, and four-space indentation never shorter
-    than a compact or ``", "``-separated rendering, so no template's ``tojson`` can produce more bytes.
+    than a compact or ``", "``-separated rendering, so no template's ``tojson`` can produce more bytes, unless
+    it keeps non-ASCII characters and the tokenizer expands them by NFKC: that rendering is measured too.
     """
     try:
-        return len(json.dumps(value, ensure_ascii=True, indent=4, default=_opaque_json))
+        kept = json.dumps(value, ensure_ascii=False, indent=4, default=_opaque_json)
+        if kept.isascii():
+            return len(kept)
+        escaped = json.dumps(value, ensure_ascii=True, indent=4, default=_opaque_json)
     except (TypeError, ValueError, RecursionError):
         return None
+    return max(len(escaped), token_bytes(kept))
 
 
 def _opaque_json(value: object) -> str:
@@ -127,12 +132,16 @@ def _tool_list(tools: object, into: Measure) -> None:
 
 
 def measure(value: Any, into: Measure) -> Measure:
-    """Add the text, image, document and template-part counts found in ``value`` to ``into``."""
+    """Add the text, image, document and template-part counts found in ``value`` to ``into``.
+
+    Text counts as :func:`~bedrock_budget.extract.values.token_bytes`: its UTF-8 size, or its NFKC form's
+    where that is longer.
+    """
     stack: list[Any] = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, str):
-            into.text_bytes += utf8_len(node)
+            into.text_bytes += token_bytes(node)
         elif isinstance(node, Mapping):
             into.parts += 1
             _mapping(node, into, stack)

@@ -4,7 +4,7 @@
 bill for a request, so a refusing budget (block, clamp, downgrade) never lets concurrent calls overshoot it
 whatever the content: prose, code, JSON, CJK, base64, emoji. It is
 
-    UTF-8 bytes of text and documents (one token per byte)
+    UTF-8 bytes of text (of its NFKC form if longer) and of documents (one token per byte)
     + 128 per request (BOS, system and assistant headers, a template's default system text)
     + 8 per template part (every message, content block and source: role markers, block delimiters)
     + 600 when the request declares tools (the tool-use system prompt the provider adds)
@@ -29,8 +29,11 @@ not, so again at most one token per byte; the dummy-prefix space it adds per seg
 | AI21 Jamba | SentencePiece-style BPE with byte fallback | byte fallback |
 | Amazon Nova, Titan; unknown | unpublished | assumed: every published one is of the two kinds |
 
-The one way past one token per byte is a tokenizer that normalises text into more characters (NFKC turns
-some single code points into many); none of the published tokenizers above normalises that way.
+The one way past one token per byte is a tokenizer that normalises text into more characters: NFKC turns
+some code points into many (U+FDFA, 3 bytes, becomes 33). Anthropic's public Claude tokenizer applies NFKC
+and bills that character 15 tokens, 5 per byte. So text is counted as the larger of its UTF-8 size and its
+NFKC form's (:func:`bedrock_budget.extract.values.token_bytes`), which bounds NFKC and non-normalising
+tokenizers alike.
 
 **What the template adds.** The request's JSON keys and role names are already counted as text. Published
 chat templates add three to six special tokens per message (Llama 3 ``<|start_header_id|>`` ...

@@ -1,7 +1,7 @@
 """Estimates: the bound reserved before a call, and the fill-in for counts Bedrock did not report.
 
 **The reservation is a bound, not a guess.** :func:`input_token_bound` is the most input tokens Bedrock can
-bill for a request, so a refusing budget (block, clamp, downgrade) never lets concurrent calls overshoot it
+bill for a request, so a refusing budget (block, downgrade) never lets concurrent calls overshoot it
 whatever the content: prose, code, JSON, CJK, base64, emoji. It is
 
     UTF-8 bytes of text (of its NFKC form if longer) and of documents (one token per byte)

@@ -98,15 +98,39 @@ def json_text_bytes(value: Any) -> int | None:
     ASCII escapes are never shorter than the UTF-8 they stand for, and four-space indentation never shorter
     than a compact or ``", "``-separated rendering, so no template's ``tojson`` can produce more bytes, unless
     it keeps non-ASCII characters and the tokenizer expands them by NFKC: that rendering is measured too.
+    The text is rendered by the C encoder without indentation, which :func:`_indent_bytes` adds.
     """
     try:
-        kept = json.dumps(value, ensure_ascii=False, indent=4, default=_opaque_json)
-        if kept.isascii():
-            return len(kept)
-        escaped = json.dumps(value, ensure_ascii=True, indent=4, default=_opaque_json)
+        kept = json.dumps(value, ensure_ascii=False, default=_opaque_json)
+        longest = len(kept)
+        if not kept.isascii():
+            longest = max(len(json.dumps(value, ensure_ascii=True, default=_opaque_json)), token_bytes(kept))
     except (TypeError, ValueError, RecursionError):
         return None
-    return max(len(escaped), token_bytes(kept))
+    return longest + _indent_bytes(value)
+
+
+def _indent_bytes(value: Any) -> int:
+    """What ``indent=4`` adds to a ``", "``-separated rendering of ``value``.
+
+    A non-empty container of n items at depth d puts each item on a line indented 4(d+1) (a newline and the
+    spaces, while ``", "`` loses its space) and its closing bracket on a line indented 4d.
+    """
+    extra = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            items: Any = node.values()
+        elif isinstance(node, list | tuple):
+            items = node
+        else:
+            continue
+        if not items:
+            continue
+        extra += len(items) * 4 * (depth + 1) + 2 + 4 * depth
+        stack.extend((item, depth + 1) for item in items)
+    return extra
 
 
 def _opaque_json(value: object) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bedrock_budget.budgets.outcomes import Reservation
+from bedrock_budget.pricing.money import format_usd, nanos_to_usd
 
 __all__ = ["Overrun", "OverrunTally"]
 
@@ -67,12 +68,12 @@ class OverrunTally:
                 self._models_warned.add(reservation.model_id)
         if first:
             log.warning(
-                "a %s call cost more than its reservation (held %d, settled %d nano-USD; budgets %s); "
-                "concurrent calls near a limit can overshoot it. Counted in "
-                "bedrock_budget_reservation_exceeded_total; this is logged once per model",
+                "a call to %s cost more than its reservation (held $%s, settled $%s; budgets %s): concurrent "
+                "calls near a limit can overshoot it. Counted in bedrock_budget_reservation_exceeded_total; "
+                "logged once per model",
                 reservation.model_id,
-                reservation.cost_nanos,
-                cost_nanos,
+                format_usd(nanos_to_usd(reservation.cost_nanos)),
+                format_usd(nanos_to_usd(cost_nanos)),
                 ", ".join(over),
             )
 

@@ -5,8 +5,8 @@ estimate, in the same run.
 A refusing budget stops one worst case short of its limit, so the bigger the reservation the earlier it
 refuses. The fake Bedrock bills input at the density measured for each content type with the public Claude
 tokenizer (prose 4.50 bytes per token, code 2.27: issue 20's table) and output at ``OUTPUT_TOKENS`` of the
-``MAX_TOKENS`` cap. The old estimate can also end above the limit (it under-reserves code); the bound never
-does. One process, calls one after another, memory store.
+``MAX_TOKENS`` cap. One process, calls one after another, memory store: the old estimate's under-reservation
+of code shows up as overshoot only when calls run concurrently (tests/wrapper/test_dense_input_race.py).
 
     .venv/bin/python bench/first_refusal.py
 """

@@ -242,3 +242,12 @@ def test_text_that_nfkc_expands_is_counted_expanded() -> None:
     call = {"toolUse": {"toolUseId": "t1", "name": "run", "input": {"say": text}}}
     in_arguments = converse_request(HAIKU, messages=[{"role": "user", "content": [call]}])
     assert in_arguments.input_bytes >= 3300
+
+
+def test_inline_text_documents_and_keys_count_their_nfkc_form() -> None:
+    text = "\ufdfa" * 10
+    document = {"document": {"format": "txt", "name": "n", "source": {"text": text}}}
+    request = converse_request(HAIKU, messages=[{"role": "user", "content": [document]}])
+    assert request.input_bytes >= 330
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": [{text: "x"}]}
+    assert invoke_request(HAIKU, body).input_bytes >= 330

@@ -81,12 +81,12 @@ def _document(source: object, into: Measure, stack: list[Any]) -> None:
         if key in source:
             raw = source[key]
             if isinstance(raw, str) and source.get("type") in ("text", "plain"):
-                into.text_bytes += utf8_len(raw)
+                into.text_bytes += token_bytes(raw)
             else:
                 into.document_bytes += _b64_size(raw)
     text = source.get("text")
     if isinstance(text, str):
-        into.text_bytes += utf8_len(text)
+        into.text_bytes += token_bytes(text)
     content = source.get("content")
     if content is not None:
         stack.append(content)
@@ -204,7 +204,7 @@ def _mapping(node: Mapping[Any, Any], into: Measure, stack: list[Any]) -> None:
                 _tool_list(item, into)
             rendered = json_text_bytes(item)
             if rendered is not None:
-                into.text_bytes += utf8_len(key) + rendered
+                into.text_bytes += token_bytes(key) + rendered
                 continue
         if key == "image":
             # Converse/Nova image block (a mapping), or a native body's base64 image (a string).
@@ -215,7 +215,7 @@ def _mapping(node: Mapping[Any, Any], into: Measure, stack: list[Any]) -> None:
             _document(item["source"], into, stack)
             name = item.get("name")
             if isinstance(name, str):
-                into.text_bytes += utf8_len(name)
+                into.text_bytes += token_bytes(name)
             continue
         elif key in _IMAGE_KEYS:
             if isinstance(item, str):
@@ -224,7 +224,7 @@ def _mapping(node: Mapping[Any, Any], into: Measure, stack: list[Any]) -> None:
             if isinstance(item, list | tuple):
                 into.images += sum(1 for entry in item if isinstance(entry, str | Mapping))
                 continue
-        into.text_bytes += utf8_len(key)
+        into.text_bytes += token_bytes(key)
         stack.append(item)
 
 

@@ -18,7 +18,7 @@ not, so again at most one token per byte; the dummy-prefix space it adds per seg
 
 | family (Bedrock ids) | tokenizer | why tokens <= bytes |
 |---|---|---|
-| Anthropic Claude | byte-level BPE (the public Claude tokenizer; later ones unpublished) | byte-level BPE |
+| Anthropic Claude | byte-level BPE after NFKC (public one; later unpublished) | BPE, NFKC form |
 | Meta Llama 3.x, 4 | tiktoken-style byte-level BPE, 128K-202K vocabulary | byte-level BPE |
 | Meta Llama 2 | SentencePiece BPE, byte fallback, no normaliser | byte fallback |
 | OpenAI gpt-oss | o200k_harmony (tiktoken, byte-level BPE) | byte-level BPE |

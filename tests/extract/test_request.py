@@ -46,10 +46,14 @@ def test_converse_system_and_tools_are_input() -> None:
         }
     }
     with_tools = converse_request(HAIKU, messages=messages, toolConfig={"tools": [tool]})
-    # Every key and string of the spec: property names of a JSON schema are tokens too.
+    # Templates render tool definitions as JSON text: every key, string, quote, bracket and indentation
+    # counts, measured as the longest rendering (ASCII escapes, four-space indent), under the "tools" key.
     words = ["toolSpec", "name", "get_weather", "description", "Weather for a city", "inputSchema", "json"]
     words += ["type", "object", "properties", "city", "type", "string"]
-    assert with_tools.input_bytes - bare.input_bytes == sum(map(len, words)) == 101
+    rendered = len("tools") + len(json.dumps([tool], indent=4))
+    assert with_tools.input_bytes - bare.input_bytes == rendered
+    assert rendered > len(json.dumps([tool], separators=(",", ":"))) > sum(map(len, words))
+    assert (with_tools.tools, bare.tools) == (1, 0)
 
 
 def test_converse_pricing_fields() -> None:

@@ -123,10 +123,11 @@ def test_wrapping_the_models_own_client_meters_and_enforces_budgets(
     model.client = bb.wrap(
         model.client,
         listeners=[records],
-        budgets=[bb.Budget("travel-daily", limit_usd="0.0011", action="block")],
+        budgets=[bb.Budget("travel-daily", limit_usd="0.0015", action="block")],
     )
     agent = Agent(model=model, callback_handler=None)
-    # Each turn costs 900 x $0.80/M + 30 x $3.20/M = $0.000816: the first fits, the second is refused.
+    # Each turn reserves about $0.0011 (its input bound and 300 output tokens) and costs 900 x $0.80/M +
+    # 30 x $3.20/M = $0.000816: the first fits, the second's reservation does not fit what is left.
     agent("First question")
     assert [r.outcome for r in records] == ["ok"]
     assert records[0].cost_usd == expected_cost(NOVA, bb.Usage(input_tokens=900, output_tokens=30))

@@ -66,6 +66,7 @@ def exported_names() -> set[str]:
     listener(make_record(model="nope", priced=False))
     listener.store_metrics.error("settle")
     listener.store_metrics.journal(depth=1, dropped=1)
+    listener.store_metrics.reservation_exceeded("b", count=1, excess_nanos=1)
     one = usd(1)
     state = BudgetState("b", limit_usd=one, spent_usd=one, limit_tokens=one, spent_tokens=one, resets_at=2e9)
     registry.register(BudgetCollector(OneBudget(state)))

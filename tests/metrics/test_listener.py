@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import bedrock_budget as bb
-from bedrock_budget.budgets import Budget
+from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.metrics import PrometheusListener, store_metrics
 from bedrock_budget.metrics.labels import CappedLabels, ModelLabels, TopUsers
 from bedrock_budget.pricing import default_price_table
@@ -340,3 +340,33 @@ def test_store_metrics_leases_api(registry: CollectorRegistry) -> None:
     assert sample(registry, "bedrock_budget_leases") == 2
     assert sample(registry, "bedrock_budget_lease_requests_total", outcome="granted") == 4
     assert sample(registry, "bedrock_budget_lease_requests_total", outcome="refused") == 1
+
+
+def test_calls_that_cost_more_than_their_hold_are_counted_logged_and_exported(
+    registry: CollectorRegistry, fake: FakeBedrock, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener = PrometheusListener(registry)
+    # The fake bills far more input than the request holds (a template the bound does not know, say):
+    # 50,000 input tokens for a two-byte prompt.
+    fake.set_usage(HAIKU, UsageSpec(input_tokens=50_000, output_tokens=5))
+    fake.set_usage(SONNET, UsageSpec(input_tokens=1, output_tokens=5))
+    budgets = [Budget("team", limit_usd="10"), Budget("tokens", limit_tokens=10_000_000)]
+    records: list[bb.CallRecord] = []
+    client = bb.wrap(fake.client(), listeners=[listener, records.append], ledger=Ledger("memory://", budgets))
+    messages = [{"role": "user", "content": [{"text": "hi"}]}]
+    with caplog.at_level("WARNING", logger="bedrock_budget.ledger"):
+        for _ in range(3):
+            client.converse(modelId=HAIKU, messages=messages, inferenceConfig={"maxTokens": 5})
+        client.converse(modelId=SONNET, messages=messages, inferenceConfig={"maxTokens": 5})
+    table = default_price_table()
+    hold = table.price(HAIKU, Usage(input_tokens=2 + 19 + 128 + 16, output_tokens=5)).total_nanos
+    cost = table.price(HAIKU, Usage(input_tokens=50_000, output_tokens=5)).total_nanos
+    assert [r.cost.total_nanos for r in records[:3] if r.cost is not None] == [cost] * 3
+    for budget in ("team", "tokens"):
+        assert sample(registry, "bedrock_budget_reservation_exceeded_total", budget=budget) == 3
+        excess = sample(registry, "bedrock_budget_reservation_excess_usd_total", budget=budget)
+        assert excess == pytest.approx(3 * (cost - hold) / 1e9)
+    # The call that stayed within its hold is not counted; the warning names the model once.
+    warnings = [r.getMessage() for r in caplog.records if "cost more than its reservation" in r.getMessage()]
+    assert len(warnings) == 1
+    assert HAIKU in warnings[0]

@@ -35,16 +35,21 @@ def call_until_refused(
     start: Any,
     results: Any,
     lease: Mapping[str, float] | None = None,
+    messages: list[dict[str, Any]] | None = None,
+    max_tokens: int = 100,
 ) -> None:
+    """Call until ``calls`` attempts are made; put (granted, refused, leased, nano-USD the records cost,
+    settled calls that cost more than their hold)."""
     store = from_uri(store_uri, prefix=prefix)
     client = _client(endpoint)
     budgets = [bb.Budget(name="shared", window="lifetime", limit_usd=limit_usd)]
+    records: list[bb.CallRecord] = []
     if lease is None:
         ledger = Ledger(store, budgets)
-        metered = bb.wrap(client, ledger=ledger)
+        metered = bb.wrap(client, ledger=ledger, listeners=[records.append])
     else:
         # Lease options go through wrap(), which builds the ledger itself.
-        metered = bb.wrap(client, store=store, budgets=budgets, **lease)
+        metered = bb.wrap(client, store=store, budgets=budgets, listeners=[records.append], **lease)
         guard = metered.bedrock_budget_meter.guard
         assert guard is not None
         ledger = guard.ledger
@@ -53,7 +58,9 @@ def call_until_refused(
         start.wait(60)
         for _ in range(calls):
             try:
-                metered.converse(modelId=MODEL, messages=MESSAGES, inferenceConfig={"maxTokens": 100})
+                metered.converse(
+                    modelId=MODEL, messages=messages or MESSAGES, inferenceConfig={"maxTokens": max_tokens}
+                )
             except bb.BudgetExceededError:
                 refused += 1
                 continue
@@ -64,7 +71,9 @@ def call_until_refused(
         ledger.close()
         store.close()
         client.close()
-    results.put((granted, refused, leased))
+    spent = sum(r.cost.total_nanos for r in records if r.cost is not None and r.outcome != "blocked")
+    exceeded = sum(n.count for n in ledger.overruns.totals().values())
+    results.put((granted, refused, leased, spent, exceeded))
 
 
 def lease_then_hold(

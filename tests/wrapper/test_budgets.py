@@ -122,7 +122,7 @@ def test_stream_settles_actual_cost(fake: FakeBedrock) -> None:
 
 def test_per_user_budgets_and_token_limits(fake: FakeBedrock) -> None:
     fake.set_usage(HAIKU, UsageSpec(input_tokens=100, output_tokens=20))
-    ledger = Ledger("memory://", [bb.Budget(name="per-user", scope={"user": "*"}, limit_tokens=300)])
+    ledger = Ledger("memory://", [bb.Budget(name="per-user", scope={"user": "*"}, limit_tokens=400)])
     client = bb.wrap(fake.client(), ledger=ledger)
     with bb.attribute(user="alice"):
         converse(client, max_tokens=20)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -55,8 +56,11 @@ def call_in_processes(
     lease: Mapping[str, float] | None,
     *,
     timeout: float,
-) -> list[tuple[int, int, int]]:
-    """Each process calls through a wrapped client until refused: (granted, refused, leased) per process."""
+    messages: list[dict[str, Any]] | None = None,
+    max_tokens: int = 100,
+) -> list[tuple[int, int, int, int, int]]:
+    """Each process calls through a wrapped client until refused: (granted, refused, leased, nano-USD its
+    records cost, calls that cost more than their hold) per process."""
     context = multiprocessing.get_context("spawn")
     # Every worker starts calling once all have started up, so they all contend for the budget.
     start = context.Barrier(processes)
@@ -64,7 +68,18 @@ def call_in_processes(
     workers = [
         context.Process(
             target=_budget_worker.call_until_refused,
-            args=(fake.endpoint_url, store_uri, prefix, limit, calls, start, results, lease),
+            args=(
+                fake.endpoint_url,
+                store_uri,
+                prefix,
+                limit,
+                calls,
+                start,
+                results,
+                lease,
+                messages,
+                max_tokens,
+            ),
         )
         for _ in range(processes)
     ]
@@ -89,9 +104,9 @@ def run_processes(
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
     outcomes = call_in_processes(fake, store_uri, prefix, limit, PROCESSES, CALLS_EACH, lease, timeout=120)
     state = read_shared(store_uri, prefix, limit)
-    granted = sum(g for g, _, _ in outcomes)
-    refused = sum(r for _, r, _ in outcomes)
-    leased = sum(n for _, _, n in outcomes)
+    granted = sum(outcome[0] for outcome in outcomes)
+    refused = sum(outcome[1] for outcome in outcomes)
+    leased = sum(outcome[2] for outcome in outcomes)
     return granted, refused, leased, state
 
 
@@ -219,7 +234,7 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
         # Other processes spend the whole freed capacity, and no more.
         before = fake.request_count
         outcomes = call_in_processes(fake, redis_url, prefix, str(limit), 2, 40, LEASE, timeout=60)
-        granted = sum(g for g, _, _ in outcomes)
+        granted = sum(outcome[0] for outcome in outcomes)
         cost, rest = divmod(unsettled, calls)
         assert rest == 0
         after = read_shared(redis_url, prefix, str(limit))

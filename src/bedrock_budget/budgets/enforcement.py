@@ -159,6 +159,8 @@ class StoreObserver(Protocol):
 
     def leases(self, *, live: int, taken: int = 0, refused: int = 0) -> None: ...
 
+    def reservation_exceeded(self, budget: str, *, count: int, excess_nanos: int) -> None: ...
+
 
 class BudgetGuard:
     """The wrapper's budget hooks over one :class:`Ledger`."""
@@ -172,6 +174,8 @@ class BudgetGuard:
         self._seen_dropped = ledger.journal_dropped
         self._seen_taken = ledger.leases_taken
         self._seen_refused = ledger.leases_refused
+        self._seen_overrun_version = ledger.overruns.version
+        self._seen_overruns = ledger.overruns.totals()
         self._report_lock = threading.Lock()
 
     def add_store_observer(self, observer: StoreObserver) -> None:
@@ -191,6 +195,7 @@ class BudgetGuard:
             refused = ledger.leases_refused - self._seen_refused
             self._seen_taken += taken
             self._seen_refused += refused
+            overruns = self._new_overruns()
         leasing = ledger.lease_fraction is not None
         for observer in self._observers:
             for _ in range(errors):
@@ -198,6 +203,26 @@ class BudgetGuard:
             observer.journal(depth=ledger.journal_depth, dropped=dropped)
             if leasing:
                 observer.leases(live=ledger.leases_live, taken=taken, refused=refused)
+            for budget, (count, excess) in overruns.items():
+                observer.reservation_exceeded(budget, count=count, excess_nanos=excess)
+
+    def _new_overruns(self) -> dict[str, tuple[int, int]]:
+        """Overruns counted since the last report, per budget (caller holds the report lock)."""
+        tally = self.ledger.overruns
+        if tally.version == self._seen_overrun_version:
+            return {}
+        self._seen_overrun_version = tally.version
+        totals = tally.totals()
+        seen = self._seen_overruns
+        new = {
+            name: (
+                total.count - seen[name].count if name in seen else total.count,
+                total.excess_nanos - seen[name].excess_nanos if name in seen else total.excess_nanos,
+            )
+            for name, total in totals.items()
+        }
+        self._seen_overruns = totals
+        return {name: delta for name, delta in new.items() if delta[0]}
 
     def admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
         try:

@@ -97,6 +97,7 @@ from bedrock_budget.budgets.outcomes import (
     refusals_of,
     status_of,
 )
+from bedrock_budget.budgets.overruns import OverrunTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
 from bedrock_budget.errors import (
     BudgetBlockedError,
@@ -237,6 +238,8 @@ class Ledger:
         #: Lease requests the store granted and refused (export them as counters; see ``leases_live``).
         self.leases_taken = 0
         self.leases_refused = 0
+        #: Settled calls that cost more than their hold, per budget (see ``budgets.overruns``).
+        self.overruns = OverrunTally()
         self._closed = False
         self.settle_mode: SettleMode = settle_mode
         self._settler: SettleQueue | None = (
@@ -520,6 +523,8 @@ class Ledger:
         check_token_counts(tokens)
         if not reservation._finish("settled") or not reservation.lines:
             return
+        if cost_nanos > reservation.cost_nanos or tokens:
+            self.overruns.note(reservation, cost_nanos, tokens)
         if reservation.leases:
             assert self._leases is not None
             weighted = [line.budget.weigh(tokens) for line in reservation.lines]

@@ -226,6 +226,10 @@ def _native(operation: str, family: str, body: Mapping[str, Any] | None, **extra
         video_seconds=_video_seconds(body) if kind == "video" else 0,
         embedding_texts=_embedding_texts(family, body) if kind == "embedding" else 0,
         rerank_documents=len(documents) if isinstance(documents, list) else 0,
+        template_parts=found.parts,
+        tools=found.tools,
+        provider_tools=found.provider_tools,
+        videos=found.videos,
         **extra,
     )
 
@@ -248,7 +252,9 @@ def _converse_measure(kwargs: Mapping[str, Any]) -> Measure:
     # System text, tool specs and prompt variables are read by the model too, but never carry images.
     images = found.images
     measure(kwargs.get("system"), found)
-    measure(dig(kwargs, "toolConfig", "tools"), found)
+    tools = dig(kwargs, "toolConfig", "tools")
+    if tools is not None:
+        measure({"tools": tools}, found)
     measure(kwargs.get("promptVariables"), found)
     found.images = images
     return found
@@ -272,6 +278,10 @@ def _converse(operation: str, family: str, kwargs: dict[str, Any]) -> RequestInf
         service_tier=as_text(dig(kwargs, "serviceTier", "type")),
         latency=as_text(dig(kwargs, "performanceConfig", "latency")),
         guardrail=as_mapping(kwargs.get("guardrailConfig")) is not None,
+        template_parts=found.parts,
+        tools=found.tools,
+        provider_tools=found.provider_tools,
+        videos=found.videos,
     )
 
 

@@ -79,7 +79,10 @@ class RequestInfo:
     ``input_bytes`` is the UTF-8 size of the text the model reads (messages, system, tool specs, document
     text, including the JSON keys around it, which stand in for the chat template's own tokens).
     ``cache_ttl`` is the longest TTL of the request's cache points (``"5m"``/``"1h"``), ``None`` without
-    cache points. ``rerank_documents`` is the number of documents a rerank request scores.
+    cache points. ``rerank_documents`` is the number of documents a rerank request scores. ``template_parts``
+    counts the objects (messages, content blocks, sources) a chat template may wrap in markers; ``tools`` the
+    tool definitions, of which ``provider_tools`` are provider-defined (Anthropic's bash, text editor,
+    computer use); ``videos`` the input videos.
     """
 
     operation: str
@@ -99,6 +102,10 @@ class RequestInfo:
     video_seconds: int = 0
     embedding_texts: int = 0
     rerank_documents: int = 0
+    template_parts: int = 0
+    tools: int = 0
+    provider_tools: int = 0
+    videos: int = 0
 
 
 def inspect_request(operation: str, family: str, kwargs: dict[str, Any]) -> RequestInfo:

@@ -7,10 +7,20 @@ turn into an estimate instead of an exception.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["MAX_COUNT", "as_count", "as_mapping", "as_text", "dig", "header_count", "utf8_len"]
+__all__ = [
+    "MAX_COUNT",
+    "as_count",
+    "as_mapping",
+    "as_text",
+    "dig",
+    "header_count",
+    "token_bytes",
+    "utf8_len",
+]
 
 # No single Bedrock call reports a billion tokens; a larger number is corruption, not usage.
 MAX_COUNT: Final = 1_000_000_000
@@ -64,3 +74,17 @@ def dig(node: object, *path: str) -> object:
 def utf8_len(text: str) -> int:
     # Most model text is ASCII, where the length is the byte count without allocating an encoded copy.
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def token_bytes(text: str) -> int:
+    """The UTF-8 size of ``text`` or of its NFKC form, whichever is larger: at least its token count.
+
+    A tokenizer that normalises with NFKC (Anthropic's public Claude tokenizer does) reads the normalised
+    form, which can be far longer: U+FDFA is 3 bytes and becomes 33, and costs 15 tokens there.
+    """
+    if text.isascii():  # ASCII is its own NFKC form
+        return len(text)
+    raw = len(text.encode("utf-8", "surrogatepass"))
+    if unicodedata.is_normalized("NFKC", text):
+        return raw
+    return max(raw, len(unicodedata.normalize("NFKC", text).encode("utf-8", "surrogatepass")))

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
 PREFIX: Final = "bedrock_budget_"
+_NANOS_PER_USD: Final = 1e9
+# Budget names are configuration, not user input; the cap only guards against a generated set of them.
+_BUDGET_LABELS: Final = 100
 TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 # LLM calls take from tens of milliseconds (embeddings) to minutes (long generations).
 DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -200,6 +203,20 @@ class StoreMetrics:
         self._leases_granted = lease_requests.labels("granted")
         self._leases_refused = lease_requests.labels("refused")
         self._children: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._exceeded = Counter(
+            PREFIX + "reservation_exceeded",
+            "Settled calls that cost more than their reservation, per budget: the reservation was not a "
+            "bound, so concurrent calls near the limit could overshoot it.",
+            ("budget",),
+            registry=registry,
+        )
+        self._excess = Counter(
+            PREFIX + "reservation_excess_usd",
+            "USD by which settled calls exceeded their reservations, per budget.",
+            ("budget",),
+            registry=registry,
+        )
+        self._budgets = CappedLabels(_BUDGET_LABELS)
 
     def error(self, operation: str, kind: str = "error") -> None:
         key = (operation, kind)
@@ -225,6 +242,13 @@ class StoreMetrics:
             self._leases_granted.inc(taken)
         if refused:
             self._leases_refused.inc(refused)
+
+    def reservation_exceeded(self, budget: str, *, count: int, excess_nanos: int) -> None:
+        """Add ``count`` settlements above their hold, ``excess_nanos`` over it in total, for ``budget``."""
+        label = self._budgets(budget)
+        self._exceeded.labels(label).inc(count)
+        if excess_nanos:
+            self._excess.labels(label).inc(excess_nanos / _NANOS_PER_USD)
 
 
 _store_lock = threading.Lock()

@@ -97,6 +97,20 @@ def comparison_key(raw_id: str) -> str | None:
     return _TRAILING_V1.sub("", _DATE.sub("", segment))
 
 
+# A Geo profile can only be called from a Region of its geography; the databases do not say which, so a
+# Geo rate is compared with the table's rate in one representative source Region.
+GEO_SOURCE_REGION = {
+    "us": "us-east-1",
+    "eu": "eu-central-1",
+    "apac": "ap-northeast-1",
+    "jp": "ap-northeast-1",
+    "au": "ap-southeast-2",
+    "ca": "ca-central-1",
+    "in": "ap-south-1",
+    "us-gov": "us-gov-west-1",
+}
+
+
 def route_of(raw_id: str) -> tuple[Route, str]:
     """The route and source Region a database id stands for (us-east-1 when it names none)."""
     parts = raw_id.split("/")
@@ -104,10 +118,8 @@ def route_of(raw_id: str) -> tuple[Route, str]:
     head = parts[-1].partition(".")[0]
     if head == "global":
         return "global", region
-    if head == "us-gov":
-        return "geo", "us-gov-west-1"
-    if head in ROUTE_PREFIXES and head != "regional":
-        return "geo", region
+    if head in GEO_SOURCE_REGION:
+        return "geo", GEO_SOURCE_REGION[head]
     return "in_region", region
 
 
@@ -247,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     percent = (Decimal(100) * len(priced) / len(union)).quantize(Decimal("0.1")) if union else Decimal(0)
 
     print(f"litellm {litellm_version}: {len(by_database['litellm'])} Bedrock text/chat models")
-    print(f"genai-prices {_version('genai-prices')}: {len(by_database['genai-prices'])} Bedrock text/chat models")
+    print(
+        f"genai-prices {_version('genai-prices')}: {len(by_database['genai-prices'])} Bedrock text/chat models"
+    )
     print(f"union: {len(union)}; priced by the bundled table: {len(priced)} ({percent}%)")
     print(f"missing: {len(missing)}")
     if args.missing or len(missing) <= 20:

@@ -132,7 +132,8 @@ def per_million(value: Any) -> Decimal | None:
 
 def litellm_json_path(explicit: str | None) -> Path | None:
     if explicit:
-        return Path(explicit)
+        given = Path(explicit)
+        return given if given.is_file() else None
     spec = importlib.util.find_spec("litellm")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -245,10 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     path = litellm_json_path(args.litellm_json)
-    if path is None or importlib.util.find_spec("genai_prices") is None:
-        print(f"price_coverage: a price database is missing; {INSTALL_HINT}", file=sys.stderr)
+    absent = [
+        name
+        for name, missing in (
+            ("LiteLLM's price JSON", path is None),
+            ("genai-prices", importlib.util.find_spec("genai_prices") is None),
+        )
+        if missing
+    ]
+    if path is None or absent:
+        print(f"price_coverage: {' and '.join(absent)} not found; {INSTALL_HINT}", file=sys.stderr)
         return 2
-    litellm_version = _version("litellm") if args.litellm_json is None else path.name
+    litellm_version = _version("litellm") if args.litellm_json is None else f"(file {path})"
     table = load_price_table()
     keys = table_keys(table)
     rates = [*litellm_rates(path, args.include_mantle), *genai_rates()]
@@ -258,10 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = sorted(union - priced)
     percent = (Decimal(100) * len(priced) / len(union)).quantize(Decimal("0.1")) if union else Decimal(0)
 
-    print(f"litellm {litellm_version}: {len(by_database['litellm'])} Bedrock text/chat models")
-    print(
-        f"genai-prices {_version('genai-prices')}: {len(by_database['genai-prices'])} Bedrock text/chat models"
-    )
+    for database, version in (("litellm", litellm_version), ("genai-prices", _version("genai-prices"))):
+        print(f"{database} {version}: {len(by_database[database])} Bedrock text/chat models")
     print(f"union: {len(union)}; priced by the bundled table: {len(priced)} ({percent}%)")
     print(f"missing: {len(missing)}")
     if args.missing or len(missing) <= 20:

@@ -61,7 +61,8 @@ def test_new_provider_file_validates(provider: str) -> None:
     for model in price_file.models:
         assert model.provider == provider
         if model.kind == "text":
-            assert model.max_output_tokens is not None and model.max_output_tokens > 0
+            assert model.max_output_tokens is not None
+            assert model.max_output_tokens > 0
 
 
 def test_whole_bundled_folder_validates_with_the_new_files() -> None:

@@ -35,6 +35,10 @@ the journal is full, ``allow`` stops allowing (``reserve`` raises ``StoreUnavail
 settlement that still cannot be kept is logged as an error and counted (:attr:`Ledger.journal_dropped`).
 ``release`` never raises for store errors: an unreleased hold expires at its deadline.
 
+Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
+the call is in flight (one store operation per quarter TTL for every hold due), for at most
+``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
 threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100%
 threshold is decided by its first refusal instead (``reserve``; :attr:`Alert.refused`), since such a
@@ -86,6 +90,7 @@ from typing import Final, Literal
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink, as_sink
 from bedrock_budget.budgets.journal import Journal, JournalEntry, SettleQueue
+from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
 from bedrock_budget.budgets.leases import Lease, LeaseBook
 from bedrock_budget.budgets.model import WILDCARD, Budget
 from bedrock_budget.budgets.outcomes import (
@@ -148,6 +153,7 @@ def _after_fork_in_child() -> None:
             ledger._settler.after_fork()
         if ledger._leases is not None:
             ledger._leases.after_fork()
+        ledger._keeper.after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -205,6 +211,7 @@ class Ledger:
         settle_linger: float = 0.005,
         lease_fraction: float | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
     ) -> None:
         if on_store_error not in ("deny", "allow"):
             raise ConfigurationError(f"on_store_error must be 'deny' or 'allow', not {on_store_error!r}")
@@ -220,6 +227,8 @@ class Ledger:
             raise ConfigurationError(f"lease_fraction must be in (0, 1], not {lease_fraction!r}")
         if not lease_seconds > 0:
             raise ConfigurationError(f"lease_seconds must be positive, not {lease_seconds!r}")
+        if not max_call_seconds > 0:
+            raise ConfigurationError(f"max_call_seconds must be positive, not {max_call_seconds!r}")
         self._owns_store = isinstance(store, str)
         self.store: Store = from_uri(store) if isinstance(store, str) else store
         self.on_store_error: OutagePolicy = on_store_error
@@ -251,6 +260,10 @@ class Ledger:
             LeaseBook(float(lease_fraction), float(lease_seconds), self._close_leases, clock)
             if lease_fraction is not None
             else None
+        )
+        self.max_call_seconds = float(max_call_seconds)
+        self._keeper = HoldKeeper(
+            self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )
         self.set_budgets(budgets)
         _LIVE.add(self)
@@ -390,6 +403,7 @@ class Ledger:
                 log.info(
                     "shadow budget %s would have refused the call: %s", refusal.budget.name, refusal.reason
                 )
+        self._keeper.track(rid, rid, tuple(line.ref for line in lines), now, owner=reservation)
         self._maybe_replay()
         return reservation
 
@@ -403,6 +417,8 @@ class Ledger:
             leases = book.admit(lines, now)
             if leases is not None:
                 reservation.leases = leases
+                # Nothing of its own to renew (its leases are), but it still has a maximum lifetime.
+                self._keeper.track(reservation.id, reservation.id, (), now, owner=reservation)
                 return reservation
             missing = book.missing(lines)
             if not missing:
@@ -426,7 +442,9 @@ class Ledger:
                 book.seen(missing, result.checks, granted=False)
                 return None
             self.leases_taken += 1
-            book.install(lease_id, missing, holds, result.checks, now)
+            lifetime = book.seconds + self.max_call_seconds
+            for lease in book.install(lease_id, missing, holds, result.checks, now):
+                self._keeper.track(lease, lease_id, (lease.ref,), now, lifetime=lifetime)
         return None
 
     def _close_leases(self, leases: list[Lease]) -> None:
@@ -434,6 +452,7 @@ class Ledger:
         # for an unused lease, which simply gives its capacity back).
         by_name = self._by_name
         for lease in leases:
+            self._keeper.forget(lease)
             spend = Spend(
                 ref=lease.ref,
                 usd=lease.spent_usd,
@@ -519,6 +538,7 @@ class Ledger:
         check_token_counts(tokens)
         if not reservation._finish("settled") or not reservation.lines:
             return
+        self._keeper.forget(reservation.id)
         if reservation.leases:
             assert self._leases is not None
             weighted = [line.budget.weigh(tokens) for line in reservation.lines]
@@ -560,6 +580,7 @@ class Ledger:
         """Drop the hold of a call that failed before inference. Never raises for store errors."""
         if not reservation._finish("released") or not reservation.lines or reservation.offline:
             return
+        self._keeper.forget(reservation.id)
         if reservation.leases:
             assert self._leases is not None
             self._leases.release(reservation.leases, reservation.lines)
@@ -573,6 +594,27 @@ class Ledger:
             log.warning(
                 "could not release reservation %s (%s); its hold expires at its deadline", reservation.id, exc
             )
+
+    def on_overdue(self, reservation: Reservation, callback: Callable[[], None]) -> None:
+        """Settle a call that outlives ``max_call_seconds`` with ``callback`` (run on the hold keeper's
+        thread; it should settle or release ``reservation``) instead of letting its hold lapse. The wrapper
+        uses it to settle streams their caller never reads or closes (see ``budgets.keeper``)."""
+        self._keeper.on_overdue(reservation.id, callback)
+
+    @property
+    def holds_renewed(self) -> int:
+        """Store operations that renewed the holds of long calls (export it as a counter)."""
+        return self._keeper.renewals
+
+    @property
+    def renewal_failures(self) -> int:
+        """Renewals the store could not take, retried a period later (export it as a counter)."""
+        return self._keeper.failures
+
+    @property
+    def overdue_calls(self) -> int:
+        """Calls held longer than ``max_call_seconds`` and no longer renewed (export it as a counter)."""
+        return self._keeper.overdue
 
     # -- settlement plumbing -------------------------------------------------------------------------------
 
@@ -802,6 +844,7 @@ class Ledger:
         if self._closed:
             return
         self._closed = True
+        self._keeper.stop()
         try:
             if self._leases is not None:
                 self._leases.retire()

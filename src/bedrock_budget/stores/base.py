@@ -27,6 +27,10 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
   A ``block`` budget refuses the call that would cross its limit, so its spend rarely lands on 100%:
   the refusal is what says the limit was reached.
 - :meth:`Store.release` drops a hold without charging (the call failed before inference).
+- :meth:`Store.renew` moves the deadline of holds that are still live later (never earlier), all in one
+  operation: a process renews the holds of its calls in flight so a call longer than the TTL keeps its
+  hold, while a killed process's holds still expire, since nothing renews them any more. A hold that has
+  already expired is never revived: it stays expired (its late settlement is charged as ``LATE``).
 - :meth:`Store.settle_many` settles several reservations under exactly the rules of :meth:`Store.settle`;
   backends override it to do so in one round trip.
 - :meth:`Store.forget_spend` starts a counter afresh (a budget reset) without dropping live holds: it
@@ -208,6 +212,14 @@ class SettleRequest:
     tallies: Tallies | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """One hold to keep alive: a reservation id in one counter (see :meth:`Store.renew`)."""
+
+    reservation_id: str
+    ref: CounterRef
+
+
 class SettleStatus(enum.Enum):
     SETTLED = "settled"
     LATE = "late"
@@ -317,6 +329,13 @@ class Store(ABC):
             except StoreError as exc:
                 results.append(exc)
         return results
+
+    def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        """Move each live hold's deadline to ``deadline_ms`` unless it is already later, purging expired
+        holds first (an expired hold is not revived); True where the hold was live. One round trip per
+        store (one per slot on a cluster). Stores that predate renewal raise ``NotImplementedError``: the
+        ledger then logs once and lets holds expire after their TTL, as before."""
+        raise NotImplementedError(f"{type(self).__name__} cannot renew holds")
 
     @abstractmethod
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:

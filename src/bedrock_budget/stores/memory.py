@@ -23,6 +23,7 @@ from bedrock_budget.stores.base import (
     CounterState,
     Hold,
     Mark,
+    Renewal,
     ReserveResult,
     SettleOutcome,
     SettleStatus,
@@ -321,6 +322,26 @@ class MemoryStore(Store):
                     state = CounterState(spend.ref)
                 outcomes.append(SettleOutcome(status, state, tuple(fired)))
         return tuple(outcomes)
+
+    def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        trim = self._trim_before(now_ms)
+        renewed: list[bool] = []
+        with self._lock:
+            for renewal in renewals:
+                counter = self._get(self.key(renewal.ref), now_ms)
+                if counter is None:
+                    renewed.append(False)
+                    continue
+                counter.purge(now_ms, trim)  # an expired hold is tombstoned here, never revived
+                deadline = counter.live.get(renewal.reservation_id)
+                if deadline is None:
+                    renewed.append(False)
+                    continue
+                if deadline < deadline_ms:
+                    # next_deadline stays a valid lower bound: a deadline only moves later.
+                    counter.live[renewal.reservation_id] = deadline_ms
+                renewed.append(True)
+        return tuple(renewed)
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         trim = self._trim_before(now_ms)

@@ -26,10 +26,11 @@ def settle_then_hold(
     calls: int,
     streams: int,
     ready: Any,
+    on_expired_hold: str = "release",
 ) -> None:
     ledger = Ledger(
         from_uri(store_uri, prefix=prefix),
-        [bb.Budget("cap", window="lifetime", limit_usd=limit_usd)],
+        [bb.Budget("cap", window="lifetime", limit_usd=limit_usd, on_expired_hold=on_expired_hold)],
         reservation_ttl=ttl,
     )
     client = boto3.client(

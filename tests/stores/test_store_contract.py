@@ -620,3 +620,36 @@ def test_renew_many_holds_across_counters_in_one_call(store: Store) -> None:
     states = store.read(refs, now_ms=T0 + 4000)
     assert [(s.held_usd, s.active) for s in states] == [(30, 3)] * 6  # call-2 expired, the rest renewed
     assert store.renew([], now_ms=T0 + 4000, deadline_ms=T0 + 6000) == ()
+
+
+def test_an_expired_hold_marked_charge_is_charged_its_worst_case_once(store: Store) -> None:
+    r = ref()
+    charged = Hold(ref=r, limit_usd=1000, limit_tokens=None, usd=400, tokens=7, charge_on_expiry=True)
+    store.reserve("crashed", [charged], now_ms=T0, deadline_ms=T0 + 1000)
+    store.reserve("released", [hold(r, 300, tokens=5)], now_ms=T0, deadline_ms=T0 + 1000)
+    (state,) = store.read([r], now_ms=T0 + 1000)
+    assert (state.spent_usd, state.held_usd, state.spent_tokens, state.held_tokens) == (400, 0, 7, 0)
+    # The charged worst case stands in for the call: a settlement arriving later adds nothing ...
+    late = store.settle("crashed", [Spend(r, 250, 3)], now_ms=T0 + 2000)[0]
+    assert late.status is SettleStatus.NOOP
+    # ... while the released hold's late settlement is still charged once.
+    assert store.settle("released", [Spend(r, 100, 2)], now_ms=T0 + 2000)[0].status is SettleStatus.LATE
+    assert store.release("crashed", [r], now_ms=T0 + 2500) == (False,)
+    (state,) = store.read([r], now_ms=T0 + 3000)
+    assert (state.spent_usd, state.held_usd, state.spent_tokens) == (500, 0, 9)
+
+
+def test_a_settled_or_renewed_hold_marked_charge_is_never_charged_by_expiry(store: Store) -> None:
+    r = ref()
+
+    def charged(usd: int) -> Hold:
+        return Hold(ref=r, limit_usd=1000, limit_tokens=None, usd=usd, tokens=0, charge_on_expiry=True)
+
+    store.reserve("done", [charged(400)], now_ms=T0, deadline_ms=T0 + 1000)
+    store.reserve("long", [charged(300)], now_ms=T0, deadline_ms=T0 + 1000)
+    assert store.settle("done", [Spend(r, 120, 0)], now_ms=T0 + 10)[0].status is SettleStatus.SETTLED
+    assert store.release("gone", [r], now_ms=T0 + 10) == (False,)
+    assert store.renew([Renewal("long", r)], now_ms=T0 + 900, deadline_ms=T0 + 5000) == (True,)
+    assert read1(store, r, T0 + 4000) == (120, 300)
+    assert read1(store, r, T0 + 5000) == (420, 0)  # expired unsettled at last: charged once
+    assert read1(store, r, T0 + 6000) == (420, 0)

@@ -212,6 +212,9 @@ class LeaseBook:
             tokens=line.tokens if tokens is None else tokens,
             # Every budget, warn ones included: a lease never crosses a limit, so neither do its calls.
             enforce=True,
+            # A lease that expires unsettled lost the spend of every call it admitted, which the whole
+            # lease bounds: charged, it is never undercounted.
+            charge_on_expiry=budget.on_expired_hold == "charge",
         )
 
     def install(

@@ -374,6 +374,7 @@ class Ledger:
                 tokens=line.tokens,
                 enforce=line.budget.action != "warn",
                 refusal_marks=compiled.refusal_marks,
+                charge_on_expiry=line.budget.on_expired_hold == "charge",
             )
             for compiled, line in found
         ]

@@ -15,6 +15,7 @@ YAML (a list, or a mapping keyed by name; either at top level or under ``budgets
         limit_tokens: 2000000
         token_weights: {cache_read: 0.1}
         thresholds: [50, 80, 100]
+        on_expired_hold: charge   # a crashed holder's calls count at their worst case (default: release)
 
 Environment (read by :func:`budgets_from_env`):
 
@@ -52,6 +53,7 @@ FIELDS = frozenset(
         "thresholds",
         "model",
         "model_family",
+        "on_expired_hold",
     }
 )
 ENV_FILE = "BEDROCK_BUDGETS_FILE"

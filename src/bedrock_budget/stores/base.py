@@ -39,6 +39,11 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
   exactly once, charged to the fresh spend. A counter left without live holds is deleted outright, as
   :meth:`Store.reset` does. (``reset`` drops the holds too, like a loss of the store's data.)
 
+Expiry: a hold whose deadline passes is given back and leaves an ``x`` tombstone, so a late settlement is
+still charged once (``LATE``). A hold made with ``charge_on_expiry`` is charged its held amounts instead
+and leaves the ``d`` marker of a charged id, so a settlement arriving later is a no-op: the worst case
+already stands in for it.
+
 Tombstones (expired and charged ids) are kept for ``tombstone_retention`` seconds; keys expire
 ``key_slack`` seconds after their window ends.
 """
@@ -135,6 +140,8 @@ class Hold:
     tokens: int
     enforce: bool = True
     refusal_marks: tuple[Mark, ...] = ()
+    #: What expiry does with this hold: give it back (False) or charge it as spent (True).
+    charge_on_expiry: bool = False
 
 
 @dataclass(frozen=True, slots=True)

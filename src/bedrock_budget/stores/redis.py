@@ -293,7 +293,8 @@ class RedisStore(Store):
         for hold in holds:
             counter_keys, fixed = self._reserve_pieces(hold)
             keys.extend(counter_keys)
-            parts.append(f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}"]')
+            charge = 1 if hold.charge_on_expiry else 0
+            parts.append(f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}",{charge}]')
         payload = "[" + ",".join(parts) + "]"
         head, *lines = _str(self._eval("reserve", keys, [now_ms, deadline_ms, rid, payload])).split("\n")
         granted, repeated = head.split()

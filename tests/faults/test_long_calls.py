@@ -118,13 +118,10 @@ def test_a_call_three_times_the_ttl_keeps_its_hold_and_the_budget_holds(
         reader = threading.Thread(target=read_stream)
         reader.start()
         admitted = refused = 0
-        admitted_after_ttl = 0
         while not done.is_set():
             try:
                 racing_client.converse(modelId=HAIKU, messages=MESSAGES, inferenceConfig={"maxTokens": 50})
                 admitted += 1
-                if time.monotonic() - started > TTL * 1.5:
-                    admitted_after_ttl += 1
             except bb.BudgetExceededError:
                 refused += 1
                 time.sleep(0.01)
@@ -137,8 +134,8 @@ def test_a_call_three_times_the_ttl_keeps_its_hold_and_the_budget_holds(
         assert [r.outcome for r in streamer_records] == ["ok"]
         assert admitted > 0
         assert refused > 0
-        # Everything the racer was admitted into fit beside the stream's hold from the start.
-        assert admitted_after_ttl == 0
+        # Everything the racer was admitted into fit beside the stream's hold, all the way through.
+        assert recorded_nanos(racer_records) <= (LIMIT - held.reserved_usd) * NANOS_PER_USD
         assert final.reserved_usd == 0
         assert final.spent_usd <= LIMIT
         spent = recorded_nanos(streamer_records) + recorded_nanos(racer_records)

@@ -307,6 +307,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         "lease_fraction",
         "lease_seconds",
         "max_call_seconds",
+        "journal_path",
     ):
         if key in options:
             ledger_options[key] = options.pop(key)

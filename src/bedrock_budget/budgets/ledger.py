@@ -60,7 +60,9 @@ synchronous round trip (the reservation); a daemon thread sends the queue in bat
   synchronously instead of dropping anything.
 - Shutdown: :meth:`Ledger.flush`, :meth:`Ledger.close` and interpreter exit apply everything queued. A
   process killed outright loses its queued settlements as it would lose a settlement it was about to make:
-  their holds expire after ``reservation_ttl``, so the budget gets its capacity back but not the spend.
+  their holds expire after ``reservation_ttl``, so the budget gets its capacity back but not the spend —
+  unless ``journal_path`` names a directory for a journal file (:mod:`bedrock_budget.budgets.durable`),
+  from which the next process opening it replays them, exactly once (outage spend as well).
 - Visibility: :meth:`Ledger.read`, :meth:`Ledger.status` and :meth:`Ledger.reset` apply the queue first, so
   a process sees its own spend. Other processes see it once the batch is applied (milliseconds later).
 - Alert sinks run on the settle thread.
@@ -89,6 +91,7 @@ from typing import Final, Literal
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink, as_sink
+from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.journal import Journal, JournalEntry, SettleQueue
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
 from bedrock_budget.budgets.leases import Lease, LeaseBook
@@ -154,6 +157,8 @@ def _after_fork_in_child() -> None:
         if ledger._leases is not None:
             ledger._leases.after_fork()
         ledger._keeper.after_fork()
+        if ledger._file is not None:
+            ledger._file.after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -212,6 +217,7 @@ class Ledger:
         lease_fraction: float | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
+        journal_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if on_store_error not in ("deny", "allow"):
             raise ConfigurationError(f"on_store_error must be 'deny' or 'allow', not {on_store_error!r}")
@@ -241,6 +247,8 @@ class Ledger:
         self._compiled: tuple[_Compiled, ...] = ()
         self._by_name: dict[str, _Compiled] = {}
         self.store_errors = 0
+        #: Writes to the journal file that failed (export it as a counter; should stay 0).
+        self.journal_file_errors = 0
         self.alerts_fired = 0
         #: Lease requests the store granted and refused (export them as counters; see ``leases_live``).
         self.leases_taken = 0
@@ -266,7 +274,14 @@ class Ledger:
             self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )
         self.set_budgets(budgets)
+        #: The local journal file (``journal_path``; see ``budgets.durable``), or None.
+        self._file = JournalFile(journal_path) if journal_path is not None else None
+        if self._file is not None:
+            for entry in self._file.take_over():
+                self._journal.append(entry)
         _LIVE.add(self)
+        if len(self._journal):
+            self._maybe_replay()
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -570,12 +585,27 @@ class Ledger:
         self._submit(entry)
 
     def _submit(self, entry: JournalEntry) -> None:
+        durable = self._file
+        if durable is not None and self._settler is not None:
+            # Queued in memory until the batch goes out: on disk first, so a killed process keeps it.
+            self._durable(durable.add, entry)
         if self._settler is not None and self._settler.submit(entry):
             return
         if self._apply(entry):
             self._maybe_replay()
         else:
+            if durable is not None:
+                self._durable(durable.add, entry)
+                self._durable(durable.sync)
             self._journal.append(entry)
+
+    def _durable(self, operation: Callable[..., None], *args: object) -> None:
+        """A journal-file operation that must never fail the settlement it protects (a full disk)."""
+        try:
+            operation(*args)
+        except OSError as exc:
+            self.journal_file_errors += 1
+            log.error("could not write the settlement journal file: %s", exc)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that failed before inference. Never raises for store errors."""
@@ -639,11 +669,16 @@ class Ledger:
                 "could not settle reservation %s (%s); journalled for replay", entry.reservation_id, exc
             )
             return False
+        if self._file is not None:
+            self._durable(self._file.done, (entry.reservation_id,))
         self._alert(entry, outcomes)
         return True
 
     def _apply_batch(self, entries: list[JournalEntry]) -> None:
         """Send queued settlements in one batch (the settle thread, or :meth:`flush`). Never raises."""
+        durable = self._file
+        if durable is not None:
+            self._durable(durable.sync)  # the batch's records reach the disk before it goes out
         requests = [
             SettleRequest(
                 e.reservation_id, e.spends, model=e.model, tokens=e.tokens, charge=e.charge, tallies=e.tallies
@@ -667,6 +702,15 @@ class Ledger:
                         "settling reservation %s (%d nano-USD) failed", entry.reservation_id, entry.cost_nanos
                     )
             return
+        if durable is not None:
+            self._durable(
+                durable.done,
+                [
+                    e.reservation_id
+                    for e, r in zip(entries, results, strict=True)
+                    if not isinstance(r, StoreError)
+                ],
+            )
         applied = False
         failures: list[StoreError] = []
         for entry, result in zip(entries, results, strict=True):
@@ -856,6 +900,11 @@ class Ledger:
             if remaining:
                 log.error("closing with %d settlements the budget store never took", remaining)
         finally:
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError as exc:
+                    log.error("could not close the settlement journal file: %s", exc)
             for sink in self._sinks:
                 try:
                     sink.close()

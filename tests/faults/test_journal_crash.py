@@ -112,3 +112,24 @@ def test_settlements_a_killed_process_had_not_sent_are_replayed_once_by_the_next
     later = ledgers(Ledger(from_uri(redis_url, prefix=prefix), _budgets(), journal_path=journal))
     assert later.read("cap").spent_usd * NANOS_PER_USD == recorded
     assert Decimal(recorded) / NANOS_PER_USD == later.read("cap").spent_usd
+
+
+def test_wrap_takes_journal_path(fake: FakeBedrock, tmp_path: Path) -> None:
+    import boto3
+
+    client = bb.wrap(
+        boto3.client(
+            "bedrock-runtime",
+            endpoint_url=fake.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ),
+        budgets=_budgets(),
+        settle_mode="background",
+        journal_path=tmp_path / "journal",
+    )
+    ledger: Ledger = client.bedrock_budget_meter.guard.ledger
+    assert len(list((tmp_path / "journal").glob("*.journal"))) == 1
+    ledger.close()
+    assert list((tmp_path / "journal").glob("*.journal")) == []

@@ -153,13 +153,17 @@ def test_a_leaked_unread_stream_gives_its_capacity_back_after_the_maximum_call_l
     fake.set_usage(SLOW, UsageSpec(input_tokens=10, output_tokens=1000))
     fake.configure(SLOW, latency=60.0, stream_deltas=3)  # the first event at once, the rest over a minute
     lifetime = 2.5
-    ledger = Ledger(
-        "memory://",
-        [bb.Budget("org", window="lifetime", limit_usd=str(LIMIT))],
+    # Configured the way a user would: through wrap()'s keywords.
+    client = bb.wrap(
+        _client(fake),
+        store="memory://",
+        budgets=[bb.Budget("org", window="lifetime", limit_usd=str(LIMIT))],
         reservation_ttl=1.0,
         max_call_seconds=lifetime,
+        listeners=[records],
     )
-    client = bb.wrap(_client(fake), ledger=ledger, listeners=[records])
+    ledger: Ledger = client.bedrock_budget_meter.guard.ledger
+    assert ledger.max_call_seconds == lifetime
     try:
         started = time.monotonic()
         stream = client.converse_stream(modelId=SLOW, messages=MESSAGES, inferenceConfig={"maxTokens": 1000})[

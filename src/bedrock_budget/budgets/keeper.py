@@ -84,6 +84,8 @@ class HoldKeeper:
         self._tracked: dict[Hashable, _Tracked] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # A ledger dropped without close(): its thread leaves now, not at its next wake-up.
+        weakref.finalize(self, self._stop.set)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's holds are the parent's to renew."""

@@ -419,7 +419,7 @@ class Ledger:
                 log.info(
                     "shadow budget %s would have refused the call: %s", refusal.budget.name, refusal.reason
                 )
-        self._keeper.track(rid, rid, tuple(line.ref for line in lines), now, owner=reservation)
+        self._keeper.track(rid, rid, tuple([line.ref for line in lines]), now, owner=reservation)
         self._maybe_replay()
         return reservation
 

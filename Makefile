@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 RUNTIME := $(VENV)/.installed-runtime
 
-.PHONY: demo test lint typecheck unit bench services clean
+.PHONY: demo test lint typecheck unit dist-check bench services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ services:
 	@bash .ci/ensure-services.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
-	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/ruff check src tests bench examples .ci
+	$(VENV)/bin/ruff format --check src .ci
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -37,7 +37,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q
 
-test: $(STAMP) services lint typecheck
+# The built wheel and sdist, installed into fresh venvs outside the checkout: what `pip install` gives users.
+dist-check: $(STAMP)
+	bash .ci/check-dist.sh
+
+test: $(STAMP) services lint typecheck dist-check
 	$(PY) -m pytest -q
 
 bench: $(STAMP) services

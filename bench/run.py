@@ -21,6 +21,7 @@ BENCHMARKS = {
     "import": "import_time",
     "wrapper": "wrapper",
     "hot-path": "hot_path",
+    "count-tokens": "count_tokens",
     "throughput": "throughput",
     "memory": "memory_users",
     "fake-server": "fake_server_throughput",

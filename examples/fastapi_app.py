@@ -7,9 +7,10 @@
 * The refusal: ``BudgetExceededError`` is raised before anything is sent to Bedrock and becomes
   ``429 Too Many Requests`` with ``Retry-After`` set to when the user's window resets.
 
-Run (``pip install fastapi uvicorn``)::
+Run from the checkout (``pip install fastapi uvicorn``; from elsewhere give ``--app-dir`` the path of
+this directory)::
 
-    USER_DAILY_LIMIT_USD=0.50 uvicorn --factory examples.fastapi_app:create_app --port 8000
+    USER_DAILY_LIMIT_USD=0.50 uvicorn --app-dir examples --factory fastapi_app:create_app --port 8000
     curl -s localhost:8000/chat -H 'X-User-Id: u-17' -H 'content-type: application/json' \\
         -d '{"message": "Hello!"}'
     curl -s localhost:8000/budget -H 'X-User-Id: u-17'

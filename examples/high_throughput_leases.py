@@ -21,8 +21,9 @@ the fake's short answers, so the org budget runs out within seconds)::
         python examples/high_throughput_leases.py
 
 Environment: ``BEDROCK_BUDGET_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``),
-``BEDROCK_BUDGET_KEY_PREFIX`` (default ``load-test:bb:``), ``BEDROCK_ENDPOINT_URL`` (unset: AWS - the
-calls are real and billed).
+``BEDROCK_BUDGET_KEY_PREFIX`` (default ``load-test-<run id>:bb:``, new on every run, so a second run the
+same day starts from empty budgets instead of the first run's spend; the keys expire after the day),
+``BEDROCK_ENDPOINT_URL`` (unset: AWS - the calls are real and billed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -44,6 +46,8 @@ MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 TEAMS = ("search", "support", "billing", "growth")
 THREADS = 8
 MAX_CALLS_PER_THREAD = 2_000
+# Each run its own budgets: the daily limits would otherwise still hold an earlier run's spend.
+RUN_PREFIX = f"load-test-{uuid.uuid4().hex[:8]}:bb:"
 
 BUDGETS = [
     bb.Budget("org-daily", window="day", limit_usd="0.08"),
@@ -65,7 +69,7 @@ def bedrock_client() -> Any:
 def store_uri() -> str:
     base = os.environ.get("BEDROCK_BUDGET_REDIS_URL", "redis://127.0.0.1:6379/0")
     options = {
-        "prefix": os.environ.get("BEDROCK_BUDGET_KEY_PREFIX", "load-test:bb:"),
+        "prefix": os.environ.get("BEDROCK_BUDGET_KEY_PREFIX") or RUN_PREFIX,
         "socket_timeout": "0.25",
         "connect_timeout": "0.25",
         "retries": "1",
@@ -151,7 +155,7 @@ def main() -> int:
     total = sum(costs.by_team.values(), Decimal(0))
     print(
         f"calls_made={made} calls_refused={counts.refused} calls_per_s={made / elapsed:.0f} "
-        f"leases_live_at_end={leases}"
+        f"leases_live_at_end={leases} key_prefix={os.environ.get('BEDROCK_BUDGET_KEY_PREFIX') or RUN_PREFIX}"
     )
     for team, status in teams.items():
         print(

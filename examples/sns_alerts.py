@@ -13,10 +13,12 @@ ready for an email/Slack/Lambda subscription.
 Run (the topic must exist and your credentials must allow ``sns:Publish``)::
 
     BUDGET_ALERTS_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:bedrock-budget-alerts \\
-    TEAM_SOFT_CAP_USD=0.002 TEAM_HARD_CAP_USD=0.003 python examples/sns_alerts.py
+    TEAM_SOFT_CAP_USD=0.0001 TEAM_HARD_CAP_USD=0.0002 python examples/sns_alerts.py
 
 ``BEDROCK_ENDPOINT_URL`` points the Bedrock calls elsewhere (e.g. ``bedrock-budget fake-bedrock``);
-``SNS_ENDPOINT_URL`` does the same for SNS. ``DEMO_CALLS`` bounds the demo loop (default 40).
+``SNS_ENDPOINT_URL`` does the same for SNS. ``DEMO_CALLS`` bounds the demo loop (default 100). The caps
+above are sized for it: a call to this model with this short prompt costs about $0.000005, so the soft
+cap's thresholds are crossed and the hard cap stops the loop within the run.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def main() -> int:
     with Ledger("memory://", budgets, alert_sinks=[sink, print_alert]) as ledger:
         client = bb.wrap(bedrock_client(), ledger=ledger, attribution={"app": "search-assistant"})
         with bb.attribute(team=TEAM):
-            for _ in range(int(os.environ.get("DEMO_CALLS", "40"))):
+            for _ in range(int(os.environ.get("DEMO_CALLS", "100"))):
                 try:
                     client.converse(
                         modelId=MODEL,

@@ -3,10 +3,29 @@ structured fields, so callers can react without parsing messages."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import errno
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import NotRequired, TypedDict, Unpack
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value as an error message shows it to a person: text quoted, numbers as written (``150``, never
+    ``Decimal('150')``), containers and other objects by their kind, never a Python repr of their insides."""
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, Decimal):
+        text = format(value, "f") if value.is_finite() else str(value)
+    elif value is None or isinstance(value, bool | int | float):
+        text = str(value)
+    elif isinstance(value, Mapping):
+        text = "a mapping"
+    elif isinstance(value, list | tuple | set | frozenset):
+        text = "a list"
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class BedrockBudgetError(Exception):
@@ -19,9 +38,9 @@ class PriceFileError(BedrockBudgetError):
     def __init__(self, path: str, problems: Sequence[str]) -> None:
         self.path = path
         self.problems = tuple(problems)
-        shown = "; ".join(self.problems[:10])
+        listed = "; ".join(self.problems[:10])
         more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
-        super().__init__(f"{path}: {shown}{more}")
+        super().__init__(f"{path}: {listed}{more}")
 
 
 class UnknownModelError(BedrockBudgetError):
@@ -56,7 +75,7 @@ class InvalidUsageError(BedrockBudgetError, ValueError):
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"invalid usage {field}={value!r}: {reason}")
+        super().__init__(f"invalid usage {field}={shown(value)}: {reason}")
 
 
 class InvalidModelIdError(BedrockBudgetError, ValueError):
@@ -82,11 +101,47 @@ class AttributionError(BedrockBudgetError, ValueError):
     def __init__(self, key: str, value: object, reason: str) -> None:
         self.key = key
         self.value = value
-        super().__init__(f"invalid attribution {key}={value!r:.80}: {reason}")
+        super().__init__(f"invalid attribution {key}={shown(value)}: {reason}")
 
 
 class ConfigurationError(BedrockBudgetError, ValueError):
     """A configuration value (budget definition, store URI, option) is invalid."""
+
+
+class ListenError(BedrockBudgetError, OSError):
+    """A server of ours (the fake Bedrock, a ``/metrics`` endpoint) cannot listen on its address: the port
+    is taken, needs privileges, or the address is not this machine's. Still an ``OSError`` (with the
+    ``errno`` of the failure) for callers that catch one around a bind."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        self.host = host
+        self.port = port
+        self.reason = _listen_failure(host, port, cause)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.message = f"cannot listen on {where}: {self.reason}"
+        super().__init__(cause.errno, self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _listen_failure(host: str, port: int, cause: OSError) -> str:
+    import socket
+
+    if isinstance(cause, socket.gaierror):
+        return f"no such host or address {host!r}"
+    if cause.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use; pick another port, or 0 for any free one"
+    if cause.errno == errno.EACCES:
+        return f"permission denied (port {port} needs privileges below 1024, or a firewall refuses it)"
+    if cause.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine"
+    return (cause.strerror or str(cause)).rstrip(".")
+
+
+class NoBudgetsError(ConfigurationError):
+    """Budgets were asked for and none are defined: an empty budgets file or document, or no budget file
+    and no ``BEDROCK_BUDGETS*`` environment variables."""
 
 
 class StoreError(BedrockBudgetError):
@@ -149,8 +204,9 @@ class BudgetExceededError(BedrockBudgetError):
 
         resets = f", resets at {resets_at.isoformat()}" if resets_at else ""
         detail = f" ({reason})" if reason else ""
+        scope_text = ", ".join(f"{key}={value}" for key, value in scope.items()) or "global"
         super().__init__(
-            f"budget {budget!r} {scope or '(global)'} [{window}] would be exceeded: limit {fmt(limit)}, "
+            f"budget {budget!r} ({scope_text}) [{window}] would be exceeded: limit {fmt(limit)}, "
             f"spent {fmt(spent)}, reserved {fmt(reserved)}, this call needs up to {fmt(requested)}"
             f"{resets}{detail}"
         )

@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 
 from bedrock_budget.errors import ConfigurationError, InvalidModelIdError, ModelResolutionError
 from bedrock_budget.model_ids import Kind, ModelRef, Route, parse_model_id
+from bedrock_budget.regions import AU_REGIONS, JP_REGIONS, MAJOR_BLOCKS, region_block
 
 __all__ = [
     "DEFAULT_REGION",
@@ -133,20 +134,6 @@ class ResolvedModel:
 
 # -- route inference -------------------------------------------------------------------------------------
 
-# Blocks are continents rather than Region prefixes because geographic profiles may cross a prefix (the US
-# profile serves Canadian callers, APAC ones mix ap-* Regions); only global profiles span continents.
-_BLOCK_OF_PREFIX: Final = {"us": "na", "ca": "na", "mx": "na", "eu": "europe", "ap": "apac"}
-_MAJOR_BLOCKS: Final = frozenset({"na", "europe", "apac"})
-_JP_REGIONS: Final = frozenset({"ap-northeast-1", "ap-northeast-3"})
-_AU_REGIONS: Final = frozenset({"ap-southeast-2", "ap-southeast-4"})
-
-
-def _block(region: str) -> str:
-    if region.startswith("us-gov-"):
-        return "us-gov"
-    head = region.split("-", 1)[0]
-    return _BLOCK_OF_PREFIX.get(head, head)
-
 
 def route_from_regions(regions: Iterable[str]) -> tuple[Route, str | None]:
     """Infer ``(route, geo)`` of an inference profile from the Regions its ``models[]`` entries name.
@@ -165,20 +152,20 @@ def route_from_regions(regions: Iterable[str]) -> tuple[Route, str | None]:
         raise ValueError("no Regions to infer a route from")
     if len(found) == 1:
         return "in_region", None
-    blocks = {_block(r) for r in found}
-    major = blocks & _MAJOR_BLOCKS
+    blocks = {region_block(r) for r in found}
+    major = blocks & MAJOR_BLOCKS
     if len(major) >= 2 or (not major and len(blocks) >= 2):
         return "global", "global"
     block = next(iter(major)) if major else next(iter(blocks))
-    in_block = {r for r in found if _block(r) == block}
+    in_block = {r for r in found if region_block(r) == block}
     if block == "na":
         return "geo", "ca" if all(r.startswith("ca-") for r in in_block) else "us"
     if block == "europe":
         return "geo", "eu"
     if block == "apac":
-        if in_block <= _JP_REGIONS:
+        if in_block <= JP_REGIONS:
             return "geo", "jp"
-        if in_block <= _AU_REGIONS:
+        if in_block <= AU_REGIONS:
             return "geo", "au"
         return "geo", "apac"
     return "geo", block

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
+import bedrock_budget as bb
 from bedrock_budget.budgets import (
     Budget,
     budgets_from_data,
     budgets_from_env,
+    configured_budgets,
     load_budgets,
     parse_budgets_yaml,
 )
-from bedrock_budget.errors import BudgetConfigError, ConfigurationError
+from bedrock_budget.errors import BudgetConfigError, ConfigurationError, NoBudgetsError
+from bedrock_budget.testing import FakeBedrock
 
 YAML = """
 budgets:
@@ -65,8 +68,88 @@ def test_mapping_form_and_bare_list() -> None:
     by_name = parse_budgets_yaml("a: {limit_usd: 1}\nb: {limit_tokens: 5, window: hour}\n")
     assert [(b.name, b.window.kind) for b in by_name] == [("a", "day"), ("b", "hour")]
     assert [b.name for b in parse_budgets_yaml("- {name: x, limit_usd: 1}")] == ["x"]
-    assert parse_budgets_yaml("budgets: []") == []
-    assert parse_budgets_yaml("") == []
+
+
+EMPTY_DOCUMENTS = [
+    "",
+    "\n\n",
+    "# budgets come later\n",
+    "budgets: []\n",
+    "budgets:\n",
+    "{}\n",
+    "[]\n",
+    "---\n",
+]
+
+
+@pytest.mark.parametrize("text", EMPTY_DOCUMENTS)
+def test_a_file_without_budgets_is_an_error(tmp_path: Path, text: str) -> None:
+    # An empty file is a wrong path or a truncated deploy; enforcing nothing because of it would go unseen.
+    path = tmp_path / "budgets.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(NoBudgetsError, match="defines no budgets") as info:
+        load_budgets(path)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, ConfigurationError)
+    with pytest.raises(NoBudgetsError, match=r"^<stream> defines no budgets"):
+        load_budgets(io.StringIO(text))
+
+
+@pytest.mark.parametrize("text", ["", "budgets: []"])
+def test_wrap_refuses_a_budgets_file_without_budgets(fake: FakeBedrock, tmp_path: Path, text: str) -> None:
+    path = tmp_path / "budgets.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(NoBudgetsError, match=r"budgets\.yaml defines no budgets"):
+        bb.wrap(fake.client(), budgets=str(path))
+
+
+def test_environment_documents_without_budgets_are_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(NoBudgetsError, match=r"empty\.yaml defines no budgets"):
+        budgets_from_env({"BEDROCK_BUDGETS_FILE": str(empty)})
+    with pytest.raises(NoBudgetsError, match=r"\$BEDROCK_BUDGETS defines no budgets"):
+        budgets_from_env({"BEDROCK_BUDGETS": "budgets: []", "BEDROCK_BUDGET__A": "limit_usd=1"})
+
+
+def test_configured_budgets_reads_a_file_or_else_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_text("- {name: from-file, limit_usd: 1}", encoding="utf-8")
+    env = {"BEDROCK_BUDGETS": "[{name: inline, limit_usd: 2}]", "BEDROCK_BUDGET__TEAM": "limit_usd=3"}
+    assert [b.name for b in configured_budgets(path, environ=env)] == ["from-file"]
+    assert [b.name for b in configured_budgets(environ=env)] == ["inline", "team"]
+    with pytest.raises(NoBudgetsError, match="no budgets defined: pass a budgets file") as info:
+        configured_budgets(environ={"UNRELATED": "x"})
+    for variable in ("BEDROCK_BUDGETS_FILE", "BEDROCK_BUDGETS", "BEDROCK_BUDGET__<NAME>"):
+        assert variable in str(info.value)
+    assert configured_budgets(environ={}, required=False) == []
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(NoBudgetsError, match=r"empty\.yaml defines no budgets"):
+        configured_budgets(empty, environ=env, required=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("- {name: a, limit_usd: 1, thresholds: [50.5]}", "thresholds: 50.5 is not a whole percentage"),
+        ("- {name: a, limit_usd: 1, window: 1.5}", "window: 1.5 is not one of"),
+        ("- {name: a, limit_usd: 1, action: 2.0}", "action: 2.0 is not one of"),
+        ("- {name: a, limit_usd: 1, timezone: 1.25}", "not 1.25"),
+        (
+            "- {name: a, limit_usd: 1, scope: [1.5]}",
+            "scope: must be a mapping of attribution key to value, not a list",
+        ),
+        ("- [1.5, 2.5]", "budgets[0]: must be a mapping, not a list"),
+        ("x: {name: 1.5, limit_usd: 1}", "differs from its key (1.5)"),
+    ],
+)
+def test_messages_show_numbers_as_written_never_as_python_reprs(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_budgets_yaml(text, source="budgets.yaml")
+    message = str(info.value)
+    assert fragment in message
+    assert "Decimal(" not in message
 
 
 @pytest.mark.parametrize(

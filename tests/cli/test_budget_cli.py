@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,8 +55,9 @@ class Backend:
 
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BEDROCK_BUDGET_STORE", raising=False)
-    monkeypatch.delenv("BEDROCK_BUDGETS_FILE", raising=False)
+    for variable in list(os.environ):
+        if variable.startswith("BEDROCK_BUDGET"):
+            monkeypatch.delenv(variable)
 
 
 @pytest.fixture
@@ -303,6 +305,51 @@ def test_environment_names_the_store_and_the_file(
     assert len(json.loads(out)["windows"]) == 6
 
 
+def test_budgets_commands_read_every_budget_variable_as_serve_metrics_does(
+    seeded: Backend, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Budgets inline and one per variable, no file: what a container's environment typically holds.
+    monkeypatch.setenv(
+        "BEDROCK_BUDGETS", "[{name: chat-daily, scope: {app: chat}, window: day, limit_usd: 25}]"
+    )
+    monkeypatch.setenv("BEDROCK_BUDGET__PER_USER", "window=day;limit_usd=2.50;scope.user=*")
+    monkeypatch.setenv("BEDROCK_BUDGET_STORE", seeded.args[1])
+    code, out, err = run(capsys, "budgets", "list", "--json", *seeded.args[2:])
+    assert (code, err) == (0, ""), err
+    spent = {(w["budget"], json.dumps(w["scope"])): w["spent_usd"] for w in json.loads(out)["windows"]}
+    assert spent == {
+        ("chat-daily", '{"app": "chat"}'): "2.00",
+        ("per-user", '{"user": "u1"}'): "1.50",
+        ("per-user", '{"user": "u2"}'): "0.51",
+    }
+    code, out, err = run(
+        capsys, "budgets", "show", "per-user", "--scope", "user=u2", "--json", *seeded.args[2:]
+    )
+    assert (code, err) == (0, ""), err
+    assert [w["spent_usd"] for w in json.loads(out)["windows"]] == ["0.51"]
+    code, _, err = run(capsys, "budgets", "show", "company", *seeded.args[2:])
+    assert code == 2
+    assert err == "error: unknown budget 'company' (budgets in the environment: chat-daily, per-user)\n"
+    # The same environment is what serve-metrics serves, through the same function.
+    from bedrock_budget.budgets.loading import budgets_from_env
+
+    assert [b.name for b in budgets_from_env()] == ["chat-daily", "per-user"]
+
+
+def test_budgets_set_edits_the_file_the_environment_names(
+    budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BEDROCK_BUDGETS_FILE", str(budgets_file))
+    code, _, err = run(capsys, "budgets", "set", "company", "--limit-usd", "80")
+    assert (code, err) == (0, ""), err
+    assert "    limit_usd: 80\n" in budgets_file.read_text()
+    monkeypatch.delenv("BEDROCK_BUDGETS_FILE")
+    monkeypatch.setenv("BEDROCK_BUDGET__COMPANY", "limit_usd=100")
+    code, _, err = run(capsys, "budgets", "set", "company", "--limit-usd", "80")
+    assert code == 2
+    assert err.startswith("error: no budgets file to edit: pass --budgets FILE or set BEDROCK_BUDGETS_FILE")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -310,7 +357,10 @@ def test_environment_names_the_store_and_the_file(
             ["budgets", "list", "--budgets", "{file}"],
             "error: no budget store: pass --store URI or set BEDROCK_BUDGET_STORE",
         ),
-        (["budgets", "list", "--store", "bbtest://"], "error: no budgets file: pass --budgets FILE or set"),
+        (
+            ["budgets", "list", "--store", "bbtest://"],
+            "error: no budgets defined: pass a budgets file (--budgets FILE), or set",
+        ),
         (
             ["budgets", "show", "nope", "--store", "bbtest://", "--budgets", "{file}"],
             "error: unknown budget 'nope'",

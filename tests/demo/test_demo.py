@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import urllib.request
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from bedrock_budget.cli import main
 from bedrock_budget.demo.runner import run_demo
 from bedrock_budget.demo.workload import plan
 from bedrock_budget.metrics import PrometheusListener
+from service_fixtures import free_port
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
@@ -66,3 +72,46 @@ def test_demo_on_real_redis_with_metrics(redis_url: str) -> None:
         if sample.name == "bedrock_budget_cost_usd_total"
     )
     assert exported == pytest.approx(float(Decimal(summary.tally.spend_nanos) / 10**9), rel=1e-9)
+
+
+def test_demo_serves_budget_gauges_and_lingers_after_the_run() -> None:
+    """The dashboard's budget panels need ``bedrock_budget_budget_*`` from the demo, and a run shorter
+    than a scrape interval needs /metrics to stay up after it."""
+    port = free_port()
+    cli = str(Path(sys.executable).with_name("bedrock-budget"))
+    command = [cli, "demo", "--json", "--latency", "0"]
+    command += ["--calls", "60", "--metrics-port", str(port), "--linger", "8"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as demo:
+        try:
+            assert demo.stdout is not None
+            lines = []
+            for line in demo.stdout:  # the summary is printed once the run is over
+                lines.append(line)
+                if line == "}\n":
+                    break
+            summary = json.loads("".join(lines))
+            assert demo.poll() is None, "the demo exited instead of lingering"
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+            assert demo.wait(timeout=30) == 0
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+    spent = {s.labels["budget"]: s.value for s in families["bedrock_budget_budget_spent_usd"].samples}
+    limits = {s.labels["budget"]: s.value for s in families["bedrock_budget_budget_limit_usd"].samples}
+    assert set(spent) == {b["budget"] for b in summary["budgets"]}
+    assert spent["company-monthly"] == pytest.approx(float(summary["spend_usd"]), rel=1e-9)
+    assert limits["company-monthly"] == 25.0
+    (token_limit,) = families["bedrock_budget_budget_limit_tokens"].samples
+    assert (token_limit.labels["budget"], token_limit.value) == ("search-tokens-daily", 400_000)
+    ratios = families["bedrock_budget_budget_utilisation_ratio"].samples
+    assert {(s.labels["budget"], s.labels["unit"]) for s in ratios if s.value > 0} >= {
+        ("company-monthly", "usd"),
+        ("search-tokens-daily", "tokens"),
+    }
+    assert "bedrock_budget_requests" in families
+
+
+def test_linger_needs_a_metrics_port(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--calls", "1", "--linger", "5"]) == 2
+    assert "--linger keeps /metrics up after the run: it needs --metrics-port" in capsys.readouterr().err

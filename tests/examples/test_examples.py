@@ -7,12 +7,15 @@ user would; the FastAPI app and the SNS example run in-process (TestClient, moto
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +29,7 @@ import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.testing import FakeBedrock, UsageSpec
-from service_fixtures import free_port, unavailable
+from service_fixtures import free_port, port_open, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -69,11 +72,11 @@ def example_env(fake: FakeBedrock | None = None, **extra: str) -> dict[str, str]
     return env
 
 
-def run_example(name: str, env: dict[str, str], *, expect: int = 0) -> str:
+def run_example(name: str, env: dict[str, str], *, expect: int = 0, cwd: Path = REPO) -> str:
     done = subprocess.run(
         [sys.executable, "-W", "error", str(EXAMPLES / name)],
         env=env,
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -353,6 +356,29 @@ def test_sns_alerts_publish_50_80_100_percent_to_the_topic(
         assert envelope["Subject"].startswith("Budget team-daily-soft-cap at ")
 
 
+def documented_env(name: str) -> dict[str, str]:
+    """The ``NAME=value`` settings of the run command in an example's docstring."""
+    return dict(re.findall(r"\b([A-Z][A-Z0-9_]+)=(\S+)", " ".join(documented_commands(name))))
+
+
+def test_sns_alerts_with_the_documented_caps_alerts_every_threshold_twice_in_a_row(
+    sns_queue: tuple[Any, str, str],
+    fake: FakeBedrock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The fake's default answers: short, as a real model's answer to this prompt would be.
+    documented = documented_env("sns_alerts.py")
+    assert set(documented) == {"BUDGET_ALERTS_TOPIC_ARN", "TEAM_SOFT_CAP_USD", "TEAM_HARD_CAP_USD"}
+    for name in ("TEAM_SOFT_CAP_USD", "TEAM_HARD_CAP_USD"):
+        monkeypatch.setenv(name, documented[name])
+    for _ in range(2):  # each run is its own process with its own in-memory budgets
+        assert load_example("sns_alerts", monkeypatch).main() == 0
+        out = capsys.readouterr().out
+        assert "blocked by team-daily-hard-cap" in out
+        assert value_of(out, "sns_published") == "3"
+
+
 def test_sns_alerts_needs_a_topic(
     in_process_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -531,6 +557,26 @@ def test_strands_example_meters_a_chat_and_a_streamed_turn(fake: FakeBedrock) ->
 
 
 @pytest.mark.redis
+def test_high_throughput_leases_runs_twice_in_a_row_from_any_directory(
+    redis_url: str, fake: FakeBedrock, tmp_path: Path
+) -> None:
+    # As documented: no key prefix given, so each run must not find the previous run's spend.
+    env = example_env(fake, BEDROCK_BUDGET_REDIS_URL=redis_url)
+    prefixes = []
+    try:
+        for _ in range(2):
+            out = run_example("high_throughput_leases.py", env, cwd=tmp_path)
+            prefixes.append(value_of(out, "key_prefix"))
+            assert int(value_of(out, "calls_made")) > 0
+            assert value_of(out, "within_limits") == "True"
+            assert value_of(out, "records_match_store") == "True"
+    finally:
+        for prefix in prefixes:
+            _drop_keys(redis_url, prefix)
+    assert len(set(prefixes)) == 2
+
+
+@pytest.mark.redis
 def test_high_throughput_leases_stop_at_the_limit_and_settle_every_call(
     redis_url: str, fake: FakeBedrock
 ) -> None:
@@ -565,3 +611,146 @@ def test_high_throughput_leases_stop_at_the_limit_and_settle_every_call(
         assert Decimal(value_of(line, "record_cost_usd")) == team_spent
         assert team_spent <= Decimal(value_of(line, "limit_usd"))
     assert sum(Decimal(value_of(line, "spent_usd")) for line in teams) == spent
+
+
+# --- every documented run command, verbatim --------------------------------------------------------------
+
+
+def documented_commands(name: str) -> list[str]:
+    """The shell commands of the last literal block (``::``) in an example's docstring, continuation
+    lines joined."""
+    doc = ast.get_docstring(ast.parse((EXAMPLES / name).read_text()))
+    assert doc is not None, name
+    blocks: list[list[str]] = []
+    lines = iter(doc.splitlines())
+    for line in lines:
+        if not line.rstrip().endswith("::"):
+            continue
+        block: list[str] = []
+        for inner in lines:
+            if inner.startswith("    "):
+                block.append(inner[4:])
+            elif inner.strip() or block:
+                break
+        blocks.append(block)
+    assert blocks, f"{name} documents no command"
+    return "\n".join(blocks[-1]).replace("\\\n", " ").splitlines()
+
+
+LOCAL_FAKE = "bedrock-budget fake-bedrock --port 4010 &"
+
+
+def run_documented(name: str, fake: FakeBedrock, cwd: Path, **extra: str) -> str:
+    """Run an example's documented command in a shell from ``cwd``, with the installed ``python`` and
+    ``bedrock-budget`` first on PATH. The documented ``fake-bedrock`` on port 4010 is this test's fake (a
+    fixed port would collide with other test runs)."""
+    commands = documented_commands(name)
+    script = "\n".join(c for c in commands if c.strip() != LOCAL_FAKE)
+    if LOCAL_FAKE in commands:
+        script = script.replace("http://127.0.0.1:4010", fake.endpoint_url)
+    env = example_env(None if LOCAL_FAKE in commands else fake, **extra)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["bash", "-euc", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{script}\nexited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [
+        ("wrap_existing_client.py", None),
+        ("langchain_chat.py", "langchain_aws"),
+        ("strands_agent.py", "strands"),
+    ],
+)
+def test_documented_command_works_twice_from_a_checkout(
+    name: str, module: str | None, fake: FakeBedrock, tmp_path: Path
+) -> None:
+    if module is not None:
+        need(module)
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "examples").symlink_to(EXAMPLES)  # a checkout's layout, away from the test's working directory
+    outputs = [run_documented(name, fake, clone) for _ in range(2)]
+    for out in outputs:
+        assert Decimal(value_of(out, "total_usd")) > 0
+    assert fake.request_count == 4
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("name", ["redis_store.py", "high_throughput_leases.py"])
+def test_documented_redis_command_works_twice_from_a_checkout(
+    name: str, redis_url: str, fake: FakeBedrock, tmp_path: Path
+) -> None:
+    (tmp_path / "examples").symlink_to(EXAMPLES)
+    extra = {"BEDROCK_BUDGET_REDIS_URL": redis_url}
+    if name == "redis_store.py":
+        # Its documented prefix is shared on purpose (every worker sees the same spend): keep test runs apart.
+        extra["BEDROCK_BUDGET_KEY_PREFIX"] = f"bb-example-{uuid4().hex[:8]}:"
+    prefixes: list[str] = []
+    try:
+        for _ in range(2):
+            out = run_documented(name, fake, tmp_path, **extra)
+            if name == "high_throughput_leases.py":
+                prefixes.append(value_of(out, "key_prefix"))
+                assert value_of(out, "within_limits") == "True"
+    finally:
+        for prefix in [*prefixes, extra.get("BEDROCK_BUDGET_KEY_PREFIX", "")]:
+            if prefix:
+                _drop_keys(redis_url, prefix)
+
+
+def test_fastapi_documented_commands_serve_and_bill_twice_from_a_checkout(
+    fake: FakeBedrock, tmp_path: Path
+) -> None:
+    need("fastapi")
+    need("uvicorn")
+    clone, elsewhere = tmp_path / "clone", tmp_path / "elsewhere"
+    clone.mkdir()
+    elsewhere.mkdir()
+    (clone / "examples").symlink_to(EXAMPLES)
+    serve, *requests = documented_commands("fastapi_app.py")
+    assert " --app-dir examples " in serve
+    env = example_env(fake)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Verbatim from a checkout, then from another directory with --app-dir naming the examples, as documented.
+    for cwd, command in (
+        (clone, serve),
+        (elsewhere, serve.replace("--app-dir examples", f"--app-dir {EXAMPLES}")),
+    ):
+        port = free_port()  # the documented port 8000 may be taken on a shared machine
+        with subprocess.Popen(
+            ["bash", "-euc", command.replace("8000", str(port))],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # uvicorn runs under bash: stop the whole group
+        ) as server:
+            try:
+                deadline = time.monotonic() + 30
+                while not port_open("127.0.0.1", port):
+                    assert server.poll() is None, server.communicate()[1]
+                    assert time.monotonic() < deadline, "uvicorn did not start"
+                    time.sleep(0.1)
+                answers = [
+                    subprocess.run(
+                        ["bash", "-euc", request.replace("8000", str(port))],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=30,
+                        check=True,
+                    ).stdout
+                    for request in requests
+                ]
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+        chat, budget = (json.loads(answer) for answer in answers)
+        assert chat["output_tokens"] > 0
+        assert Decimal(budget["spent_usd"]) > 0
+        assert Decimal(budget["limit_usd"]) == Decimal("0.50")
+    assert len(fake.calls("converse")) == 2

@@ -110,7 +110,8 @@ def test_run_exporter_in_a_thread_with_budgets_from_the_environment(monkeypatch:
     assert not thread.is_alive()
 
 
-def test_bad_store_uri_is_a_configuration_error() -> None:
+def test_bad_store_uri_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BEDROCK_BUDGET__TEAM_DAILY", "window=day;limit_usd=3")
     result = CliRunner().invoke(group(), ["serve-metrics", "--store", "nosuch://x", "--port", "0"])
     assert isinstance(result.exception, ConfigurationError)
     assert "unknown store scheme" in str(result.exception)

@@ -98,7 +98,7 @@ def test_long_context_switches_the_whole_request(table: PriceTable) -> None:
     assert (
         global_long.total_usd == (150_001 * usd("6.00") + 50_000 * usd("0.30") + 1000 * usd("22.50")) / 10**6
     )
-    assert long.context["long_context"] == "true"
+    assert long.context["long_context"] is True
 
 
 def test_batch_rates_and_refusal(table: PriceTable) -> None:

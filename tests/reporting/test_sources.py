@@ -99,11 +99,69 @@ def test_choice_prefers_wider_budgets_then_longer_windows() -> None:
         chat_only = usage_from_store(store, by="app", now=NOW, counters=counters)
         assert chat_only.budget == "chat-users"
         assert chat_only.notes[0].startswith(
-            "covers only calls attributed with some user (what budget chat-users"
+            "partial view: only what budgets chat-users (app=chat, some user)"
         )
         assert {row.group for row in build_report(chat_only, "app").rows} == {"chat"}
         with pytest.raises(ReportError, match=r"only in these windows: day \(users-daily\), month"):
             usage_from_store(store, by="user", now=NOW, counters=counters, window="hour")
+
+
+DEMO_LIKE = [
+    Budget("company", window="month", limit_usd="100"),
+    Budget("chat-daily", scope={"app": "chat"}, window="day", limit_usd="10"),
+    Budget("batch-daily", scope={"app": "batch"}, window="day", limit_usd="10"),
+    Budget("search-sonnet", scope={"app": "search"}, model="m-s", window="day", limit_usd="10"),
+]
+APPS_MIX = [
+    ({"app": "chat"}, "m-a", 1_000_000_000),
+    ({"app": "chat"}, "m-b", 500_000_000),
+    ({"app": "batch"}, "m-b", 250_000_000),
+    ({"app": "search"}, "m-s", 125_000_000),
+    ({"app": "search"}, "m-a", 100_000_000),  # a model search-sonnet does not count
+    ({"app": "ops"}, "m-a", 25_000_000),  # an app no budget scopes
+]
+
+
+@pytest.mark.parametrize("with_file", [True, False])
+def test_budgets_fixing_one_value_each_report_together_and_say_what_is_missing(with_file: bool) -> None:
+    with MemoryStore() as store:
+        record(store, DEMO_LIKE, APPS_MIX)
+        usage = usage_from_store(store, by="app", now=NOW, budgets=DEMO_LIKE if with_file else None)
+    report = build_report(usage, "app")
+    assert {row.group: str(row.tally.cost_usd) for row in report.rows} == {
+        "chat": "1.5",
+        "batch": "0.25",
+        "search": "0.125",
+    }
+    # Not every call: no row may claim a share of the whole, and the total row has none either.
+    assert [row.share_percent for row in report.rows] == [None, None, None]
+    assert report.csv_rows()[-1][-1] == ""
+    assert report.as_dict()["partial"] is True
+    assert set(usage.budgets) == {"chat-daily", "batch-daily", "search-sonnet"}
+    (note,) = usage.notes
+    assert note.startswith("partial view: only what budgets ")
+    assert "search-sonnet (app=search, model=m-s)" in note
+    assert "$1.875, 93.8% of the $2.00 budget company recorded in its current month window" in note
+    assert 'app values no budget scopes are not tracked (a budget with scope {app: "*"}' in note
+    assert "  " not in note
+
+
+def test_budgets_fixing_one_value_each_get_the_rest_from_a_same_window_all_calls_budget() -> None:
+    budgets = [b.replace(window="month") if b.name != "company" else b for b in DEMO_LIKE]
+    with MemoryStore() as store:
+        record(store, budgets, APPS_MIX)
+        usage = usage_from_store(store, by="app", now=NOW, budgets=budgets)
+    report = build_report(usage, "app")
+    rest = "(not counted by batch-daily, chat-daily, search-sonnet)"
+    shares = {row.group: (str(row.tally.cost_usd), str(row.share_percent)) for row in report.rows}
+    assert shares == {
+        "chat": ("1.5", "75.00"),
+        "batch": ("0.25", "12.50"),
+        "search": ("0.125", "6.25"),
+        rest: ("0.125", "6.25"),
+    }
+    assert usage.whole
+    assert usage.notes == ()
 
 
 def test_an_empty_store_says_so() -> None:

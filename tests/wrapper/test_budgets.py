@@ -158,6 +158,48 @@ def test_count_tokens_gives_an_exact_reservation(fake: FakeBedrock) -> None:
     assert len(fake.calls("count_tokens")) == 2  # ours once (then cached by content), plus the check above
 
 
+def test_a_model_without_count_tokens_is_not_asked_on_every_call(fake: FakeBedrock) -> None:
+    # Bedrock refuses CountTokens for models that do not support it; each call must not pay that round trip.
+    fake.fail_next("count_tokens", "ValidationException", times=1)
+    ledger = Ledger("memory://", [bb.Budget(name="all", limit_tokens=1_000_000)])
+    client = bb.wrap(fake.client(), ledger=ledger, count_tokens=True)
+    for index in range(3):
+        client.converse(
+            modelId=HAIKU,
+            messages=[{"role": "user", "content": [{"text": f"question {index}"}]}],
+            inferenceConfig={"maxTokens": 10},
+        )
+    assert len(fake.calls("count_tokens")) == 1
+    assert len(fake.calls("converse")) == 3
+
+
+def test_a_failed_count_is_retried_after_a_pause() -> None:
+    from bedrock_budget.budgets.enforcement import _TokenCountCache
+
+    now = [0.0]
+    answers: list[object] = [TimeoutError("read timeout"), {"inputTokens": 5}]
+
+    class Client:
+        asked = 0
+
+        def count_tokens(self, **kwargs: object) -> object:
+            Client.asked += 1
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    cache = _TokenCountCache(failed_seconds=30.0, clock=lambda: now[0])
+    kwargs = {"messages": MESSAGES}
+    assert cache.count(Client(), HAIKU, "Converse", kwargs) is None
+    now[0] = 29.0
+    assert cache.count(Client(), HAIKU, "Converse", kwargs) is None
+    assert Client.asked == 1
+    now[0] = 31.0
+    assert cache.count(Client(), HAIKU, "Converse", kwargs) == 5
+    assert Client.asked == 2
+
+
 def test_store_outage_deny_and_allow(fake: FakeBedrock) -> None:
     dead = "redis://127.0.0.1:1/0"
     deny = bb.wrap(fake.client(), budgets=[bb.Budget(name="all", limit_usd="5")], store=dead)
@@ -180,8 +222,9 @@ def test_store_outage_deny_and_allow(fake: FakeBedrock) -> None:
 
 
 def test_unknown_wrap_option_is_an_error(fake: FakeBedrock) -> None:
-    with pytest.raises(bb.ConfigurationError, match="budgetz"):
-        bb.wrap(fake.client(), budgetz=[])
+    # wrap() has real keyword parameters: a misspelt one is Python's own error (and mypy's, before it runs).
+    with pytest.raises(TypeError, match="budgetz"):
+        bb.wrap(fake.client(), budgetz=[])  # type: ignore[call-arg]
 
 
 def test_budgets_from_yaml_file(fake: FakeBedrock, tmp_path: Any) -> None:

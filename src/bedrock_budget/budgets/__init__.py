@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from bedrock_budget.budgets.loading import (
     budgets_from_data,
     budgets_from_env,
+    configured_budgets,
     load_budgets,
     parse_budgets_yaml,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Window",
     "budgets_from_data",
     "budgets_from_env",
+    "configured_budgets",
     "load_budgets",
     "parse_budgets_yaml",
     "window_bounds",

@@ -13,8 +13,10 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
@@ -53,14 +55,37 @@ def usage_tokens(usage: Usage) -> dict[str, int]:
 
 
 class _TokenCountCache:
-    """Exact input counts from Bedrock's free CountTokens API, keyed by a hash of the request content."""
+    """Exact input counts from Bedrock's free CountTokens API, keyed by a hash of the request content.
 
-    def __init__(self, max_entries: int = 4096) -> None:
+    Not every model supports CountTokens (AWS documents that some Claude models, among them ones launched
+    only with cross-Region inference, do not). A model it refuses is not asked again for
+    ``unsupported_seconds``, and one whose call failed otherwise (throttled, timed out) for
+    ``failed_seconds``: an unsupported model costs one extra round trip an hour, not one per call.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 4096,
+        *,
+        unsupported_seconds: float = 3600.0,
+        failed_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._entries: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
+        self._unsupported_seconds = unsupported_seconds
+        self._failed_seconds = failed_seconds
+        self._clock = clock
+        #: model id -> when to try CountTokens for it again
+        self._skip_until: dict[str, float] = {}
 
     def count(self, client: Any, model_id: str, operation: str, kwargs: Mapping[str, Any]) -> int | None:
+        skip_until = self._skip_until.get(model_id)
+        if skip_until is not None:
+            if self._clock() < skip_until:
+                return None
+            self._skip_until.pop(model_id, None)
         payload = _count_tokens_input(operation, kwargs)
         if payload is None:
             return None
@@ -74,8 +99,18 @@ class _TokenCountCache:
         try:
             response = client.count_tokens(modelId=model_id, input=payload)
             tokens = response["inputTokens"]
-        except Exception as exc:  # CountTokens is an optimisation: fall back to the byte heuristic
-            log.debug("CountTokens failed for %s (%s); using the estimate", model_id, exc)
+        except Exception as exc:  # CountTokens is an optimisation: fall back to the bound
+            unsupported = _error_code(exc) in _UNSUPPORTED_CODES
+            self._skip_until[model_id] = self._clock() + (
+                self._unsupported_seconds if unsupported else self._failed_seconds
+            )
+            log.info(
+                "CountTokens %s for %s (%s); reserving the estimate for it for %.0f s",
+                "not available" if unsupported else "failed",
+                model_id,
+                _error_code(exc) or type(exc).__name__,
+                self._unsupported_seconds if unsupported else self._failed_seconds,
+            )
             return None
         if type(tokens) is not int or tokens < 0:
             return None
@@ -84,6 +119,19 @@ class _TokenCountCache:
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
         return tokens
+
+
+# Errors that will repeat for the same model: it does not support CountTokens, or we may not call it.
+_UNSUPPORTED_CODES = frozenset({"ValidationException", "AccessDeniedException", "ResourceNotFoundException"})
+
+
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping) and isinstance(error.get("Code"), str):
+            return str(error["Code"])
+    return None
 
 
 def _bytes_digest(value: object) -> str:
@@ -312,7 +360,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         if key in options:
             ledger_options[key] = options.pop(key)
     store: Store | str = options.pop("store", "memory://")
-    budgets: Iterable[Budget] | str = options.pop("budgets", ())
+    budgets: Iterable[Budget] | str | Path = options.pop("budgets", ())
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
     if ledger is not None:
@@ -321,7 +369,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         if not isinstance(ledger, Ledger):
             raise ConfigurationError(f"ledger must be a bedrock_budget Ledger, got {type(ledger).__name__}")
     else:
-        if isinstance(budgets, str):
+        if isinstance(budgets, str | Path):
             from bedrock_budget.budgets.loading import load_budgets
 
             budgets = load_budgets(budgets)

@@ -112,6 +112,7 @@ from bedrock_budget.errors import (
     DowngradeRequiredError,
     StoreError,
     StoreUnavailableError,
+    shown,
 )
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import (
@@ -222,19 +223,19 @@ class Ledger:
         if on_store_error not in ("deny", "allow"):
             raise ConfigurationError(f"on_store_error must be 'deny' or 'allow', not {on_store_error!r}")
         if not reservation_ttl > 0:
-            raise ConfigurationError(f"reservation_ttl must be positive, not {reservation_ttl!r}")
+            raise ConfigurationError(f"reservation_ttl must be positive, not {shown(reservation_ttl)}")
         if settle_mode not in ("sync", "background"):
             raise ConfigurationError(f"settle_mode must be 'sync' or 'background', not {settle_mode!r}")
         if settle_queue_size < 1 or settle_batch < 1:
             raise ConfigurationError("settle_queue_size and settle_batch must be at least 1")
         if not settle_linger >= 0:
-            raise ConfigurationError(f"settle_linger must not be negative, not {settle_linger!r}")
+            raise ConfigurationError(f"settle_linger must not be negative, not {shown(settle_linger)}")
         if lease_fraction is not None and not 0 < lease_fraction <= 1:
-            raise ConfigurationError(f"lease_fraction must be in (0, 1], not {lease_fraction!r}")
+            raise ConfigurationError(f"lease_fraction must be in (0, 1], not {shown(lease_fraction)}")
         if not lease_seconds > 0:
-            raise ConfigurationError(f"lease_seconds must be positive, not {lease_seconds!r}")
+            raise ConfigurationError(f"lease_seconds must be positive, not {shown(lease_seconds)}")
         if not max_call_seconds > 0:
-            raise ConfigurationError(f"max_call_seconds must be positive, not {max_call_seconds!r}")
+            raise ConfigurationError(f"max_call_seconds must be positive, not {shown(max_call_seconds)}")
         self._owns_store = isinstance(store, str)
         self.store: Store = from_uri(store) if isinstance(store, str) else store
         self.on_store_error: OutagePolicy = on_store_error

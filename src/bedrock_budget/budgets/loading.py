@@ -17,6 +17,9 @@ YAML (a list, or a mapping keyed by name; either at top level or under ``budgets
         thresholds: [50, 80, 100]
         on_expired_hold: charge   # a crashed holder's calls count at their worst case (default: release)
 
+A file, or an inline ``BEDROCK_BUDGETS`` document, that defines no budget is an error: an empty file is a
+mistake (a wrong path, a truncated deploy), and enforcing nothing because of it would go unnoticed.
+
 Environment (read by :func:`budgets_from_env`):
 
 - ``BEDROCK_BUDGETS_FILE``: path of a YAML file as above;
@@ -25,6 +28,9 @@ Environment (read by :func:`budgets_from_env`):
   ``BEDROCK_BUDGET__CHAT_DAILY="window=day;limit_usd=25;scope.app=chat;thresholds=50,80,100"``. The name
   is ``<NAME>`` lower-cased with ``_`` turned into ``-``; nested fields use dots
   (``scope.user=*``, ``token_weights.cache_read=0.1``).
+
+Tools that run beside the applications (``bedrock-budget serve-metrics``, ``budgets list``, ...) find their
+budgets with :func:`configured_budgets`: a file when one is given, otherwise these variables.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.errors import BudgetConfigError, ConfigurationError
+from bedrock_budget.errors import BudgetConfigError, ConfigurationError, NoBudgetsError, shown
 
 FIELDS = frozenset(
     {
@@ -86,11 +92,11 @@ def _loader() -> type[Any]:
 
 def _one(data: object, index: str, name: str | None = None) -> Budget:
     if not isinstance(data, Mapping):
-        raise BudgetConfigError(name, f"budgets[{index}]", f"must be a mapping, not {data!r:.80}")
+        raise BudgetConfigError(name, f"budgets[{index}]", f"must be a mapping, not {shown(data)}")
     fields = dict(data)
     if name is not None:
         if "name" in fields and fields["name"] != name:
-            raise BudgetConfigError(name, "name", f"differs from its key ({fields['name']!r})")
+            raise BudgetConfigError(name, "name", f"differs from its key ({shown(fields['name'])})")
         fields["name"] = name
     budget_name = fields.get("name")
     if budget_name is None:
@@ -126,14 +132,14 @@ def _scalar_text(value: object) -> object:
 
 def _whole(budget: str | None, field: str, value: object) -> int:
     if isinstance(value, bool):
-        raise BudgetConfigError(budget, field, f"{value!r} is not a whole percentage")
+        raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole percentage")
     if isinstance(value, int):
         return value
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise BudgetConfigError(budget, field, f"{value!r} is not a whole percentage")
+    raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole percentage")
 
 
 def budgets_from_data(data: object) -> list[Budget]:
@@ -159,6 +165,7 @@ def budgets_from_data(data: object) -> list[Budget]:
 
 
 def parse_budgets_yaml(text: str, *, source: str = "<string>") -> list[Budget]:
+    """Budgets from a YAML (or JSON) document; one that defines none raises :class:`NoBudgetsError`."""
     import yaml
 
     try:
@@ -166,13 +173,20 @@ def parse_budgets_yaml(text: str, *, source: str = "<string>") -> list[Budget]:
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
     try:
-        return budgets_from_data(data)
+        budgets = budgets_from_data(data)
     except BudgetConfigError as exc:
         raise BudgetConfigError(exc.budget, exc.field, f"{exc.reason} (in {source})") from exc
+    if not budgets:
+        raise NoBudgetsError(
+            f"{source} defines no budgets; give at least one, "
+            "e.g. 'budgets: [{name: daily, window: day, limit_usd: 25}]'"
+        )
+    return budgets
 
 
 def load_budgets(source: str | os.PathLike[str] | IO[str]) -> list[Budget]:
-    """Budgets from a YAML file path or an open text stream."""
+    """Budgets from a YAML file path or an open text stream; a file that defines none raises
+    :class:`NoBudgetsError`."""
     if hasattr(source, "read"):
         stream: IO[str] = source  # type: ignore[assignment]
         return parse_budgets_yaml(stream.read(), source=getattr(stream, "name", "<stream>"))
@@ -224,4 +238,26 @@ def budgets_from_env(environ: Mapping[str, str] | None = None) -> list[Budget]:
         if budget.name in seen:
             raise BudgetConfigError(budget.name, "name", "is defined more than once in the environment")
         seen.add(budget.name)
+    return budgets
+
+
+def configured_budgets(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    required: bool = True,
+) -> list[Budget]:
+    """The budgets a tool running beside the applications should use: those of ``path`` when given,
+    otherwise those of the ``BEDROCK_BUDGETS*`` environment variables (:func:`budgets_from_env`).
+
+    When neither defines any, raises :class:`NoBudgetsError` (rather than reporting on nothing), or with
+    ``required=False`` returns an empty list. A given file that defines none is an error either way."""
+    if path is not None:
+        return load_budgets(path)
+    budgets = budgets_from_env(environ)
+    if not budgets and required:
+        raise NoBudgetsError(
+            f"no budgets defined: pass a budgets file (--budgets FILE), or set {ENV_FILE} (a YAML file), "
+            f"{ENV_INLINE} (inline YAML) or {ENV_PREFIX}<NAME> variables"
+        )
     return budgets

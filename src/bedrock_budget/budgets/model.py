@@ -35,7 +35,7 @@ from bedrock_budget.budgets.units import (
     usd_to_nanos,
 )
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
-from bedrock_budget.errors import BudgetConfigError
+from bedrock_budget.errors import BudgetConfigError, shown
 
 Action = Literal["block", "downgrade", "warn"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
@@ -59,7 +59,7 @@ def _fail(budget: str | None, field: str, reason: str) -> BudgetConfigError:
 
 def _text(budget: str | None, field: str, value: object, *, max_len: int) -> str:
     if not isinstance(value, str) or not value:
-        raise _fail(budget, field, f"must be a non-empty string, not {value!r:.80}")
+        raise _fail(budget, field, f"must be a non-empty string, not {shown(value)}")
     if len(value) > max_len:
         raise _fail(budget, field, f"is longer than {max_len} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -132,7 +132,7 @@ class Budget:
             raise _fail(
                 None,
                 "name",
-                f"{name!r:.80} must be 1-128 characters: letters, digits and ._:/@+- (starting with a "
+                f"{shown(name)} must be 1-128 characters: letters, digits and ._:/@+- (starting with a "
                 "letter or digit)",
             )
         set_ = object.__setattr__
@@ -148,10 +148,10 @@ class Budget:
         )
 
         if not isinstance(window, str) or window not in WINDOW_KINDS:
-            raise _fail(name, "window", f"{window!r} is not one of {', '.join(WINDOW_KINDS)}")
+            raise _fail(name, "window", f"{shown(window)} is not one of {', '.join(WINDOW_KINDS)}")
         if not isinstance(timezone, str):
             raise _fail(
-                name, "timezone", f"must be an IANA zone name such as 'Europe/Berlin', not {timezone!r}"
+                name, "timezone", f"must be an IANA zone name such as 'Europe/Berlin', not {shown(timezone)}"
             )
         try:
             set_(self, "window", Window(window, timezone))
@@ -174,7 +174,7 @@ class Budget:
 
         action = _ACTION_ALIASES.get(action, action) if isinstance(action, str) else action
         if action not in ACTIONS:
-            raise _fail(name, "action", f"{action!r} is not one of {', '.join(ACTIONS)} (or 'shadow')")
+            raise _fail(name, "action", f"{shown(action)} is not one of {', '.join(ACTIONS)} (or 'shadow')")
         set_(self, "action", action)
         if action == "downgrade":
             if downgrade_to is None:
@@ -189,7 +189,7 @@ class Budget:
             raise _fail(
                 name,
                 "on_expired_hold",
-                f"{on_expired_hold!r:.80} is not one of {', '.join(EXPIRED_HOLD_POLICIES)}",
+                f"{shown(on_expired_hold)} is not one of {', '.join(EXPIRED_HOLD_POLICIES)}",
             )
         set_(self, "on_expired_hold", on_expired_hold)
 
@@ -203,7 +203,7 @@ class Budget:
         if scope is None:
             return MappingProxyType({})
         if not isinstance(scope, Mapping):
-            raise _fail(name, "scope", f"must be a mapping of attribution key to value, not {scope!r:.80}")
+            raise _fail(name, "scope", f"must be a mapping of attribution key to value, not {shown(scope)}")
         clean: dict[str, str] = {}
         for key, value in scope.items():
             if not isinstance(key, str) or not _SCOPE_KEY.fullmatch(key):
@@ -222,7 +222,7 @@ class Budget:
         if scope is None or key not in scope:
             return value
         if value is not None and value != scope[key]:
-            raise _fail(name, key, f"given both as {key}={value!r} and scope.{key}={scope[key]!r}")
+            raise _fail(name, key, f"given both as {key}={shown(value)} and scope.{key}={shown(scope[key])}")
         return scope[key]
 
     @staticmethod
@@ -244,7 +244,7 @@ class Budget:
             return result
         if not isinstance(weights, Mapping):
             raise _fail(
-                name, "token_weights", f"must be a mapping of token type to weight, not {weights!r:.80}"
+                name, "token_weights", f"must be a mapping of token type to weight, not {shown(weights)}"
             )
         for kind, weight in weights.items():
             field = f"token_weights.{kind}"
@@ -262,11 +262,13 @@ class Budget:
     @staticmethod
     def _thresholds(name: str, thresholds: Iterable[int]) -> tuple[int, ...]:
         if isinstance(thresholds, str | bytes) or not isinstance(thresholds, Iterable):
-            raise _fail(name, "thresholds", f"must be a list of percentages, not {thresholds!r:.80}")
+            raise _fail(name, "thresholds", f"must be a list of percentages, not {shown(thresholds)}")
         values = list(thresholds)
         for value in values:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-                raise _fail(name, "thresholds", f"{value!r} is not a whole percentage between 1 and 1000")
+                raise _fail(
+                    name, "thresholds", f"{shown(value)} is not a whole percentage between 1 and 1000"
+                )
         if len(set(values)) != len(values):
             raise _fail(name, "thresholds", "contains duplicates")
         return tuple(sorted(values))

@@ -6,6 +6,7 @@ line on stderr naming the problem; a traceback would mean a bug in bedrock-budge
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -16,7 +17,27 @@ EXIT_USAGE = 2
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _PipeClosedError(Exception):
+    """The reader of our output went away (``... | head``): not an error of the command."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # click turns a broken pipe into sys.exit(1) itself; take it first, so `| head` exits 0 quietly.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _PipeClosedError from exc
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="bedrock-budget")
 def cli() -> None:
     """Know and cap what AWS Bedrock costs you.
@@ -68,7 +89,8 @@ def run(argv: list[str] | None = None) -> int:
     except BedrockBudgetError as exc:
         click.echo(f"error: {' '.join(str(exc).split())}", err=True)
         return EXIT_USAGE
-    except BrokenPipeError:
+    except (BrokenPipeError, _PipeClosedError):
+        _discard_stdout()
         return 0
     return result if isinstance(result, int) else 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
+from bedrock_budget.budgets.loading import ENV_FILE, ENV_INLINE, ENV_PREFIX
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.cli.output import emit_json, money, table
 from bedrock_budget.stores.base import Store
@@ -17,7 +19,8 @@ from bedrock_budget.stores.base import Store
 F = TypeVar("F", bound=Callable[..., Any])
 
 STORE_ENV: Final = "BEDROCK_BUDGET_STORE"
-BUDGETS_ENV: Final = "BEDROCK_BUDGETS_FILE"
+BUDGETS_ENV: Final = ENV_FILE
+BUDGET_SOURCES: Final = f"${ENV_FILE}, ${ENV_INLINE} or ${ENV_PREFIX}<NAME>"
 
 
 def store_options(func: F) -> F:
@@ -35,13 +38,13 @@ def store_options(func: F) -> F:
 
 
 def budgets_option(func: F) -> F:
+    # No envvar here: configured_budgets() reads every BEDROCK_BUDGETS* variable, as serve-metrics does.
     return click.option(
         "--budgets",
         "budgets_file",
-        envvar=BUDGETS_ENV,
         default=None,
         type=click.Path(dir_okay=False, path_type=Path),
-        help=f"Budget definitions (YAML) the clients use (or ${BUDGETS_ENV}).",
+        help=f"Budget definitions (YAML) the clients use (default: {BUDGET_SOURCES}).",
     )(func)
 
 
@@ -68,12 +71,12 @@ def open_store(store_uri: str | None, prefix: str | None) -> Store:
     return from_uri(store_uri, **({"prefix": prefix} if prefix else {}))
 
 
-def load_budget_file(budgets_file: Path | None) -> list[Budget]:
-    from bedrock_budget.budgets.loading import load_budgets
+def load_budget_sources(budgets_file: Path | None) -> tuple[list[Budget], str]:
+    """The budgets of ``--budgets``, or else of the environment, and where they came from."""
+    from bedrock_budget.budgets.loading import configured_budgets
 
-    if budgets_file is None:
-        raise click.UsageError(f"no budgets file: pass --budgets FILE or set {BUDGETS_ENV}")
-    return load_budgets(budgets_file)
+    budgets = configured_budgets(budgets_file)
+    return budgets, str(budgets_file) if budgets_file is not None else "the environment"
 
 
 def _when(moment: datetime | None) -> str:
@@ -138,7 +141,8 @@ def budgets_group() -> None:
     """See and operate budgets: current window, limit, spent, reserved, utilisation and reset time.
 
     The store is where your wrapped clients record spend (Redis for anything beyond one process); the
-    budgets file is the YAML they load.
+    budgets are those of --budgets FILE, or else of the BEDROCK_BUDGETS_FILE, BEDROCK_BUDGETS and
+    BEDROCK_BUDGET__<NAME> environment variables, as serve-metrics reads them.
 
     \b
     Example:
@@ -161,7 +165,7 @@ def list_budgets(store_uri: str | None, prefix: str | None, budgets_file: Path |
     """
     from bedrock_budget.reporting.budget_admin import budget_windows
 
-    budgets = load_budget_file(budgets_file)
+    budgets, _ = load_budget_sources(budgets_file)
     with open_store(store_uri, prefix) as store:
         windows = budget_windows(store, budgets)
         name = store.name
@@ -195,8 +199,8 @@ def show_budget(
     """
     from bedrock_budget.reporting.budget_admin import budget_windows, find_budget, parse_scope
 
-    budgets = load_budget_file(budgets_file)
-    budget = find_budget(budgets, name, str(budgets_file))
+    budgets, source = load_budget_sources(budgets_file)
+    budget = find_budget(budgets, name, source)
     scope = parse_scope(budget, scope_pairs)
     with open_store(store_uri, prefix) as store:
         windows = budget_windows(store, budgets, name, scope=scope, detail=True)
@@ -269,8 +273,13 @@ def set_budget(
     """
     from bedrock_budget.reporting.budget_admin import budget_windows, set_limits
 
+    if budgets_file is None and os.environ.get(BUDGETS_ENV):
+        budgets_file = Path(os.environ[BUDGETS_ENV])
     if budgets_file is None:
-        raise click.UsageError(f"no budgets file: pass --budgets FILE or set {BUDGETS_ENV}")
+        raise click.UsageError(
+            f"no budgets file to edit: pass --budgets FILE or set {BUDGETS_ENV} (budgets defined in "
+            f"${ENV_INLINE} or ${ENV_PREFIX}<NAME> are changed where those are set)"
+        )
     before, after = set_limits(budgets_file, name, limit_usd=limit_usd, limit_tokens=limit_tokens)
     windows = []
     if store_uri:
@@ -335,8 +344,8 @@ def reset_budget(
         windows_to_reset,
     )
 
-    budgets = load_budget_file(budgets_file)
-    budget = find_budget(budgets, name, str(budgets_file))
+    budgets, source = load_budget_sources(budgets_file)
+    budget = find_budget(budgets, name, source)
     scope = parse_scope(budget, scope_pairs)
     with open_store(store_uri, prefix) as store:
         targets = windows_to_reset(store, budgets, name, scope)

@@ -24,12 +24,12 @@ def run_exporter(
     """Serve the budget gauges until ``stop`` is set. ``ready`` is set once the port is bound."""
     from prometheus_client import CollectorRegistry
 
-    from bedrock_budget.budgets.loading import budgets_from_env, load_budgets
+    from bedrock_budget.budgets.loading import configured_budgets
     from bedrock_budget.metrics.collector import BudgetCollector, StoreBudgetSource
     from bedrock_budget.metrics.exposition import start_http_server
     from bedrock_budget.stores import from_uri
 
-    budgets = load_budgets(budgets_file) if budgets_file is not None else budgets_from_env()
+    budgets = configured_budgets(budgets_file)
     options = {"prefix": prefix} if prefix is not None else {}
     with from_uri(store_uri, **options) as store:
         store.ping()

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pricing import DEFAULT_REGION, PriceTable, load_price_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,3 +65,19 @@ def region_option(func: F) -> F:
 
 def price_table(price_files: tuple[Path, ...], discount_percent: Decimal | None) -> PriceTable:
     return load_price_table(extra_files=price_files, discount_percent=discount_percent)
+
+
+def checked_region(table: PriceTable, region: str, model_id: str | None = None) -> str:
+    """``--region`` if it is an AWS Region (or one a price file names) from which ``model_id`` can be
+    called; a cross-Region profile of another geography (``us.`` from GovCloud, ``eu.`` from us-east-1) is
+    refused as the wrong --region rather than priced for a call Bedrock would reject."""
+    from bedrock_budget.model_ids import parse_model_id
+    from bedrock_budget.regions import check_profile_region, check_region
+
+    try:
+        check_region(region, also_known=table.priced_regions())
+        if model_id is not None:
+            check_profile_region(model_id, parse_model_id(model_id).geo, region)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--region'") from exc
+    return region

@@ -10,6 +10,7 @@ import click
 from bedrock_budget.cli.options import (
     COUNT,
     DECIMAL,
+    checked_region,
     json_option,
     price_file_options,
     price_table,
@@ -89,10 +90,11 @@ def price(
         image_quality=image_quality,
         video_seconds=video_seconds,
     )
-    cost = price_table(price_files, discount_percent).price(
+    table_ = price_table(price_files, discount_percent)
+    cost = table_.price(
         model_id,
         usage,
-        region=region,
+        region=checked_region(table_, region, model_id),
         batch=batch,
         service_tier=service_tier,  # type: ignore[arg-type]
         latency=latency,  # type: ignore[arg-type]
@@ -150,12 +152,13 @@ def price_provisioned(
       bedrock-budget price-provisioned anthropic.claude-instant-v1 --model-units 1 \\
         --commitment 1-month --hours 730
     """
-    cost = price_table(price_files, discount_percent).price_provisioned(
+    table_ = price_table(price_files, discount_percent)
+    cost = table_.price_provisioned(
         model_id,
         model_units=model_units,
         commitment=commitment,  # type: ignore[arg-type]
         hours=hours,
-        region=region,
+        region=checked_region(table_, region, model_id),
     )
     emit_cost(cost, as_json=as_json, title=f"{model_units} model units of {model_id} for {hours} h")
 
@@ -182,10 +185,11 @@ def price_import(
     Example:
       bedrock-budget price-import --custom-model-units 2 --active-windows 12
     """
-    cost = price_table(price_files, discount_percent).price_custom_model_import(
+    table_ = price_table(price_files, discount_percent)
+    cost = table_.price_custom_model_import(
         custom_model_units=custom_model_units,
         active_windows=active_windows,
-        region=region,
+        region=checked_region(table_, region),
         storage_months=storage_months,
     )
     emit_cost(cost, as_json=as_json, title=f"{custom_model_units} CMUs, {active_windows} active windows")
@@ -224,8 +228,10 @@ def plan(
       bedrock-budget plan anthropic.claude-3-5-sonnet-20241022-v2:0 --requests-per-month 1500000 \\
         --input-tokens-per-request 4000 --output-tokens-per-request 600
     """
+    table_ = price_table(price_files, discount_percent)
+    region = checked_region(table_, region, model_id)
     result = plan_capacity(
-        price_table(price_files, discount_percent),
+        table_,
         model_id,
         requests_per_month=requests_per_month,
         input_tokens_per_request=input_tokens_per_request,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -146,7 +145,29 @@ def show_model(
     if as_json:
         emit_json(payload)
     else:
-        click.echo(json.dumps(payload, indent=2))
+        for line in _outline(payload):
+            click.echo(line)
+
+
+def _outline(value: object, indent: str = "") -> list[str]:
+    """``key: value`` lines, nested by indentation; a list's items start with ``-``. Empty values are left
+    out: a person reads what a model has, not what it lacks."""
+    lines: list[str] = []
+    items = value.items() if isinstance(value, dict) else ((None, item) for item in value)  # type: ignore[attr-defined]
+    for key, item in items:
+        if item is None or item == [] or item == {}:
+            continue
+        label = f"{indent}{key}:" if key is not None else f"{indent}-"
+        if not isinstance(item, dict | list):
+            lines.append(f"{label} {item}")
+            continue
+        nested = _outline(item, indent + "  ")
+        if key is None and nested:
+            nested[0] = f"{label} {nested[0].lstrip()}"
+        else:
+            lines.append(label)
+        lines.extend(nested)
+    return lines
 
 
 @prices_group.command("validate")

@@ -16,8 +16,14 @@ import click
 
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
 from bedrock_budget.cli.budget_commands import budgets_option, open_store, store_options
-from bedrock_budget.cli.options import DECIMAL, NonNegativeDecimal, price_file_options, price_table
-from bedrock_budget.cli.output import emit_json, money, table
+from bedrock_budget.cli.options import (
+    DECIMAL,
+    NonNegativeDecimal,
+    checked_region,
+    price_file_options,
+    price_table,
+)
+from bedrock_budget.cli.output import emit_json, money, rounded_money, table
 from bedrock_budget.reporting.sources import UsageSet
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,9 +113,9 @@ def records_usage(path: Path, *, keep: set[str], window: str | None, timezone: s
 
 
 def _budget_list(budgets_file: Path | None) -> list[Any] | None:
-    from bedrock_budget.budgets.loading import load_budgets
+    from bedrock_budget.budgets.loading import configured_budgets
 
-    return load_budgets(budgets_file) if budgets_file is not None else None
+    return configured_budgets(budgets_file, required=False) or None
 
 
 def _notes(notes: tuple[str, ...] | list[str]) -> None:
@@ -296,7 +302,7 @@ def advise_command(
       bedrock-budget advise --store redis://localhost:6379/0 --batch-apps nightly-summaries
       bedrock-budget advise --records calls.jsonl --batch-apps reports --cascade-share 0.8 --json
     """
-    from bedrock_budget.reporting.advise import AdviseOptions, advise
+    from bedrock_budget.reporting.advise import AdviseOptions, advise, format_hours
     from bedrock_budget.reporting.sources import ReportError, current_counters, usage_from_store
 
     if period_hours is not None and not period_hours:
@@ -312,6 +318,7 @@ def advise_command(
         period_hours=period_hours,
     )
     prices = price_table(price_files, discount_percent)
+    checked_region(prices, region)
     by_app: UsageSet | None = None
     if records_file is not None:
         usage = records_usage(records_file, keep={"app"}, window=window, timezone=timezone)
@@ -330,21 +337,21 @@ def advise_command(
         emit_json(result.as_dict())
         return
     recorded = result.recorded
-    hours = "" if result.period_hours is None else f" over {result.period_hours} h"
+    hours = "" if result.period_hours is None else f" over {format_hours(result.period_hours)} h"
     click.echo(f"source: {result.source}")
-    click.echo(f"recorded: {recorded.calls:,} calls, {money(recorded.cost_usd)}{hours}")
+    click.echo(f"recorded: {recorded.calls:,} calls, {rounded_money(recorded.cost_usd)}{hours}")
     table(
-        "Savings levers",
+        "Savings levers (amounts rounded; --json has them exact)",
         ("#", "lever", "applies to", "now", "after", "saves", "saves/month", "advice"),
         [
             (
                 str(index),
                 s.lever,
                 s.target,
-                money(s.current_usd),
-                money(s.projected_usd),
-                money(s.saving_usd),
-                "" if s.monthly_saving_usd is None else money(s.monthly_saving_usd),
+                rounded_money(s.current_usd),
+                rounded_money(s.projected_usd),
+                rounded_money(s.saving_usd),
+                "" if s.monthly_saving_usd is None else rounded_money(s.monthly_saving_usd),
                 "worth it" if s.recommended else "no",
             )
             for index, s in enumerate(result.savings, start=1)

@@ -21,6 +21,7 @@ from bedrock_budget.budgets.outcomes import BudgetStatus
 from bedrock_budget.demo.workload import HAIKU_45, SONNET_45, PlannedCall, plan
 from bedrock_budget.pricing.money import nanos_to_usd
 from bedrock_budget.records import CallRecord
+from bedrock_budget.stores.base import Store
 
 DEFAULT_BUDGETS = Path(__file__).resolve().parent / "budgets.yaml"
 _METHODS = {"embed": "invoke_model"}
@@ -147,7 +148,12 @@ def _fake_usage(ctx: Any) -> Any:
 
 @contextmanager
 def demo_client(
-    *, store: str, budgets_path: Path, tally: Tally, latency: float, extra_listeners: tuple[Any, ...] = ()
+    *,
+    store: str | Store,
+    budgets_path: Path,
+    tally: Tally,
+    latency: float,
+    extra_listeners: tuple[Any, ...] = (),
 ) -> Iterator[tuple[Any, Ledger]]:
     from bedrock_budget.testing import FakeBedrock
 
@@ -184,13 +190,15 @@ def run_demo(
     *,
     calls: int,
     seed: int,
-    store: str = "memory://",
+    store: str | Store = "memory://",
     budgets_path: Path = DEFAULT_BUDGETS,
     latency: float = 0.03,
     workers: int = 1,
     extra_listeners: tuple[Any, ...] = (),
     on_start: Callable[[Tally, Ledger, int], Callable[[], None]] | None = None,
 ) -> DemoSummary:
+    """Run the planned calls. ``store`` is a URI (opened and closed here) or an open store, which is
+    left open: a metrics exporter reading it can keep serving after the run."""
     planned = plan(calls, seed)
     tally = Tally()
     with demo_client(

@@ -84,12 +84,22 @@ def start_http_server(
     """Serve ``/metrics`` on ``addr:port`` (port 0: any free port) from a daemon thread.
 
     Binds to loopback unless told otherwise: metrics name apps, models and budgets, which is nobody
-    else's business by default.
+    else's business by default. Raises :class:`~bedrock_budget.errors.ListenError` when the port is taken
+    or the address cannot be bound.
     """
     import prometheus_client
 
+    from bedrock_budget.errors import ListenError
+
+    collectors = list(collectors)
     served = exposition_registry(registry, collectors)
-    server, thread = prometheus_client.start_http_server(port, addr=addr, registry=served)
+    try:
+        server, thread = prometheus_client.start_http_server(port, addr=addr, registry=served)
+    except OSError as exc:
+        # Leave the registry as it was, so a retry on another port can register the collectors again.
+        for collector in collectors:
+            served.unregister(collector)
+        raise ListenError(addr, port, exc) from exc
     return MetricsServer(server, thread)
 
 

@@ -22,7 +22,8 @@ class CostLine:
     def as_dict(self) -> dict[str, object]:
         return {
             "dimension": self.dimension,
-            "quantity": str(self.quantity),
+            # A count is a JSON number; a fractional quantity (hours, months) stays an exact decimal string.
+            "quantity": self.quantity if isinstance(self.quantity, int) else str(self.quantity),
             "unit_price_usd": format_usd(self.unit_price_usd),
             "per": self.per,
             "usd": format_usd(self.usd),
@@ -31,6 +32,8 @@ class CostLine:
 
 # A raw line: (dimension, quantity, femto-dollars per unit, display unit size).
 RawLine = tuple[str, int | Decimal, int, int]
+#: What a price was computed under (region, route, batch, ...), typed as it reads in JSON.
+ContextValue = str | int | bool
 
 
 class Cost:
@@ -47,7 +50,7 @@ class Cost:
         model_id: str,
         total_femto: int,
         raw: tuple[RawLine, ...] | Callable[[], tuple[RawLine, ...]],
-        context: Mapping[str, str],
+        context: Mapping[str, ContextValue],
     ) -> None:
         self.model_id = model_id
         self.total_femto = total_femto
@@ -102,7 +105,7 @@ class Cost:
             {**other.context, **self.context},
         )
 
-    def __reduce__(self) -> tuple[type[Cost], tuple[str, int, tuple[RawLine, ...], dict[str, str]]]:
+    def __reduce__(self) -> tuple[type[Cost], tuple[str, int, tuple[RawLine, ...], dict[str, ContextValue]]]:
         # The lines may still be a deferred computation, which does not pickle: records and quotes cross
         # process boundaries (multiprocessing queues, worker pools) with their lines computed.
         return (Cost, (self.model_id, self.total_femto, self.raw_lines, dict(self.context)))

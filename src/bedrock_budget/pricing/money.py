@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from bedrock_budget.errors import shown
+
 FEMTO_PER_USD = 10**15
 FEMTO_PER_NANO = 10**6
 
@@ -32,9 +34,9 @@ def parse_usd(value: object, *, what: str = "price") -> Decimal:
     else:
         raise ValueError(f"{what} must be a decimal string, got {type(value).__name__}")
     if not result.is_finite():
-        raise ValueError(f"{what} {value!r} is not a finite number")
+        raise ValueError(f"{what} {shown(value)} is not a finite number")
     if result < _ZERO:
-        raise ValueError(f"{what} {value!r} is negative")
+        raise ValueError(f"{what} {shown(value)} is negative")
     return result
 
 

@@ -81,13 +81,14 @@ def plan_capacity(
         batch = None
     units = model_units or 1
     term: Commitment = commitment or "none"
+    # Units or a term the caller asked for stay in the plan even when the model has no such price, so the
+    # comparison shows that option as not offered instead of failing the whole plan.
+    asked = model_units is not None or commitment is not None
     try:
         provisioned: Decimal | None = table.price_provisioned(
             model_id, model_units=units, commitment=term, hours=hours_per_month, region=region
         ).total_usd
     except UnsupportedPricingError:
-        if model_units is not None or commitment is not None:
-            raise
         provisioned = None
     break_even_requests = None
     utilisation = None
@@ -103,8 +104,8 @@ def plan_capacity(
         on_demand_usd=on_demand,
         batch_usd=batch,
         provisioned_usd=provisioned,
-        model_units=units if provisioned is not None else None,
-        commitment=term if provisioned is not None else None,
+        model_units=units if provisioned is not None or asked else None,
+        commitment=term if provisioned is not None or asked else None,
         hours_per_month=hours_per_month,
         break_even_requests_per_month=break_even_requests,
         break_even_utilisation=utilisation,

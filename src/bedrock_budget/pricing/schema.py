@@ -703,7 +703,9 @@ def validate_paths(paths: Iterable[str | Path]) -> list[PriceFile]:
 
 
 def _main(argv: list[str]) -> int:
-    targets = argv or [str(Path(__file__).resolve().parent.parent / "prices")]
+    from bedrock_budget.pricing.table import BUNDLED_PRICES
+
+    targets = argv or [str(BUNDLED_PRICES)]
     try:
         files = validate_paths(targets)
     except PriceFileError as exc:

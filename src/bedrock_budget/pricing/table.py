@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -21,9 +22,10 @@ from bedrock_budget.errors import (
     ModelResolutionError,
     UnknownModelError,
     UnsupportedPricingError,
+    shown,
 )
 from bedrock_budget.model_ids import ModelRef, Route, parse_model_id, strip_version
-from bedrock_budget.pricing.cost import Cost, RawLine
+from bedrock_budget.pricing.cost import ContextValue, Cost, RawLine
 from bedrock_budget.pricing.money import FEMTO_PER_USD, parse_usd, usd_to_femto
 from bedrock_budget.pricing.schema import (
     CustomModelImportPrices,
@@ -39,7 +41,9 @@ from bedrock_budget.pricing.schema import (
 )
 from bedrock_budget.usage import Usage
 
-BUNDLED_PRICES = Path(__file__).resolve().parent.parent / "prices"
+# The reviewed tables ship as the package ``bedrock_budget.prices`` (mapped from the repository's prices/
+# folder); resolving them through importlib finds them in a wheel and in an editable checkout alike.
+BUNDLED_PRICES = Path(str(resources.files("bedrock_budget.prices")))
 DEFAULT_REGION = "us-east-1"
 _PER_MILLION = 1_000_000
 
@@ -75,7 +79,7 @@ class RateCard:
     images: tuple[_ImageRate, ...]
     video_second: int
     rerank_query: int
-    context: Mapping[str, str]
+    context: Mapping[str, ContextValue]
 
     def price(self, usage: Usage) -> Cost:
         card = self
@@ -205,6 +209,17 @@ class PriceTable:
     def providers(self) -> list[str]:
         return sorted({model.provider for model in self._models.values()})
 
+    def priced_regions(self) -> frozenset[str]:
+        """Every Region some price names explicitly (token rates that differ from us-east-1, Custom Model
+        Import rates), plus us-east-1 itself."""
+        regions = {DEFAULT_REGION}
+        for model in self._models.values():
+            for entry in model.prices:
+                regions.update(entry.regions)
+        for prices in self._imports:
+            regions.update(prices.cmu_minute)
+        return frozenset(regions)
+
     def find(self, base_id: str) -> ModelSpec | None:
         """The model priced under a base id, an alias, or the same id with another ``:N`` version suffix."""
         ident = self._aliases.get(base_id, base_id)
@@ -333,10 +348,10 @@ class PriceTable:
     ) -> RateCard:
         entry = self.entry_at(model, at)
         spec = entry.for_region(region)
-        context = {
+        context: dict[str, ContextValue] = {
             "region": region,
             "route": route,
-            "batch": "true" if batch else "false",
+            "batch": batch,
             "service_tier": service_tier,
             "latency": latency,
             "price_effective": entry.effective.isoformat(),
@@ -365,7 +380,7 @@ class PriceTable:
             threshold = spec.long_context.threshold_tokens
             long_rates = _merge_rates(rates, spec.route_long_context.get(route, spec.long_context.rates))
             long_card = self._card_from(
-                model, spec, long_rates, multiplier, {**context, "long_context": "true"}
+                model, spec, long_rates, multiplier, {**context, "long_context": True}
             )
         card = self._card_from(model, spec, rates, multiplier, context)
         return replace(card, long_threshold=threshold, long_card=long_card)
@@ -391,7 +406,7 @@ class PriceTable:
         spec: PriceSpec,
         rates: TokenRates,
         multiplier: Decimal,
-        context: Mapping[str, str],
+        context: Mapping[str, ContextValue],
     ) -> RateCard:
         def per_token(value: Decimal | None) -> int:
             return 0 if value is None else usd_to_femto(value * multiplier, _PER_MILLION)
@@ -444,10 +459,10 @@ class PriceTable:
         femto_per_hour = usd_to_femto(rate)
         unit_hours = hours_d * model_units
         total = _exact_femto(rate * unit_hours)
-        context = {
+        context: dict[str, ContextValue] = {
             "region": region,
             "commitment": commitment,
-            "model_units": str(model_units),
+            "model_units": model_units,
             "hours": str(hours_d),
         }
         return Cost(model.id, total, (("model_unit_hours", unit_hours, femto_per_hour, 1),), context)
@@ -513,7 +528,7 @@ class PriceTable:
             cmu_months = months * custom_model_units
             raw.append(("storage_cmu_months", cmu_months, usd_to_femto(storage), 1))
             total += _exact_femto(storage * cmu_months)
-        context = {"region": region, "window_minutes": str(prices.window_minutes)}
+        context: dict[str, ContextValue] = {"region": region, "window_minutes": prices.window_minutes}
         return Cost("custom-model-import", total, tuple(raw), context)
 
     def _discounted(self, amount: Decimal) -> Decimal:
@@ -543,12 +558,12 @@ def _exact_femto(usd: Decimal) -> int:
 
 def _require_positive(name: str, value: int) -> None:
     if type(value) is not int or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigurationError(f"{name} must be a positive integer, got {shown(value)}")
 
 
 def _require_non_negative(name: str, value: int) -> None:
     if type(value) is not int or value < 0:
-        raise ConfigurationError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ConfigurationError(f"{name} must be a non-negative integer, got {shown(value)}")
 
 
 def _non_negative_decimal(name: str, value: Decimal | int) -> Decimal:
@@ -594,7 +609,7 @@ def load_price_table(
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         if discount >= 100:
-            raise ConfigurationError(f"discount_percent must be below 100, got {discount_percent!r}")
+            raise ConfigurationError(f"discount_percent must be below 100, got {shown(discount)}")
     return PriceTable([*bundled_files, *extra], discount_percent=discount)
 
 

@@ -22,7 +22,7 @@ alone. Amounts are for the observed period; monthly figures scale it to 730 hour
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Final, cast
@@ -169,7 +169,7 @@ def _cost_line(card: RateCard, t: Tally) -> str:
     return f"{' + '.join(parts) or 'no tokens'} = {_money(_usd(token_femto(card, t)))}"
 
 
-def _hours(hours: Decimal) -> str:
+def format_hours(hours: Decimal) -> str:
     """Hours for reading: a window that has run 508.0072 hours so far reads 508.01."""
     rounded = hours.quantize(_CENT, ROUND_HALF_UP)
     return str(rounded.to_integral_value() if rounded == rounded.to_integral_value() else rounded.normalize())
@@ -481,7 +481,7 @@ class _Advisor:
         k = DEFAULT_READS_PER_WRITE
         return k, f"{k} (assumed: no cache writes recorded; pass --cache-reads-per-write)"
 
-    def batch(self, rows: list[_Row], apps_known: bool, why: str) -> None:
+    def batch(self, rows: list[_Row], apps_known: bool, why: str, missing: Callable[[str], str]) -> None:
         wanted = self.options.batch_apps
         if not wanted:
             return
@@ -489,8 +489,8 @@ class _Advisor:
             self.skip(f"batch: needs usage per app, but {why}")
             return
         present = {row.app for row in rows}
-        for missing in sorted(wanted - present):
-            self.skip(f"batch: no recorded usage for app {missing!r}")
+        for absent in sorted(wanted - present):
+            self.skip(f"batch: {missing(absent)}")
         for (app, model_id, region, route, tier), (_, tally) in self.group(
             (r for r in rows if r.app in wanted), by_app=True
         ).items():
@@ -532,15 +532,15 @@ class _Advisor:
                 "batch", f"app {app}: {model_id} ({tally.calls:,} calls)", now, after, lines, assumptions
             )
 
-    def cascade(self, rows: list[_Row], apps_known: bool, why: str) -> None:
+    def cascade(self, rows: list[_Row], apps_known: bool, why: str, missing: Callable[[str], str]) -> None:
         share = self.options.cascade_share
         wanted = self.options.cascade_apps
         if wanted is not None:
             if not apps_known:
                 self.skip(f"cascade: needs usage per app, but {why}")
                 return
-            for missing in sorted(wanted - {row.app for row in rows}):
-                self.skip(f"cascade: no recorded usage for app {missing!r}")
+            for absent in sorted(wanted - {row.app for row in rows}):
+                self.skip(f"cascade: {missing(absent)}")
             rows = [r for r in rows if r.app in wanted]
         cheapest_already: dict[str, None] = {}
         for (app, model_id, region, route, tier), (row, tally) in self.group(rows, by_app=apps_known).items():
@@ -640,7 +640,7 @@ class _Advisor:
             monthly_now = now * HOURS_PER_MONTH / hours
             calls_month = (tally.calls * HOURS_PER_MONTH / hours).to_integral_value(ROUND_HALF_UP)
             lines = [
-                f"on-demand: {_money(now)} in {_hours(hours)} h x 730 / {_hours(hours)} = "
+                f"on-demand: {_money(now)} in {format_hours(hours)} h x 730 / {format_hours(hours)} = "
                 f"{_money(monthly_now.quantize(_CENT, ROUND_HALF_UP))}/month ({calls_month:,} calls/month)"
             ]
             for monthly_cost, term in offered:
@@ -708,21 +708,33 @@ def advise(
         else 'no budget in the store is counted per app (add one with scope {app: "*"}, or use --records)'
     )
     if apps_known and app_source is not usage:
-        period = "" if app_hours is None else f", whose window has {_hours(app_hours)} hours"
-        advisor.assume(
-            f"per-app levers (batch, cascade) use the tallies of budget {app_source.budget}{period}"
-        )
+        period = "" if app_hours is None else f", whose window has {format_hours(app_hours)} hours"
+        names = ", ".join(app_source.budgets or (str(app_source.budget),))
+        plural = "budgets" if len(app_source.budgets) > 1 else "budget"
+        advisor.assume(f"per-app levers (batch, cascade) use the tallies of {plural} {names}{period}")
+        for note in app_source.notes:
+            advisor.assume(f"per-app levers: {note}")
+
+    def missing(app: str) -> str:
+        if apps_known and app_source.kind == "store" and not app_source.whole:
+            tracked = ", ".join(sorted({r.app for r in app_rows if r.app}))
+            return (
+                f"no budget in the store scopes app {app!r}, so its spend is not tracked per app (tracked: "
+                f'{tracked}; a budget with scope {{app: "*"}} would track every app)'
+            )
+        return f"no recorded usage for app {app!r}"
+
     advisor.global_routing(rows)
     advisor.prompt_caching(rows)
-    advisor.batch(app_rows, apps_known, why)
-    advisor.cascade(app_rows if apps_known else rows, apps_known, why)
+    advisor.batch(app_rows, apps_known, why, missing)
+    advisor.cascade(app_rows if apps_known else rows, apps_known, why, missing)
     advisor.provisioned(rows)
     advisor.assume(
         f"prices in force on {at.isoformat()}; tokens priced at standard-context rates, so both sides of "
         "every comparison use the same rates"
     )
     if hours is not None:
-        advisor.assume(f"monthly figures scale the observed {_hours(hours)} hours to 730 hours")
+        advisor.assume(f"monthly figures scale the observed {format_hours(hours)} hours to 730 hours")
     advisor.assume("levers overlap (batch and cascade may move the same calls): savings are not additive")
     order = {lever: index for index, lever in enumerate(LEVERS)}
     savings = sorted(

@@ -10,7 +10,7 @@ from typing import Final
 from bedrock_budget.attribution import validate_key
 from bedrock_budget.errors import AttributionError
 from bedrock_budget.pricing.money import format_usd
-from bedrock_budget.reporting.sources import MODEL_GROUP, NONE_VALUE, ReportError, Tally, UsageSet
+from bedrock_budget.reporting.sources import MODEL_GROUP, NONE_VALUE, ZERO, ReportError, Tally, UsageSet
 
 HEADERS: Final = (
     "group",
@@ -73,6 +73,8 @@ class Report:
     rows: tuple[ReportRow, ...]
     total: Tally
     notes: tuple[str, ...]
+    #: False when the rows are only part of the period's spend (then no shares are given).
+    whole: bool = True
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -89,12 +91,13 @@ class Report:
                 for row in self.rows
             ],
             "total": self.total.as_dict(),
+            "partial": not self.whole,
             "notes": list(self.notes),
         }
 
     def csv_rows(self) -> list[list[str]]:
         header = [self.by if h == "group" else h for h in HEADERS]
-        total = ReportRow("total", self.total, Decimal(100) if self.total.cost_usd else None)
+        total = ReportRow("total", self.total, Decimal(100) if self.total.cost_usd and self.whole else None)
         return [header, *(row.cells() for row in self.rows), total.cells()]
 
 
@@ -107,8 +110,10 @@ def build_report(usage: UsageSet, by: str) -> Report:
         raise ReportError(f"no call record carries the attribution key {by!r} (keys seen: {seen})")
     groups = usage.grouped(by)
     total = usage.total()
+    # Shares of a partial set would read as shares of all spend: the store's notes say what is missing.
+    whole = total.cost_usd if usage.whole else ZERO
     rows = sorted(
-        (ReportRow(group, tally, percent(tally.cost_usd, total.cost_usd)) for group, tally in groups.items()),
+        (ReportRow(group, tally, percent(tally.cost_usd, whole)) for group, tally in groups.items()),
         key=lambda r: (-r.tally.cost_usd, r.group == NONE_VALUE, r.group),
     )
     notes = list(usage.notes)
@@ -122,4 +127,5 @@ def build_report(usage: UsageSet, by: str) -> Report:
         rows=tuple(rows),
         total=total,
         notes=tuple(notes),
+        whole=usage.whole,
     )

@@ -161,6 +161,10 @@ class UsageSet:
     notes: tuple[str, ...] = ()
     #: For store sets: the budget whose counters the rows come from.
     budget: str | None = None
+    #: For store sets: every budget whose counters the rows come from (several when each fixes one value).
+    budgets: tuple[str, ...] = ()
+    #: False when the rows are only part of the period's spend: shares of their total would mislead.
+    whole: bool = True
 
     def total(self) -> Tally:
         return total_of(self.rows.values())
@@ -515,7 +519,8 @@ class BudgetCounters:
                 scope[FAMILY_KEY] = self.config.model_family
             parts = ", ".join(f"{k}={v}" for k, v in sorted(scope.items()))
         else:
-            parts = ", ".join(f"{k}=*" for k in self.keys)
+            fixed = self.fixed()
+            parts = ", ".join(f"{k}={fixed.get(k, WILDCARD)}" for k in self.keys)
         return f"{self.budget} ({parts or 'all calls'}; {self.window} window, {self.timezone})"
 
     @property
@@ -621,6 +626,69 @@ def _rows_of(states: Iterable[CounterState]) -> dict[UsageKey, Tally]:
     return rows
 
 
+def _same_window(a: BudgetCounters, b: BudgetCounters) -> bool:
+    return (a.window, a.timezone, a.start) == (b.window, b.timezone, b.start)
+
+
+def _conditions(candidate: BudgetCounters, by: str) -> str:
+    """Scope conditions other than ``by`` that narrow what a budget counts, e.g. ``model=X, some user``."""
+    fixed = candidate.fixed()
+    parts = [f"{k}={v}" for k, v in sorted(fixed.items()) if k != by]
+    parts += [f"some {k}" for k in candidate.keys if k not in fixed and k not in _MODEL_KEYS and k != by]
+    return ", ".join(parts)
+
+
+def _per_value(candidates: Sequence[BudgetCounters], chosen: BudgetCounters, by: str) -> list[BudgetCounters]:
+    """For a key no budget is counted per, the budgets that each fix one value of it (``scope: {app:
+    search}``), in the chosen budget's window: for each value the one that covers the most calls."""
+    best: dict[str, BudgetCounters] = {}
+    for candidate in candidates:
+        value = candidate.fixed().get(by)
+        if value is None or not _same_window(candidate, chosen):
+            continue
+        held = best.get(value)
+        if held is None or _rank(candidate, by) < _rank(held, by):
+            best[value] = candidate
+    return [best[value] for value in sorted(best)]
+
+
+def _all_calls(candidates: Sequence[BudgetCounters], chosen: BudgetCounters) -> BudgetCounters | None:
+    """An all-calls budget whose window is the chosen one's, or failing that the shortest current window
+    holding it (its spend is then a larger period's, and said so)."""
+    holding = [
+        c
+        for c in candidates
+        if not c.restrictions
+        and c.start <= chosen.start
+        and (c.end is None or (chosen.end is not None and c.end >= chosen.end))
+    ]
+    same = [c for c in holding if _same_window(c, chosen)]
+    if same:
+        return same[0]
+    return min(holding, key=lambda c: (-_WINDOW_RANK[c.window], c.budget), default=None)
+
+
+def _rest_rows(
+    rows: Mapping[UsageKey, Tally], everything: BudgetCounters, by: str, label: str
+) -> tuple[dict[UsageKey, Tally], str | None]:
+    """What the all-calls budget holds beyond ``rows``, per model, as rows grouped under ``label``; or a
+    note when it holds less (added or reset during the window)."""
+    counted: dict[str, Tally] = {}
+    for key, tally in rows.items():
+        counted.setdefault(key.model, Tally()).add(tally)
+    rest: dict[UsageKey, Tally] = {}
+    for key, tally in _rows_of(everything.states).items():
+        left = tally.minus(counted.get(key.model, Tally()))
+        if left.negative:
+            return {}, (
+                f"budget {everything.budget} holds less than the budgets above for {key.model} "
+                "(added or reset during the window), so calls they do not cover are not shown"
+            )
+        if not left.empty:
+            rest[UsageKey(model=key.model, attribution=((by, label),))] = left
+    return rest, None
+
+
 def usage_from_store(
     store: Store,
     *,
@@ -631,62 +699,90 @@ def usage_from_store(
     counters: Sequence[BudgetCounters] | None = None,
 ) -> UsageSet:
     """The store's per-model tallies from the budget that best answers ``by`` (see
-    :func:`choose_counters`). When that budget does not count every call and an all-calls budget with the
-    same window exists, the difference appears as one more group, so totals still match."""
+    :func:`choose_counters`). When no budget is counted per ``by`` but budgets fix single values of it
+    (``scope: {app: search}``), their tallies together are the rows, one group per value.
+
+    When the rows do not count every call and an all-calls budget with the same window exists, the
+    difference appears as one more group, so totals and shares still match. Without one the set is marked
+    partial (``whole=False``: no shares) and a note says which budgets the figures come from and what part
+    of the known spend they are."""
     candidates = list(counters) if counters is not None else current_counters(store, budgets, now)
     chosen = choose_counters(candidates, by, window)
-    rows = _rows_of(chosen.states)
+    sources = [chosen]
+    if by != MODEL_GROUP and not chosen.wildcard(by):
+        sources = _per_value(candidates, chosen, by)
+    rows: dict[UsageKey, Tally] = {}
+    for counted in sources:
+        for key, tally in _rows_of(counted.states).items():
+            rows.setdefault(key, Tally()).add(tally)
     notes: list[str] = []
-    uncovered = [f"{k}={v}" for k, v in sorted(chosen.fixed().items()) if k != by]
-    uncovered += [f"some {k}" for k in chosen.keys if k not in chosen.fixed() and k not in _MODEL_KEYS]
+    whole = True
+    # A budget counted per ``by`` and nothing else misses only calls without a ``by`` value.
+    per_key_only = by != MODEL_GROUP and chosen.wildcard(by) and not _conditions(chosen, by)
     if chosen.restrictions:
-        everything = next(
-            (
-                c
-                for c in candidates
-                if c is not chosen
-                and not c.restrictions
-                and (c.window, c.timezone, c.start) == (chosen.window, chosen.timezone, chosen.start)
-            ),
-            None,
-        )
-        rest_label = f"(not counted by {chosen.budget})"
-        if everything is not None:
-            all_rows = _rows_of(everything.states)
-            counted: dict[str, Tally] = {}
-            for key, tally in rows.items():
-                counted.setdefault(key.model, Tally()).add(tally)
-            rest: dict[UsageKey, Tally] = {}
-            for key, tally in all_rows.items():
-                left = tally.minus(counted.get(key.model, Tally()))
-                if left.negative:
-                    rest = {}
-                    notes.append(
-                        f"budget {everything.budget} holds less than {chosen.budget} for {key.model} "
-                        "(added or reset during the window), so calls it does not cover are not shown"
-                    )
-                    break
-                if not left.empty:
-                    rest[UsageKey(model=key.model, attribution=((by, rest_label),))] = left
+        names = ", ".join(c.budget for c in sources)
+        everything = _all_calls(candidates, chosen)
+        if everything is not None and _same_window(everything, chosen):
+            rest, problem = _rest_rows(rows, everything, by, f"(not counted by {names})")
+            if problem is not None:
+                notes.append(problem)
+                whole = per_key_only
             rows.update(rest)
-        else:
+        elif per_key_only:
             notes.append(
-                f"covers only calls attributed with {' and '.join(uncovered)} (what budget {chosen.budget} "
-                "counts); an all-calls budget with the same window would show the rest"
+                f"covers only calls attributed with some {by} (what budget {chosen.budget} counts); an "
+                "all-calls budget with the same window would show the rest"
             )
+        else:
+            whole = False
+            notes.append(_coverage_note(sources, everything, rows, by))
     start = Window(chosen.window, chosen.timezone).local(chosen.start)
     end_epoch = now if chosen.end is None else min(now, float(chosen.end))
     hours = None if chosen.window == "lifetime" else Decimal(int(end_epoch) - chosen.start) / _HOUR
     end = Window(chosen.window, chosen.timezone).local(int(end_epoch))
-    source = f"store {store.name}, budget {chosen.describe()}, current window since {start.isoformat()}"
+    described = "; ".join(c.describe() for c in sources)
+    plural = "budgets" if len(sources) > 1 else "budget"
+    source = f"store {store.name}, {plural} {described}, current window since {start.isoformat()}"
     return UsageSet(
         rows=MappingProxyType(rows),
         source=source,
         kind="store",
-        keys=tuple(k for k in chosen.keys if k not in _MODEL_KEYS),
+        keys=tuple(sorted({k for c in sources for k in c.keys if k not in _MODEL_KEYS})),
         period_start=start if chosen.window != "lifetime" else None,
         period_end=end,
         period_hours=hours if hours is None or hours > 0 else None,
         notes=tuple(notes),
         budget=chosen.budget,
+        budgets=tuple(c.budget for c in sources),
+        whole=whole,
     )
+
+
+def _coverage_note(
+    sources: Sequence[BudgetCounters],
+    everything: BudgetCounters | None,
+    rows: Mapping[UsageKey, Tally],
+    by: str,
+) -> str:
+    """One line: where the figures come from, what part of the known spend they are, what is missing."""
+    parts = []
+    for counted in sources:
+        conditions = _conditions(counted, by)
+        value = counted.fixed().get(by)
+        what = ", ".join(p for p in (f"{by}={value}" if value and by != MODEL_GROUP else "", conditions) if p)
+        parts.append(f"{counted.budget} ({what or 'all calls'})")
+    covered = total_of(rows.values()).cost_usd
+    line = f"partial view: only what budgets {', '.join(parts)} count, ${format_usd(covered)}"
+    if everything is not None:
+        known = total_of(_rows_of(everything.states).values()).cost_usd
+        period = "" if _same_window(everything, sources[0]) else f" in its current {everything.window} window"
+        share = f"{(covered * 100 / known).quantize(Decimal('0.1'))}% of " if known else ""
+        line += f", {share}the ${format_usd(known)} budget {everything.budget} recorded{period}"
+    else:
+        line += " (no all-calls budget tells the total)"
+    if by != MODEL_GROUP and any(c.fixed().get(by) for c in sources):
+        line += (
+            f"; {by} values no budget scopes are not tracked "
+            f'(a budget with scope {{{by}: "*"}} would track them)'
+        )
+    return line

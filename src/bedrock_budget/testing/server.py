@@ -17,6 +17,8 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
 
+from bedrock_budget.errors import ListenError
+
 from .engine import Engine, Incoming
 from .errors import BedrockError
 from .reply import Reply, error_reply
@@ -193,7 +195,11 @@ class FakeBedrockServer(ThreadingHTTPServer):
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the FQDN of the host, which can stall on reverse DNS.
-        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        try:
+            socketserver.TCPServer.server_bind(self)
+        except OSError as exc:
+            raise ListenError(str(host), int(port), exc) from exc
         self.server_name = str(self.server_address[0])
         self.server_port = int(self.server_address[1])
 

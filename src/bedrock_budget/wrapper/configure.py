@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from bedrock_budget.attribution import validate_ids, validate_key
 from bedrock_budget.errors import ConfigurationError
@@ -14,6 +17,14 @@ from bedrock_budget.resolver import ModelResolver
 from bedrock_budget.wrapper.meter import Guard, Meter
 from bedrock_budget.wrapper.proxy import BudgetedClient, unwrap
 
+if TYPE_CHECKING:
+    from bedrock_budget.alerts.model import Alert
+    from bedrock_budget.alerts.sinks import AlertSink
+    from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
+    from bedrock_budget.budgets.model import Budget
+    from bedrock_budget.stores.base import Store
+
+ClientT = TypeVar("ClientT")
 GuardFactory = Callable[[Mapping[str, Any]], Guard | None]
 _guard_factory: GuardFactory | None = None
 
@@ -26,18 +37,30 @@ def set_guard_factory(factory: GuardFactory) -> None:
 
 def build_meter(
     *,
+    store: Store | str | None = None,
+    budgets: Iterable[Budget] | str | Path | None = None,
+    on_store_error: OutagePolicy | None = None,
+    ledger: Ledger | None = None,
     listeners: Iterable[Listener] = (),
+    log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,
     metadata_attribution: Mapping[str, str] | Iterable[str] | None = None,
     hash_ids: bool = False,
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
-    discount_percent: str | None = None,
+    discount_percent: str | Decimal | None = None,
     model_mapping: Mapping[str, str] | None = None,
     control_plane: Any | None = None,
     resolver: ModelResolver | None = None,
-    log_calls: bool = False,
-    **budget_options: Any,
+    count_tokens: bool = False,
+    alert_sinks: Iterable[AlertSink | Callable[[Alert], object]] | None = None,
+    reservation_ttl: float | None = None,
+    journal_size: int | None = None,
+    settle_mode: SettleMode | None = None,
+    lease_fraction: float | None = None,
+    lease_seconds: float | None = None,
+    max_call_seconds: float | None = None,
+    journal_path: str | os.PathLike[str] | None = None,
 ) -> Meter:
     """Validate the configuration once, when the client is wrapped, not on every call."""
     listener_list = list(listeners)
@@ -74,6 +97,26 @@ def build_meter(
         metadata_keys=metadata_keys,
         hash_ids=hash_ids,
     )
+    # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
+    budget_options = {
+        name: value
+        for name, value in (
+            ("store", store),
+            ("budgets", budgets),
+            ("on_store_error", on_store_error),
+            ("ledger", ledger),
+            ("count_tokens", count_tokens or None),
+            ("alert_sinks", alert_sinks),
+            ("reservation_ttl", reservation_ttl),
+            ("journal_size", journal_size),
+            ("settle_mode", settle_mode),
+            ("lease_fraction", lease_fraction),
+            ("lease_seconds", lease_seconds),
+            ("max_call_seconds", max_call_seconds),
+            ("journal_path", journal_path),
+        )
+        if value is not None
+    }
     if budget_options:
         if _guard_factory is None:
             import bedrock_budget.budgets.enforcement  # noqa: F401 - installs the guard factory
@@ -90,11 +133,75 @@ def build_meter(
     return meter
 
 
-def wrap(client: Any, **config: Any) -> Any:
+def wrap(
+    client: ClientT,
+    *,
+    store: Store | str | None = None,
+    budgets: Iterable[Budget] | str | Path | None = None,
+    on_store_error: OutagePolicy | None = None,
+    ledger: Ledger | None = None,
+    listeners: Iterable[Listener] = (),
+    log_calls: bool = False,
+    attribution: Mapping[str, str] | None = None,
+    metadata_attribution: Mapping[str, str] | Iterable[str] | None = None,
+    hash_ids: bool = False,
+    price_table: PriceTable | None = None,
+    prices: Iterable[str | Path] = (),
+    discount_percent: str | Decimal | None = None,
+    model_mapping: Mapping[str, str] | None = None,
+    control_plane: Any | None = None,
+    resolver: ModelResolver | None = None,
+    count_tokens: bool = False,
+    alert_sinks: Iterable[AlertSink | Callable[[Alert], object]] | None = None,
+    reservation_ttl: float | None = None,
+    journal_size: int | None = None,
+    settle_mode: SettleMode | None = None,
+    lease_fraction: float | None = None,
+    lease_seconds: float | None = None,
+    max_call_seconds: float | None = None,
+    journal_path: str | os.PathLike[str] | None = None,
+) -> ClientT:
     """Return ``client`` metered: same methods, same return values, same class for ``isinstance``.
 
     Wrapping an already wrapped (or instrumented) client replaces the old configuration instead of adding
-    a second meter, so a call is never counted twice.
+    a second meter, so a call is never counted twice. Without ``store``, ``budgets`` or ``ledger`` calls are
+    priced and recorded but nothing is enforced.
+
+    Args:
+        client: a boto3 (botocore) ``bedrock-runtime`` client.
+        store: where budget spend lives: a URI (``memory://``, ``redis://host:6379/0``, ``rediss://``,
+            ``redis+sentinel://``, ``redis+cluster://host:7000``) or a ``Store``. Default ``memory://``.
+        budgets: the budgets to enforce: ``Budget`` objects, or the path of a budgets YAML file.
+        on_store_error: when the store cannot be reached: ``"deny"`` (default) refuses calls,
+            ``"allow"`` lets them through and journals their spend until the store is back.
+        ledger: a ``Ledger`` to share between clients, instead of ``store``/``budgets``/the ledger options.
+        listeners: callables that receive every finished call's ``CallRecord``.
+        log_calls: also log one structured line per call (ids, counts and money only).
+        attribution: default attribution keys for every call, e.g. ``{"app": "chat"}``.
+        metadata_attribution: Converse ``requestMetadata`` keys read as attribution: a list of keys, or
+            a mapping of metadata key to attribution key.
+        hash_ids: store and export attribution values as hashes instead of as given.
+        price_table: a ``PriceTable`` to price with, instead of the bundled one.
+        prices: extra price files or folders layered over the bundled prices.
+        discount_percent: lower every price by this percentage (e.g. an EDP discount), e.g. ``"12.5"``.
+        model_mapping: static map of ARNs that hide their model (application inference profiles,
+            provisioned models) to model ids, for offline use.
+        control_plane: a boto3 ``bedrock`` client used to resolve such ARNs (cached).
+        resolver: a ``ModelResolver``, instead of ``model_mapping``/``control_plane``.
+        count_tokens: reserve exact input counts from Bedrock's free CountTokens API (cached by content
+            hash) where the model supports it, instead of the estimate.
+        alert_sinks: where budget threshold alerts go: callables or ``AlertSink`` objects.
+        reservation_ttl: seconds after which a crashed process's holds expire (default 300).
+        journal_size: spend entries kept while the store is unreachable under ``"allow"`` (default 10,000).
+        settle_mode: ``"sync"`` (default) settles each call in its own thread; ``"background"`` batches
+            settlements off the hot path (flushed at exit).
+        lease_fraction: take capacity leases of this fraction of each budget's remaining room, so most
+            calls reserve in memory (None, the default, reserves every call in the store).
+        lease_seconds: how long a capacity lease lasts (default 1 s).
+        max_call_seconds: how long a call's hold is kept alive past ``reservation_ttl`` (default 3600 s);
+            a stream still open and unread after that is settled at its reserved worst case.
+        journal_path: a directory for a local journal file that keeps settlements not yet in the store
+            (background batches, outage spend) across a killed process; the next process replays them.
     """
     inner = unwrap(client)
     service = getattr(getattr(getattr(inner, "meta", None), "service_model", None), "service_name", None)
@@ -102,4 +209,9 @@ def wrap(client: Any, **config: Any) -> Any:
         raise ConfigurationError(
             f"wrap() expects a boto3 'bedrock-runtime' client, got {service or type(inner)!r}"
         )
-    return BudgetedClient(inner, build_meter(**config))
+    options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
+    return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
+
+
+#: The configuration keywords ``wrap``, ``instrument`` and ``build_meter`` share (a test keeps them equal).
+OPTION_NAMES: Final = frozenset(inspect.signature(wrap).parameters) - {"client"}

@@ -4,25 +4,69 @@ inside third-party libraries — comes back wrapped."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bedrock_budget.wrapper.configure import build_meter
+from bedrock_budget.records import Listener
+from bedrock_budget.wrapper.configure import OPTION_NAMES, build_meter
 from bedrock_budget.wrapper.meter import Meter
 from bedrock_budget.wrapper.proxy import BudgetedClient
+
+if TYPE_CHECKING:
+    from bedrock_budget.alerts.model import Alert
+    from bedrock_budget.alerts.sinks import AlertSink
+    from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
+    from bedrock_budget.budgets.model import Budget
+    from bedrock_budget.pricing.table import PriceTable
+    from bedrock_budget.resolver import ModelResolver
+    from bedrock_budget.stores.base import Store
 
 _lock = threading.Lock()
 _original_create_client: Any = None
 _meter: Meter | None = None
 
 
-def instrument(**config: Any) -> None:
-    """Meter every ``bedrock-runtime`` client created from now on with ``config`` (the same keywords as
-    ``wrap``). Calling it again replaces the configuration; it never stacks."""
+def instrument(
+    *,
+    store: Store | str | None = None,
+    budgets: Iterable[Budget] | str | Path | None = None,
+    on_store_error: OutagePolicy | None = None,
+    ledger: Ledger | None = None,
+    listeners: Iterable[Listener] = (),
+    log_calls: bool = False,
+    attribution: Mapping[str, str] | None = None,
+    metadata_attribution: Mapping[str, str] | Iterable[str] | None = None,
+    hash_ids: bool = False,
+    price_table: PriceTable | None = None,
+    prices: Iterable[str | Path] = (),
+    discount_percent: str | Decimal | None = None,
+    model_mapping: Mapping[str, str] | None = None,
+    control_plane: Any | None = None,
+    resolver: ModelResolver | None = None,
+    count_tokens: bool = False,
+    alert_sinks: Iterable[AlertSink | Callable[[Alert], object]] | None = None,
+    reservation_ttl: float | None = None,
+    journal_size: int | None = None,
+    settle_mode: SettleMode | None = None,
+    lease_fraction: float | None = None,
+    lease_seconds: float | None = None,
+    max_call_seconds: float | None = None,
+    journal_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Meter every ``bedrock-runtime`` client created from now on, also inside third-party libraries.
+
+    The keywords are ``wrap``'s, with the same meanings and defaults (``help(bedrock_budget.wrap)`` lists
+    them). All clients created while instrumented share one meter, so one set of budgets covers them.
+    Calling it again replaces the configuration; it never stacks.
+    """
     global _original_create_client, _meter
     from botocore.session import Session
 
-    meter = build_meter(**config)
+    meter = build_meter(**{name: value for name, value in locals().items() if name in OPTION_NAMES})
     with _lock:
         _meter = meter
         if _original_create_client is not None:

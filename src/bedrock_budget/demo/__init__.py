@@ -1,0 +1,1 @@
+"""The ``bedrock-budget demo`` workload, its live view and its budgets (budgets.yaml)."""

@@ -175,3 +175,23 @@ def test_a_lease_stays_held_while_a_call_it_admitted_runs_long(clock: FakeClock)
 def test_max_call_seconds_must_be_positive() -> None:
     with pytest.raises(ConfigurationError, match="max_call_seconds"):
         Ledger("memory://", [], max_call_seconds=0)
+
+
+def test_an_overdue_call_admitted_from_a_lease_is_settled_by_its_callback(clock: FakeClock) -> None:
+    ledger = make(clock, CountingStore(), lease_fraction=0.1, lease_seconds=1.0, max_call_seconds=60)
+    plain = ledger.reserve({"user": "u1"}, "m", None, USD // 100, {})
+    leaked = ledger.reserve({"user": "u1"}, "m", None, USD // 100, {})
+    assert plain.leases
+    assert leaked.leases
+    assert len(ledger._keeper) == len(plain.leases) == 2  # the leases; their calls are not tracked
+    ledger.settle(plain, USD // 100, {})
+    ledger.on_overdue(leaked, lambda: ledger.settle(leaked, USD // 100, {}))
+    clock.advance(59)
+    ledger._keeper.tick()
+    assert leaked.state == "held"
+    clock.advance(1)
+    ledger._keeper.tick()
+    assert leaked.state == "settled"
+    status = ledger.read("org")
+    assert (status.spent_usd, status.reserved_usd) == (Decimal("0.02"), 0)
+    ledger.close()

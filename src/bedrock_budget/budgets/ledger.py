@@ -434,8 +434,6 @@ class Ledger:
             leases = book.admit(lines, now)
             if leases is not None:
                 reservation.leases = leases
-                # Nothing of its own to renew (its leases are), but it still has a maximum lifetime.
-                self._keeper.track(reservation.id, reservation.id, (), now, owner=reservation)
                 return reservation
             missing = book.missing(lines)
             if not missing:
@@ -631,6 +629,10 @@ class Ledger:
         """Settle a call that outlives ``max_call_seconds`` with ``callback`` (run on the hold keeper's
         thread; it should settle or release ``reservation``) instead of letting its hold lapse. The wrapper
         uses it to settle streams their caller never reads or closes (see ``budgets.keeper``)."""
+        if reservation.leases and reservation.state == "held":
+            # A call admitted from a lease holds nothing of its own to renew (its leases are renewed), so
+            # it is tracked only once something is to happen when it is overdue: off the leased hot path.
+            self._keeper.track(reservation.id, reservation.id, (), reservation.created_at, owner=reservation)
         self._keeper.on_overdue(reservation.id, callback)
 
     @property

@@ -195,3 +195,24 @@ def test_an_overdue_call_admitted_from_a_lease_is_settled_by_its_callback(clock:
     status = ledger.read("org")
     assert (status.spent_usd, status.reserved_usd) == (Decimal("0.02"), 0)
     ledger.close()
+
+
+def test_a_store_that_cannot_renew_is_asked_once(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    class Unrenewable(MemoryStore):
+        asked = 0
+
+        def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+            Unrenewable.asked += 1
+            raise NotImplementedError
+
+    ledger = make(clock, Unrenewable())
+    call = ledger.reserve({"user": "u1"}, "m", None, USD // 10, {})
+    for _ in range(3):
+        clock.advance(TTL / 4)
+        ledger._keeper.tick()
+    assert Unrenewable.asked == 1
+    assert "cannot renew holds" in caplog.text
+    clock.advance(TTL)
+    assert ledger.read("org").reserved_usd == 0  # as before renewal existed: the hold expired
+    ledger.settle(call, USD // 10, {})
+    ledger.close()

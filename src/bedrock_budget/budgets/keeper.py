@@ -171,7 +171,7 @@ class HoldKeeper:
 
     def _renew(self, due: Sequence[_Tracked], now: float) -> int:
         renewals = [Renewal(t.reservation_id, ref) for t in due for ref in t.refs]
-        if not renewals:
+        if not renewals or self._disabled:
             return 0  # calls admitted from a lease: the lease is what holds, and it is tracked itself
         now_ms = int(now * 1000)
         try:

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "throughput": "throughput",
     "memory": "memory_users",
     "fake-server": "fake_server_throughput",
+    "journal": "journal",
 }
 
 

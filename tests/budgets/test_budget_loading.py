@@ -230,3 +230,19 @@ def test_environment_errors(value: str, field: str) -> None:
 def test_environment_duplicates() -> None:
     with pytest.raises(BudgetConfigError, match="more than once"):
         budgets_from_env({"BEDROCK_BUDGETS": "[{name: a, limit_usd: 1}]", "BEDROCK_BUDGET__A": "limit_usd=2"})
+
+
+def test_on_expired_hold_is_read_from_yaml_and_the_environment() -> None:
+    (charged, default) = parse_budgets_yaml(
+        "- {name: hard-cap, limit_usd: 5, on_expired_hold: charge}\n- {name: soft, limit_usd: 5}\n"
+    )
+    assert charged.on_expired_hold == "charge"
+    assert default.on_expired_hold == "release"
+    assert charged.to_dict()["on_expired_hold"] == "charge"
+    assert "on_expired_hold" not in default.to_dict()
+    assert charged != charged.replace(on_expired_hold="release")
+    (from_env,) = budgets_from_env({"BEDROCK_BUDGET__CAP": "limit_usd=1;on_expired_hold=charge"})
+    assert from_env.on_expired_hold == "charge"
+    with pytest.raises(BudgetConfigError, match="on_expired_hold") as raised:
+        parse_budgets_yaml("- {name: x, limit_usd: 1, on_expired_hold: forget}")
+    assert "'forget' is not one of release, charge" in str(raised.value)

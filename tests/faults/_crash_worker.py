@@ -26,10 +26,11 @@ def settle_then_hold(
     calls: int,
     streams: int,
     ready: Any,
+    on_expired_hold: str = "release",
 ) -> None:
     ledger = Ledger(
         from_uri(store_uri, prefix=prefix),
-        [bb.Budget("cap", window="lifetime", limit_usd=limit_usd)],
+        [bb.Budget("cap", window="lifetime", limit_usd=limit_usd, on_expired_hold=on_expired_hold)],
         reservation_ttl=ttl,
     )
     client = boto3.client(
@@ -52,4 +53,45 @@ def settle_then_hold(
         held.append(stream)
     settled = sum(r.cost.total_nanos for r in records if r.cost is not None)
     ready.put((settled, len(records)))
+    time.sleep(120)  # the test kills this process long before
+
+
+def settle_into_the_journal(
+    endpoint: str,
+    store_uri: str,
+    prefix: str,
+    journal_path: str,
+    mode: str,
+    model: str,
+    calls: int,
+    ready: Any,
+) -> None:
+    """Makes calls whose settlements stay off the store until the kill: queued for a batch that waits a
+    minute (``mode="background"``), or journalled because the store is down (``mode="outage"``)."""
+    options: dict[str, Any] = (
+        {"settle_mode": "background", "settle_linger": 60.0, "settle_batch": 100_000}
+        if mode == "background"
+        else {"on_store_error": "allow"}
+    )
+    ledger = Ledger(
+        from_uri(store_uri, prefix=prefix, socket_timeout=0.2, connect_timeout=0.2),
+        [
+            bb.Budget("cap", window="lifetime", limit_usd="10"),
+            bb.Budget("per-user", scope={"user": "*"}, limit_usd="5"),
+        ],
+        journal_path=journal_path,
+        **options,
+    )
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    records: list[bb.CallRecord] = []
+    metered = bb.wrap(client, ledger=ledger, listeners=[records.append], attribution={"user": "u1"})
+    for _ in range(calls):
+        metered.converse(modelId=model, messages=MESSAGES, inferenceConfig={"maxTokens": 100})
+    ready.put((sum(r.cost.total_nanos for r in records if r.cost is not None), len(records)))
     time.sleep(120)  # the test kills this process long before

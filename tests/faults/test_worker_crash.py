@@ -74,3 +74,59 @@ def test_killed_worker_gives_its_holds_back_after_the_ttl(
         worker.close()
         ready.close()
         ready.join_thread()
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_a_killed_workers_holds_are_charged_at_their_worst_case_when_the_budget_says_so(
+    fake: FakeBedrock, redis_url: str, prefix: str, ledgers: Callable[[Ledger], Ledger]
+) -> None:
+    slow = f"us.{HAIKU}"
+    fake.set_usage("*", UsageSpec(input_tokens=150, output_tokens=40))
+    fake.configure(slow, latency=60.0, stream_deltas=3)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    worker = context.Process(
+        target=_crash_worker.settle_then_hold,
+        args=(
+            fake.endpoint_url,
+            redis_url,
+            prefix,
+            str(LIMIT),
+            TTL,
+            HAIKU,
+            slow,
+            3,
+            STREAMS,
+            ready,
+            "charge",
+        ),
+    )
+    budget = bb.Budget("cap", window="lifetime", limit_usd=str(LIMIT), on_expired_hold="charge")
+    ledger = ledgers(Ledger(from_uri(redis_url, prefix=prefix), [budget]))
+    worker.start()
+    try:
+        settled, _ = ready.get(timeout=60)
+        held = ledger.read("cap")
+        assert held.active_reservations == STREAMS
+        worst = held.reserved_usd
+        assert worst > 0
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGKILL
+
+        waited = wait_for(lambda: ledger.read("cap").reserved_usd == 0, TTL + 5, "the holds to expire")
+        assert waited <= TTL + 1
+        after = ledger.read("cap")
+        assert after.active_reservations == 0
+        # The streams' cost is unknown, so their worst case is recorded: spend is never undercounted.
+        assert after.spent_usd == worst + Decimal(settled) / NANOS_PER_USD
+        assert ledger.read("cap").spent_usd == after.spent_usd  # charged once
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(10)
+        worker.close()
+        ready.close()
+        ready.join_thread()

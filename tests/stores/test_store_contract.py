@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bedrock_budget.stores import CounterRef, Hold, Mark, SettleRequest, SettleStatus, Spend, Store
+from bedrock_budget.stores.base import Renewal
 from bedrock_budget.stores.memory import MemoryStore
 
 from .conftest import Backend
@@ -575,3 +576,80 @@ def test_forget_spend_keeps_the_expiry_of_every_key(store: Store) -> None:
     for suffix in ("h", "z", "t"):
         ttl = client.pttl(f"{base}:{suffix}")
         assert expected - 5_000 < ttl <= expected, (suffix, ttl)
+
+
+def test_renew_keeps_a_live_hold_past_its_first_deadline(store: Store) -> None:
+    r = ref()
+    store.reserve("long", [hold(r, 800)], now_ms=T0, deadline_ms=T0 + 1000)
+    assert store.renew([Renewal("long", r)], now_ms=T0 + 500, deadline_ms=T0 + 1500) == (True,)
+    assert store.renew([Renewal("long", r)], now_ms=T0 + 1200, deadline_ms=T0 + 2200) == (True,)
+    # Past the first deadline, the renewed hold still refuses what would not fit beside it.
+    assert not store.reserve("x", [hold(r, 300)], now_ms=T0 + 2100, deadline_ms=T0 + 5000).granted
+    assert read1(store, r, T0 + 2100) == (0, 800)
+    settled = store.settle("long", [Spend(r, 650, 0)], now_ms=T0 + 2150)[0]
+    assert settled.status is SettleStatus.SETTLED
+    assert read1(store, r, T0 + 2150) == (650, 0)
+    # Once settled there is nothing left to renew.
+    assert store.renew([Renewal("long", r)], now_ms=T0 + 2160, deadline_ms=T0 + 3000) == (False,)
+
+
+def test_renew_never_revives_an_expired_hold(store: Store) -> None:
+    r = ref()
+    store.reserve("gone", [hold(r, 800)], now_ms=T0, deadline_ms=T0 + 1000)
+    assert store.renew([Renewal("gone", r)], now_ms=T0 + 1000, deadline_ms=T0 + 9000) == (False,)
+    assert read1(store, r, T0 + 1001) == (0, 0)
+    assert store.reserve("y", [hold(r, 1000)], now_ms=T0 + 1001, deadline_ms=T0 + 5000).granted
+    # The expired hold's late settlement is still charged once.
+    assert store.settle("gone", [Spend(r, 100, 0)], now_ms=T0 + 1002)[0].status is SettleStatus.LATE
+
+
+def test_renew_never_shortens_a_deadline(store: Store) -> None:
+    r = ref()
+    store.reserve("lease", [hold(r, 500)], now_ms=T0, deadline_ms=T0 + 10_000)
+    assert store.renew([Renewal("lease", r)], now_ms=T0 + 100, deadline_ms=T0 + 2000) == (True,)
+    assert read1(store, r, T0 + 9_999) == (0, 500)
+    assert read1(store, r, T0 + 10_000) == (0, 0)
+
+
+def test_renew_many_holds_across_counters_in_one_call(store: Store) -> None:
+    refs = [ref(f"budget-{i}", (("user", f"u{i}"),)) for i in range(6)]
+    for i in range(4):
+        store.reserve(f"call-{i}", [hold(r, 10) for r in refs], now_ms=T0, deadline_ms=T0 + 1000)
+    renewals = [Renewal(f"call-{i}", r) for i in (0, 1, 3, 9) for r in refs]  # call-9 never existed
+    assert store.renew(renewals, now_ms=T0 + 900, deadline_ms=T0 + 5000) == (True,) * 18 + (False,) * 6
+    states = store.read(refs, now_ms=T0 + 4000)
+    assert [(s.held_usd, s.active) for s in states] == [(30, 3)] * 6  # call-2 expired, the rest renewed
+    assert store.renew([], now_ms=T0 + 4000, deadline_ms=T0 + 6000) == ()
+
+
+def test_an_expired_hold_marked_charge_is_charged_its_worst_case_once(store: Store) -> None:
+    r = ref()
+    charged = Hold(ref=r, limit_usd=1000, limit_tokens=None, usd=400, tokens=7, charge_on_expiry=True)
+    store.reserve("crashed", [charged], now_ms=T0, deadline_ms=T0 + 1000)
+    store.reserve("released", [hold(r, 300, tokens=5)], now_ms=T0, deadline_ms=T0 + 1000)
+    (state,) = store.read([r], now_ms=T0 + 1000)
+    assert (state.spent_usd, state.held_usd, state.spent_tokens, state.held_tokens) == (400, 0, 7, 0)
+    # The charged worst case stands in for the call: a settlement arriving later adds nothing ...
+    late = store.settle("crashed", [Spend(r, 250, 3)], now_ms=T0 + 2000)[0]
+    assert late.status is SettleStatus.NOOP
+    # ... while the released hold's late settlement is still charged once.
+    assert store.settle("released", [Spend(r, 100, 2)], now_ms=T0 + 2000)[0].status is SettleStatus.LATE
+    assert store.release("crashed", [r], now_ms=T0 + 2500) == (False,)
+    (state,) = store.read([r], now_ms=T0 + 3000)
+    assert (state.spent_usd, state.held_usd, state.spent_tokens) == (500, 0, 9)
+
+
+def test_a_settled_or_renewed_hold_marked_charge_is_never_charged_by_expiry(store: Store) -> None:
+    r = ref()
+
+    def charged(usd: int) -> Hold:
+        return Hold(ref=r, limit_usd=1000, limit_tokens=None, usd=usd, tokens=0, charge_on_expiry=True)
+
+    store.reserve("done", [charged(400)], now_ms=T0, deadline_ms=T0 + 1000)
+    store.reserve("long", [charged(300)], now_ms=T0, deadline_ms=T0 + 1000)
+    assert store.settle("done", [Spend(r, 120, 0)], now_ms=T0 + 10)[0].status is SettleStatus.SETTLED
+    assert store.release("gone", [r], now_ms=T0 + 10) == (False,)
+    assert store.renew([Renewal("long", r)], now_ms=T0 + 900, deadline_ms=T0 + 5000) == (True,)
+    assert read1(store, r, T0 + 4000) == (120, 300)
+    assert read1(store, r, T0 + 5000) == (420, 0)  # expired unsettled at last: charged once
+    assert read1(store, r, T0 + 6000) == (420, 0)

@@ -222,7 +222,8 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
         assert worker.exitcode == -signal.SIGKILL
         killed = time.monotonic()
 
-        # The lease's store deadline is lease_seconds + reservation_ttl after it was taken.
+        # Taken with a deadline lease_seconds + reservation_ttl ahead, and renewed to reservation_ttl ahead
+        # while its process lived: the lease expires within lease_seconds + reservation_ttl of the kill.
         deadline = KILL_LEASE["lease_seconds"] + KILL_TTL
         while (state := read_shared(redis_url, prefix, str(limit))).reserved_usd:
             assert time.monotonic() - killed < deadline + 1, "the lease outlived its store deadline"

@@ -243,6 +243,7 @@ class BudgetGuard:
                 ctx.notes.setdefault("downgraded_by", exc.budget)
                 continue
             ctx.hold = reservation
+            ctx.worst_case = usage
             ctx.notes["reserved_nanos"] = str(cost_nanos)
             ctx.budget_warnings = tuple(refusal.budget.name for refusal in reservation.warnings)
             return
@@ -327,6 +328,10 @@ class BudgetGuard:
         finally:
             self._report("settle")
 
+    def on_overdue(self, ctx: CallContext, callback: Callable[[], None]) -> None:
+        if isinstance(ctx.hold, Reservation):
+            self.ledger.on_overdue(ctx.hold, callback)
+
     def release(self, ctx: CallContext) -> None:
         if isinstance(ctx.hold, Reservation):
             try:
@@ -374,6 +379,8 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         "settle_mode",
         "lease_fraction",
         "lease_seconds",
+        "max_call_seconds",
+        "journal_path",
     ):
         if key in options:
             ledger_options[key] = options.pop(key)

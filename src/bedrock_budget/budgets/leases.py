@@ -12,8 +12,8 @@ background mode, journalled when the store is down).
 Why this never overshoots: a lease is a reservation like any other. The store admitted it only when
 ``spent + held + lease <= limit``, and a process admits a call only when the call's worst case fits what
 is left of its lease, so what all processes can spend is still bounded by the limit. A lease's store
-deadline is ``lease_seconds + reservation_ttl`` after it was taken, so it outlives every call it admitted
-by at least the TTL an ordinary reservation would have had.
+deadline is ``lease_seconds + reservation_ttl`` after it was taken, and the ledger's hold keeper
+(``budgets.keeper``) renews it while it is open, so it outlives every call it admitted, however long.
 
 What it costs:
 
@@ -212,6 +212,9 @@ class LeaseBook:
             tokens=line.tokens if tokens is None else tokens,
             # Every budget, warn ones included: a lease never crosses a limit, so neither do its calls.
             enforce=True,
+            # A lease that expires unsettled lost the spend of every call it admitted, which the whole
+            # lease bounds: charged, it is never undercounted.
+            charge_on_expiry=budget.on_expired_hold == "charge",
         )
 
     def install(
@@ -221,9 +224,11 @@ class LeaseBook:
         holds: Sequence[Hold],
         checks: Sequence[Check],
         now: float,
-    ) -> None:
-        """Record leases the store granted (one id for all of them: one reservation, settled per counter)."""
+    ) -> list[Lease]:
+        """Record leases the store granted (one id for all of them: one reservation, settled per counter)
+        and return them."""
         closed: list[Lease] = []
+        installed: list[Lease] = []
         with self._lock:
             for line, hold, check in zip(lines, holds, checks, strict=True):
                 self._note(line, check, hold.usd, hold.tokens)
@@ -246,9 +251,11 @@ class LeaseBook:
                     tokens_left=tokens or 0,
                 )
                 heapq.heappush(self._due, (lease.grant_until, next(self._order), lease))
+                installed.append(lease)
             self._start_keeper()
         if closed:
             self._on_closed(closed)
+        return installed
 
     def seen(self, lines: Sequence[ReservationLine], checks: Sequence[Check], *, granted: bool) -> None:
         """Remember the free capacity a reservation found (an ordinary one, or a refused lease request),

@@ -35,6 +35,10 @@ the journal is full, ``allow`` stops allowing (``reserve`` raises ``StoreUnavail
 settlement that still cannot be kept is logged as an error and counted (:attr:`Ledger.journal_dropped`).
 ``release`` never raises for store errors: an unreleased hold expires at its deadline.
 
+Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
+the call is in flight (one store operation per quarter TTL for every hold due), for at most
+``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
 threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100%
 threshold is decided by its first refusal instead (``reserve``; :attr:`Alert.refused`), since such a
@@ -56,7 +60,9 @@ synchronous round trip (the reservation); a daemon thread sends the queue in bat
   synchronously instead of dropping anything.
 - Shutdown: :meth:`Ledger.flush`, :meth:`Ledger.close` and interpreter exit apply everything queued. A
   process killed outright loses its queued settlements as it would lose a settlement it was about to make:
-  their holds expire after ``reservation_ttl``, so the budget gets its capacity back but not the spend.
+  their holds expire after ``reservation_ttl``, so the budget gets its capacity back but not the spend —
+  unless ``journal_path`` names a directory for a journal file (:mod:`bedrock_budget.budgets.durable`),
+  from which the next process opening it replays them, exactly once (outage spend as well).
 - Visibility: :meth:`Ledger.read`, :meth:`Ledger.status` and :meth:`Ledger.reset` apply the queue first, so
   a process sees its own spend. Other processes see it once the batch is applied (milliseconds later).
 - Alert sinks run on the settle thread.
@@ -85,7 +91,9 @@ from typing import Final, Literal
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink, as_sink
+from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.journal import Journal, JournalEntry, SettleQueue
+from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
 from bedrock_budget.budgets.leases import Lease, LeaseBook
 from bedrock_budget.budgets.model import WILDCARD, Budget
 from bedrock_budget.budgets.outcomes import (
@@ -150,6 +158,9 @@ def _after_fork_in_child() -> None:
             ledger._settler.after_fork()
         if ledger._leases is not None:
             ledger._leases.after_fork()
+        ledger._keeper.after_fork()
+        if ledger._file is not None:
+            ledger._file.after_fork()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -207,6 +218,8 @@ class Ledger:
         settle_linger: float = 0.005,
         lease_fraction: float | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
+        journal_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if on_store_error not in ("deny", "allow"):
             raise ConfigurationError(f"on_store_error must be 'deny' or 'allow', not {on_store_error!r}")
@@ -222,6 +235,8 @@ class Ledger:
             raise ConfigurationError(f"lease_fraction must be in (0, 1], not {shown(lease_fraction)}")
         if not lease_seconds > 0:
             raise ConfigurationError(f"lease_seconds must be positive, not {shown(lease_seconds)}")
+        if not max_call_seconds > 0:
+            raise ConfigurationError(f"max_call_seconds must be positive, not {shown(max_call_seconds)}")
         self._owns_store = isinstance(store, str)
         self.store: Store = from_uri(store) if isinstance(store, str) else store
         self.on_store_error: OutagePolicy = on_store_error
@@ -234,6 +249,8 @@ class Ledger:
         self._compiled: tuple[_Compiled, ...] = ()
         self._by_name: dict[str, _Compiled] = {}
         self.store_errors = 0
+        #: Writes to the journal file that failed (export it as a counter; should stay 0).
+        self.journal_file_errors = 0
         self.alerts_fired = 0
         #: Lease requests the store granted and refused (export them as counters; see ``leases_live``).
         self.leases_taken = 0
@@ -256,8 +273,19 @@ class Ledger:
             if lease_fraction is not None
             else None
         )
+        self.max_call_seconds = float(max_call_seconds)
+        self._keeper = HoldKeeper(
+            self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
+        )
         self.set_budgets(budgets)
+        #: The local journal file (``journal_path``; see ``budgets.durable``), or None.
+        self._file = JournalFile(journal_path) if journal_path is not None else None
+        if self._file is not None:
+            for entry in self._file.take_over():
+                self._journal.append(entry)
         _LIVE.add(self)
+        if len(self._journal):
+            self._maybe_replay()
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -365,6 +393,7 @@ class Ledger:
                 tokens=line.tokens,
                 enforce=line.budget.action != "warn",
                 refusal_marks=compiled.refusal_marks,
+                charge_on_expiry=line.budget.on_expired_hold == "charge",
             )
             for compiled, line in found
         ]
@@ -394,6 +423,7 @@ class Ledger:
                 log.info(
                     "shadow budget %s would have refused the call: %s", refusal.budget.name, refusal.reason
                 )
+        self._keeper.track(rid, rid, tuple([line.ref for line in lines]), now, owner=reservation)
         self._maybe_replay()
         return reservation
 
@@ -430,7 +460,9 @@ class Ledger:
                 book.seen(missing, result.checks, granted=False)
                 return None
             self.leases_taken += 1
-            book.install(lease_id, missing, holds, result.checks, now)
+            lifetime = book.seconds + self.max_call_seconds
+            for lease in book.install(lease_id, missing, holds, result.checks, now):
+                self._keeper.track(lease, lease_id, (lease.ref,), now, lifetime=lifetime)
         return None
 
     def _close_leases(self, leases: list[Lease]) -> None:
@@ -438,6 +470,7 @@ class Ledger:
         # for an unused lease, which simply gives its capacity back).
         by_name = self._by_name
         for lease in leases:
+            self._keeper.forget(lease)
             spend = Spend(
                 ref=lease.ref,
                 usd=lease.spent_usd,
@@ -523,6 +556,7 @@ class Ledger:
         check_token_counts(tokens)
         if not reservation._finish("settled") or not reservation.lines:
             return
+        self._keeper.forget(reservation.id)
         if cost_nanos > reservation.cost_nanos or tokens:
             self.overruns.note(reservation, cost_nanos, tokens)
         if reservation.leases:
@@ -555,17 +589,33 @@ class Ledger:
         self._submit(entry)
 
     def _submit(self, entry: JournalEntry) -> None:
+        durable = self._file
+        if durable is not None and self._settler is not None:
+            # Queued in memory until the batch goes out: on disk first, so a killed process keeps it.
+            self._durable(durable.add, entry)
         if self._settler is not None and self._settler.submit(entry):
             return
         if self._apply(entry):
             self._maybe_replay()
         else:
+            if durable is not None:
+                self._durable(durable.add, entry)
+                self._durable(durable.sync)
             self._journal.append(entry)
+
+    def _durable(self, operation: Callable[..., None], *args: object) -> None:
+        """A journal-file operation that must never fail the settlement it protects (a full disk)."""
+        try:
+            operation(*args)
+        except OSError as exc:
+            self.journal_file_errors += 1
+            log.error("could not write the settlement journal file: %s", exc)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that failed before inference. Never raises for store errors."""
         if not reservation._finish("released") or not reservation.lines or reservation.offline:
             return
+        self._keeper.forget(reservation.id)
         if reservation.leases:
             assert self._leases is not None
             self._leases.release(reservation.leases, reservation.lines)
@@ -579,6 +629,31 @@ class Ledger:
             log.warning(
                 "could not release reservation %s (%s); its hold expires at its deadline", reservation.id, exc
             )
+
+    def on_overdue(self, reservation: Reservation, callback: Callable[[], None]) -> None:
+        """Settle a call that outlives ``max_call_seconds`` with ``callback`` (run on the hold keeper's
+        thread; it should settle or release ``reservation``) instead of letting its hold lapse. The wrapper
+        uses it to settle streams their caller never reads or closes (see ``budgets.keeper``)."""
+        if reservation.leases and reservation.state == "held":
+            # A call admitted from a lease holds nothing of its own to renew (its leases are renewed), so
+            # it is tracked only once something is to happen when it is overdue: off the leased hot path.
+            self._keeper.track(reservation.id, reservation.id, (), reservation.created_at, owner=reservation)
+        self._keeper.on_overdue(reservation.id, callback)
+
+    @property
+    def holds_renewed(self) -> int:
+        """Store operations that renewed the holds of long calls (export it as a counter)."""
+        return self._keeper.renewals
+
+    @property
+    def renewal_failures(self) -> int:
+        """Renewals the store could not take, retried a period later (export it as a counter)."""
+        return self._keeper.failures
+
+    @property
+    def overdue_calls(self) -> int:
+        """Calls held longer than ``max_call_seconds`` and no longer renewed (export it as a counter)."""
+        return self._keeper.overdue
 
     # -- settlement plumbing -------------------------------------------------------------------------------
 
@@ -602,11 +677,16 @@ class Ledger:
                 "could not settle reservation %s (%s); journalled for replay", entry.reservation_id, exc
             )
             return False
+        if self._file is not None:
+            self._durable(self._file.done, (entry.reservation_id,))
         self._alert(entry, outcomes)
         return True
 
     def _apply_batch(self, entries: list[JournalEntry]) -> None:
         """Send queued settlements in one batch (the settle thread, or :meth:`flush`). Never raises."""
+        durable = self._file
+        if durable is not None:
+            self._durable(durable.sync)  # the batch's records reach the disk before it goes out
         requests = [
             SettleRequest(
                 e.reservation_id, e.spends, model=e.model, tokens=e.tokens, charge=e.charge, tallies=e.tallies
@@ -630,6 +710,15 @@ class Ledger:
                         "settling reservation %s (%d nano-USD) failed", entry.reservation_id, entry.cost_nanos
                     )
             return
+        if durable is not None:
+            self._durable(
+                durable.done,
+                [
+                    e.reservation_id
+                    for e, r in zip(entries, results, strict=True)
+                    if not isinstance(r, StoreError)
+                ],
+            )
         applied = False
         failures: list[StoreError] = []
         for entry, result in zip(entries, results, strict=True):
@@ -808,6 +897,7 @@ class Ledger:
         if self._closed:
             return
         self._closed = True
+        self._keeper.stop()
         try:
             if self._leases is not None:
                 self._leases.retire()
@@ -818,6 +908,11 @@ class Ledger:
             if remaining:
                 log.error("closing with %d settlements the budget store never took", remaining)
         finally:
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError as exc:
+                    log.error("could not close the settlement journal file: %s", exc)
             for sink in self._sinks:
                 try:
                     sink.close()

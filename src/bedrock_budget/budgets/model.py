@@ -10,6 +10,13 @@ one budget per model / family).
 
 Token limits count weighted tokens: each token type has a weight (default 1) with at most three decimal
 places, so weighted amounts are exact integers in milli-tokens.
+
+``on_expired_hold`` says what the store does with a hold that expires unsettled (its process was killed,
+or lost the store for longer than the reservation TTL; live calls keep renewing theirs): ``"release"``
+(the default) gives the capacity back and records nothing, so a crashed fleet never locks a budget out,
+at the price of losing the cost of the calls it had in flight (at most their worst cases); ``"charge"``
+records the hold's worst case as spent, so spend is never undercounted, at the price of charging calls
+that may never have been billed. A settlement arriving after a charged expiry adds nothing more.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from bedrock_budget.errors import BudgetConfigError, shown
 
 Action = Literal["block", "downgrade", "warn"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
+ExpiredHoldPolicy = Literal["release", "charge"]
+EXPIRED_HOLD_POLICIES: Final[tuple[str, ...]] = get_args(ExpiredHoldPolicy)
 _ACTION_ALIASES: Final = {"shadow": "warn"}
 TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 DEFAULT_THRESHOLDS: Final = (50, 80, 100)
@@ -79,6 +88,7 @@ class Budget:
         "model",
         "model_family",
         "name",
+        "on_expired_hold",
         "thresholds",
         "weight_milli",
         "window",
@@ -97,6 +107,7 @@ class Budget:
     action: str
     downgrade_to: str | None
     thresholds: tuple[int, ...]
+    on_expired_hold: str
     weight_milli: Mapping[str, int]
     _unit_weights: bool
 
@@ -115,6 +126,7 @@ class Budget:
         thresholds: Iterable[int] = DEFAULT_THRESHOLDS,
         model: str | None = None,
         model_family: str | None = None,
+        on_expired_hold: str = "release",
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise _fail(
@@ -173,6 +185,13 @@ class Budget:
         else:
             set_(self, "downgrade_to", None)
         set_(self, "thresholds", self._thresholds(name, thresholds))
+        if on_expired_hold not in EXPIRED_HOLD_POLICIES:
+            raise _fail(
+                name,
+                "on_expired_hold",
+                f"{shown(on_expired_hold)} is not one of {', '.join(EXPIRED_HOLD_POLICIES)}",
+            )
+        set_(self, "on_expired_hold", on_expired_hold)
 
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Budget], tuple[dict[str, Any]]]:
         # Rebuilt from its plain data through the constructor, as replace() does, so an unpickled budget is
@@ -326,6 +345,8 @@ class Budget:
         if self.downgrade_to is not None:
             data["downgrade_to"] = self.downgrade_to
         data["thresholds"] = list(self.thresholds)
+        if self.on_expired_hold != "release":
+            data["on_expired_hold"] = self.on_expired_hold
         return data
 
     def replace(self, **changes: Any) -> Budget:
@@ -347,6 +368,7 @@ class Budget:
             self.action,
             self.downgrade_to,
             self.thresholds,
+            self.on_expired_hold,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -27,6 +27,10 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
   A ``block`` budget refuses the call that would cross its limit, so its spend rarely lands on 100%:
   the refusal is what says the limit was reached.
 - :meth:`Store.release` drops a hold without charging (the call failed before inference).
+- :meth:`Store.renew` moves the deadline of holds that are still live later (never earlier), all in one
+  operation: a process renews the holds of its calls in flight so a call longer than the TTL keeps its
+  hold, while a killed process's holds still expire, since nothing renews them any more. A hold that has
+  already expired is never revived: it stays expired (its late settlement is charged as ``LATE``).
 - :meth:`Store.settle_many` settles several reservations under exactly the rules of :meth:`Store.settle`;
   backends override it to do so in one round trip.
 - :meth:`Store.forget_spend` starts a counter afresh (a budget reset) without dropping live holds: it
@@ -34,6 +38,11 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
   tombstones, so calls and leases in flight keep their capacity held and their settlements still apply
   exactly once, charged to the fresh spend. A counter left without live holds is deleted outright, as
   :meth:`Store.reset` does. (``reset`` drops the holds too, like a loss of the store's data.)
+
+Expiry: a hold whose deadline passes is given back and leaves an ``x`` tombstone, so a late settlement is
+still charged once (``LATE``). A hold made with ``charge_on_expiry`` is charged its held amounts instead
+and leaves the ``d`` marker of a charged id, so a settlement arriving later is a no-op: the worst case
+already stands in for it.
 
 Tombstones (expired and charged ids) are kept for ``tombstone_retention`` seconds; keys expire
 ``key_slack`` seconds after their window ends.
@@ -131,6 +140,8 @@ class Hold:
     tokens: int
     enforce: bool = True
     refusal_marks: tuple[Mark, ...] = ()
+    #: What expiry does with this hold: give it back (False) or charge it as spent (True).
+    charge_on_expiry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +217,14 @@ class SettleRequest:
     tokens: Mapping[str, int] | None = None
     charge: bool = False
     tallies: Tallies | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """One hold to keep alive: a reservation id in one counter (see :meth:`Store.renew`)."""
+
+    reservation_id: str
+    ref: CounterRef
 
 
 class SettleStatus(enum.Enum):
@@ -317,6 +336,13 @@ class Store(ABC):
             except StoreError as exc:
                 results.append(exc)
         return results
+
+    def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        """Move each live hold's deadline to ``deadline_ms`` unless it is already later, purging expired
+        holds first (an expired hold is not revived); True where the hold was live. One round trip per
+        store (one per slot on a cluster). Stores that predate renewal raise ``NotImplementedError``: the
+        ledger then logs once and lets holds expire after their TTL, as before."""
+        raise NotImplementedError(f"{type(self).__name__} cannot renew holds")
 
     @abstractmethod
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:

@@ -23,6 +23,7 @@ from bedrock_budget.stores.base import (
     CounterState,
     Hold,
     Mark,
+    Renewal,
     ReserveResult,
     SettleOutcome,
     SettleStatus,
@@ -58,7 +59,8 @@ class _Counter:
         self.held_usd = 0
         self.spent_tokens = 0
         self.held_tokens = 0
-        self.holds: dict[str, tuple[int, int]] = {}
+        # Held amounts and whether expiry charges them (``Hold.charge_on_expiry``).
+        self.holds: dict[str, tuple[int, int, bool]] = {}
         self.live: dict[str, int] = {}
         self.tombs: dict[str, int] = {}
         self.alerts: dict[str, int] = {}
@@ -75,7 +77,7 @@ class _Counter:
     def drop_hold(self, rid: str) -> bool:
         if self.live.pop(rid, None) is None:
             return False
-        usd, tokens = self.holds.pop(rid, (0, 0))
+        usd, tokens, _ = self.holds.pop(rid, (0, 0, False))
         self.held_usd -= usd
         self.held_tokens -= tokens
         if not self.live:
@@ -89,18 +91,25 @@ class _Counter:
         if self.next_deadline is not None and self.next_deadline <= now:
             expired = [rid for rid, deadline in self.live.items() if deadline <= now]
             for rid in expired:
+                usd, tokens, charge = self.holds.get(rid, (0, 0, False))
                 self.drop_hold(rid)
-                self.tomb("x" + rid, now)
+                if charge:
+                    # Charged at its worst case; the 'd' marker makes a later settlement a no-op.
+                    self.spent_usd += usd
+                    self.spent_tokens += tokens
+                    self.tomb("d" + rid, now)
+                else:
+                    self.tomb("x" + rid, now)
             self.next_deadline = min(self.live.values(), default=None)
         if self.oldest_tomb is not None and self.oldest_tomb < trim_before:
             for member in [m for m, when in self.tombs.items() if when < trim_before]:
                 del self.tombs[member]
             self.oldest_tomb = min(self.tombs.values(), default=None)
 
-    def hold(self, rid: str, usd: int, tokens: int, deadline: int) -> None:
+    def hold(self, rid: str, usd: int, tokens: int, deadline: int, charge: bool = False) -> None:
         self.held_usd += usd
         self.held_tokens += tokens
-        self.holds[rid] = (usd, tokens)
+        self.holds[rid] = (usd, tokens, charge)
         self.live[rid] = deadline
         if self.next_deadline is None or deadline < self.next_deadline:
             self.next_deadline = deadline
@@ -243,7 +252,7 @@ class MemoryStore(Store):
                         counter.epoch = reservation_id
                         counter.meta = hold.ref.meta()
                     counter.limits = (hold.limit_usd, hold.limit_tokens)
-                    counter.hold(reservation_id, hold.usd, hold.tokens, deadline_ms)
+                    counter.hold(reservation_id, hold.usd, hold.tokens, deadline_ms, hold.charge_on_expiry)
                 elif counter is not None and hold.enforce:
                     fired = _refusal_marks(counter, hold, refused_usd, refused_tokens, now_ms)
                 if counter is not None:
@@ -321,6 +330,26 @@ class MemoryStore(Store):
                     state = CounterState(spend.ref)
                 outcomes.append(SettleOutcome(status, state, tuple(fired)))
         return tuple(outcomes)
+
+    def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        trim = self._trim_before(now_ms)
+        renewed: list[bool] = []
+        with self._lock:
+            for renewal in renewals:
+                counter = self._get(self.key(renewal.ref), now_ms)
+                if counter is None:
+                    renewed.append(False)
+                    continue
+                counter.purge(now_ms, trim)  # an expired hold is tombstoned here, never revived
+                deadline = counter.live.get(renewal.reservation_id)
+                if deadline is None:
+                    renewed.append(False)
+                    continue
+                if deadline < deadline_ms:
+                    # next_deadline stays a valid lower bound: a deadline only moves later.
+                    counter.live[renewal.reservation_id] = deadline_ms
+                renewed.append(True)
+        return tuple(renewed)
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         trim = self._trim_before(now_ms)

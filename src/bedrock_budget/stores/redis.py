@@ -67,6 +67,7 @@ from bedrock_budget.stores.base import (
     CounterState,
     Hold,
     Mark,
+    Renewal,
     ReserveResult,
     SettleOutcome,
     SettleRequest,
@@ -109,7 +110,7 @@ def _script_text(name: str) -> str:
 
 _SCRIPTS: Final = {
     name: _script_text(f"{name}.lua")
-    for name in ("reserve", "settle_many", "release", "read", "forget_spend")
+    for name in ("reserve", "settle_many", "release", "read", "forget_spend", "renew")
 }
 
 
@@ -292,7 +293,8 @@ class RedisStore(Store):
         for hold in holds:
             counter_keys, fixed = self._reserve_pieces(hold)
             keys.extend(counter_keys)
-            parts.append(f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}"]')
+            charge = 1 if hold.charge_on_expiry else 0
+            parts.append(f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}",{charge}]')
         payload = "[" + ",".join(parts) + "]"
         head, *lines = _str(self._eval("reserve", keys, [now_ms, deadline_ms, rid, payload])).split("\n")
         granted, repeated = head.split()
@@ -427,6 +429,27 @@ class RedisStore(Store):
         ttls = [ref.ttl_ms(now_ms, self.key_slack) for ref in refs]
         return tuple(_int(x) == 1 for x in self._eval(script, keys, [*args, *ttls]))
 
+    def _renew(self, renewals: Sequence[Renewal], now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        # Each counter once, with the ids to renew there; the reply comes back in that grouped order.
+        counters: dict[CounterRef, list[int]] = {}
+        for position, renewal in enumerate(renewals):
+            counters.setdefault(renewal.ref, []).append(position)
+        keys: list[str] = []
+        request: list[list[object]] = []
+        order: list[int] = []
+        for ref, positions in counters.items():
+            keys.extend(self._keys(ref))
+            request.append(
+                [str(ref.ttl_ms(now_ms, self.key_slack)), [renewals[p].reservation_id for p in positions]]
+            )
+            order.extend(positions)
+        payload = json.dumps(request, separators=(",", ":"))
+        reply = _str(self._eval("renew", keys, [now_ms, deadline_ms, payload]))
+        renewed = [False] * len(renewals)
+        for position, flag in zip(order, reply, strict=True):
+            renewed[position] = flag == "1"
+        return tuple(renewed)
+
     def _release(self, rid: str, refs: Sequence[CounterRef], now_ms: int) -> tuple[bool, ...]:
         return self._per_counter("release", refs, now_ms, [now_ms, rid, self._trim(now_ms)])
 
@@ -492,6 +515,11 @@ class RedisStore(Store):
         if not refs:
             return ()
         return self._release(reservation_id, refs, now_ms)
+
+    def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        if not renewals:
+            return ()
+        return self._renew(renewals, now_ms, deadline_ms)
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
         if not refs:
@@ -763,6 +791,12 @@ class RedisClusterStore(RedisStore):
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         return self._per_slot(refs, lambda g: self._release(reservation_id, g, now_ms))
+
+    def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        # One script call per slot, sent in parallel like every other multi-slot operation.
+        if not renewals:
+            return ()
+        return self._per_slot(renewals, lambda g: self._renew(g, now_ms, deadline_ms))
 
     def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -58,6 +59,8 @@ def build_meter(
     settle_mode: SettleMode | None = None,
     lease_fraction: float | None = None,
     lease_seconds: float | None = None,
+    max_call_seconds: float | None = None,
+    journal_path: str | os.PathLike[str] | None = None,
 ) -> Meter:
     """Validate the configuration once, when the client is wrapped, not on every call."""
     listener_list = list(listeners)
@@ -109,6 +112,8 @@ def build_meter(
             ("settle_mode", settle_mode),
             ("lease_fraction", lease_fraction),
             ("lease_seconds", lease_seconds),
+            ("max_call_seconds", max_call_seconds),
+            ("journal_path", journal_path),
         )
         if value is not None
     }
@@ -153,6 +158,8 @@ def wrap(
     settle_mode: SettleMode | None = None,
     lease_fraction: float | None = None,
     lease_seconds: float | None = None,
+    max_call_seconds: float | None = None,
+    journal_path: str | os.PathLike[str] | None = None,
 ) -> ClientT:
     """Return ``client`` metered: same methods, same return values, same class for ``isinstance``.
 
@@ -191,6 +198,10 @@ def wrap(
         lease_fraction: take capacity leases of this fraction of each budget's remaining room, so most
             calls reserve in memory (None, the default, reserves every call in the store).
         lease_seconds: how long a capacity lease lasts (default 1 s).
+        max_call_seconds: how long a call's hold is kept alive past ``reservation_ttl`` (default 3600 s);
+            a stream still open and unread after that is settled at its reserved worst case.
+        journal_path: a directory for a local journal file that keeps settlements not yet in the store
+            (background batches, outage spend) across a killed process; the next process replays them.
     """
     inner = unwrap(client)
     service = getattr(getattr(getattr(inner, "meta", None), "service_model", None), "service_name", None)

@@ -4,6 +4,7 @@ inside third-party libraries — comes back wrapped."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -53,6 +54,8 @@ def instrument(
     settle_mode: SettleMode | None = None,
     lease_fraction: float | None = None,
     lease_seconds: float | None = None,
+    max_call_seconds: float | None = None,
+    journal_path: str | os.PathLike[str] | None = None,
 ) -> None:
     """Meter every ``bedrock-runtime`` client created from now on, also inside third-party libraries.
 

@@ -28,7 +28,7 @@ from bedrock_budget.records import CallRecord, FailureCounter, Listener, Outcome
 from bedrock_budget.resolver import ModelResolver, ResolvedModel
 from bedrock_budget.usage import Usage
 from bedrock_budget.wrapper.operations import Operation
-from bedrock_budget.wrapper.streams import MeteredEventStream, StreamSettlement
+from bedrock_budget.wrapper.streams import MeteredEventStream, StreamOverdueError, StreamSettlement
 
 logger = logging.getLogger("bedrock_budget")
 
@@ -49,6 +49,8 @@ class CallContext:
     request: RequestInfo | None
     started: float
     hold: object | None = None
+    #: The usage the hold was sized for (set by the budget layer), charged for a stream left unread.
+    worst_case: Usage | None = None
     downgraded_from: str | None = None
     budget_warnings: tuple[str, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
@@ -65,6 +67,9 @@ class Guard(Protocol):
     def settle(self, ctx: CallContext, cost: Cost | None, usage: Usage) -> None: ...
 
     def release(self, ctx: CallContext) -> None: ...
+
+    def on_overdue(self, ctx: CallContext, callback: Callable[[], None]) -> None:
+        """Run ``callback`` if the call is still in flight past the maximum call lifetime."""
 
 
 class Meter:
@@ -280,16 +285,28 @@ class Meter:
                 self.failures.record("stream usage", exc)
 
         def finish(complete: bool, error: BaseException | None, first_event_at: float | None) -> None:
-            try:
-                extracted = accumulator.result(complete=complete, request=_request_or_empty(ctx))
-            except Exception as exc:
-                self.failures.record("stream usage", exc)
-                extracted = Extracted(usage=Usage(), source="none", estimated=True, partial=not complete)
+            if isinstance(error, StreamOverdueError) and ctx.worst_case is not None:
+                # Nobody read it, but Bedrock may have generated all of it: charge what was held, so the
+                # spend is never undercounted, and give the hold back.
+                extracted = Extracted(usage=ctx.worst_case, source="estimate", estimated=True, partial=True)
+                error = None
+            else:
+                try:
+                    extracted = accumulator.result(complete=complete, request=_request_or_empty(ctx))
+                except Exception as exc:
+                    self.failures.record("stream usage", exc)
+                    extracted = Extracted(usage=Usage(), source="none", estimated=True, partial=not complete)
             ttft = None if first_event_at is None else first_event_at - ctx.started
             outcome: Outcome = "ok" if complete and not extracted.partial else "partial"
             self.finish(ctx, extracted, outcome, request_id, error_code=_error_code(error), ttft=ttft)
 
-        return MeteredEventStream(stream, StreamSettlement(feed, finish))
+        settlement = StreamSettlement(feed, finish)
+        if self.guard is not None:
+            try:
+                self.guard.on_overdue(ctx, settlement.overdue)
+            except Exception as exc:
+                self.failures.record("stream lifetime", exc)
+        return MeteredEventStream(stream, settlement)
 
     def _blocked(self, ctx: CallContext, exc: BedrockBudgetError) -> None:
         """Refused before any I/O (a budget, an unpriceable model, the store under 'deny')."""

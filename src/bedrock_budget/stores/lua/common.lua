@@ -60,21 +60,34 @@ local function drop_hold(h, z, rid)
   end
   local hold = redis.call('HGET', h, 'r:' .. rid)
   if hold then
-    local sep = string.find(hold, ' ', 1, true)
-    decr(h, 'hu', string.sub(hold, 1, sep - 1))
-    decr(h, 'ht', string.sub(hold, sep + 1))
+    local usd, tok = string.match(hold, '^(%S+) (%S+)')
+    decr(h, 'hu', usd)
+    decr(h, 'ht', tok)
     redis.call('HDEL', h, 'r:' .. rid)
   end
   return true
 end
 
 -- Expired reservations give their hold back and leave an 'x' tombstone, so a late settle is still
--- charged once. Returns how many expired (the caller sets the tombstone key's expiry when it wrote one).
+-- charged once; a hold stored as "usd tok c" (charge on expiry) is charged its held amounts instead and
+-- leaves the 'd' marker of a charged id, so a later settle is a no-op. Returns how many expired (the
+-- caller sets the tombstone key's expiry when it wrote one).
 local function purge_live(h, z, t, now)
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
   for _, rid in ipairs(expired) do
+    local hold = redis.call('HGET', h, 'r:' .. rid)
     drop_hold(h, z, rid)
-    redis.call('ZADD', t, now, 'x' .. rid)
+    local usd, tok, charge = nil, nil, nil
+    if hold then
+      usd, tok, charge = string.match(hold, '^(%S+) (%S+) ?(%S*)')
+    end
+    if charge == 'c' then
+      incr(h, 'su', usd)
+      incr(h, 'st', tok)
+      redis.call('ZADD', t, now, 'd' .. rid)
+    else
+      redis.call('ZADD', t, now, 'x' .. rid)
+    end
   end
   return #expired
 end

@@ -3,7 +3,8 @@
 -- Like settle_many.lua, the request travels as one JSON argument and the reply is one bulk string: redis-py
 -- packs each separate argument and parses each reply element in Python, which cost more than the script.
 -- ARGV: now_ms, deadline_ms, id, request = [[limit_usd ('' = none), limit_tokens ('' = none), enforce (1/0),
---   meta, refusal_mark_usd ('' = none), refusal_mark_tokens ('' = none), usd, tokens, ttl_ms], ...]
+--   meta, refusal_mark_usd ('' = none), refusal_mark_tokens ('' = none), usd, tokens, ttl_ms,
+--   charge_on_expiry (1/0)], ...]
 --   (one per counter, the parts that change per call last; amounts are JSON strings so they never pass
 --   through Lua's doubles).
 -- KEYS: three per counter, in counter order.
@@ -37,7 +38,7 @@ end
 
 -- Fields of a counter's request: the limit, refusal mark and amount of unit u (1 USD, 2 tokens) are at
 -- LIMIT + u, MARK + u and WANT + u.
-local LIMIT, ENFORCE, META, MARK, WANT, TTL = 0, 3, 4, 4, 6, 9
+local LIMIT, ENFORCE, META, MARK, WANT, TTL, CHARGE = 0, 3, 4, 4, 6, 9, 10
 
 local rows, found = {}, {}
 local granted = 1
@@ -78,7 +79,7 @@ for i = 1, n do
     end
     incr(h, 'hu', usd)
     incr(h, 'ht', tok)
-    redis.call('HSET', h, 'r:' .. rid, usd .. ' ' .. tok)
+    redis.call('HSET', h, 'r:' .. rid, usd .. ' ' .. tok .. (c[CHARGE] == 1 and ' c' or ''))
     if redis.call('ZADD', z, deadline, rid) == 1 and row[5] == 0 then
       touch_one(z, ttl)
     end

@@ -1,0 +1,159 @@
+"""The local journal file (``Ledger(journal_path=...)``, ``budgets.durable``): what it records, what a
+takeover replays, and what it leaves alone. Killed processes are in tests/faults/test_journal_crash.py."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from bedrock_budget.budgets import Budget, Ledger
+from bedrock_budget.budgets.durable import JournalFile, decode, encode, pending_in
+from bedrock_budget.budgets.journal import JournalEntry
+from bedrock_budget.errors import ConfigurationError
+from bedrock_budget.stores import CounterRef, Spend
+from bedrock_budget.stores.base import Mark
+from bedrock_budget.stores.memory import MemoryStore
+
+from .conftest import FakeClock
+
+USD = 1_000_000_000
+REF = CounterRef(
+    budget="cap", scope=(("user", 'ü/中文 "x"'),), window="lifetime", timezone="UTC", start=0, end=None
+)
+
+
+def entry(rid: str, usd: int, *, charge: bool = True) -> JournalEntry:
+    return JournalEntry(
+        reservation_id=rid,
+        spends=(Spend(REF, usd, 7000, (Mark("usd", 80, 800),), epoch="e1"),),
+        model="anthropic.claude-3-5-haiku-20241022-v1:0",
+        tokens=MappingProxyType({"input": 5, "output": 2}),
+        charge=charge,
+        cost_nanos=usd,
+    )
+
+
+def budgets() -> list[Budget]:
+    return [Budget("cap", window="lifetime", scope={"user": "*"}, limit_usd="10")]
+
+
+def leave_behind(directory: Path, name: str, lines: list[dict[str, object]], torn: bytes = b"") -> Path:
+    """A file as a killed process leaves it (nobody holds its lock)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in lines) + torn)
+    return path
+
+
+def test_entries_round_trip_exactly() -> None:
+    original = JournalEntry(
+        reservation_id="lease-1",
+        spends=entry("x", 5).spends,
+        model=None,
+        tokens=MappingProxyType({}),
+        charge=False,
+        cost_nanos=12,
+        tallies=MappingProxyType({"m/1": MappingProxyType({"calls": 2, "cost": 12})}),
+    )
+    assert decode(json.loads(json.dumps(encode(original)))) == original
+    assert decode(json.loads(json.dumps(encode(entry("r", 2**62))))) == entry("r", 2**62)
+
+
+def test_a_takeover_replays_pending_settlements_once_and_skips_applied_and_torn_ones(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    journal = tmp_path / "j"
+    leave_behind(
+        journal,
+        "111-dead.journal",
+        [{"a": encode(entry("a", USD))}, {"a": encode(entry("b", 2 * USD))}, {"d": ["a"]}],
+        torn=b'{"a": {"id": "c", "spe',
+    )
+    store = MemoryStore()
+    first = Ledger(store, budgets(), journal_path=journal, clock=clock)
+    assert first.read("cap", {"user": REF.scope[0][1]}).spent_usd == Decimal(2)  # b only
+    assert first.journal_depth == 0
+    assert not (journal / "111-dead.journal").exists()
+    second = Ledger(store, budgets(), journal_path=journal, clock=clock)
+    assert second.read("cap", {"user": REF.scope[0][1]}).spent_usd == Decimal(2)
+    first.close()
+    second.close()
+    assert list(journal.iterdir()) == []
+
+
+def test_a_takeover_killed_half_way_counts_each_settlement_once(tmp_path: Path, clock: FakeClock) -> None:
+    # The new owner had copied the settlements into its file but was killed before deleting the old one.
+    journal = tmp_path / "j"
+    lines: list[dict[str, object]] = [{"a": encode(entry("a", USD))}, {"a": encode(entry("b", USD))}]
+    leave_behind(journal, "111-dead.journal", lines)
+    leave_behind(journal, "222-dead.journal", lines)
+    ledger = Ledger(MemoryStore(), budgets(), journal_path=journal, clock=clock)
+    assert ledger.read("cap", {"user": REF.scope[0][1]}).spent_usd == Decimal(2)
+    ledger.close()
+
+
+def test_a_file_whose_owner_is_alive_is_left_alone(tmp_path: Path, clock: FakeClock) -> None:
+    journal = tmp_path / "j"
+    path = leave_behind(journal, "333-alive.journal", [{"a": encode(entry("a", USD))}])
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        ledger = Ledger(MemoryStore(), budgets(), journal_path=journal, clock=clock)
+        assert ledger.read("cap", {"user": REF.scope[0][1]}).spent_usd == 0
+        assert path.exists()
+        ledger.close()
+    finally:
+        os.close(fd)
+
+
+def test_background_settlements_are_on_disk_until_applied(tmp_path: Path, clock: FakeClock) -> None:
+    ledger = Ledger(
+        MemoryStore(),
+        budgets(),
+        journal_path=tmp_path,
+        clock=clock,
+        settle_mode="background",
+        settle_linger=60.0,
+        settle_batch=1000,
+    )
+    assert ledger._file is not None
+    own = ledger._file.path
+    calls = [ledger.reserve({"user": "u1"}, "m", None, USD // 10, {"input": 1}) for _ in range(3)]
+    for call in calls:
+        ledger.settle(call, USD // 20, {"input": 1})
+    assert [e.reservation_id for e in _pending(own)] == [c.id for c in calls]
+    assert ledger.flush() == 0
+    assert _pending(own) == []
+    assert ledger.read("cap", {"user": "u1"}).spent_usd == Decimal("0.15")
+    ledger.close()
+    assert not own.exists()
+
+
+def test_an_unwritable_journal_directory_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigurationError, match="journal directory"):
+        Ledger(MemoryStore(), budgets(), journal_path=blocker / "j")
+
+
+def test_nothing_is_compacted_while_something_is_pending(tmp_path: Path) -> None:
+    journal = JournalFile(tmp_path, compact_bytes=1)
+    journal.add(entry("a", 1))
+    journal.add(entry("b", 1))
+    journal.done(["a"])
+    assert [e.reservation_id for e in _pending(journal.path)] == ["b"]
+    journal.done(["b"])
+    assert journal.path.stat().st_size == 0  # nothing pending: history truncated
+    journal.close()
+    assert not journal.path.exists()
+
+
+def _pending(path: Path) -> list[JournalEntry]:
+    with path.open("rb") as stream:
+        return pending_in(stream)

@@ -139,6 +139,7 @@ _BLOCK_OF_PREFIX: Final = {"us": "na", "ca": "na", "mx": "na", "eu": "europe", "
 _MAJOR_BLOCKS: Final = frozenset({"na", "europe", "apac"})
 _JP_REGIONS: Final = frozenset({"ap-northeast-1", "ap-northeast-3"})
 _AU_REGIONS: Final = frozenset({"ap-southeast-2", "ap-southeast-4"})
+_IN_REGIONS: Final = frozenset({"ap-south-1", "ap-south-2"})
 
 
 def _block(region: str) -> str:
@@ -152,7 +153,7 @@ def route_from_regions(regions: Iterable[str]) -> tuple[Route, str | None]:
     """Infer ``(route, geo)`` of an inference profile from the Regions its ``models[]`` entries name.
 
     * one Region → ``("in_region", None)``: the profile wraps a model in one Region;
-    * Regions on one continent → ``("geo", g)`` with ``g`` in us, ca, eu, apac, jp, au, us-gov;
+    * Regions on one continent → ``("geo", g)`` with ``g`` in us, ca, eu, apac, jp, au, in, us-gov;
     * Regions on two or more of North America, Europe and Asia-Pacific → ``("global", "global")``.
 
     Continents rather than Region prefixes, so that a US profile that also routes to ``ca-central-1`` or an
@@ -180,6 +181,8 @@ def route_from_regions(regions: Iterable[str]) -> tuple[Route, str | None]:
             return "geo", "jp"
         if in_block <= _AU_REGIONS:
             return "geo", "au"
+        if in_block <= _IN_REGIONS:
+            return "geo", "in"
         return "geo", "apac"
     return "geo", block
 

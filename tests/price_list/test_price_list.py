@@ -121,8 +121,8 @@ def test_native_token_rates_are_per_million(loaded: dict[str, ModelSpec]) -> Non
         d("1.00"),
         None,
     )
-    assert haiku.spec.batch is not None
-    assert (haiku.spec.batch.input, haiku.spec.batch.output) == (d("0.40"), d("2.00"))
+    # Batch rows at half the on-demand rows ($0.40/$2.00) become a multiplier that follows every route.
+    assert (haiku.spec.batch, haiku.spec.batch_multiplier) == (None, d("0.5"))
     assert haiku.spec.latency_optimized is None
 
 
@@ -142,8 +142,12 @@ def test_other_regions_are_overrides_only_where_they_differ(loaded: dict[str, Mo
         d("4.20"),
         d("0.20"),
     )
+    # Frankfurt's batch rows are not one fraction of its on-demand rows, so they stay written out, and they
+    # are Frankfurt's own rather than the us-east-1 multiplier.
     assert frankfurt.batch is not None
     assert (frankfurt.batch.input, frankfurt.batch.output) == (d("0.525"), d("1.60"))
+    assert frankfurt.batch_multiplier is None
+    assert nova.spec.batch_multiplier == d("0.5")
 
 
 def test_free_cache_writes_and_provisioned_commitments(loaded: dict[str, ModelSpec]) -> None:
@@ -182,8 +186,8 @@ def test_marketplace_listing_with_routes_cache_ttl_and_long_context(loaded: dict
         d("4.125"),
         d("6.60"),
     )
-    assert sonnet.spec.batch is not None
-    assert (sonnet.spec.batch.input, sonnet.spec.batch.output) == (d("1.65"), d("8.25"))
+    # $1.65/$8.25 is half of on-demand: as a multiplier it also halves the global and long-context rates.
+    assert (sonnet.spec.batch, sonnet.spec.batch_multiplier) == (None, d("0.5"))
     long_context = sonnet.spec.long_context
     assert long_context is not None
     assert (long_context.threshold_tokens, long_context.rates.input, long_context.rates.output) == (

@@ -98,6 +98,18 @@ def test_us_gov_profile_is_priced_in_govcloud_without_region(capsys: pytest.Capt
     assert (commercial["region"], commercial["total_usd"]) == ("us-east-1", "3.00")
 
 
+def test_prices_show_gives_the_batch_rule_and_an_assumed_start(capsys: pytest.CaptureFixture[str]) -> None:
+    sonnet = run_json(capsys, "prices", "show", "global.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    prices = sonnet["prices"]
+    assert isinstance(prices, list)
+    assert prices[0]["batch"] == {"multiplier": "0.5"}
+    assert prices[0]["effective_assumed"] is False
+    pixtral = run_json(capsys, "prices", "show", "mistral.pixtral-large-2502-v1:0")
+    first = pixtral["prices"]
+    assert isinstance(first, list)
+    assert (first[0]["effective"], first[0]["effective_assumed"]) == ("2026-11-22", True)
+
+
 def test_guardrail_provisioned_import_and_plan(capsys: pytest.CaptureFixture[str]) -> None:
     guard = run_json(
         capsys,

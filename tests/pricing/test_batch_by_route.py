@@ -137,6 +137,15 @@ def write(tmp_path: Path, body: str) -> Path:
             """\
             input: "1.00"
             output: "2.00"
+            batch: {input: "0.50", output: "1.00"}
+            regions: {eu-west-2: {long_context: {threshold_tokens: 1000, input: "2.00", output: "4.00"}}}
+            """,
+            "regions.eu-west-2: has its own on-demand rates but would inherit batch rates",
+        ),
+        (
+            """\
+            input: "1.00"
+            output: "2.00"
             batch: {multiplier: "0.5", input: "0.50"}
             """,
             "either 'multiplier' or batch rates, not both",

@@ -468,7 +468,8 @@ def _check_written_batch(
     for region, region_spec in regions.items():
         if region in own_batch or region_spec.batch is None:
             continue
-        if region_spec.rates != spec.rates:
+        on_demand = (region_spec.rates, region_spec.routes, region_spec.long_context)
+        if on_demand != (spec.rates, spec.routes, spec.long_context):
             problems.add(
                 f"{where}.regions.{region}",
                 f"has its own on-demand rates but would inherit batch rates written for the default region; "

@@ -6,8 +6,8 @@ else. Results are memoised per distinct string, so the steady-state cost is one 
 Accepted forms (see ``reference/bedrock-wire.md`` §5):
 
 * base foundation-model ids ``provider.model[-vN][:M][:NNNk]`` (a suffix is optional);
-* cross-Region profile ids ``{geo}.{base id}`` with geo ``us``, ``eu``, ``apac``, ``jp``, ``au``, ``us-gov``,
-  ``ca`` or ``global``;
+* cross-Region profile ids ``{geo}.{base id}`` with geo ``us``, ``eu``, ``apac``, ``jp``, ``au``, ``in``
+  (India: ap-south-1, ap-south-2), ``us-gov``, ``ca`` or ``global``;
 * ARNs of foundation models, system and application inference profiles, provisioned models, custom models,
   custom-model deployments, imported models, prompts (``prompt/ID[:version]``), prompt routers, and SageMaker
   endpoints (Bedrock Marketplace);
@@ -57,7 +57,7 @@ MAX_MODEL_ID_LENGTH: Final = 2048
 #: letters" would also match provider names (``meta``, ``qwen``) and turn a three-part base id into a bogus
 #: profile. An unknown future prefix therefore parses as an unknown base id, which the price table reports
 #: loudly, instead of being priced as something it is not.
-GEO_PREFIXES: Final = frozenset({"us", "eu", "apac", "jp", "au", "us-gov", "ca", "global"})
+GEO_PREFIXES: Final = frozenset({"us", "eu", "apac", "jp", "au", "in", "us-gov", "ca", "global"})
 
 _CACHE_SIZE: Final = 4096
 

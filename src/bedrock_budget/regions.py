@@ -16,6 +16,7 @@ from bedrock_budget.errors import ConfigurationError
 
 __all__ = [
     "AU_REGIONS",
+    "IN_REGIONS",
     "JP_REGIONS",
     "MAJOR_BLOCKS",
     "check_profile_region",
@@ -32,11 +33,12 @@ _BLOCK_OF_PREFIX: Final = {"us": "na", "ca": "na", "mx": "na", "eu": "europe", "
 MAJOR_BLOCKS: Final = frozenset({"na", "europe", "apac"})
 JP_REGIONS: Final = frozenset({"ap-northeast-1", "ap-northeast-3"})
 AU_REGIONS: Final = frozenset({"ap-southeast-2", "ap-southeast-4"})
-# The block a geographic profile prefix routes within (``jp``, ``au``, ``us-gov`` and ``global`` are
+IN_REGIONS: Final = frozenset({"ap-south-1", "ap-south-2"})
+# The block a geographic profile prefix routes within (``jp``, ``au``, ``in``, ``us-gov`` and ``global`` are
 # decided by their own rules in :func:`profile_serves_region`).
 _BLOCK_OF_GEO: Final = {"us": "na", "ca": "na", "eu": "europe", "apac": "apac"}
 # In the order a person reads them: the usual prefixes first.
-_GEO_ORDER: Final = ("us", "ca", "eu", "apac", "jp", "au", "us-gov", "global")
+_GEO_ORDER: Final = ("us", "ca", "eu", "apac", "jp", "au", "in", "us-gov", "global")
 _COMMERCIAL_PARTITION: Final = "aws"
 
 
@@ -86,9 +88,9 @@ def profile_serves_region(geo: str, region: str) -> bool:
     """Whether a caller in ``region`` can use a cross-Region profile with prefix ``geo``.
 
     GovCloud Regions call only ``us-gov.`` profiles, and ``us-gov.`` profiles serve only GovCloud; global
-    profiles serve commercial Regions; ``jp.`` and ``au.`` serve Japan's and Australia's Regions. A Region of
-    North America, Europe or Asia-Pacific calls only the geographic profiles of its own continent. Regions
-    elsewhere (South America, the Middle East, Africa) are not refused: which geographies they reach is not
+    profiles serve commercial Regions; ``jp.``, ``au.`` and ``in.`` serve Japan's, Australia's and India's
+    Regions. A Region of North America, Europe or Asia-Pacific calls only the geographic profiles of its own
+    continent. Regions elsewhere (South America, the Middle East, Africa) are not refused: which geographies they reach is not
     recorded here, so Bedrock decides.
     """
     block = region_block(region)
@@ -102,6 +104,8 @@ def profile_serves_region(geo: str, region: str) -> bool:
         return region in JP_REGIONS
     if geo == "au":
         return region in AU_REGIONS
+    if geo == "in":
+        return region in IN_REGIONS
     wanted = _BLOCK_OF_GEO.get(geo)
     if wanted is None or block not in MAJOR_BLOCKS:
         return True

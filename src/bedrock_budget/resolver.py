@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 
 from bedrock_budget.errors import ConfigurationError, InvalidModelIdError, ModelResolutionError
 from bedrock_budget.model_ids import Kind, ModelRef, Route, parse_model_id
-from bedrock_budget.regions import AU_REGIONS, JP_REGIONS, MAJOR_BLOCKS, region_block
+from bedrock_budget.regions import AU_REGIONS, IN_REGIONS, JP_REGIONS, MAJOR_BLOCKS, region_block
 
 __all__ = [
     "DEFAULT_REGION",
@@ -139,7 +139,7 @@ def route_from_regions(regions: Iterable[str]) -> tuple[Route, str | None]:
     """Infer ``(route, geo)`` of an inference profile from the Regions its ``models[]`` entries name.
 
     * one Region → ``("in_region", None)``: the profile wraps a model in one Region;
-    * Regions on one continent → ``("geo", g)`` with ``g`` in us, ca, eu, apac, jp, au, us-gov;
+    * Regions on one continent → ``("geo", g)`` with ``g`` in us, ca, eu, apac, jp, au, in, us-gov;
     * Regions on two or more of North America, Europe and Asia-Pacific → ``("global", "global")``.
 
     Continents rather than Region prefixes, so that a US profile that also routes to ``ca-central-1`` or an
@@ -167,6 +167,8 @@ def route_from_regions(regions: Iterable[str]) -> tuple[Route, str | None]:
             return "geo", "jp"
         if in_block <= AU_REGIONS:
             return "geo", "au"
+        if in_block <= IN_REGIONS:
+            return "geo", "in"
         return "geo", "apac"
     return "geo", block
 

@@ -282,4 +282,4 @@ def test_a_narrow_table_does_not_fold_the_id_in_its_title(
         "--output-tokens-per-request",
         "100",
     )
-    assert_whole(out, [SONNET, "$4500.00", "$2475.00"], columns)
+    assert_whole(out, [SONNET, "$4500.00", "$2250.00"], columns)

@@ -51,6 +51,65 @@ def test_price_cache_ttl_and_route(capsys: pytest.CaptureFixture[str]) -> None:
     assert payload["route"] == "global"
 
 
+def test_price_at_a_day_uses_the_rates_in_force_then(capsys: pytest.CaptureFixture[str]) -> None:
+    # The fixture's Haiku costs $1.00 per 1M input tokens from 2024-11-04 and $0.80 from 2024-12-01.
+    args = ["price", HAIKU, "--prices", str(FIXTURES), "--input-tokens", "1000000"]
+    before_cut = run_json(capsys, *args, "--at", "2024-11-30")
+    assert (before_cut["total_usd"], before_cut["price_effective"]) == ("1.00", "2024-11-04")
+    assert before_cut["priced_at"] == "2024-11-30"
+    assert "price_effective_assumed" not in before_cut
+    after_cut = run_json(capsys, *args, "--at", "2024-12-01")
+    assert (after_cut["total_usd"], after_cut["price_effective"]) == ("0.80", "2024-12-01")
+
+
+def test_price_before_a_first_seen_price_is_priced_and_marked_assumed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Pixtral Large's price was first seen on 2026-11-22; the day it started is not known ($2.00 per 1M).
+    payload = run_json(
+        capsys, "price", "mistral.pixtral-large-2502-v1:0", "--input-tokens", "1000000", "--at", "2025-06-01"
+    )
+    assert payload["total_usd"] == "2.00"
+    assert payload["price_effective"] == "2026-11-22"
+    assert payload["price_effective_assumed"] is True
+    assert payload["priced_at"] == "2025-06-01"
+    assert (
+        main(["price", "mistral.pixtral-large-2502-v1:0", "--input-tokens", "1", "--at", "2025-06-01"]) == 0
+    )
+    table = capsys.readouterr().out
+    assert "price_effective_assumed=true" in table
+    assert "on 2025-06-01" in table
+
+
+def test_us_gov_profile_is_priced_in_govcloud_without_region(capsys: pytest.CaptureFixture[str]) -> None:
+    model = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    payload = run_json(capsys, "price", f"us-gov.{model}", "--input-tokens", "1000000")
+    # GovCloud input rate $3.60 per 1M, not the commercial $3.00.
+    assert (payload["region"], payload["region_priced"], payload["total_usd"]) == (
+        "us-gov-west-1",
+        "us-gov-west-1",
+        "3.60",
+    )
+    east = run_json(
+        capsys, "price", f"us-gov.{model}", "--input-tokens", "1000000", "--region", "us-gov-east-1"
+    )
+    assert east["region"] == "us-gov-east-1"
+    commercial = run_json(capsys, "price", model, "--input-tokens", "1000000")
+    assert (commercial["region"], commercial["total_usd"]) == ("us-east-1", "3.00")
+
+
+def test_prices_show_gives_the_batch_rule_and_an_assumed_start(capsys: pytest.CaptureFixture[str]) -> None:
+    sonnet = run_json(capsys, "prices", "show", "global.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    prices = sonnet["prices"]
+    assert isinstance(prices, list)
+    assert prices[0]["batch"] == {"multiplier": "0.5"}
+    assert prices[0]["effective_assumed"] is False
+    pixtral = run_json(capsys, "prices", "show", "mistral.pixtral-large-2502-v1:0")
+    first = pixtral["prices"]
+    assert isinstance(first, list)
+    assert (first[0]["effective"], first[0]["effective_assumed"]) == ("2026-11-22", True)
+
+
 def test_guardrail_provisioned_import_and_plan(capsys: pytest.CaptureFixture[str]) -> None:
     guard = run_json(
         capsys,
@@ -105,6 +164,10 @@ def test_guardrail_provisioned_import_and_plan(capsys: pytest.CaptureFixture[str
         (["price", HAIKU, "--service-tier", "platinum"], "platinum"),
         (["price-provisioned", HAIKU, "--model-units", "0", "--commitment", "none", "--hours", "1"], "0"),
         (["price-guardrail", "--text-units", "10", "--policy", "nope"], "nope"),
+        (["price", HAIKU, "--input-tokens", "1", "--at", "2025-02-30"], "'2025-02-30' is not a date"),
+        (["price", HAIKU, "--input-tokens", "1", "--at", "June 1st"], "YYYY-MM-DD"),
+        (["price", HAIKU, "--input-tokens", "1", "--at", "2020-01-01"], "no price in force on 2020-01-01"),
+        (["price", f"us-gov.{HAIKU}", "--input-tokens", "1", "--region", "us-east-1"], "cannot be called from"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(

@@ -56,6 +56,11 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     (f"jp.{SONNET_45}", {"kind": "inference_profile", "base_id": SONNET_45, "route": "geo", "geo": "jp"}),
     (f"au.{SONNET_45}", {"kind": "inference_profile", "base_id": SONNET_45, "route": "geo", "geo": "au"}),
     (f"ca.{SONNET_45}", {"kind": "inference_profile", "base_id": SONNET_45, "route": "geo", "geo": "ca"}),
+    # India (ap-south-1, ap-south-2): Kimi and GPT-5.x are offered through in. profiles.
+    (
+        "in.moonshotai.kimi-k2-thinking",
+        {"kind": "inference_profile", "base_id": "moonshotai.kimi-k2-thinking", "route": "geo", "geo": "in"},
+    ),
     (
         f"us-gov.{SONNET_45}",
         {"kind": "inference_profile", "base_id": SONNET_45, "route": "geo", "geo": "us-gov"},

@@ -230,6 +230,7 @@ def test_bad_arguments_are_configuration_errors(kwargs: dict[str, Any]) -> None:
         (["ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-2"], "geo", "apac"),
         (["ap-northeast-1", "ap-northeast-3"], "geo", "jp"),
         (["ap-southeast-2", "ap-southeast-4"], "geo", "au"),
+        (["ap-south-1", "ap-south-2"], "geo", "in"),
         (["us-gov-west-1", "us-gov-east-1"], "geo", "us-gov"),
         (["us-east-1", "eu-west-1"], "global", "global"),
         (["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "sa-east-1"], "global", "global"),

@@ -121,8 +121,8 @@ def test_native_token_rates_are_per_million(loaded: dict[str, ModelSpec]) -> Non
         d("1.00"),
         None,
     )
-    assert haiku.spec.batch is not None
-    assert (haiku.spec.batch.input, haiku.spec.batch.output) == (d("0.40"), d("2.00"))
+    # Batch rows at half the on-demand rows ($0.40/$2.00) become a multiplier that follows every route.
+    assert (haiku.spec.batch, haiku.spec.batch_multiplier) == (None, d("0.5"))
     assert haiku.spec.latency_optimized is None
 
 
@@ -142,8 +142,12 @@ def test_other_regions_are_overrides_only_where_they_differ(loaded: dict[str, Mo
         d("4.20"),
         d("0.20"),
     )
+    # Frankfurt's batch rows are not one fraction of its on-demand rows, so they stay written out, and they
+    # are Frankfurt's own rather than the us-east-1 multiplier.
     assert frankfurt.batch is not None
     assert (frankfurt.batch.input, frankfurt.batch.output) == (d("0.525"), d("1.60"))
+    assert frankfurt.batch_multiplier is None
+    assert nova.spec.batch_multiplier == d("0.5")
 
 
 def test_free_cache_writes_and_provisioned_commitments(loaded: dict[str, ModelSpec]) -> None:
@@ -182,8 +186,8 @@ def test_marketplace_listing_with_routes_cache_ttl_and_long_context(loaded: dict
         d("4.125"),
         d("6.60"),
     )
-    assert sonnet.spec.batch is not None
-    assert (sonnet.spec.batch.input, sonnet.spec.batch.output) == (d("1.65"), d("8.25"))
+    # $1.65/$8.25 is half of on-demand: as a multiplier it also halves the global and long-context rates.
+    assert (sonnet.spec.batch, sonnet.spec.batch_multiplier) == (None, d("0.5"))
     long_context = sonnet.spec.long_context
     assert long_context is not None
     assert (long_context.threshold_tokens, long_context.rates.input, long_context.rates.output) == (
@@ -546,3 +550,71 @@ def test_cli_reports_bad_input_on_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert "not JSON" in err
+
+
+def batch_pair(stem: str, inp: str, out: str, region: str = "us-east-1") -> list[Any]:
+    prefix = {"us-east-1": "USE1", "eu-west-1": "EU"}[region]
+    return [
+        product(
+            f"{prefix}-{stem}-{kind}-tokens-batch",
+            usd,
+            model="Claude 2.1",
+            region=region,
+            **{"inferenceType": f"{kind.capitalize()} tokens", "feature": "Batch Inference"},
+        )
+        for kind, usd in (("input", inp), ("output", out))
+    ]
+
+
+def load_converted(text: str, tmp_path: Path) -> PriceEntry:
+    path = tmp_path / "anthropic.yaml"
+    path.write_text(documents(text)["anthropic"], encoding="utf-8")
+    return load_price_file(path).models[0].prices[0]
+
+
+def test_batch_rows_at_one_fraction_become_a_multiplier_that_regions_inherit(tmp_path: Path) -> None:
+    products = [
+        *token_pair("Claude 2.1", "Claude2.1", "0.008", "0.024"),
+        *batch_pair("Claude2.1", "0.004", "0.012"),
+        *token_pair("Claude 2.1", "Claude2.1", "0.010", "0.030", region="eu-west-1"),
+        *batch_pair("Claude2.1", "0.005", "0.015", region="eu-west-1"),
+    ]
+    text = convert_price_list(products, models=[spec("anthropic.claude-v2:1", "Claude 2.1")], today=TODAY)
+    price = load_converted(text, tmp_path)
+    assert (price.spec.batch, price.spec.batch_multiplier) == (None, d("0.5"))
+    ireland = price.for_region("eu-west-1")
+    assert (ireland.rates.input, ireland.batch_multiplier) == (d("10.00"), d("0.5"))
+
+
+def test_written_batch_rows_stay_with_their_region(tmp_path: Path) -> None:
+    # us-east-1 batch is not one fraction of on-demand (0.5 input, 0.25 output), and eu-west-1 lists the same
+    # batch rows under different on-demand rates: its override must carry them, not inherit them silently.
+    products = [
+        *token_pair("Claude 2.1", "Claude2.1", "0.008", "0.024"),
+        *batch_pair("Claude2.1", "0.004", "0.006"),
+        *token_pair("Claude 2.1", "Claude2.1", "0.010", "0.030", region="eu-west-1"),
+        *batch_pair("Claude2.1", "0.004", "0.006", region="eu-west-1"),
+    ]
+    text = convert_price_list(products, models=[spec("anthropic.claude-v2:1", "Claude 2.1")], today=TODAY)
+    price = load_converted(text, tmp_path)
+    assert price.spec.batch is not None
+    assert (price.spec.batch.input, price.spec.batch.output) == (d("4.00"), d("6.00"))
+    assert only_model(text)["prices"][0]["regions"]["eu-west-1"]["batch"] == {
+        "input": "4.00",
+        "output": "6.00",
+    }
+
+
+def test_written_batch_is_dropped_when_a_region_with_its_own_rates_lists_none(tmp_path: Path) -> None:
+    products = [
+        *token_pair("Claude 2.1", "Claude2.1", "0.008", "0.024"),
+        *batch_pair("Claude2.1", "0.004", "0.006"),
+        *token_pair("Claude 2.1", "Claude2.1", "0.010", "0.030", region="eu-west-1"),
+    ]
+    text = convert_price_list(products, models=[spec("anthropic.claude-v2:1", "Claude 2.1")], today=TODAY)
+    price = load_converted(text, tmp_path)
+    assert (price.spec.batch, price.spec.batch_multiplier) == (None, None)
+    assert comments(text, "check") == [
+        "# check: anthropic.claude-v2:1: eu-west-1 has its own on-demand rates but no batch rows; the "
+        "written us-east-1 batch rates would not apply there, so no batch price is emitted"
+    ]

@@ -173,7 +173,9 @@ def test_nova_canvas_2048_bands(table: PriceTable) -> None:
     # 2 x $0.08 (up to 2048x2048, premium)
     premium = Usage(images=2, image_size="2048x2048", image_quality="premium")
     assert table.price(NOVA_CANVAS, premium, at=TODAY).total_usd == usd("0.16")
-    # Up to 1024x1024 keeps LiteLLM's flat rate for either quality (see the entry's notes): 1 x $0.06
-    assert table.price(NOVA_CANVAS, Usage(images=1), at=TODAY).total_usd == usd("0.06")
+    # Up to 1024x1024 the Price List splits by quality: standard 1 x $0.04 (the default quality and size)
+    assert table.price(NOVA_CANVAS, Usage(images=1), at=TODAY).total_usd == usd("0.04")
+    small_standard = Usage(images=3, image_size="1024x1024", image_quality="standard")
+    assert table.price(NOVA_CANVAS, small_standard, at=TODAY).total_usd == usd("0.12")
     small_premium = Usage(images=1, image_size="1024x1024", image_quality="premium")
     assert table.price(NOVA_CANVAS, small_premium, at=TODAY).total_usd == usd("0.06")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +21,19 @@ from bedrock_budget.cli.options import (
 from bedrock_budget.cli.output import emit_cost, emit_json, money, table
 from bedrock_budget.pricing.planning import HOURS_PER_MONTH, plan_capacity
 from bedrock_budget.usage import Usage
+
+
+class CalendarDay(click.ParamType):  # type: ignore[type-arg]
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
+
 
 COMMITMENTS = click.Choice(["none", "1-month", "6-month"])
 GUARDRAIL_POLICIES = click.Choice(
@@ -44,13 +59,25 @@ GUARDRAIL_POLICIES = click.Choice(
 @click.option("--image-size", default=None, help="WIDTHxHEIGHT of the images (default 1024x1024).")
 @click.option("--image-quality", type=click.Choice(["standard", "premium"]), default=None)
 @click.option("--video-seconds", type=COUNT, default=0, help="Seconds of generated video.")
-@region_option
+@click.option(
+    "--region",
+    default=None,
+    help="Source region of the call.  [default: us-east-1; us-gov-west-1 for a us-gov. profile]",
+)
 @click.option("--batch", is_flag=True, help="Price at batch-inference rates.")
 @click.option(
     "--service-tier", type=click.Choice(["default", "priority", "flex"]), default="default", show_default=True
 )
 @click.option(
     "--latency", type=click.Choice(["standard", "optimized"]), default="standard", show_default=True
+)
+@click.option(
+    "--at",
+    "at",
+    type=CalendarDay(),
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Price with the rates in force on this day.  [default: today, UTC]",
 )
 @json_option
 @price_file_options
@@ -65,10 +92,11 @@ def price(
     image_size: str | None,
     image_quality: str | None,
     video_seconds: int,
-    region: str,
+    region: str | None,
     batch: bool,
     service_tier: str,
     latency: str,
+    at: dt.date | None,
     as_json: bool,
     price_files: tuple[Path, ...],
     discount_percent: Decimal | None,
@@ -78,6 +106,7 @@ def price(
     \b
     Example:
       bedrock-budget price us.anthropic.claude-3-5-haiku-20241022-v1:0 --input-tokens 2000 --output-tokens 500
+      bedrock-budget price mistral.pixtral-large-2502-v1:0 --input-tokens 2000 --at 2025-06-01
     """
     usage = Usage(
         input_tokens=input_tokens,
@@ -90,16 +119,22 @@ def price(
         image_quality=image_quality,
         video_seconds=video_seconds,
     )
+    day = at if at is not None else dt.datetime.now(dt.UTC).date()
     table_ = price_table(price_files, discount_percent)
     cost = table_.price(
         model_id,
         usage,
-        region=checked_region(table_, region, model_id),
+        # No --region: the id's own Region (an ARN's, us-gov-west-1 for us-gov.) or us-east-1.
+        region=None if region is None else checked_region(table_, region, model_id),
         batch=batch,
         service_tier=service_tier,  # type: ignore[arg-type]
         latency=latency,  # type: ignore[arg-type]
+        at=day,
     )
-    emit_cost(cost, as_json=as_json, title=f"{model_id} in {region}")
+    if as_json:
+        emit_json({**cost.as_dict(), "priced_at": day.isoformat()})
+        return
+    emit_cost(cost, as_json=False, title=f"{model_id} in {cost.context['region']} on {day.isoformat()}")
 
 
 @click.command("price-guardrail")

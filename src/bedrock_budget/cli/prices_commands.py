@@ -31,6 +31,8 @@ def _spec_dict(spec: PriceSpec) -> dict[str, object]:
     data: dict[str, object] = {"per_million_tokens": _rates_dict(spec.rates)}
     if spec.batch is not None:
         data["batch"] = _rates_dict(spec.batch)
+    if spec.batch_multiplier is not None:
+        data["batch"] = {"multiplier": str(spec.batch_multiplier)}
     if spec.latency_optimized is not None:
         data["latency_optimized"] = _rates_dict(spec.latency_optimized)
     if spec.long_context is not None:
@@ -133,6 +135,7 @@ def show_model(
     entries = [
         {
             "effective": entry.effective.isoformat(),
+            "effective_assumed": entry.effective_assumed,
             "checked": entry.checked.isoformat(),
             "source": entry.source,
             "notes": entry.notes,

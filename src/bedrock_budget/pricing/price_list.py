@@ -701,6 +701,8 @@ def _tree(model_id: str, region: str, values: Mapping[_RatePath, Decimal], repor
         node[path[-1]] = value
     if "long_context" in tree:
         tree["long_context"]["threshold_tokens"] = LONG_CONTEXT_THRESHOLD
+    if "batch" in tree:
+        _batch_as_multiplier(tree)
     if tiers := _service_tiers(model_id, region, values, report):
         tree["service_tiers"] = tiers
     if images:
@@ -715,6 +717,43 @@ def _tree(model_id: str, region: str, values: Mapping[_RatePath, Decimal], repor
             )
         ]
     return tree
+
+
+def _batch_as_multiplier(tree: dict[str, Any]) -> None:
+    """Batch rows that are one fraction of the on-demand rows (AWS's "50% lower") become
+    ``batch: {multiplier}``, which the price table applies to every route, long-context tier and Region;
+    batch rows that are not one fraction stay written out."""
+    batch = tree["batch"]
+    if not all(tree.get(kind) for kind in batch):
+        return
+    ratios = {batch[kind] / tree[kind] for kind in batch}
+    if len(ratios) == 1 and 0 < (ratio := ratios.pop()) <= 1:
+        tree["batch"] = {"multiplier": ratio}
+
+
+def _keep_batch_with_its_region(
+    model_id: str, entry: dict[str, Any], by_region: Mapping[str, Mapping[str, Any]], report: _Report
+) -> None:
+    """Written batch rates belong to the Region they were listed for: a Region with its own on-demand rates
+    keeps its own batch rows, and when it has none there is no batch price to give it."""
+    base = by_region[DEFAULT_REGION]
+    written = "batch" in base and "multiplier" not in base["batch"]
+    overrides = entry.get("regions", {})
+    for region, override in overrides.items():
+        tree = by_region[region]
+        if "batch" in override or not any(kind in override for kind in TOKEN_RATE_KEYS):
+            continue
+        if "batch" in tree:
+            override["batch"] = _ordered(tree["batch"])
+        elif written:
+            report.checks.append(
+                f"{model_id}: {region} has its own on-demand rates but no batch rows; the written "
+                f"{DEFAULT_REGION} batch rates would not apply there, so no batch price is emitted"
+            )
+            entry.pop("batch", None)
+            for other in overrides.values():
+                other.pop("batch", None)
+            return
 
 
 def _pixels(size: str) -> int:
@@ -792,6 +831,7 @@ def _entry(rates: _ModelRates, today: dt.date, report: _Report) -> dict[str, Any
     }
     if overrides:
         entry["regions"] = overrides
+    _keep_batch_with_its_region(model.id, entry, by_region, report)
     return entry
 
 

@@ -78,7 +78,11 @@ class PriceSpec:
     """All the rates of one model in one region at one point in time."""
 
     rates: TokenRates
+    # Batch prices are either written out (``batch``: the in-region, standard-context rates of this region)
+    # or given as a fraction of the on-demand price of the same route, region and long-context tier
+    # (``batch_multiplier``), which is how AWS states them for most models ("50% of on-demand").
     batch: TokenRates | None = None
+    batch_multiplier: Decimal | None = None
     latency_optimized: TokenRates | None = None
     long_context: LongContext | None = None
     routes: Mapping[str, TokenRates] = field(default_factory=dict)
@@ -99,6 +103,9 @@ class PriceEntry:
     notes: str
     spec: PriceSpec
     regions: Mapping[str, PriceSpec]
+    # True when ``effective`` is the date the price was first seen, not the date it started: the price is
+    # then taken to hold back to the model's launch (see prices/README.md).
+    effective_assumed: bool = False
 
     def for_region(self, region: str) -> PriceSpec:
         return self.regions.get(region, self.spec)
@@ -360,7 +367,8 @@ _SPEC_KEYS = (
     "rerank_per_1000_queries",
     "provisioned",
 )
-_ENTRY_META_KEYS = ("effective", "checked", "source", "notes", "regions")
+_ENTRY_META_KEYS = ("effective", "effective_assumed", "checked", "source", "notes", "regions")
+_BATCH_MULTIPLIER_KEY = "multiplier"
 
 
 def _spec(problems: _Problems, where: str, data: Mapping[str, Any]) -> PriceSpec:
@@ -370,7 +378,7 @@ def _spec(problems: _Problems, where: str, data: Mapping[str, Any]) -> PriceSpec
     spec = PriceSpec(rates=rates)
     updates: dict[str, Any] = {}
     if "batch" in data:
-        updates["batch"] = _token_rates(problems, f"{where}.batch", data["batch"])
+        _batch(problems, f"{where}.batch", data["batch"], updates)
     if "latency_optimized" in data:
         updates["latency_optimized"] = _token_rates(
             problems, f"{where}.latency_optimized", data["latency_optimized"]
@@ -423,6 +431,52 @@ def _spec(problems: _Problems, where: str, data: Mapping[str, Any]) -> PriceSpec
     return spec
 
 
+def _batch(problems: _Problems, where: str, value: Any, updates: dict[str, Any]) -> None:
+    data = _mapping(problems, where, value)
+    if data is None:
+        return
+    if _BATCH_MULTIPLIER_KEY not in data:
+        updates["batch"] = _token_rates(problems, where, data)
+        return
+    if len(data) > 1:
+        problems.add(where, f"give either {_BATCH_MULTIPLIER_KEY!r} or batch rates, not both")
+        return
+    multiplier = _price(problems, f"{where}.{_BATCH_MULTIPLIER_KEY}", data[_BATCH_MULTIPLIER_KEY])
+    if multiplier is not None and not 0 < multiplier <= 1:
+        problems.add(f"{where}.{_BATCH_MULTIPLIER_KEY}", f"must be above 0 and at most 1, got {multiplier}")
+        return
+    updates["batch_multiplier"] = multiplier
+
+
+def _check_written_batch(
+    problems: _Problems, where: str, spec: PriceSpec, regions: Mapping[str, PriceSpec], own_batch: set[str]
+) -> None:
+    """Written-out batch rates are the in-region, standard-context rates of the region they are written
+    for. Where the on-demand price of a call would differ (another route, the long-context tier, a region
+    with its own rates), they do not say what batch costs, so the file must say it another way."""
+    fix = f"write batch as {{{_BATCH_MULTIPLIER_KEY}: ...}} (a fraction of the on-demand price)"
+    own = ((f".regions.{r}", s) for r, s in regions.items() if r in own_batch)
+    for label, region_spec in (("", spec), *own):
+        if region_spec.batch is None:
+            continue
+        if region_spec.routes:
+            problems.add(f"{where}{label}.batch", f"written batch rates cannot follow routes; {fix}")
+        if region_spec.long_context is not None:
+            problems.add(f"{where}{label}.batch", f"written batch rates cannot follow long_context; {fix}")
+    if spec.batch is None:
+        return
+    for region, region_spec in regions.items():
+        if region in own_batch or region_spec.batch is None:
+            continue
+        on_demand = (region_spec.rates, region_spec.routes, region_spec.long_context)
+        if on_demand != (spec.rates, spec.routes, spec.long_context):
+            problems.add(
+                f"{where}.regions.{region}",
+                f"has its own on-demand rates but would inherit batch rates written for the default region; "
+                f"give regions.{region}.batch or {fix}",
+            )
+
+
 def _spec_fields(spec: PriceSpec) -> dict[str, Any]:
     return {name: getattr(spec, name) for name in PriceSpec.__slots__}
 
@@ -443,6 +497,10 @@ def _price_entry(problems: _Problems, where: str, raw: Any, defaults: Mapping[st
         return None
     _check_keys(problems, where, data, (*_SPEC_KEYS, *_ENTRY_META_KEYS), ("effective", "checked", "source"))
     effective = _date(problems, f"{where}.effective", data.get("effective"))
+    assumed = data.get("effective_assumed", False)
+    if not isinstance(assumed, bool):
+        problems.add(f"{where}.effective_assumed", f"must be true or false, got {assumed!r}")
+        assumed = False
     checked = _date(problems, f"{where}.checked", data.get("checked"))
     source = _text(problems, f"{where}.source", data.get("source"))
     notes = data.get("notes", "")
@@ -452,6 +510,7 @@ def _price_entry(problems: _Problems, where: str, raw: Any, defaults: Mapping[st
     base_raw = _deep_merge(defaults, {k: v for k, v in data.items() if k in _SPEC_KEYS})
     spec = _spec(problems, where, base_raw)
     regions: dict[str, PriceSpec] = {}
+    own_batch: set[str] = set()
     if "regions" in data:
         region_map = _mapping(problems, f"{where}.regions", data["regions"]) or {}
         for region, override in region_map.items():
@@ -460,10 +519,17 @@ def _price_entry(problems: _Problems, where: str, raw: Any, defaults: Mapping[st
             if override_map is None:
                 continue
             if _check_keys(problems, here, override_map, _SPEC_KEYS):
-                regions[str(region)] = _spec(problems, here, _deep_merge(base_raw, override_map))
+                merged = _deep_merge(base_raw, {k: v for k, v in override_map.items() if k != "batch"})
+                if "batch" in override_map:
+                    # A region's batch replaces the base one whole: it may switch between written rates
+                    # and a multiplier, and half of one merged with half of the other means nothing.
+                    merged["batch"] = override_map["batch"]
+                    own_batch.add(str(region))
+                regions[str(region)] = _spec(problems, here, merged)
+    _check_written_batch(problems, where, spec, regions, own_batch)
     if effective is None or checked is None or source is None:
         return None
-    return PriceEntry(effective, checked, source, notes, spec, regions)
+    return PriceEntry(effective, checked, source, notes, spec, regions, assumed)
 
 
 _MODEL_KEYS = (
@@ -528,6 +594,13 @@ def _model(
         dates = [entry.effective for entry in entries]
         if dates != sorted(dates) or len(set(dates)) != len(dates):
             problems.add(f"{where}.prices", "entries must be sorted by 'effective' date, one entry per date")
+        for index, entry in enumerate(entries[1:], start=1):
+            if entry.effective_assumed:
+                problems.add(
+                    f"{where}.prices[{index}].effective_assumed",
+                    "only the first price can have an assumed start (a later one starts where the "
+                    "earlier one ends)",
+                )
     required_rates = {"text": ("input", "output"), "embedding": ("input",)}.get(kind or "", ())
     for index, entry in enumerate(entries):
         for rate in required_rates:

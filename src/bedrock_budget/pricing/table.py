@@ -45,6 +45,8 @@ from bedrock_budget.usage import Usage
 # folder); resolving them through importlib finds them in a wheel and in an editable checkout alike.
 BUNDLED_PRICES = Path(str(resources.files("bedrock_budget.prices")))
 DEFAULT_REGION = "us-east-1"
+# us-gov. profiles exist only in AWS GovCloud (US); an id priced without a region is priced there.
+GOVCLOUD_DEFAULT_REGION = "us-gov-west-1"
 _PER_MILLION = 1_000_000
 
 ServiceTier = Literal["default", "priority", "flex", "reserved"]
@@ -256,17 +258,26 @@ class PriceTable:
 
     @staticmethod
     def entry_at(model: ModelSpec, at: dt.date) -> PriceEntry:
+        return PriceTable.entry_in_force(model, at)[0]
+
+    @staticmethod
+    def entry_in_force(model: ModelSpec, at: dt.date) -> tuple[PriceEntry, bool]:
+        """The price in force on ``at``, and whether that is assumed: a day before the first price's date,
+        when the file says that date is only when the price was first seen (``effective_assumed``)."""
         chosen = None
         for entry in model.prices:
             if entry.effective <= at:
                 chosen = entry
-        if chosen is None:
-            raise UnsupportedPricingError(
-                model.id,
-                "price",
-                f"no price in force on {at.isoformat()} (first: {model.prices[0].effective})",
-            )
-        return chosen
+        if chosen is not None:
+            return chosen, False
+        first = model.prices[0]
+        if first.effective_assumed:
+            return first, True
+        raise UnsupportedPricingError(
+            model.id,
+            "price",
+            f"no price in force on {at.isoformat()} (first: {first.effective})",
+        )
 
     # --- token, image, video, rerank pricing ------------------------------------------------------------
 
@@ -275,14 +286,18 @@ class PriceTable:
         model_id: str,
         usage: Usage,
         *,
-        region: str = DEFAULT_REGION,
+        region: str | None = None,
         route: Route | None = None,
         batch: bool = False,
         service_tier: ServiceTier = "default",
         latency: Latency = "standard",
         at: dt.date | None = None,
     ) -> Cost:
-        """Price one call exactly. ``route`` defaults to what the id says (``global.`` → global, ...)."""
+        """Price one call exactly. ``route`` defaults to what the id says (``global.`` → global, ...).
+
+        ``region`` is the source Region of the call; without one, the Region of an ARN, GovCloud
+        (us-gov-west-1) for a ``us-gov.`` profile, else us-east-1.
+        """
         # The cached card is looked up here too: this runs once per metered call.
         start, end = self._day
         card = self._cards.get((model_id, region, route, batch, service_tier, latency, at))
@@ -302,7 +317,7 @@ class PriceTable:
         self,
         model_id: str,
         *,
-        region: str = DEFAULT_REGION,
+        region: str | None = None,
         route: Route | None = None,
         batch: bool = False,
         service_tier: ServiceTier = "default",
@@ -322,7 +337,7 @@ class PriceTable:
         model, ref = self._lookup(model_id)
         card = self._build_card(
             model,
-            region=region,
+            region=_source_region(ref, region),
             route=route or ref.route,
             batch=batch,
             service_tier=service_tier,
@@ -346,7 +361,7 @@ class PriceTable:
         latency: str,
         at: dt.date,
     ) -> RateCard:
-        entry = self.entry_at(model, at)
+        entry, assumed = self.entry_in_force(model, at)
         spec = entry.for_region(region)
         context: dict[str, ContextValue] = {
             "region": region,
@@ -357,11 +372,19 @@ class PriceTable:
             "price_effective": entry.effective.isoformat(),
             "region_priced": region if region in entry.regions else "default",
         }
-        if batch:
+        if assumed:
+            context["price_effective_assumed"] = True
+        batch_multiplier = Decimal(1)
+        if batch and spec.batch_multiplier is not None:
+            # A fraction of the on-demand price of this route, region and (below) long-context tier.
+            batch_multiplier = spec.batch_multiplier
+            rates = _merge_rates(spec.rates, spec.routes.get(route))
+        elif batch:
             if spec.batch is None:
                 raise UnsupportedPricingError(
                     model.id, "batch", "this model is not offered for batch inference"
                 )
+            # Validation keeps written batch rates to entries without routes and long-context tiers.
             rates = _merge_rates(spec.rates, spec.batch)
         else:
             rates = _merge_rates(spec.rates, spec.routes.get(route))
@@ -371,12 +394,12 @@ class PriceTable:
             rates = _merge_rates(rates, spec.latency_optimized)
         elif latency != "standard":
             raise ConfigurationError(f"latency must be 'standard' or 'optimized', got {latency!r}")
-        multiplier = self._tier_multiplier(model, spec, service_tier)
+        multiplier = self._tier_multiplier(model, spec, service_tier) * batch_multiplier
         if self._discount is not None:
             multiplier *= self._discount
         long_card = None
         threshold = None
-        if spec.long_context is not None and not batch:
+        if spec.long_context is not None and (not batch or spec.batch_multiplier is not None):
             threshold = spec.long_context.threshold_tokens
             long_rates = _merge_rates(rates, spec.route_long_context.get(route, spec.long_context.rates))
             long_card = self._card_from(
@@ -533,6 +556,19 @@ class PriceTable:
 
     def _discounted(self, amount: Decimal) -> Decimal:
         return amount if self._discount is None else amount * self._discount
+
+
+def _source_region(ref: ModelRef, region: str | None) -> str:
+    if ref.geo == "us-gov":
+        if region is None:
+            return GOVCLOUD_DEFAULT_REGION
+        if not region.startswith("us-gov-"):
+            raise ConfigurationError(
+                f"{ref.raw} is a us-gov. profile, which runs only in AWS GovCloud (us-gov-east-1, "
+                f"us-gov-west-1), not in {region}"
+            )
+        return region
+    return region or ref.region or DEFAULT_REGION
 
 
 def _image_rate(band: ImageBand, femto: int) -> _ImageRate:

@@ -26,7 +26,7 @@ Operations
     GetInferenceProfile and GetProvisionedModelThroughput (use :meth:`FakeBedrock.control_client`).
 
 Model ids
-    Base ids, geo/global profile ids (``us.``, ``eu.``, ``apac.``, ``jp.``, ``au.``, ``us-gov.``,
+    Base ids, geo/global profile ids (``us.``, ``eu.``, ``apac.``, ``jp.``, ``au.``, ``in.``, ``us-gov.``,
     ``global.``), foundation-model and inference-profile ARNs, custom-model ARNs (by their base model),
     and ARNs registered with :meth:`~FakeBedrock.add_inference_profile`,
     :meth:`~FakeBedrock.add_provisioned_model` or :meth:`~FakeBedrock.map_model`. An unknown provider is

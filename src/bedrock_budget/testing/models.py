@@ -1,7 +1,7 @@
 """Model identifiers: from whatever the caller put in ``modelId`` to a base model and its family.
 
 Accepted forms: base ids, geo/global cross-Region profile ids (``us.``, ``eu.``, ``apac.``, ``jp.``,
-``au.``, ``us-gov.``, ``global.``), foundation-model and inference-profile ARNs (the model is in the
+``au.``, ``in.``, ``us-gov.``, ``global.``), foundation-model and inference-profile ARNs (the model is in the
 ARN), and identifiers that hide the model (application inference profiles, provisioned, imported and
 custom-deployment models), which resolve through the directory the test fills in.
 """
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 ACCOUNT_ID: Final = "123456789012"
-GEO_PREFIXES: Final = ("us-gov", "us", "eu", "apac", "jp", "au", "global")
+GEO_PREFIXES: Final = ("us-gov", "us", "eu", "apac", "jp", "au", "in", "global")
 
 # Destination Regions reported for system-defined profiles; indicative, not authoritative.
 _GEO_REGIONS: Final[dict[str, tuple[str, ...]]] = {
@@ -38,6 +38,7 @@ _GEO_REGIONS: Final[dict[str, tuple[str, ...]]] = {
     "apac": ("ap-northeast-1", "ap-southeast-1", "ap-southeast-2", "ap-south-1"),
     "jp": ("ap-northeast-1", "ap-northeast-3"),
     "au": ("ap-southeast-2", "ap-southeast-4"),
+    "in": ("ap-south-1", "ap-south-2"),
     "global": ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"),
 }
 

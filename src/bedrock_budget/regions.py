@@ -90,8 +90,8 @@ def profile_serves_region(geo: str, region: str) -> bool:
     GovCloud Regions call only ``us-gov.`` profiles, and ``us-gov.`` profiles serve only GovCloud; global
     profiles serve commercial Regions; ``jp.``, ``au.`` and ``in.`` serve Japan's, Australia's and India's
     Regions. A Region of North America, Europe or Asia-Pacific calls only the geographic profiles of its own
-    continent. Regions elsewhere (South America, the Middle East, Africa) are not refused: which geographies they reach is not
-    recorded here, so Bedrock decides.
+    continent. Regions elsewhere (South America, the Middle East, Africa) are not refused: which geographies
+    they reach is not recorded here, so Bedrock decides.
     """
     block = region_block(region)
     if geo == "us-gov" or block == "us-gov":

@@ -1,6 +1,6 @@
 """Spend share at the first refusal: how much of a ``block`` budget is spent when it first refuses a call,
 for prose and for code prompts, with the reservation's input bound and with the old 3-bytes-per-token
-estimate, in the same run.
+estimate, and with exact input counts from CountTokens (``count_tokens=True``), in the same run.
 
 A refusing budget stops one worst case short of its limit, so the bigger the reservation the earlier it
 refuses. The fake Bedrock bills input at the density measured for each content type with the public Claude
@@ -66,13 +66,15 @@ def reservation_rule(rule: Callable[..., Usage]) -> Iterator[None]:
         enforcement.worst_case_usage = saved
 
 
-def share_at_first_refusal(fake: FakeBedrock, content: str, limit: Decimal) -> tuple[Decimal, int]:
+def share_at_first_refusal(
+    fake: FakeBedrock, content: str, limit: Decimal, *, count_tokens: bool = False
+) -> tuple[Decimal, int]:
     fake.reset()
     fake.set_usage(
         "*", UsageSpec(bytes_per_token=BYTES_PER_TOKEN[content], default_output_tokens=OUTPUT_TOKENS)
     )
     ledger = Ledger("memory://", [bb.Budget(name="b", limit_usd=str(limit))])
-    client = bb.wrap(fake.client(), ledger=ledger)
+    client = bb.wrap(fake.client(), ledger=ledger, count_tokens=count_tokens)
     messages = [{"role": "user", "content": [{"text": PROMPTS[content]}]}]
     calls = 0
     try:
@@ -94,13 +96,19 @@ def main() -> None:
     print(
         f"{'content':<8} {'limit':>7} {'reservation':<20} {'calls':>6} {'spent / limit at first refusal':>31}"
     )
-    rules = {"bound (default)": worst_case_usage, "old 3 bytes/token": _old_worst_case}
+    # count_tokens=True: the input is exact (Bedrock's CountTokens, which the fake answers at the same
+    # density it bills), so only the output cap is held beyond what the call costs.
+    rules = {
+        "bound (default)": (worst_case_usage, False),
+        "count_tokens=True": (worst_case_usage, True),
+        "old 3 bytes/token": (_old_worst_case, False),
+    }
     with FakeBedrock() as fake:
         for content in BYTES_PER_TOKEN:
             for limit in LIMITS:
-                for name, rule in rules.items():
+                for name, (rule, count_tokens) in rules.items():
                     with reservation_rule(rule):
-                        share, calls = share_at_first_refusal(fake, content, limit)
+                        share, calls = share_at_first_refusal(fake, content, limit, count_tokens=count_tokens)
                     print(f"{content:<8} {'$' + str(limit):>7} {name:<20} {calls:>6} {float(share):>31.1%}")
 
 

@@ -1,4 +1,4 @@
-"""``prices list|show|validate|import-price-list``: inspect and maintain the price files."""
+"""``prices list|show|validate|import-price-list|update``: inspect and maintain the price files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bedrock_budget.cli.options import json_option, price_file_options, price_ta
 from bedrock_budget.cli.output import emit_json, table
 from bedrock_budget.errors import PriceFileError
 from bedrock_budget.pricing import BUNDLED_PRICES, format_usd
+from bedrock_budget.pricing.price_update import PRICING_REGIONS
 from bedrock_budget.pricing.schema import ModelSpec, PriceSpec, TokenRates, validate_paths
 
 
@@ -208,6 +209,104 @@ def import_price_list(file: Path, output: Path | None) -> None:
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
+
+
+_layers_option = click.option(
+    "--prices",
+    "price_files",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Price file or folder already layered over the bundled prices, compared against (repeatable).",
+)
+_output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Layer folder to update (one file per provider; created if missing). Without it, only the diff.",
+)
+
+
+@prices_group.command("update")
+@_output_option
+@_layers_option
+@click.option(
+    "--region",
+    type=click.Choice(PRICING_REGIONS),
+    default=PRICING_REGIONS[0],
+    show_default=True,
+    help="Region of the Price List Query API endpoint.",
+)
+@click.option(
+    "--bedrock-region",
+    default="us-east-1",
+    show_default=True,
+    help="Region whose ListFoundationModels names the models.",
+)
+@click.option("--endpoint-url", default=None, help="Send the API calls here instead of AWS (for tests).")
+@json_option
+def update(
+    output: Path | None,
+    price_files: tuple[Path, ...],
+    region: str,
+    bedrock_region: str,
+    endpoint_url: str | None,
+    as_json: bool,
+) -> None:
+    """Fetch current Bedrock prices from the AWS Price List and show (and with --output, write) the changes.
+
+    Reads both offers (AmazonBedrock and AmazonBedrockFoundationModels) through the Price List Query API
+    and names models through Bedrock's ListFoundationModels, with your usual AWS credentials. Compares
+    them with the bundled prices plus the --prices layers plus the --output layer itself, and writes each
+    changed or new model, with its history and a dated entry, to the --output folder. Pass that folder
+    to --prices or wrap(prices=[...]).
+
+    Exit status: 0 no change, 1 changes found (written with --output), 2 error.
+
+    \b
+    Example (a daily cron job):
+      bedrock-budget prices update --output ~/.bedrock-budget/aws-prices
+    """
+    import boto3
+
+    from bedrock_budget.pricing.price_update import fetch_foundation_models, fetch_price_list
+
+    session = boto3.session.Session()
+    pricing = session.client("pricing", region_name=region, endpoint_url=endpoint_url)
+    bedrock = session.client("bedrock", region_name=bedrock_region, endpoint_url=endpoint_url)
+    pages = fetch_price_list(pricing)
+    models = fetch_foundation_models(bedrock)
+    _apply_update(pages, models, output, price_files, as_json)
+
+
+def _apply_update(
+    data: object,
+    foundation_models: list[dict[str, object]],
+    output: Path | None,
+    price_files: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    from bedrock_budget.pricing.price_update import plan_update, read_layer, write_layer
+    from bedrock_budget.pricing.update_report import plan_json, plan_lines
+
+    layers = list(price_files)
+    if output is not None and output.exists() and output.resolve() not in {p.resolve() for p in layers}:
+        layers.append(output)
+    table_ = price_table(tuple(layers), None)
+    plan = plan_update(
+        data,
+        table=table_,
+        foundation_models=foundation_models,
+        layer=read_layer(output) if output is not None else None,
+    )
+    written = write_layer(plan, output) if output is not None and plan.has_changes else []
+    if as_json:
+        emit_json({**plan_json(plan), "written": [str(path) for path in written]})
+    else:
+        for line in plan_lines(plan, output, written):
+            click.echo(line)
+    if plan.has_changes:
+        raise click.exceptions.Exit(1)
 
 
 def register(group: click.Group) -> None:

@@ -188,6 +188,8 @@ class _ModelRates:
     effective: set[dt.date] = dataclasses.field(default_factory=set)
     published: set[dt.date] = dataclasses.field(default_factory=set)
     service_codes: set[str] = dataclasses.field(default_factory=set)
+    # region -> the SKUs of the rows that priced it, so an entry can name exactly what it came from
+    skus: dict[str, set[str]] = dataclasses.field(default_factory=lambda: defaultdict(set))
 
 
 class _Quoted(str):
@@ -428,9 +430,14 @@ def _name_keys(name: str) -> set[str]:
 
 
 class _Catalog:
-    """Our models, looked up by id, alias, version-less id and display name."""
+    """Our models, looked up by id, alias, version-less id and display name; then ``discovered``, models
+    found elsewhere (Bedrock's ListFoundationModels) keyed like :func:`_name_keys`; then
+    :data:`PRICE_LIST_NAMES`."""
 
-    def __init__(self, models: Iterable[ModelSpec]) -> None:
+    def __init__(
+        self, models: Iterable[ModelSpec], discovered: Mapping[str, Mapping[str, ModelSpec]] | None = None
+    ) -> None:
+        self.discovered = discovered or {}
         self.by_id: dict[str, ModelSpec] = {}
         self.by_base_id: dict[str, dict[str, ModelSpec]] = defaultdict(dict)
         self.by_name: dict[str, dict[str, ModelSpec]] = defaultdict(dict)
@@ -458,9 +465,16 @@ class _Catalog:
         if len(matches) > 1:
             return f"{name!r} matches several models: {', '.join(sorted(matches))}"
         for key in _name_keys(name):
+            matches.update(self.discovered.get(key, {}))
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+        if len(matches) > 1:
+            return f"{name!r} matches several Bedrock models: {', '.join(sorted(matches))}"
+        for key in _name_keys(name):
             if key in self.table and self.table[key] in self.by_id:
                 return self.by_id[self.table[key]]
-        return f"no model named {name!r} in the price files"
+        where = "the price files or Bedrock's model list" if self.discovered else "the price files"
+        return f"no model named {name!r} in {where}"
 
     def _by_id(self, ident: str) -> ModelSpec | str:
         if ident in self.by_id:
@@ -631,6 +645,8 @@ def _collect(products: Sequence[_Product], catalog: _Catalog, report: _Report) -
         entry = rates.setdefault(model.id, _ModelRates(model))
         entry.values[product.region][path][value].append(product.usagetype)
         entry.service_codes.add(product.service_code)
+        if product.sku:
+            entry.skus[product.region].add(product.sku)
         if price.effective:
             entry.effective.add(price.effective)
         if product.published:
@@ -744,12 +760,18 @@ def _missing_required(model: ModelSpec, tree: Mapping[str, Any]) -> str:
     return ""
 
 
-def _entry(rates: _ModelRates, today: dt.date, report: _Report) -> dict[str, Any] | None:
+def _region_trees(rates: _ModelRates, report: _Report) -> dict[str, dict[str, Any]]:
+    """Every region's complete rate tree (not yet reduced to overrides of us-east-1), conflicts reported."""
     model = rates.spec
-    by_region = {
+    return {
         region: _tree(model.id, region, _resolved(model.id, region, values, report), report)
         for region, values in sorted(rates.values.items())
     }
+
+
+def _entry(rates: _ModelRates, today: dt.date, report: _Report) -> dict[str, Any] | None:
+    model = rates.spec
+    by_region = _region_trees(rates, report)
     base = by_region.get(DEFAULT_REGION)
     if base is None:
         regions = ", ".join(sorted(by_region))

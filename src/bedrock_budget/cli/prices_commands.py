@@ -190,27 +190,6 @@ def validate(path: Path | None) -> None:
     click.echo(f"ok: {len(files)} file(s), {models} model(s)")
 
 
-@prices_group.command("import-price-list")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write YAML here.")
-def import_price_list(file: Path, output: Path | None) -> None:
-    """Convert AWS Price List API output (pricing get-products) into price-file YAML.
-
-    \b
-    Example:
-      aws pricing get-products --service-code AmazonBedrock --region us-east-1 > pl.json
-      bedrock-budget prices import-price-list pl.json -o new-prices.yaml
-    """
-    from bedrock_budget.pricing.price_list import convert_price_list_file
-
-    text = convert_price_list_file(file)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
-
-
 _layers_option = click.option(
     "--prices",
     "price_files",
@@ -225,6 +204,72 @@ _output_option = click.option(
     default=None,
     help="Layer folder to update (one file per provider; created if missing). Without it, only the diff.",
 )
+
+
+@prices_group.command("import-price-list")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write YAML here.")
+@click.option(
+    "--layer",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead of printing YAML to review, update this layer folder and show the diff, as "
+    "`prices update --output` does (exit 0 no change, 1 changes).",
+)
+@click.option(
+    "--foundation-models",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Saved `aws bedrock list-foundation-models` output, to give new models their ids (with --layer).",
+)
+@_layers_option
+def import_price_list(
+    files: tuple[Path, ...],
+    output: Path | None,
+    layer: Path | None,
+    foundation_models: Path | None,
+    price_files: tuple[Path, ...],
+) -> None:
+    """Convert AWS Price List output (pricing get-products pages, or bulk offer files
+    offers/v1.0/aws/<offer>/current/<region>/index.json) into price-file YAML, or a layer with --layer.
+
+    \b
+    Example:
+      aws pricing get-products --service-code AmazonBedrock --region us-east-1 > pl.json
+      bedrock-budget prices import-price-list pl.json -o new-prices.yaml
+      bedrock-budget prices import-price-list bedrock.json models.json --layer ~/aws-prices \\
+          --foundation-models fm.json
+    """
+    from bedrock_budget.pricing.price_list import convert_price_list, read_price_list_files
+
+    data = read_price_list_files(files)
+    if layer is not None:
+        if output is not None:
+            raise click.BadParameter("give --output or --layer, not both", param_hint="'--layer'")
+        models = _saved_foundation_models(foundation_models) if foundation_models else []
+        _apply_update(data, models, layer, price_files, False)
+        return
+    if foundation_models is not None or price_files:
+        raise click.BadParameter("--foundation-models and --prices go with --layer", param_hint="'--layer'")
+    text = convert_price_list(data, where=", ".join(map(str, files)))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+def _saved_foundation_models(path: Path) -> list[dict[str, object]]:
+    from bedrock_budget.errors import PriceListError
+    from bedrock_budget.pricing.price_list import read_price_list_files
+
+    data = read_price_list_files([path])
+    summaries = data.get("modelSummaries") if isinstance(data, dict) else None
+    if not isinstance(summaries, list) or not all(isinstance(item, dict) for item in summaries):
+        raise PriceListError(str(path), ["not ListFoundationModels output: expected 'modelSummaries'"])
+    return summaries
 
 
 @prices_group.command("update")

@@ -235,18 +235,34 @@ def convert_price_list_file(
     return _convert(data, str(path), models, today)
 
 
+def read_price_list_files(paths: Iterable[Path]) -> Any:
+    """The JSON of one or more saved Price List files (a single document as is, several as a list).
+
+    Raises :class:`~bedrock_budget.errors.PriceListError` naming the file that cannot be read or parsed."""
+    documents: list[Any] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise PriceListError(str(path), [f"cannot read file: {reason}"]) from exc
+        documents += _json_documents(text, str(path))
+    return documents[0] if len(documents) == 1 else documents
+
+
 def convert_price_list(
     data: Mapping[str, Any] | Sequence[Any],
     *,
     models: Iterable[ModelSpec] | None = None,
     today: dt.date | None = None,
+    where: str = "price list",
 ) -> str:
     """Convert parsed Price List API output to price-file YAML text.
 
     ``models`` are the models ids are resolved against (default: the bundled price files); ``today`` is
     written as ``checked`` (default: the current date). Products that cannot be converted are listed in
     comments at the top, never dropped silently."""
-    return _convert(data, "price list", models, today)
+    return _convert(data, where, models, today)
 
 
 def _convert(data: Any, where: str, models: Iterable[ModelSpec] | None, today: dt.date | None) -> str:

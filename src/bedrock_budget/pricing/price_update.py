@@ -510,8 +510,9 @@ def _raw_model(model: ModelSpec) -> dict[str, Any]:
     document: dict[str, Any] = copy.deepcopy(dict(raw))
     document["prices"] = [
         {
-            **{k: v for k, v in entry.items() if k in _META_KEYS},
+            **{k: v for k, v in entry.items() if k in _META_KEYS and k != "regions"},
             **_nest({**_flatten(defaults), **_flatten(entry)}),
+            **({"regions": entry["regions"]} if "regions" in entry else {}),
         }
         for entry in document.get("prices", [])
     ]

@@ -48,6 +48,7 @@ def build_meter(
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,
+    prices_reload_seconds: float | None = None,
     model_mapping: Mapping[str, str] | None = None,
     control_plane: Any | None = None,
     resolver: ModelResolver | None = None,
@@ -82,6 +83,16 @@ def build_meter(
         )
     elif extra_prices or discount_percent is not None:
         raise ConfigurationError("give either price_table or prices/discount_percent, not both")
+    reloader = None
+    if prices_reload_seconds is not None:
+        from bedrock_budget.wrapper.price_reload import PriceReloader, reload_interval
+
+        interval = reload_interval(prices_reload_seconds)
+        if not extra_prices:
+            raise ConfigurationError("prices_reload_seconds needs prices=[...]: the files to watch")
+        reloader = PriceReloader(
+            extra_prices, interval=interval, discount_percent=discount_percent, table=price_table
+        )
     if resolver is None:
         resolver = ModelResolver(static_mapping=model_mapping, control_plane=control_plane)
     elif model_mapping is not None or control_plane is not None:
@@ -93,6 +104,7 @@ def build_meter(
         defaults=defaults,
         metadata_keys=metadata_keys,
         hash_ids=hash_ids,
+        price_reloader=reloader,
     )
     # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
     budget_options = {
@@ -125,6 +137,8 @@ def build_meter(
                 observer = getattr(listener, "store_metrics", None)
                 if observer is not None:
                     add_observer(observer)
+    if reloader is not None:
+        reloader.targets = [meter, *([meter.guard] if hasattr(meter.guard, "price_table") else [])]
     return meter
 
 
@@ -143,6 +157,7 @@ def wrap(
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,
+    prices_reload_seconds: float | None = None,
     model_mapping: Mapping[str, str] | None = None,
     control_plane: Any | None = None,
     resolver: ModelResolver | None = None,
@@ -177,6 +192,10 @@ def wrap(
         price_table: a ``PriceTable`` to price with, instead of the bundled one.
         prices: extra price files or folders layered over the bundled prices.
         discount_percent: lower every price by this percentage (e.g. an EDP discount), e.g. ``"12.5"``.
+        prices_reload_seconds: check the ``prices`` files for changes at most this often (seconds) and
+            price with them, reloaded in the background, once they change (a layer that
+            ``bedrock-budget prices update`` rewrites, say). A file that fails to load keeps the previous
+            prices. Off (None) by default.
         model_mapping: static map of ARNs that hide their model (application inference profiles,
             provisioned models) to model ids, for offline use.
         control_plane: a boto3 ``bedrock`` client used to resolve such ARNs (cached).

@@ -75,6 +75,14 @@ def build_meter(
     else:
         metadata_keys = {validate_key(k): k for k in metadata_attribution}
     extra_prices = list(prices)
+    interval = None
+    if prices_reload_seconds is not None:
+        from bedrock_budget.wrapper.price_reload import PriceReloader, reload_interval
+
+        # Checked before any file is read: a wrong option should not be reported as a missing file.
+        interval = reload_interval(prices_reload_seconds)
+        if not extra_prices:
+            raise ConfigurationError("prices_reload_seconds needs prices=[...]: the files to watch")
     if price_table is None:
         price_table = (
             load_price_table(extra_files=extra_prices, discount_percent=discount_percent)
@@ -84,12 +92,7 @@ def build_meter(
     elif extra_prices or discount_percent is not None:
         raise ConfigurationError("give either price_table or prices/discount_percent, not both")
     reloader = None
-    if prices_reload_seconds is not None:
-        from bedrock_budget.wrapper.price_reload import PriceReloader, reload_interval
-
-        interval = reload_interval(prices_reload_seconds)
-        if not extra_prices:
-            raise ConfigurationError("prices_reload_seconds needs prices=[...]: the files to watch")
+    if interval is not None:
         reloader = PriceReloader(
             extra_prices, interval=interval, discount_percent=discount_percent, table=price_table
         )

@@ -239,7 +239,7 @@ def import_price_list(
     Example:
       aws pricing get-products --service-code AmazonBedrock --region us-east-1 > pl.json
       bedrock-budget prices import-price-list pl.json -o new-prices.yaml
-      bedrock-budget prices import-price-list bedrock.json models.json --layer ~/aws-prices \\
+      bedrock-budget prices import-price-list bedrock-offer.json fm-offer.json --layer ~/aws-prices \\
           --foundation-models fm.json
     """
     from bedrock_budget.pricing.price_list import convert_price_list, read_price_list_files

@@ -131,11 +131,12 @@ def test_update_writes_a_dated_layer_and_a_diff_then_finds_no_change(
     assert "+ amazon.nova-2-lite-v1:0 (Nova 2 Lite), effective 2026-11-01" in out
     # A price change, dated by the rows' effectiveDate, with old and new rates.
     assert f"~ {LLAMA}, effective 2026-11-15" in out
-    assert "us-east-1 input 0.22 -> 0.18" in out
-    # Rates the table lacked (Nova writes caches free) are changes too.
-    assert "us-east-1 cache_write_5m none -> 0.00" in out
+    assert "us-east-1, us-west-2 input 0.22 -> 0.18" in out  # one line for the regions a change shares
+    # Rates the table lacked (Nova writes caches free) are changes too, in every region they reach:
+    # regions without their own value inherit us-east-1's, and the diff says so.
+    assert "us-east-1, us-gov-west-1, us-west-2 cache_write_5m none -> 0.00" in out
     # The input-only Anthropic row is reported and changes nothing.
-    assert f"{HAIKU} us-east-1: the Price List quotes no output rate" in out
+    assert f"{HAIKU} us-east-1, us-west-2: the Price List quotes no output rate" in out
     assert HAIKU not in out.split("Partial rows")[0]
     # Names nothing maps are listed with the offer they came from.
     assert "'Palmyra X5' (AmazonBedrock, 2 rows)" in out
@@ -277,3 +278,65 @@ def test_a_name_bedrock_gives_two_models_is_unmapped_not_guessed() -> None:
         "'Claude' matches several Bedrock models: anthropic.claude-v2, anthropic.claude-v2:1"
         in plan.unmapped[0]
     )
+
+
+def test_history_is_never_rewritten(tmp_path: Path) -> None:
+    """The table already has a Llama entry dated after the Price List's effectiveDate (2026-11-15) with
+    another price: the change is dated the day it was found, and the older entries stay."""
+    from bedrock_budget.pricing.price_update import plan_update
+
+    table_dir = tmp_path / "table"
+    table_dir.mkdir()
+    text = (TABLE / "meta.yaml").read_text()
+    later = '      - effective: 2026-11-20\n        checked: 2026-11-22\n        source: "test table"\n'
+    (table_dir / "meta.yaml").write_text(text + later + '        input: "0.20"\n        output: "0.20"\n')
+    offer = json.loads(BEDROCK_OFFER.read_text())
+    plan = plan_update(offer, table=load_price_table([table_dir]), today=dt.date(2026, 12, 3))
+    (llama,) = plan.changed
+    assert (llama.model_id, llama.effective) == (LLAMA, dt.date(2026, 12, 3))
+    assert "effectiveDate 2026-11-15 is not after the current entry's 2026-11-20" in llama.notes
+    entries = plan.documents["meta"]["models"][0]["prices"]
+    assert [e["effective"] for e in entries] == [
+        dt.date(2024, 7, 23),
+        dt.date(2026, 11, 20),
+        dt.date(2026, 12, 3),
+    ]
+    # The offer alone (no ListFoundationModels): models it cannot name are unmapped, none guessed.
+    assert any("'Nova 2 Lite'" in row for row in plan.unmapped)
+    assert not plan.new
+
+
+def test_the_layer_takes_in_later_fixes_to_the_prices_under_it(
+    fake: FakeBedrock, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A layered model replaces the bundled one whole; without this, a release's fixes to a model the layer
+    holds (a corrected entry, a new one, a better output limit) would never be seen again."""
+    import shutil
+
+    bundled = tmp_path / "bundled"
+    shutil.copytree(TABLE, bundled)
+    monkeypatch.setattr(table_module, "BUNDLED_PRICES", bundled)
+    layer = tmp_path / "aws-prices"
+    assert update(fake, layer, capsys)[0] == 1
+
+    meta = bundled / "meta.yaml"
+    text = meta.read_text().replace("max_output_tokens: 2048", "max_output_tokens: 4096")
+    meta.write_text(
+        text.replace(
+            'checked: 2026-11-22\n        source: "test table"',
+            'checked: 2026-12-01\n        source: "fixed"',
+        )
+    )
+    code, out = update(fake, layer, capsys)
+    assert code == 1
+    assert (
+        f"{LLAMA}: max_output_tokens; entry effective 2024-07-23 taken from the prices under the layer" in out
+    )
+    llama = load_price_table(extra_files=[layer]).model(LLAMA)
+    assert llama.max_output_tokens == 4096
+    assert [(e.effective, e.source) for e in llama.prices] == [
+        (dt.date(2024, 7, 23), "fixed"),
+        (dt.date(2026, 11, 15), llama.prices[1].source),
+    ]
+    assert llama.prices[1].source.startswith("AWS Price List API")
+    assert update(fake, layer, capsys)[0] == 0

@@ -334,15 +334,15 @@ def _apply_update(
     from bedrock_budget.pricing.price_update import plan_update, read_layer, write_layer
     from bedrock_budget.pricing.update_report import plan_json, plan_lines
 
-    layers = list(price_files)
-    if output is not None and output.exists() and output.resolve() not in {p.resolve() for p in layers}:
-        layers.append(output)
-    table_ = price_table(tuple(layers), None)
+    below = [p for p in price_files if output is None or p.resolve() != output.resolve()]
+    base = price_table(tuple(below), None)
+    has_layer = output is not None and output.exists()
     plan = plan_update(
         data,
-        table=table_,
+        table=price_table((*below, output), None) if has_layer and output is not None else base,
         foundation_models=foundation_models,
         layer=read_layer(output) if output is not None else None,
+        base=base,
     )
     written = write_layer(plan, output) if output is not None and plan.has_changes else []
     if as_json:

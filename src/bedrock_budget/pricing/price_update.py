@@ -39,7 +39,7 @@ import yaml
 
 from bedrock_budget.errors import PriceUpdateError
 from bedrock_budget.pricing import price_list as pl
-from bedrock_budget.pricing.schema import ModelKind, ModelSpec, PriceEntry, price_files_in, validate_paths
+from bedrock_budget.pricing.schema import ModelKind, ModelSpec, price_files_in, validate_paths
 from bedrock_budget.pricing.table import DEFAULT_REGION, PriceTable
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ class UpdatePlan:
     new: list[ModelUpdate] = dataclasses.field(default_factory=list)
     changed: list[ModelUpdate] = dataclasses.field(default_factory=list)
     removed: list[str] = dataclasses.field(default_factory=list)
+    refreshed: list[str] = dataclasses.field(default_factory=list)
     partial: list[str] = dataclasses.field(default_factory=list)
     unmapped: list[str] = dataclasses.field(default_factory=list)
     not_converted: list[str] = dataclasses.field(default_factory=list)
@@ -105,7 +106,7 @@ class UpdatePlan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.new or self.changed or self.removed)
+        return bool(self.new or self.changed or self.removed or self.refreshed)
 
 
 # --- reading AWS ----------------------------------------------------------------------------------------
@@ -212,11 +213,16 @@ def plan_update(
     table: PriceTable,
     foundation_models: Iterable[Mapping[str, Any]] = (),
     layer: Mapping[str, Mapping[str, Any]] | None = None,
+    base: PriceTable | None = None,
     today: dt.date | None = None,
 ) -> UpdatePlan:
     """Compare Price List output (``data``, any shape :func:`.price_list.convert_price_list` reads) with
-    ``table`` and return the changes and the updated layer (``layer``: the documents already in it, by
-    provider)."""
+    ``table`` and return the changes and the updated layer.
+
+    ``layer`` holds the documents already in the layer being updated (by provider), and ``base`` the
+    table under it (``table`` without the layer): a model the layer holds whole would otherwise hide every
+    later fix to the bundled prices, so entries and model facts (name, limits, aliases) ``base`` gained
+    since are copied into the layer first."""
     day = today or dt.date.today()
     products = pl._products(data, "price list")
     plan = UpdatePlan(today=day, products=len(products))
@@ -230,6 +236,8 @@ def plan_update(
     report = pl._Report()
     rates = pl._collect(products, catalog, report)
     documents = {provider: _document_index(doc) for provider, doc in (layer or {}).items()}
+    if base is not None:
+        _refresh_from_base(plan, documents, base)
     for model_id in sorted(rates):
         _plan_model(plan, rates[model_id], table, documents, report)
     answered = set(plan.offers)
@@ -239,7 +247,7 @@ def plan_update(
         source = model.prices[-1].source
         codes = set(re.findall(r"\bAmazonBedrock\w*", source))
         if source.startswith(SOURCE_PREFIX) and codes and codes <= answered:
-            doc = _raw_model(model)
+            doc = documents.get(model.provider, {}).get(model.id) or _raw_model(model)
             doc["lifecycle"] = "legacy"
             documents.setdefault(model.provider, {})[model.id] = doc
             plan.removed.append(model.id)
@@ -253,6 +261,50 @@ def plan_update(
         if models
     }
     return plan
+
+
+_MODEL_FACTS = ("aliases", "name", "family", "kind", "max_output_tokens", "context_window")
+
+
+def _refresh_from_base(
+    plan: UpdatePlan, documents: dict[str, dict[str, dict[str, Any]]], base: PriceTable
+) -> None:
+    for provider, models in documents.items():
+        for model_id, document in models.items():
+            under = base.models.get(model_id)
+            if under is None:
+                continue
+            raw = _raw_model(under)
+            what: list[str] = []
+            for fact in _MODEL_FACTS:
+                if fact in raw and raw[fact] != document.get(fact):
+                    document[fact] = raw[fact]
+                    what.append(fact)
+            held = {_as_date(entry.get("effective")): entry for entry in document.get("prices", [])}
+            taken: list[str] = []
+            for entry in raw["prices"]:
+                day = _as_date(entry.get("effective"))
+                mine = held.get(day)
+                # Entries the Price List wrote belong to the layer; every other one to the prices under it.
+                if mine is None or (
+                    not str(mine.get("source", "")).startswith(SOURCE_PREFIX) and not _same_entry(mine, entry)
+                ):
+                    held[day] = entry
+                    taken.append(str(day))
+            if taken:
+                document["prices"] = [held[day] for day in sorted(held, key=lambda day: day or dt.date.min)]
+                what.append(f"entr{'ies' if len(taken) > 1 else 'y'} effective {', '.join(taken)}")
+            if what:
+                plan.refreshed.append(f"{model_id}: {'; '.join(what)} taken from the prices under the layer")
+                plan.touched.add(provider)
+
+
+def _same_entry(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    def normal(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+        meta = tuple(str(entry.get(key, "")) for key in ("effective", "checked", "source", "notes"))
+        return meta, _full_trees(entry)
+
+    return normal(one) == normal(other)
 
 
 def _document_index(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -270,14 +322,17 @@ def _plan_model(
     model = rates.spec
     trees = pl._region_trees(rates, report)
     complete: dict[str, _Flat] = {}
+    partial: dict[str, list[str]] = {}
     for region, tree in trees.items():
         missing = _missing(model.kind, tree)
         if missing:
-            plan.partial.append(
-                f"{model.id} {region}: the Price List quotes no {missing}; nothing taken from it"
-            )
+            partial.setdefault(missing, []).append(region)
         else:
             complete[region] = _flatten(tree)
+    for missing, regions in partial.items():
+        plan.partial.append(
+            f"{model.id} {regions_text(regions)}: the Price List quotes no {missing}; nothing taken from it"
+        )
     current = table.models.get(model.id)
     if current is None:
         base = complete.get(DEFAULT_REGION)
@@ -298,22 +353,26 @@ def _plan_model(
                 "(ListFoundationModels does not give it)"
             )
     else:
-        entry = _entry_in_force(current, plan.today)
-        later = [e for e in current.prices if e.effective > entry.effective]
+        held = documents.get(model.provider, {}).get(model.id)
+        document = copy.deepcopy(held) if held is not None else _raw_model(current)
+        history = document["prices"]
+        dated = [(_as_date(entry.get("effective")) or dt.date.min, entry) for entry in history]
+        in_force, raw_entry = next(
+            (pair for pair in reversed(dated) if pair[0] <= plan.today),
+            dated[0] if dated else (dt.date.min, {}),
+        )
+        later = [day for day, _ in dated if day > in_force]
         if later:
             plan.not_converted.append(
-                f"{model.id}: the table already has an entry effective {later[-1].effective}; not compared"
+                f"{model.id}: the table already has an entry effective {later[-1]}; not compared"
             )
             return
-        document = _raw_model(current)
-        history = document["prices"]
-        raw_entry = next(e for e in history if _as_date(e.get("effective")) == entry.effective)
         old = _full_trees(raw_entry)
         new = {region: dict(flat) for region, flat in old.items()}
         for region, flat in complete.items():
             new[region] = {**old.get(region, old[DEFAULT_REGION]), **flat}
-        effective, notes = _next_effective(rates, entry, plan.today)
-    changes = _changes(old, new)
+        effective, notes = _next_effective(rates, in_force, plan.today)
+    changes = _changes(old, _as_written(new))
     if not changes:
         return
     entry_doc = _entry_document(rates, new, effective, notes, plan.today)
@@ -322,6 +381,14 @@ def _plan_model(
     plan.touched.add(model.provider)
     update = ModelUpdate(model.id, model.name, model.provider, effective, tuple(changes), "; ".join(notes))
     (plan.changed if current is not None else plan.new).append(update)
+
+
+def regions_text(regions: Sequence[str], shown: int = 3) -> str:
+    """``us-east-1, us-west-2 and 5 more regions``: first us-east-1, then alphabetical."""
+    ordered = sorted(regions, key=lambda region: (region != DEFAULT_REGION, region))
+    more = len(ordered) - shown
+    head = ", ".join(ordered[:shown])
+    return f"{head} and {more} more region{'s' if more != 1 else ''}" if more > 0 else head
 
 
 def _missing(kind: str, tree: Mapping[str, Any]) -> str:
@@ -334,14 +401,6 @@ def _missing(kind: str, tree: Mapping[str, Any]) -> str:
     return "" if tree else "rate"
 
 
-def _entry_in_force(model: ModelSpec, day: dt.date) -> PriceEntry:
-    chosen = model.prices[0]
-    for entry in model.prices:
-        if entry.effective <= day:
-            chosen = entry
-    return chosen
-
-
 def _first_effective(rates: pl._ModelRates, today: dt.date) -> tuple[dt.date, list[str]]:
     if rates.effective:
         return max(rates.effective), []
@@ -352,13 +411,13 @@ def _first_effective(rates: pl._ModelRates, today: dt.date) -> tuple[dt.date, li
     return published or today, [note]
 
 
-def _next_effective(rates: pl._ModelRates, current: PriceEntry, today: dt.date) -> tuple[dt.date, list[str]]:
+def _next_effective(rates: pl._ModelRates, current: dt.date, today: dt.date) -> tuple[dt.date, list[str]]:
     stated, notes = _first_effective(rates, today)
-    if stated > current.effective:
+    if stated > current:
         return stated, notes
-    effective = today if today > current.effective else current.effective + dt.timedelta(days=1)
+    effective = today if today > current else current + dt.timedelta(days=1)
     notes.append(
-        f"the Price List's effectiveDate {stated} is not after the current entry's {current.effective}; "
+        f"the Price List's effectiveDate {stated} is not after the current entry's {current}; "
         f"effective from {effective}, when the difference was found"
     )
     return effective, notes
@@ -435,6 +494,13 @@ def _full_trees(raw_entry: Mapping[str, Any]) -> dict[str, _Flat]:
     for region, override in (raw_entry.get("regions") or {}).items():
         trees[str(region)] = {**base, **_flatten(override)}
     return trees
+
+
+def _as_written(trees: Mapping[str, _Flat]) -> dict[str, _Flat]:
+    """Each region's rates as the written entry gives them: us-east-1's, overridden where the region
+    differs. (A region inherits a rate us-east-1 gains; the file cannot say "not in this region".)"""
+    base = trees[DEFAULT_REGION]
+    return {region: {**base, **flat} for region, flat in trees.items()}
 
 
 def _changes(old: Mapping[str, _Flat], new: Mapping[str, _Flat]) -> list[RateChange]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bedrock_budget.pricing.money import format_usd
-from bedrock_budget.pricing.price_update import ModelUpdate, RateChange, UpdatePlan
+from bedrock_budget.pricing.price_update import ModelUpdate, RateChange, UpdatePlan, regions_text
 
 # Lines the converter writes for a row it could not use: "USAGETYPE [SERVICE REGION 'NAME']: REASON".
 _ROW = re.compile(r"^(?P<usagetype>\S+) \[(?P<code>\S+) (?P<region>\S+) (?P<name>.*)\]: (?P<reason>.*)$")
@@ -33,8 +33,17 @@ def _wrapped(text: str, indent: str, width: int) -> list[str]:
     ]
 
 
-def _change_text(change: RateChange) -> str:
-    return f"{change.region} {change.rate} {_usd(change.old)} -> {_usd(change.new)}"
+def _change_lines(changes: Sequence[RateChange]) -> list[str]:
+    """One line per rate change; a change several regions share is one line naming them."""
+    regions: dict[tuple[str, Decimal | None, Decimal | None], list[str]] = defaultdict(list)
+    for change in changes:
+        regions[(change.rate, change.old, change.new)].append(change.region)
+    return [
+        f"{regions_text(where)} {rate} {_usd(old)} -> {_usd(new)}"
+        for (rate, old, new), where in sorted(
+            regions.items(), key=lambda item: (item[1][0] != "us-east-1", item[1][0], item[0][0])
+        )
+    ]
 
 
 def _new_model_text(update: ModelUpdate) -> str:
@@ -79,13 +88,17 @@ def plan_lines(plan: UpdatePlan, output: Path | None, written: Sequence[Path]) -
         lines.append(f"Changed prices ({len(plan.changed)} models):")
         for update in plan.changed:
             lines.append(f"  ~ {update.model_id}, effective {update.effective}")
-            for change in update.changes:
-                lines += _wrapped(_change_text(change), "      ", width)
+            for text in _change_lines(update.changes):
+                lines += _wrapped(text, "      ", width)
             if update.notes:
                 lines += _wrapped(f"note: {update.notes}", "      ", width)
     if plan.removed:
         lines.append(f"No longer in the Price List ({len(plan.removed)}; marked legacy, prices kept):")
         lines += [f"  - {model_id}" for model_id in plan.removed]
+    if plan.refreshed:
+        lines.append(f"Updated from the prices under the layer ({len(plan.refreshed)}):")
+        for item in plan.refreshed:
+            lines += _wrapped(item, "  ", width)
     if plan.partial:
         lines.append(f"Partial rows, not used ({len(plan.partial)}; a partial row never replaces a price):")
         for item in plan.partial:
@@ -105,7 +118,7 @@ def plan_lines(plan: UpdatePlan, output: Path | None, written: Sequence[Path]) -
             "",
             width,
         )
-    changes = len(plan.new) + len(plan.changed) + len(plan.removed)
+    changes = len(plan.new) + len(plan.changed) + len(plan.removed) + len(plan.refreshed)
     if not changes:
         lines.append("No change.")
     elif output is None:
@@ -143,6 +156,7 @@ def plan_json(plan: UpdatePlan) -> dict[str, Any]:
         "new_models": [_update_json(update) for update in plan.new],
         "changed_models": [_update_json(update) for update in plan.changed],
         "removed_models": list(plan.removed),
+        "refreshed_models": list(plan.refreshed),
         "partial": list(plan.partial),
         "unmapped": list(plan.unmapped),
         "not_converted": list(plan.not_converted),

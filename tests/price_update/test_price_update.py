@@ -128,6 +128,7 @@ def test_update_writes_a_dated_layer_and_a_diff_then_finds_no_change(
     assert code == 1
     # New models: ids from ListFoundationModels, not from a hand-kept table; the :200k variant is ignored.
     assert f"+ {OPUS} (Claude Opus 5.3), effective 2026-10-01" in out
+    assert "us-east-1 input 5.50, output 27.50 (+7 more rates, 1 region)" in out  # Frankfurt: the same
     assert "+ amazon.nova-2-lite-v1:0 (Nova 2 Lite), effective 2026-11-01" in out
     # A price change, dated by the rows' effectiveDate, with old and new rates.
     assert f"~ {LLAMA}, effective 2026-11-15" in out
@@ -340,3 +341,43 @@ def test_the_layer_takes_in_later_fixes_to_the_prices_under_it(
     ]
     assert llama.prices[1].source.startswith("AWS Price List API")
     assert update(fake, layer, capsys)[0] == 0
+
+
+# --- from a shell: the fake serving saved files, `prices update` against it --------------------------------
+
+
+def test_fake_bedrock_command_serves_saved_price_lists_to_prices_update(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "COLUMNS": "80"}
+    env.pop("AWS_PROFILE", None)
+    cli = [sys.executable, "-c", "import sys; from bedrock_budget.cli import main; sys.exit(main())"]
+    files = ["--price-list", str(BEDROCK_OFFER), "--price-list", str(FM_OFFER)]
+    server = subprocess.Popen(
+        [*cli, "fake-bedrock", "--port", "0", *files, "--foundation-models", str(FOUNDATION_MODELS)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split(" on ")[1].split()[0]
+        update_cmd = [*cli, "prices", "update", "--endpoint-url", url, "--output", str(tmp_path / "l")]
+        first = subprocess.run(update_cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+        # Against the real bundled prices: what changes depends on them, that the offers were read does not.
+        assert first.returncode in (0, 1), first.stderr
+        assert "AmazonBedrockFoundationModels published 2026-11-30; 51 products read." in first.stdout
+        second = subprocess.run(update_cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert (second.returncode, second.stdout.splitlines()[-1]) == (0, "No change.")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def test_fake_bedrock_command_refuses_a_file_that_is_not_a_price_list(tmp_path: Path) -> None:
+    not_a_price_list = tmp_path / "fm.json"
+    not_a_price_list.write_text('{"modelSummaries": []}')
+    assert run(["fake-bedrock", "--price-list", str(not_a_price_list)]) == 2

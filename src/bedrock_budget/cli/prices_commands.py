@@ -243,12 +243,13 @@ def import_price_list(
           --foundation-models fm.json
     """
     from bedrock_budget.pricing.price_list import convert_price_list, read_price_list_files
+    from bedrock_budget.pricing.price_update import read_foundation_models
 
     data = read_price_list_files(files)
     if layer is not None:
         if output is not None:
             raise click.BadParameter("give --output or --layer, not both", param_hint="'--layer'")
-        models = _saved_foundation_models(foundation_models) if foundation_models else []
+        models = read_foundation_models(foundation_models) if foundation_models else []
         _apply_update(data, models, layer, price_files, False)
         return
     if foundation_models is not None or price_files:
@@ -259,17 +260,6 @@ def import_price_list(
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
-
-
-def _saved_foundation_models(path: Path) -> list[dict[str, object]]:
-    from bedrock_budget.errors import PriceListError
-    from bedrock_budget.pricing.price_list import read_price_list_files
-
-    data = read_price_list_files([path])
-    summaries = data.get("modelSummaries") if isinstance(data, dict) else None
-    if not isinstance(summaries, list) or not all(isinstance(item, dict) for item in summaries):
-        raise PriceListError(str(path), ["not ListFoundationModels output: expected 'modelSummaries'"])
-    return summaries
 
 
 @prices_group.command("update")

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from bedrock_budget.errors import PriceUpdateError
+from bedrock_budget.errors import PriceListError, PriceUpdateError
 from bedrock_budget.pricing import price_list as pl
 from bedrock_budget.pricing.schema import ModelKind, ModelSpec, price_files_in, validate_paths
 from bedrock_budget.pricing.table import DEFAULT_REGION, PriceTable
@@ -138,6 +138,15 @@ def fetch_foundation_models(client: BedrockClient) -> list[dict[str, Any]]:
     except (BotoCoreError, ClientError) as exc:
         raise PriceUpdateError("Bedrock ListFoundationModels", _aws_reason(exc)) from exc
     return [dict(summary) for summary in summaries]
+
+
+def read_foundation_models(path: Path) -> list[dict[str, Any]]:
+    """The ``modelSummaries`` of saved ``aws bedrock list-foundation-models`` output."""
+    data = pl.read_price_list_files([path])
+    summaries = data.get("modelSummaries") if isinstance(data, Mapping) else None
+    if not isinstance(summaries, list) or not all(isinstance(item, Mapping) for item in summaries):
+        raise PriceListError(str(path), ["not ListFoundationModels output: expected 'modelSummaries'"])
+    return [dict(item) for item in summaries]
 
 
 def _aws_reason(exc: Exception) -> str:
@@ -343,7 +352,12 @@ def _plan_model(
             )
             return
         old: dict[str, _Flat] = {}
-        new = dict(complete)
+        # Regions priced like us-east-1 add nothing to a new model (the file would not list them either).
+        new = {
+            region: flat
+            for region, flat in complete.items()
+            if region == DEFAULT_REGION or any(base.get(path) != value for path, value in flat.items())
+        }
         effective, notes = _first_effective(rates, plan.today)
         history: list[dict[str, Any]] = []
         document = _new_model_document(model)

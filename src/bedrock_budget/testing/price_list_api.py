@@ -101,6 +101,38 @@ class PriceListCatalog:
             self._products.pop(service_code, None)
         self.add_products(service_code, products)
 
+    def load(self, data: Any) -> int:
+        """Add the products of saved Price List output: GetProducts responses (or a list of them) or bulk
+        offer files (``offers/v1.0/aws/<offer>/current/<region>/index.json``). Returns how many."""
+        added = 0
+        if isinstance(data, list):
+            return sum(self.load(item) for item in data)
+        if isinstance(data, Mapping) and isinstance(data.get("PriceList"), list):
+            by_code: dict[str, list[dict[str, Any]]] = {}
+            for item in data["PriceList"]:
+                product = json.loads(item) if isinstance(item, str) else dict(item)
+                by_code.setdefault(str(product.get("serviceCode", "")), []).append(product)
+            for code, products in by_code.items():
+                self.add_products(code, products)
+                added += len(products)
+            return added
+        if isinstance(data, Mapping) and isinstance(data.get("products"), Mapping):
+            code = str(data.get("offerCode", ""))
+            on_demand = (data.get("terms") or {}).get("OnDemand") or {}
+            items = [
+                {
+                    "product": product,
+                    "serviceCode": code,
+                    "terms": {"OnDemand": on_demand.get(sku, {})},
+                    "version": data.get("version", ""),
+                    "publicationDate": data.get("publicationDate", ""),
+                }
+                for sku, product in data["products"].items()
+            ]
+            self.add_products(code, items)
+            return len(items)
+        raise ValueError("not Price List output: expected GetProducts responses or a bulk offer file")
+
     def set_foundation_models(self, summaries: Sequence[Mapping[str, Any]]) -> None:
         """The ``modelSummaries`` ListFoundationModels returns."""
         for summary in summaries:

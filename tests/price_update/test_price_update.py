@@ -4,9 +4,10 @@ serves the bulk offer fixtures as GetProducts pages (``fixtures/offers/<offer>/i
 
 The table compared against is ``fixtures/table`` (standing in for the bundled prices, so other work on
 ``prices/`` cannot move these numbers). The fixtures hold the traps: Anthropic rows in AmazonBedrock
-that quote input only, a display name ("Nova 2 Lite") only ListFoundationModels knows, provisioned-only
-``…:200k`` variants under the same name, two models both called "Claude", ``titanModel``, rows the
-schema cannot hold, and names nothing maps.
+that quote input only, a display name ("Nova 2.0 Lite") only ListFoundationModels knows (as "Nova 2
+Lite"), provisioned-only ``…:200k`` variants under the same name, two models both called "Claude",
+``titanModel``, a cross-region-global batch row, rows the schema cannot hold, and names nothing maps.
+The fixtures' SKUs and numbers are made up; their shape follows real captures field for field.
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ def test_history_is_never_rewritten(tmp_path: Path) -> None:
         dt.date(2026, 12, 3),
     ]
     # The offer alone (no ListFoundationModels): models it cannot name are unmapped, none guessed.
-    assert any("'Nova 2 Lite'" in row for row in plan.unmapped)
+    assert any("'Nova 2.0 Lite'" in row for row in plan.unmapped)
     assert not plan.new
 
 
@@ -381,3 +382,32 @@ def test_fake_bedrock_command_refuses_a_file_that_is_not_a_price_list(tmp_path: 
     not_a_price_list = tmp_path / "fm.json"
     not_a_price_list.write_text('{"modelSummaries": []}')
     assert run(["fake-bedrock", "--price-list", str(not_a_price_list)]) == 2
+
+
+def test_fake_get_products_filter_types(fake: FakeBedrock) -> None:
+    client = fake.pricing_client()
+
+    def usagetypes(*filters: tuple[str, str, str]) -> list[str]:
+        rules = [{"Type": kind, "Field": field, "Value": value} for kind, field, value in filters]
+        items = client.get_products(ServiceCode="AmazonBedrock", Filters=rules, MaxResults=100)["PriceList"]
+        return sorted(json.loads(item)["product"]["attributes"]["usagetype"] for item in items)
+
+    assert usagetypes(("CONTAINS", "usagetype", "Llama3-1-8B")) == [
+        "USE1-Llama3-1-8B-input-tokens",
+        "USE1-Llama3-1-8B-output-tokens",
+        "USW2-Llama3-1-8B-input-tokens",
+        "USW2-Llama3-1-8B-output-tokens",
+    ]
+    assert usagetypes(
+        ("ANY_OF", "model", "Palmyra X5, Claude 3 Haiku"), ("EQUALS", "regionCode", "us-east-1")
+    ) == [
+        "USE1-Claude3Haiku-input-tokens",
+        "USE1-PalmyraX5-input-tokens",
+        "USE1-PalmyraX5-output-tokens",
+    ]
+    everything = usagetypes()
+    assert len(usagetypes(("NONE_OF", "regionCode", "us-east-1"))) == len(
+        [u for u in everything if not u.startswith("USE1-")]
+    )
+    with pytest.raises(client.exceptions.InvalidParameterException):
+        client.get_products(ServiceCode="AmazonBedrock", FormatVersion="aws_v2")

@@ -102,6 +102,7 @@ _VENDOR_PREFIXES = (
     "twelvelabs",
     "writer",
 )
+_WHOLE_VERSION = re.compile(r"\b(\d+)\.0\b")
 _IMAGE_INFERENCE = re.compile(r"^(t2i|i2i)\s+(\d+)\s+(standard|premium)$", re.IGNORECASE)
 _IMAGE_USAGETYPE = re.compile(r"(?:^|-)(?:t2i|i2i)-(\d+)-(standard|premium)(?:-|$)", re.IGNORECASE)
 _VIDEO_USAGETYPE = re.compile(r"(?:^|-)(?:t2v|i2v)(?:-|$)", re.IGNORECASE)
@@ -442,6 +443,8 @@ def _name_keys(name: str) -> set[str]:
             keys.add(base[len(vendor) + 1 :])
     # Bedrock names Meta's models "Llama 3.1 70B Instruct"; the Price List says "Llama 3.1 70B".
     keys |= {key.removesuffix(" instruct") for key in keys if key.endswith(" instruct")}
+    # The Price List writes "Nova 2.0 Lite" (usage type Nova2.0Lite) where Bedrock says "Nova 2 Lite".
+    keys |= {_WHOLE_VERSION.sub(r"\1", key) for key in keys}
     return keys
 
 

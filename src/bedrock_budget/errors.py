@@ -265,3 +265,13 @@ class DowngradeRequiredError(BudgetBlockedError):
 class PriceListError(PriceFileError):
     """A file given to ``prices import-price-list`` is not AWS Price List API output: not JSON, or not a
     GetProducts response, a list of responses or a list of products. ``problems`` lists what is wrong."""
+
+
+class PriceUpdateError(BedrockBudgetError):
+    """``prices update`` could not read what it needs from AWS (the Price List Query API or the Bedrock
+    control plane): no credentials, no network, access denied, throttled... ``reason`` says which."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot read {source}: {reason}")

@@ -1,4 +1,4 @@
-"""``prices list|show|validate|import-price-list``: inspect and maintain the price files."""
+"""``prices list|show|validate|import-price-list|update``: inspect and maintain the price files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bedrock_budget.cli.options import json_option, price_file_options, price_ta
 from bedrock_budget.cli.output import emit_json, table
 from bedrock_budget.errors import PriceFileError
 from bedrock_budget.pricing import BUNDLED_PRICES, format_usd
+from bedrock_budget.pricing.price_update import PRICING_REGIONS
 from bedrock_budget.pricing.schema import ModelSpec, PriceSpec, TokenRates, validate_paths
 
 
@@ -192,25 +193,158 @@ def validate(path: Path | None) -> None:
     click.echo(f"ok: {len(files)} file(s), {models} model(s)")
 
 
+_layers_option = click.option(
+    "--prices",
+    "price_files",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Price file or folder already layered over the bundled prices, compared against (repeatable).",
+)
+_output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Layer folder to update (one file per provider; created if missing). Without it, only the diff.",
+)
+
+
 @prices_group.command("import-price-list")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write YAML here.")
-def import_price_list(file: Path, output: Path | None) -> None:
-    """Convert AWS Price List API output (pricing get-products) into price-file YAML.
+@click.option(
+    "--layer",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead of printing YAML to review, update this layer folder and show the diff, as "
+    "`prices update --output` does (exit 0 no change, 1 changes).",
+)
+@click.option(
+    "--foundation-models",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Saved `aws bedrock list-foundation-models` output, to give new models their ids (with --layer).",
+)
+@_layers_option
+def import_price_list(
+    files: tuple[Path, ...],
+    output: Path | None,
+    layer: Path | None,
+    foundation_models: Path | None,
+    price_files: tuple[Path, ...],
+) -> None:
+    """Convert AWS Price List output (pricing get-products pages, or bulk offer files
+    offers/v1.0/aws/<offer>/current/<region>/index.json) into price-file YAML, or a layer with --layer.
 
     \b
     Example:
       aws pricing get-products --service-code AmazonBedrock --region us-east-1 > pl.json
       bedrock-budget prices import-price-list pl.json -o new-prices.yaml
+      bedrock-budget prices import-price-list bedrock-offer.json fm-offer.json --layer ~/aws-prices \\
+          --foundation-models fm.json
     """
-    from bedrock_budget.pricing.price_list import convert_price_list_file
+    from bedrock_budget.pricing.price_list import convert_price_list, read_price_list_files
+    from bedrock_budget.pricing.price_update import read_foundation_models
 
-    text = convert_price_list_file(file)
+    data = read_price_list_files(files)
+    if layer is not None:
+        if output is not None:
+            raise click.BadParameter("give --output or --layer, not both", param_hint="'--layer'")
+        models = read_foundation_models(foundation_models) if foundation_models else []
+        _apply_update(data, models, layer, price_files, False)
+        return
+    if foundation_models is not None or price_files:
+        raise click.BadParameter("--foundation-models and --prices go with --layer", param_hint="'--layer'")
+    text = convert_price_list(data, where=", ".join(map(str, files)))
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
+
+
+@prices_group.command("update")
+@_output_option
+@_layers_option
+@click.option(
+    "--region",
+    type=click.Choice(PRICING_REGIONS),
+    default=PRICING_REGIONS[0],
+    show_default=True,
+    help="Region of the Price List Query API endpoint.",
+)
+@click.option(
+    "--bedrock-region",
+    default="us-east-1",
+    show_default=True,
+    help="Region whose ListFoundationModels names the models.",
+)
+@click.option("--endpoint-url", default=None, help="Send the API calls here instead of AWS (for tests).")
+@json_option
+def update(
+    output: Path | None,
+    price_files: tuple[Path, ...],
+    region: str,
+    bedrock_region: str,
+    endpoint_url: str | None,
+    as_json: bool,
+) -> None:
+    """Fetch current Bedrock prices from the AWS Price List and show (and with --output, write) the changes.
+
+    Reads both offers (AmazonBedrock and AmazonBedrockFoundationModels) through the Price List Query API
+    and names models through Bedrock's ListFoundationModels, with your usual AWS credentials. Compares
+    them with the bundled prices plus the --prices layers plus the --output layer itself, and writes each
+    changed or new model, with its history and a dated entry, to the --output folder. Pass that folder
+    to --prices or wrap(prices=[...]).
+
+    Exit status: 0 no change, 1 changes found (written with --output), 2 error.
+
+    \b
+    Example (a daily cron job):
+      bedrock-budget prices update --output ~/.bedrock-budget/aws-prices
+    """
+    import boto3
+
+    from bedrock_budget.pricing.price_update import fetch_foundation_models, fetch_price_list
+
+    session = boto3.session.Session()
+    pricing = session.client("pricing", region_name=region, endpoint_url=endpoint_url)
+    bedrock = session.client("bedrock", region_name=bedrock_region, endpoint_url=endpoint_url)
+    pages = fetch_price_list(pricing)
+    models = fetch_foundation_models(bedrock)
+    _apply_update(pages, models, output, price_files, as_json)
+
+
+def _apply_update(
+    data: object,
+    foundation_models: list[dict[str, object]],
+    output: Path | None,
+    price_files: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    from bedrock_budget.pricing.price_update import plan_update, read_layer, write_layer
+    from bedrock_budget.pricing.update_report import plan_json, plan_lines
+
+    below = [p for p in price_files if output is None or p.resolve() != output.resolve()]
+    base = price_table(tuple(below), None)
+    has_layer = output is not None and output.exists()
+    plan = plan_update(
+        data,
+        table=price_table((*below, output), None) if has_layer and output is not None else base,
+        foundation_models=foundation_models,
+        layer=read_layer(output) if output is not None else None,
+        base=base,
+    )
+    written = write_layer(plan, output) if output is not None and plan.has_changes else []
+    if as_json:
+        emit_json({**plan_json(plan), "written": [str(path) for path in written]})
+    else:
+        for line in plan_lines(plan, output, written):
+            click.echo(line)
+    if plan.has_changes:
+        raise click.exceptions.Exit(1)
 
 
 def register(group: click.Group) -> None:

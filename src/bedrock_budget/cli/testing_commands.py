@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
 @click.command("fake-bedrock")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it loopback).")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on (0: a free one).")
-def fake_bedrock(host: str, port: int) -> None:
+@click.option(
+    "--price-list",
+    "price_lists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve these products from the pricing API's GetProducts: saved get-products output or a bulk "
+    "offer file (repeatable).",
+)
+@click.option(
+    "--foundation-models",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve this saved `aws bedrock list-foundation-models` output from ListFoundationModels.",
+)
+def fake_bedrock(host: str, port: int, price_lists: tuple[Path, ...], foundation_models: Path | None) -> None:
     """Serve a local, wire-faithful Bedrock runtime until Ctrl-C.
 
     Point any boto3 client at it with endpoint_url and dummy credentials.
@@ -19,10 +35,30 @@ def fake_bedrock(host: str, port: int) -> None:
       python -c "import boto3; c = boto3.client('bedrock-runtime', endpoint_url='http://127.0.0.1:8599',
         region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); print(c.converse(
         modelId='amazon.nova-micro-v1:0', messages=[{'role': 'user', 'content': [{'text': 'hi'}]}])['usage'])"
+      bedrock-budget fake-bedrock --port 8599 --price-list offer.json --foundation-models fm.json
+      bedrock-budget prices update --endpoint-url http://127.0.0.1:8599
     """
-    from bedrock_budget.testing import serve
+    from bedrock_budget.pricing.price_list import read_price_list_files
+    from bedrock_budget.pricing.price_update import read_foundation_models
+    from bedrock_budget.testing import FakeBedrock, serve
+    from bedrock_budget.testing.price_list_api import PriceListCatalog
 
-    serve(host, port)
+    # Read before listening: a bad file is a one-line error, not a server that answers nothing.
+    price_data = read_price_list_files(price_lists) if price_lists else None
+    summaries = read_foundation_models(foundation_models) if foundation_models else None
+    if price_data is not None:
+        try:
+            PriceListCatalog().load(price_data)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--price-list'") from None
+
+    def setup(fake: FakeBedrock) -> None:
+        if price_data is not None:
+            fake.load_price_list(price_data)
+        if summaries is not None:
+            fake.set_foundation_models(summaries)
+
+    serve(host, port, setup=setup)
 
 
 def register(group: click.Group) -> None:

@@ -102,6 +102,7 @@ _VENDOR_PREFIXES = (
     "twelvelabs",
     "writer",
 )
+_WHOLE_VERSION = re.compile(r"\b(\d+)\.0\b")
 _IMAGE_INFERENCE = re.compile(r"^(t2i|i2i)\s+(\d+)\s+(standard|premium)$", re.IGNORECASE)
 _IMAGE_USAGETYPE = re.compile(r"(?:^|-)(?:t2i|i2i)-(\d+)-(standard|premium)(?:-|$)", re.IGNORECASE)
 _VIDEO_USAGETYPE = re.compile(r"(?:^|-)(?:t2v|i2v)(?:-|$)", re.IGNORECASE)
@@ -188,6 +189,8 @@ class _ModelRates:
     effective: set[dt.date] = dataclasses.field(default_factory=set)
     published: set[dt.date] = dataclasses.field(default_factory=set)
     service_codes: set[str] = dataclasses.field(default_factory=set)
+    # region -> the SKUs of the rows that priced it, so an entry can name exactly what it came from
+    skus: dict[str, set[str]] = dataclasses.field(default_factory=lambda: defaultdict(set))
 
 
 class _Quoted(str):
@@ -233,18 +236,34 @@ def convert_price_list_file(
     return _convert(data, str(path), models, today)
 
 
+def read_price_list_files(paths: Iterable[Path]) -> Any:
+    """The JSON of one or more saved Price List files (a single document as is, several as a list).
+
+    Raises :class:`~bedrock_budget.errors.PriceListError` naming the file that cannot be read or parsed."""
+    documents: list[Any] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise PriceListError(str(path), [f"cannot read file: {reason}"]) from exc
+        documents += _json_documents(text, str(path))
+    return documents[0] if len(documents) == 1 else documents
+
+
 def convert_price_list(
     data: Mapping[str, Any] | Sequence[Any],
     *,
     models: Iterable[ModelSpec] | None = None,
     today: dt.date | None = None,
+    where: str = "price list",
 ) -> str:
     """Convert parsed Price List API output to price-file YAML text.
 
     ``models`` are the models ids are resolved against (default: the bundled price files); ``today`` is
     written as ``checked`` (default: the current date). Products that cannot be converted are listed in
     comments at the top, never dropped silently."""
-    return _convert(data, "price list", models, today)
+    return _convert(data, where, models, today)
 
 
 def _convert(data: Any, where: str, models: Iterable[ModelSpec] | None, today: dt.date | None) -> str:
@@ -424,13 +443,20 @@ def _name_keys(name: str) -> set[str]:
             keys.add(base[len(vendor) + 1 :])
     # Bedrock names Meta's models "Llama 3.1 70B Instruct"; the Price List says "Llama 3.1 70B".
     keys |= {key.removesuffix(" instruct") for key in keys if key.endswith(" instruct")}
+    # The Price List writes "Nova 2.0 Lite" (usage type Nova2.0Lite) where Bedrock says "Nova 2 Lite".
+    keys |= {_WHOLE_VERSION.sub(r"\1", key) for key in keys}
     return keys
 
 
 class _Catalog:
-    """Our models, looked up by id, alias, version-less id and display name."""
+    """Our models, looked up by id, alias, version-less id and display name; then ``discovered``, models
+    found elsewhere (Bedrock's ListFoundationModels) keyed like :func:`_name_keys`; then
+    :data:`PRICE_LIST_NAMES`."""
 
-    def __init__(self, models: Iterable[ModelSpec]) -> None:
+    def __init__(
+        self, models: Iterable[ModelSpec], discovered: Mapping[str, Mapping[str, ModelSpec]] | None = None
+    ) -> None:
+        self.discovered = discovered or {}
         self.by_id: dict[str, ModelSpec] = {}
         self.by_base_id: dict[str, dict[str, ModelSpec]] = defaultdict(dict)
         self.by_name: dict[str, dict[str, ModelSpec]] = defaultdict(dict)
@@ -458,9 +484,16 @@ class _Catalog:
         if len(matches) > 1:
             return f"{name!r} matches several models: {', '.join(sorted(matches))}"
         for key in _name_keys(name):
+            matches.update(self.discovered.get(key, {}))
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+        if len(matches) > 1:
+            return f"{name!r} matches several Bedrock models: {', '.join(sorted(matches))}"
+        for key in _name_keys(name):
             if key in self.table and self.table[key] in self.by_id:
                 return self.by_id[self.table[key]]
-        return f"no model named {name!r} in the price files"
+        where = "the price files or Bedrock's model list" if self.discovered else "the price files"
+        return f"no model named {name!r} in {where}"
 
     def _by_id(self, ident: str) -> ModelSpec | str:
         if ident in self.by_id:
@@ -631,6 +664,8 @@ def _collect(products: Sequence[_Product], catalog: _Catalog, report: _Report) -
         entry = rates.setdefault(model.id, _ModelRates(model))
         entry.values[product.region][path][value].append(product.usagetype)
         entry.service_codes.add(product.service_code)
+        if product.sku:
+            entry.skus[product.region].add(product.sku)
         if price.effective:
             entry.effective.add(price.effective)
         if product.published:
@@ -783,12 +818,18 @@ def _missing_required(model: ModelSpec, tree: Mapping[str, Any]) -> str:
     return ""
 
 
-def _entry(rates: _ModelRates, today: dt.date, report: _Report) -> dict[str, Any] | None:
+def _region_trees(rates: _ModelRates, report: _Report) -> dict[str, dict[str, Any]]:
+    """Every region's complete rate tree (not yet reduced to overrides of us-east-1), conflicts reported."""
     model = rates.spec
-    by_region = {
+    return {
         region: _tree(model.id, region, _resolved(model.id, region, values, report), report)
         for region, values in sorted(rates.values.items())
     }
+
+
+def _entry(rates: _ModelRates, today: dt.date, report: _Report) -> dict[str, Any] | None:
+    model = rates.spec
+    by_region = _region_trees(rates, report)
     base = by_region.get(DEFAULT_REGION)
     if base is None:
         regions = ", ".join(sorted(by_region))

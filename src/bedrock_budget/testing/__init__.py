@@ -23,7 +23,10 @@ With pytest, the ``fake_bedrock`` and ``fake_bedrock_client`` fixtures (module
 Operations
     Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream, CountTokens, ApplyGuardrail,
     StartAsyncInvoke / GetAsyncInvoke / ListAsyncInvokes, and from the ``bedrock`` control plane
-    GetInferenceProfile and GetProvisionedModelThroughput (use :meth:`FakeBedrock.control_client`).
+    GetInferenceProfile, GetProvisionedModelThroughput and ListFoundationModels (use
+    :meth:`FakeBedrock.control_client`; fill the catalogue with :meth:`~FakeBedrock.set_foundation_models`),
+    and the Price List Query API's GetProducts (JSON 1.1, ``NextToken`` paging, ``Filters``; use
+    :meth:`FakeBedrock.pricing_client` and :meth:`~FakeBedrock.add_price_list_products`).
 
 Model ids
     Base ids, geo/global profile ids (``us.``, ``eu.``, ``apac.``, ``jp.``, ``au.``, ``in.``, ``us-gov.``,

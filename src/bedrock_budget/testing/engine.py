@@ -24,6 +24,7 @@ from .families.base import int_at
 from .guardrail import apply_guardrail_response, converse_guardrail_trace, guarded_content
 from .invoke import invocation_metrics, invoke_body, invoke_stream_events, served_headers, token_headers
 from .models import ModelDirectory, ResolvedModel
+from .price_list_api import PriceListCatalog, pricing_operation
 from .reply import Reply, error_reply, json_reply
 from .routing import Route, match_route
 from .scripting import Behaviors, Effective, FailureRules, RecordedRequest, RequestLog, StreamFailure
@@ -94,6 +95,7 @@ class Engine:
         self.log = RequestLog()
         self.directory = ModelDirectory(region=region)
         self.jobs = AsyncJobs(region)
+        self.price_list = PriceListCatalog()
         self._guardrails: dict[str, GuardrailUsageSpec] = {}
         self._lock = threading.Lock()
         self.server_errors: list[BaseException] = []
@@ -109,6 +111,7 @@ class Engine:
             "ListAsyncInvokes": self._list_async,
             "GetInferenceProfile": self._get_inference_profile,
             "GetProvisionedModelThroughput": self._get_provisioned,
+            "ListFoundationModels": self._list_foundation_models,
         }
 
     def reset(self) -> None:
@@ -117,6 +120,7 @@ class Engine:
         self.log.clear()
         self.directory.clear()
         self.jobs.clear()
+        self.price_list.clear()
         with self._lock:
             self._guardrails.clear()
             self.server_errors.clear()
@@ -135,12 +139,17 @@ class Engine:
         received = time.time()
         sequence = self.log.next_sequence()
         outcome = _Outcome()
-        route = match_route(request.method, request.path)
+        pricing = pricing_operation(request.method, request.path, request.headers)
+        route = Route(pricing, {}) if pricing is not None else match_route(request.method, request.path)
         operation = route.operation if route is not None else "Unknown"
         try:
-            if route is None:
+            if pricing is not None:
+                # The Price List API (JSON 1.1) has errors of its own shape; it answers them itself.
+                reply = self.price_list.handle_pricing(pricing, request.body)
+            elif route is None:
                 raise BedrockError("UnknownOperationException")
-            reply = self._dispatch(route, request, outcome)
+            else:
+                reply = self._dispatch(route, request, outcome)
         except BedrockError as error:
             reply = error_reply(error)
             outcome.error_code = error.code
@@ -427,6 +436,10 @@ class Engine:
     def _get_provisioned(self, route: Route, request: Incoming, outcome: _Outcome) -> Reply:
         self._inject(route.operation, frozenset())
         return json_reply(self.directory.provisioned_throughput(route.params["provisionedModelId"]))
+
+    def _list_foundation_models(self, route: Route, request: Incoming, outcome: _Outcome) -> Reply:
+        self._inject(route.operation, frozenset())
+        return self.price_list.list_foundation_models(request.query)
 
 
 def _nested_str(body: Mapping[str, Any], outer: str, inner: str) -> str | None:

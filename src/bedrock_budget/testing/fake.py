@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_bedrock import BedrockClient
     from mypy_boto3_bedrock_runtime import BedrockRuntimeClient
+    from mypy_boto3_pricing import PricingClient
 
 __all__ = ["FakeBedrock", "serve"]
 
@@ -183,6 +184,11 @@ class FakeBedrock:
         client: BedrockClient = self._make_client("bedrock", config, kwargs)
         return client
 
+    def pricing_client(self, *, config: Config | None = None, **kwargs: Any) -> PricingClient:
+        """A boto3 ``pricing`` (Price List Query API) client for ``get_products`` against this server."""
+        client: PricingClient = self._make_client("pricing", config, kwargs)
+        return client
+
     # --- scripting -----------------------------------------------------------------------------
 
     def configure(
@@ -340,6 +346,24 @@ class FakeBedrock:
         """Create a provisioned model serving ``model_id`` and return its ARN."""
         return self._engine.directory.add_provisioned(model_id, name, model_units, commitment_duration)
 
+    def add_price_list_products(self, service_code: str, products: Iterable[Mapping[str, Any] | str]) -> None:
+        """Serve these Price List products (objects, or the JSON strings GetProducts returns) from
+        ``pricing.get_products(ServiceCode=service_code)``, after those already added."""
+        self._engine.price_list.add_products(service_code, products)
+
+    def load_price_list(self, data: Any) -> int:
+        """Serve the products of saved Price List output (``aws pricing get-products`` responses, or bulk
+        offer files) from GetProducts, each under its own service code; returns how many were added."""
+        return self._engine.price_list.load(data)
+
+    def set_price_list_products(self, service_code: str, products: Iterable[Mapping[str, Any] | str]) -> None:
+        """Replace the products of one offer (to script a price change between two runs)."""
+        self._engine.price_list.set_products(service_code, products)
+
+    def set_foundation_models(self, summaries: Sequence[Mapping[str, Any]]) -> None:
+        """The ``modelSummaries`` the control plane's ``list_foundation_models`` returns."""
+        self._engine.price_list.set_foundation_models(summaries)
+
     def set_async_status(
         self, status: AsyncStatus, *, failure_message: str | None = None, invocation_arn: str | None = None
     ) -> None:
@@ -381,8 +405,11 @@ class FakeBedrock:
         self._engine.reset()
 
 
-def serve(host: str = "127.0.0.1", port: int = 0) -> None:
-    """Run a fake Bedrock until interrupted (Ctrl-C or SIGTERM), printing its endpoint URL first."""
+def serve(
+    host: str = "127.0.0.1", port: int = 0, *, setup: Callable[[FakeBedrock], object] | None = None
+) -> None:
+    """Run a fake Bedrock until interrupted (Ctrl-C or SIGTERM), printing its endpoint URL first.
+    ``setup`` is called with the fake before that, to fill it (price lists, foundation models)."""
     stop = threading.Event()
     previous: Any = None
     if threading.current_thread() is threading.main_thread():
@@ -390,6 +417,8 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> None:
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         with FakeBedrock(host, port) as fake:
+            if setup is not None:
+                setup(fake)
             print(f"fake Bedrock listening on {fake.endpoint_url} (Ctrl-C to stop)", flush=True)
             try:
                 while not stop.wait(1.0):

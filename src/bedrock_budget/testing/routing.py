@@ -42,6 +42,7 @@ _ROUTES: Final[tuple[tuple[str, re.Pattern[str], str, tuple[str, ...]], ...]] = 
         ("GET", rf"/async-invoke/{_LABEL}", "GetAsyncInvoke", ("invocationArn",)),
         # Control plane (service "bedrock"), so ARN-resolving code can run against the same server.
         ("GET", rf"/inference-profiles/{_LABEL}", "GetInferenceProfile", ("inferenceProfileIdentifier",)),
+        ("GET", r"/foundation-models", "ListFoundationModels", ()),
         (
             "GET",
             rf"/provisioned-model-throughput/{_LABEL}",

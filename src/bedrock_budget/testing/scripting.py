@@ -37,6 +37,8 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "list_async_invokes": "ListAsyncInvokes",
     "get_inference_profile": "GetInferenceProfile",
     "get_provisioned_model_throughput": "GetProvisionedModelThroughput",
+    "list_foundation_models": "ListFoundationModels",
+    "get_products": "GetProducts",
 }
 STREAMING_OPERATIONS: Final = frozenset({"ConverseStream", "InvokeModelWithResponseStream"})
 

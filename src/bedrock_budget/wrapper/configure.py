@@ -49,6 +49,7 @@ def build_meter(
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,
+    prices_reload_seconds: float | None = None,
     model_mapping: Mapping[str, str] | None = None,
     control_plane: Any | None = None,
     resolver: ModelResolver | None = None,
@@ -77,6 +78,14 @@ def build_meter(
     else:
         metadata_keys = {validate_key(k): k for k in metadata_attribution}
     extra_prices = list(prices)
+    interval = None
+    if prices_reload_seconds is not None:
+        from bedrock_budget.wrapper.price_reload import PriceReloader, reload_interval
+
+        # Checked before any file is read: a wrong option should not be reported as a missing file.
+        interval = reload_interval(prices_reload_seconds)
+        if not extra_prices:
+            raise ConfigurationError("prices_reload_seconds needs prices=[...]: the files to watch")
     if price_table is None:
         price_table = (
             load_price_table(extra_files=extra_prices, discount_percent=discount_percent)
@@ -85,6 +94,11 @@ def build_meter(
         )
     elif extra_prices or discount_percent is not None:
         raise ConfigurationError("give either price_table or prices/discount_percent, not both")
+    reloader = None
+    if interval is not None:
+        reloader = PriceReloader(
+            extra_prices, interval=interval, discount_percent=discount_percent, table=price_table
+        )
     if resolver is None:
         resolver = ModelResolver(static_mapping=model_mapping, control_plane=control_plane)
     elif model_mapping is not None or control_plane is not None:
@@ -96,6 +110,7 @@ def build_meter(
         defaults=defaults,
         metadata_keys=metadata_keys,
         hash_ids=hash_ids,
+        price_reloader=reloader,
     )
     # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
     budget_options = {
@@ -130,6 +145,8 @@ def build_meter(
                 observer = getattr(listener, "store_metrics", None)
                 if observer is not None:
                     add_observer(observer)
+    if reloader is not None:
+        reloader.targets = [meter, *([meter.guard] if hasattr(meter.guard, "price_table") else [])]
     return meter
 
 
@@ -148,6 +165,7 @@ def wrap(
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,
+    prices_reload_seconds: float | None = None,
     model_mapping: Mapping[str, str] | None = None,
     control_plane: Any | None = None,
     resolver: ModelResolver | None = None,
@@ -184,6 +202,10 @@ def wrap(
         price_table: a ``PriceTable`` to price with, instead of the bundled one.
         prices: extra price files or folders layered over the bundled prices.
         discount_percent: lower every price by this percentage (e.g. an EDP discount), e.g. ``"12.5"``.
+        prices_reload_seconds: check the ``prices`` files for changes at most this often (seconds) and
+            price with them, reloaded in the background, once they change (a layer that
+            ``bedrock-budget prices update`` rewrites, say). A file that fails to load keeps the previous
+            prices. Off (None) by default.
         model_mapping: static map of ARNs that hide their model (application inference profiles,
             provisioned models) to model ids, for offline use.
         control_plane: a boto3 ``bedrock`` client used to resolve such ARNs (cached).

@@ -44,6 +44,7 @@ def instrument(
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,
+    prices_reload_seconds: float | None = None,
     model_mapping: Mapping[str, str] | None = None,
     control_plane: Any | None = None,
     resolver: ModelResolver | None = None,

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bedrock_budget.attribution import current_attribution, resolve_attribution
 from bedrock_budget.errors import BedrockBudgetError, UnknownModelError
@@ -29,6 +29,9 @@ from bedrock_budget.resolver import ModelResolver, ResolvedModel
 from bedrock_budget.usage import Usage
 from bedrock_budget.wrapper.operations import Operation
 from bedrock_budget.wrapper.streams import MeteredEventStream, StreamOverdueError, StreamSettlement
+
+if TYPE_CHECKING:
+    from bedrock_budget.wrapper.price_reload import PriceReloader
 
 logger = logging.getLogger("bedrock_budget")
 
@@ -85,8 +88,10 @@ class Meter:
         metadata_keys: Mapping[str, str],
         hash_ids: bool,
         guard: Guard | None = None,
+        price_reloader: PriceReloader | None = None,
     ) -> None:
         self.price_table = price_table
+        self.price_reloader = price_reloader
         self.resolver = resolver
         self.listeners = listeners
         self.defaults = dict(defaults)
@@ -105,6 +110,8 @@ class Meter:
     def call(
         self, operation: Operation, func: Callable[..., Any], kwargs: dict[str, Any], region: str
     ) -> Any:
+        if self.price_reloader is not None:
+            self.price_reloader.check()
         if operation.name == "Converse" and self.guard is None and not self.listeners:
             return self._call_unobserved(operation, func, kwargs, region)
         ctx = self.prepare(operation, kwargs, region)

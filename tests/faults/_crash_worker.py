@@ -25,8 +25,8 @@ def settle_then_hold(
     slow_model: str,
     calls: int,
     streams: int,
+    on_expired_hold: str,
     ready: Any,
-    on_expired_hold: str = "release",
 ) -> None:
     ledger = Ledger(
         from_uri(store_uri, prefix=prefix),

@@ -4,9 +4,6 @@ opens the same directory replays them, exactly once, even when two processes ope
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -20,7 +17,7 @@ from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 
 from . import _crash_worker
-from .conftest import HAIKU, NANOS_PER_USD, free_port
+from .conftest import HAIKU, NANOS_PER_USD, free_port, kill_9, spawned_worker
 
 CALLS = 12
 
@@ -34,28 +31,12 @@ def _budgets() -> list[bb.Budget]:
 
 def _kill_after_calls(fake: FakeBedrock, store_uri: str, prefix: str, journal: Path, mode: str) -> int:
     """Runs the worker until its calls are made, kills it, and returns what its records say it spent."""
-    context = multiprocessing.get_context("spawn")
-    ready = context.Queue()
-    worker = context.Process(
-        target=_crash_worker.settle_into_the_journal,
-        args=(fake.endpoint_url, store_uri, prefix, str(journal), mode, HAIKU, CALLS, ready),
-    )
-    worker.start()
-    try:
+    args = (fake.endpoint_url, store_uri, prefix, str(journal), mode, HAIKU, CALLS)
+    with spawned_worker(_crash_worker.settle_into_the_journal, *args) as (worker, ready):
         spent, calls = ready.get(timeout=60)
         assert calls == CALLS
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.join(10)
-        assert worker.exitcode == -signal.SIGKILL
+        kill_9(worker)
         return int(spent)
-    finally:
-        if worker.is_alive():
-            worker.kill()
-            worker.join(10)
-        worker.close()
-        ready.close()
-        ready.join_thread()
 
 
 @pytest.mark.redis

@@ -4,9 +4,6 @@ worker settled before it died is intact."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -18,7 +15,7 @@ from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 
 from . import _crash_worker
-from .conftest import HAIKU, NANOS_PER_USD, wait_for
+from .conftest import HAIKU, NANOS_PER_USD, kill_9, spawned_worker, wait_for
 
 TTL = 2.0
 LIMIT = Decimal("1")
@@ -34,16 +31,10 @@ def test_killed_worker_gives_its_holds_back_after_the_ttl(
     fake.set_usage("*", UsageSpec(input_tokens=150, output_tokens=40))
     # The first event comes at once, the rest over a minute: the streams stay open until the kill.
     fake.configure(slow, latency=60.0, stream_deltas=3)
-    context = multiprocessing.get_context("spawn")
-    ready = context.Queue()
-    worker = context.Process(
-        target=_crash_worker.settle_then_hold,
-        args=(fake.endpoint_url, redis_url, prefix, str(LIMIT), TTL, HAIKU, slow, 3, STREAMS, ready),
-    )
     budget = bb.Budget("cap", window="lifetime", limit_usd=str(LIMIT))
     ledger = ledgers(Ledger(from_uri(redis_url, prefix=prefix), [budget]))
-    worker.start()
-    try:
+    args = (fake.endpoint_url, redis_url, prefix, str(LIMIT), TTL, HAIKU, slow, 3, STREAMS)
+    with spawned_worker(_crash_worker.settle_then_hold, *args, "release") as (worker, ready):
         settled, settled_calls = ready.get(timeout=60)
         held = ledger.read("cap")
         assert held.active_reservations == STREAMS
@@ -54,10 +45,7 @@ def test_killed_worker_gives_its_holds_back_after_the_ttl(
         with pytest.raises(bb.BudgetExceededError):
             ledger.reserve({}, HAIKU, None, remaining, {})  # the dead worker's holds still count
 
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.join(10)
-        assert worker.exitcode == -signal.SIGKILL
+        kill_9(worker)
 
         waited = wait_for(lambda: ledger.read("cap").reserved_usd == 0, TTL + 5, "the holds to expire")
         assert waited <= TTL + 1
@@ -67,13 +55,6 @@ def test_killed_worker_gives_its_holds_back_after_the_ttl(
         everything = ledger.reserve({}, HAIKU, None, remaining, {})
         ledger.release(everything)
         assert ledger.read("cap").spent_usd * NANOS_PER_USD == settled
-    finally:
-        if worker.is_alive():
-            worker.kill()
-            worker.join(10)
-        worker.close()
-        ready.close()
-        ready.join_thread()
 
 
 @pytest.mark.redis
@@ -84,37 +65,16 @@ def test_a_killed_workers_holds_are_charged_at_their_worst_case_when_the_budget_
     slow = f"us.{HAIKU}"
     fake.set_usage("*", UsageSpec(input_tokens=150, output_tokens=40))
     fake.configure(slow, latency=60.0, stream_deltas=3)
-    context = multiprocessing.get_context("spawn")
-    ready = context.Queue()
-    worker = context.Process(
-        target=_crash_worker.settle_then_hold,
-        args=(
-            fake.endpoint_url,
-            redis_url,
-            prefix,
-            str(LIMIT),
-            TTL,
-            HAIKU,
-            slow,
-            3,
-            STREAMS,
-            ready,
-            "charge",
-        ),
-    )
     budget = bb.Budget("cap", window="lifetime", limit_usd=str(LIMIT), on_expired_hold="charge")
     ledger = ledgers(Ledger(from_uri(redis_url, prefix=prefix), [budget]))
-    worker.start()
-    try:
+    args = (fake.endpoint_url, redis_url, prefix, str(LIMIT), TTL, HAIKU, slow, 3, STREAMS)
+    with spawned_worker(_crash_worker.settle_then_hold, *args, "charge") as (worker, ready):
         settled, _ = ready.get(timeout=60)
         held = ledger.read("cap")
         assert held.active_reservations == STREAMS
         worst = held.reserved_usd
         assert worst > 0
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.join(10)
-        assert worker.exitcode == -signal.SIGKILL
+        kill_9(worker)
 
         waited = wait_for(lambda: ledger.read("cap").reserved_usd == 0, TTL + 5, "the holds to expire")
         assert waited <= TTL + 1
@@ -123,10 +83,3 @@ def test_a_killed_workers_holds_are_charged_at_their_worst_case_when_the_budget_
         # The streams' cost is unknown, so their worst case is recorded: spend is never undercounted.
         assert after.spent_usd == worst + Decimal(settled) / NANOS_PER_USD
         assert ledger.read("cap").spent_usd == after.spent_usd  # charged once
-    finally:
-        if worker.is_alive():
-            worker.kill()
-            worker.join(10)
-        worker.close()
-        ready.close()
-        ready.join_thread()

@@ -129,7 +129,7 @@ def test_update_writes_a_dated_layer_and_a_diff_then_finds_no_change(
     assert code == 1
     # New models: ids from ListFoundationModels, not from a hand-kept table; the :200k variant is ignored.
     assert f"+ {OPUS} (Claude Opus 5.3), effective 2026-10-01" in out
-    assert "us-east-1 input 5.50, output 27.50 (+7 more rates, 1 region)" in out  # Frankfurt: the same
+    assert "us-east-1 input 5.50, output 27.50 (+6 more rates, 1 region)" in out  # Frankfurt: the same
     assert "+ amazon.nova-2-lite-v1:0 (Nova 2 Lite), effective 2026-11-01" in out
     # A price change, dated by the rows' effectiveDate, with old and new rates.
     assert f"~ {LLAMA}, effective 2026-11-15" in out
@@ -155,8 +155,9 @@ def test_update_writes_a_dated_layer_and_a_diff_then_finds_no_change(
     assert (entry.spec.rates.input, entry.spec.rates.output) == (Decimal("5.50"), Decimal("27.50"))
     assert entry.spec.rates.cache_write_1h == Decimal("11.00")
     assert entry.spec.routes["global"].input == Decimal("5.00")
-    assert entry.spec.batch is not None
-    assert entry.spec.batch.output == Decimal("13.75")
+    # Batch rows that are half of on-demand become the rule itself, so global and long-context batch follow.
+    assert entry.spec.batch_multiplier == Decimal("0.5")
+    assert table.price(OPUS, Usage(output_tokens=1_000_000), batch=True).total_usd == Decimal("13.75")
     assert "eu-central-1" not in entry.regions  # the same rates as us-east-1
     one_million_in = Usage(input_tokens=1_000_000)
     assert table.price(f"global.{OPUS}", one_million_in).total_usd == Decimal("5.00")

@@ -351,3 +351,20 @@ def test_a_reader_that_went_away_is_not_an_error(args: list[str]) -> None:
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_bug_is_exit_70_not_1_which_prices_update_uses_for_changes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bedrock_budget.cli import prices_commands
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("something we did not foresee")
+
+    monkeypatch.setattr(prices_commands, "validate_paths", broken)
+    code, _, err = run(capsys, "prices", "validate")
+    assert code == 70
+    assert "RuntimeError: something we did not foresee" in err
+    assert err.rstrip().splitlines()[-1] == (
+        "error: internal error in bedrock-budget (a bug: please report the traceback above)"
+    )

@@ -1,19 +1,24 @@
 """Root of the command line: sub-command registration and uniform error handling.
 
 Every failure a user can cause (bad flags, unknown models, malformed files) ends with exit code 2 and one
-line on stderr naming the problem; a traceback would mean a bug in bedrock-budget itself.
+line on stderr naming the problem; a traceback would mean a bug in bedrock-budget itself, and ends with exit
+code 70.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import click
 
 from bedrock_budget.errors import BedrockBudgetError
 
 EXIT_USAGE = 2
+# A bug in bedrock-budget itself (sysexits' EX_SOFTWARE): kept apart from 1, which `prices update` uses to
+# say "changes found", so a cron job never mistakes a crash for news.
+EXIT_INTERNAL_ERROR = 70
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
@@ -92,6 +97,10 @@ def run(argv: list[str] | None = None) -> int:
     except (BrokenPipeError, _PipeClosedError):
         _discard_stdout()
         return 0
+    except Exception:
+        traceback.print_exc()
+        click.echo("error: internal error in bedrock-budget (a bug: please report the traceback above)", err=True)
+        return EXIT_INTERNAL_ERROR
     return result if isinstance(result, int) else 0
 
 

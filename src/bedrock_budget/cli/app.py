@@ -19,6 +19,7 @@ EXIT_USAGE = 2
 # A bug in bedrock-budget itself (sysexits' EX_SOFTWARE): kept apart from 1, which `prices update` uses to
 # say "changes found", so a cron job never mistakes a crash for news.
 EXIT_INTERNAL_ERROR = 70
+_INTERNAL_ERROR = "internal error in bedrock-budget (a bug: please report the traceback above)"
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
@@ -99,7 +100,7 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     except Exception:
         traceback.print_exc()
-        click.echo("error: internal error in bedrock-budget (a bug: please report the traceback above)", err=True)
+        click.echo(f"error: {_INTERNAL_ERROR}", err=True)
         return EXIT_INTERNAL_ERROR
     return result if isinstance(result, int) else 0
 

@@ -370,3 +370,33 @@ def test_calls_that_cost_more_than_their_hold_are_counted_logged_and_exported(
     warnings = [r.getMessage() for r in caplog.records if "cost more than its reservation" in r.getMessage()]
     assert len(warnings) == 1
     assert HAIKU in warnings[0]
+
+
+def test_store_metrics_renewals_and_journal_file_api(registry: CollectorRegistry) -> None:
+    hooks = PrometheusListener(registry).store_metrics
+    hooks.renewals(renewed=3, failed=1)
+    hooks.renewals(renewed=2, overdue=1)
+    hooks.journal(depth=0, file_errors=2)
+    assert sample(registry, "bedrock_budget_hold_renewals_total", outcome="renewed") == 5
+    assert sample(registry, "bedrock_budget_hold_renewals_total", outcome="failed") == 1
+    assert sample(registry, "bedrock_budget_overdue_calls_total") == 1
+    assert sample(registry, "bedrock_budget_journal_file_errors_total") == 2
+
+
+def test_a_call_longer_than_the_reservation_ttl_shows_its_renewals(
+    registry: CollectorRegistry, fake: FakeBedrock
+) -> None:
+    # A stream that takes 2.5 s against a 1 s TTL: its process renews the hold several times meanwhile.
+    fake.set_usage(HAIKU, UsageSpec(input_tokens=10, output_tokens=5))
+    fake.configure(HAIKU, latency=2.5, stream_deltas=3)
+    client = bb.wrap(
+        fake.client(),
+        listeners=[PrometheusListener(registry)],
+        budgets=[Budget("team", limit_usd="10")],
+        reservation_ttl=1.0,
+    )
+    messages = [{"role": "user", "content": [{"text": "hi"}]}]
+    response = client.converse_stream(modelId=HAIKU, messages=messages, inferenceConfig={"maxTokens": 5})
+    assert sum(1 for _ in response["stream"]) > 0
+    assert sample(registry, "bedrock_budget_hold_renewals_total", outcome="renewed") >= 2
+    assert sample(registry, "bedrock_budget_hold_renewals_total", outcome="failed") == 0

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -155,11 +155,13 @@ class StoreObserver(Protocol):
 
     def error(self, operation: str, kind: str = "error") -> None: ...
 
-    def journal(self, *, depth: int, dropped: int = 0) -> None: ...
+    def journal(self, *, depth: int, dropped: int = 0, file_errors: int = 0) -> None: ...
 
     def leases(self, *, live: int, taken: int = 0, refused: int = 0) -> None: ...
 
     def reservation_exceeded(self, budget: str, *, count: int, excess_nanos: int) -> None: ...
+
+    def renewals(self, *, renewed: int = 0, failed: int = 0, overdue: int = 0) -> None: ...
 
 
 class BudgetGuard:
@@ -170,10 +172,8 @@ class BudgetGuard:
         self.price_table = price_table
         self._token_counts = _TokenCountCache() if count_tokens else None
         self._observers: tuple[StoreObserver, ...] = ()
-        self._seen_errors = ledger.store_errors
-        self._seen_dropped = ledger.journal_dropped
-        self._seen_taken = ledger.leases_taken
-        self._seen_refused = ledger.leases_refused
+        # The ledger's running counts as last reported, so each report passes on only what is new.
+        self._seen: dict[str, int] = dict(_ledger_counts(ledger))
         self._seen_overrun_version = ledger.overruns.version
         self._seen_overruns = ledger.overruns.totals()
         self._report_lock = threading.Lock()
@@ -187,22 +187,29 @@ class BudgetGuard:
             return
         ledger = self.ledger
         with self._report_lock:
-            errors = ledger.store_errors - self._seen_errors
-            dropped = ledger.journal_dropped - self._seen_dropped
-            self._seen_errors += errors
-            self._seen_dropped += dropped
-            taken = ledger.leases_taken - self._seen_taken
-            refused = ledger.leases_refused - self._seen_refused
-            self._seen_taken += taken
-            self._seen_refused += refused
+            new: dict[str, int] = {}
+            for name, count in _ledger_counts(ledger):
+                new[name] = count - self._seen[name]
+                self._seen[name] = count
             overruns = self._new_overruns()
         leasing = ledger.lease_fraction is not None
+        renewals = new["holds_renewed"] or new["renewal_failures"] or new["overdue_calls"]
         for observer in self._observers:
-            for _ in range(errors):
+            for _ in range(new["store_errors"]):
                 observer.error(operation, "unavailable")
-            observer.journal(depth=ledger.journal_depth, dropped=dropped)
+            observer.journal(
+                depth=ledger.journal_depth,
+                dropped=new["journal_dropped"],
+                file_errors=new["journal_file_errors"],
+            )
             if leasing:
-                observer.leases(live=ledger.leases_live, taken=taken, refused=refused)
+                observer.leases(
+                    live=ledger.leases_live, taken=new["leases_taken"], refused=new["leases_refused"]
+                )
+            if renewals:
+                observer.renewals(
+                    renewed=new["holds_renewed"], failed=new["renewal_failures"], overdue=new["overdue_calls"]
+                )
             for budget, (count, excess) in overruns.items():
                 observer.reservation_exceeded(budget, count=count, excess_nanos=excess)
 
@@ -338,6 +345,24 @@ class BudgetGuard:
                 self.ledger.release(ctx.hold)
             finally:
                 self._report("release")
+
+
+# Running counts of the ledger that observers hear about as increments.
+_LEDGER_COUNTS = (
+    "store_errors",
+    "journal_dropped",
+    "journal_file_errors",
+    "leases_taken",
+    "leases_refused",
+    "holds_renewed",
+    "renewal_failures",
+    "overdue_calls",
+)
+
+
+def _ledger_counts(ledger: Ledger) -> Iterator[tuple[str, int]]:
+    for name in _LEDGER_COUNTS:
+        yield name, int(getattr(ledger, name))
 
 
 def _requested(value: str | None, default: str) -> str:

@@ -156,12 +156,12 @@ def check_same(existing: Instruments, wanted: tuple[object, ...]) -> None:
 
 
 class StoreMetrics:
-    """What the budget layer reports about its store: failed operations, the local spend journal and
-    capacity leases.
+    """What the budget layer reports about its store: failed operations, the local spend journal, capacity
+    leases, hold renewals and reservations that were exceeded.
 
-    ``metrics.error("settle", "unavailable")``; ``metrics.journal(depth=n, dropped=k)``;
-    ``metrics.leases(live=n, taken=k, refused=j)``. Operations
-    outside :data:`STORE_OPERATIONS` and kinds outside :data:`STORE_ERROR_KINDS` are folded into
+    ``metrics.error("settle", "unavailable")``; ``metrics.journal(depth=n, dropped=k, file_errors=f)``;
+    ``metrics.leases(live=n, taken=k, refused=j)``; ``metrics.renewals(renewed=n, failed=k, overdue=j)``.
+    Operations outside :data:`STORE_OPERATIONS` and kinds outside :data:`STORE_ERROR_KINDS` are folded into
     ``other``/``error``, so no caller can grow the series. One instance per registry: get it with
     :func:`store_metrics` or ``PrometheusListener(...).store_metrics``.
     """
@@ -217,6 +217,27 @@ class StoreMetrics:
             registry=registry,
         )
         self._budgets = CappedLabels(_BUDGET_LABELS)
+        self._file_errors = Counter(
+            PREFIX + "journal_file_errors",
+            "Settlements the durable journal file (journal_path) could not write; they still reach the store "
+            "but would not survive a crash.",
+            registry=registry,
+        )
+        renewals = Counter(
+            PREFIX + "hold_renewals",
+            "Store operations renewing the holds of calls that outlive the reservation TTL, by outcome (a "
+            "failed one is retried a period later; failing past the TTL lets the holds lapse).",
+            ("outcome",),
+            registry=registry,
+        )
+        self._renewed = renewals.labels("renewed")
+        self._renewals_failed = renewals.labels("failed")
+        self._overdue = Counter(
+            PREFIX + "overdue_calls",
+            "Calls still open after max_call_seconds: settled at their worst case (unread streams) or no "
+            "longer renewed.",
+            registry=registry,
+        )
 
     def error(self, operation: str, kind: str = "error") -> None:
         key = (operation, kind)
@@ -229,11 +250,23 @@ class StoreMetrics:
                 self._children[key] = inc
         inc(1)
 
-    def journal(self, *, depth: int, dropped: int = 0) -> None:
-        """Set the journal depth; add ``dropped`` settlements lost since the last report."""
+    def journal(self, *, depth: int, dropped: int = 0, file_errors: int = 0) -> None:
+        """Set the journal depth; add ``dropped`` settlements lost and ``file_errors`` journal-file writes
+        that failed since the last report."""
         self._depth.set(depth)
         if dropped:
             self._dropped.inc(dropped)
+        if file_errors:
+            self._file_errors.inc(file_errors)
+
+    def renewals(self, *, renewed: int = 0, failed: int = 0, overdue: int = 0) -> None:
+        """Add hold renewals that worked and that failed, and calls found overdue, since the last report."""
+        if renewed:
+            self._renewed.inc(renewed)
+        if failed:
+            self._renewals_failed.inc(failed)
+        if overdue:
+            self._overdue.inc(overdue)
 
     def leases(self, *, live: int, taken: int = 0, refused: int = 0) -> None:
         """Set the number of live leases; add lease requests granted and refused since the last report."""

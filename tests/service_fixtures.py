@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -185,3 +187,30 @@ def lingering_demo(
         finally:
             if demo.poll() is None:
                 demo.kill()
+
+
+@contextlib.contextmanager
+def spawned_worker(target: Callable[..., None], *args: object) -> Iterator[tuple[Any, Any]]:
+    """``target(*args, ready)`` in a fresh (spawned) process; yields the process and the ``ready`` queue it
+    reports on, and cleans both up however the test ends."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    worker = context.Process(target=target, args=(*args, ready))
+    worker.start()
+    try:
+        yield worker, ready
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(10)
+        worker.close()
+        ready.close()
+        ready.join_thread()
+
+
+def kill_9(worker: Any) -> None:
+    """SIGKILL: no atexit, no finally, no flush; the process is gone at once."""
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(10)
+    assert worker.exitcode == -signal.SIGKILL

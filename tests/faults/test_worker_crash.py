@@ -13,9 +13,10 @@ import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from service_fixtures import kill_9, spawned_worker
 
 from . import _crash_worker
-from .conftest import HAIKU, NANOS_PER_USD, kill_9, spawned_worker, wait_for
+from .conftest import HAIKU, NANOS_PER_USD, wait_for
 
 TTL = 2.0
 LIMIT = Decimal("1")

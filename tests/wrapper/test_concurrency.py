@@ -5,8 +5,6 @@ holding a lease is killed."""
 from __future__ import annotations
 
 import multiprocessing
-import os
-import signal
 import time
 import uuid
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ from bedrock_budget.budgets.outcomes import BudgetStatus
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from service_fixtures import kill_9, spawned_worker
 
 from . import _budget_worker
 
@@ -189,14 +188,8 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
     # The first event comes at once, the rest over a minute: the stream keeps the lease open until the kill.
     fake.configure(slow, latency=60.0, stream_deltas=3)
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
-    context = multiprocessing.get_context("spawn")
-    ready = context.Queue()
-    worker = context.Process(
-        target=_budget_worker.lease_then_hold,
-        args=(fake.endpoint_url, redis_url, prefix, str(limit), KILL_TTL, KILL_LEASE, slow, 3, ready),
-    )
-    worker.start()
-    try:
+    args = (fake.endpoint_url, redis_url, prefix, str(limit), KILL_TTL, KILL_LEASE, slow, 3)
+    with spawned_worker(_budget_worker.lease_then_hold, *args) as (worker, ready):
         unsettled, calls, leases_live = ready.get(timeout=60)
         assert calls == 3
         assert unsettled > 0
@@ -216,10 +209,7 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
         finally:
             store.close()
 
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.join(10)
-        assert worker.exitcode == -signal.SIGKILL
+        kill_9(worker)
         killed = time.monotonic()
 
         # Taken with a deadline lease_seconds + reservation_ttl ahead, and renewed to reservation_ttl ahead
@@ -245,10 +235,3 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
         # More than was free while the lease was held: at most one of the survivors' leases is stranded.
         assert granted * cost > limit_nanos - int(limit_nanos * LEASE["lease_fraction"]) - cost
         assert granted * cost > limit_nanos - lease_nanos
-    finally:
-        if worker.is_alive():
-            worker.kill()
-            worker.join(10)
-        worker.close()
-        ready.close()
-        ready.join_thread()

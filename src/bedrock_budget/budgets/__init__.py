@@ -20,7 +20,8 @@ from bedrock_budget.budgets.windows import WINDOW_KINDS, Window, window_bounds
 
 if TYPE_CHECKING:
     from bedrock_budget.budgets.ledger import Ledger
-    from bedrock_budget.budgets.outcomes import BudgetStatus, Refusal, Reservation, ReservationLine
+    from bedrock_budget.budgets.lines import ReservationLine
+    from bedrock_budget.budgets.outcomes import BudgetStatus, Refusal, Reservation
 
 __all__ = [
     "ACTIONS",
@@ -49,6 +50,10 @@ def __getattr__(name: str) -> Any:
         from bedrock_budget.budgets.ledger import Ledger
 
         return Ledger
+    if name == "ReservationLine":
+        from bedrock_budget.budgets.lines import ReservationLine
+
+        return ReservationLine
     if name in _LAZY:
         from bedrock_budget.budgets import outcomes
 

@@ -30,11 +30,10 @@ from bedrock_budget.errors import (
     UnknownModelError,
 )
 from bedrock_budget.extract.estimate import worst_case_usage
-from bedrock_budget.extract.types import inspect_request
+from bedrock_budget.extract.request import inspect_request
 from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.stores.base import Store
 from bedrock_budget.usage import Usage
-from bedrock_budget.wrapper.configure import set_guard_factory
 from bedrock_budget.wrapper.meter import CallContext, Meter
 
 log = logging.getLogger("bedrock_budget")
@@ -427,7 +426,5 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         ledger = Ledger(store, list(budgets), on_store_error=policy, **ledger_options)
     return BudgetGuard(ledger, price_table, count_tokens=count_tokens)
 
-
-set_guard_factory(build_guard)
 
 __all__ = ["MAX_DOWNGRADES", "Alert", "BudgetGuard", "build_guard", "usage_tokens"]

@@ -49,8 +49,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.outcomes import ReservationLine
 from bedrock_budget.stores.base import Check, CounterRef, Hold
 
 log = logging.getLogger("bedrock_budget.leases")

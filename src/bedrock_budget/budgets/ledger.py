@@ -95,12 +95,12 @@ from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.journal import Journal, JournalEntry, SettleQueue
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
 from bedrock_budget.budgets.leases import Lease, LeaseBook
+from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import WILDCARD, Budget
 from bedrock_budget.budgets.outcomes import (
     BudgetStatus,
     Refusal,
     Reservation,
-    ReservationLine,
     alert_of,
     refusals_of,
     status_of,

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
 from bedrock_budget.alerts.model import Alert
+from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
 from bedrock_budget.stores.base import Check, CounterRef, CounterState, Mark
@@ -44,16 +45,6 @@ class Refusal:
     @property
     def downgrade_to(self) -> str | None:
         return self.budget.downgrade_to
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationLine:
-    """One budget a reservation touches: its counter and the amounts held there (nano-USD, milli-tokens)."""
-
-    budget: Budget
-    ref: CounterRef
-    usd: int
-    tokens: int
 
 
 @dataclass(eq=False)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from bedrock_budget.usage import Usage
 
-__all__ = ["Extracted", "RequestInfo", "UsageSource", "canonical_operation", "inspect_request"]
+__all__ = ["Extracted", "RequestInfo", "UsageSource", "canonical_operation"]
 
 UsageSource = Literal[
     "converse_usage", "stream_metadata", "headers", "invocation_metrics", "body", "estimate", "none"
@@ -106,11 +106,3 @@ class RequestInfo:
     tools: int = 0
     provider_tools: int = 0
     videos: int = 0
-
-
-def inspect_request(operation: str, family: str, kwargs: dict[str, Any]) -> RequestInfo:
-    """See :func:`bedrock_budget.extract.request.inspect_request`."""
-    # Imported here because the inspector itself builds RequestInfo from this module.
-    from bedrock_budget.extract.request import inspect_request as _inspect
-
-    return _inspect(operation, family, kwargs)

@@ -1,9 +1,9 @@
 """Exact pricing of Bedrock usage from the reviewed price files."""
 
+from bedrock_budget.pricing.bundled import BUNDLED_PRICES
 from bedrock_budget.pricing.cost import Cost, CostLine
 from bedrock_budget.pricing.money import format_usd
 from bedrock_budget.pricing.table import (
-    BUNDLED_PRICES,
     DEFAULT_REGION,
     PriceTable,
     RateCard,

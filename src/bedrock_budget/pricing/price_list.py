@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 
 from bedrock_budget.errors import PriceListError
+from bedrock_budget.pricing.bundled import BUNDLED_PRICES
 from bedrock_budget.pricing.money import format_usd
 from bedrock_budget.pricing.schema import (
     COMMITMENTS,
@@ -54,7 +55,7 @@ from bedrock_budget.pricing.schema import (
     ModelSpec,
     validate_paths,
 )
-from bedrock_budget.pricing.table import BUNDLED_PRICES, DEFAULT_REGION
+from bedrock_budget.pricing.table import DEFAULT_REGION
 
 # Price-list display names that differ from (or may be missing as) a ``name`` in our files. Consulted only
 # after the name match, and only for ids our files define: the id alone says nothing about kind or limits.

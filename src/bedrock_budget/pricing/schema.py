@@ -776,7 +776,7 @@ def validate_paths(paths: Iterable[str | Path]) -> list[PriceFile]:
 
 
 def _main(argv: list[str]) -> int:
-    from bedrock_budget.pricing.table import BUNDLED_PRICES
+    from bedrock_budget.pricing.bundled import BUNDLED_PRICES
 
     targets = argv or [str(BUNDLED_PRICES)]
     try:

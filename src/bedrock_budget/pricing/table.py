@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -25,6 +24,7 @@ from bedrock_budget.errors import (
     shown,
 )
 from bedrock_budget.model_ids import ModelRef, Route, parse_model_id, strip_version
+from bedrock_budget.pricing.bundled import BUNDLED_PRICES
 from bedrock_budget.pricing.cost import ContextValue, Cost, RawLine
 from bedrock_budget.pricing.money import FEMTO_PER_USD, parse_usd, usd_to_femto
 from bedrock_budget.pricing.schema import (
@@ -41,9 +41,6 @@ from bedrock_budget.pricing.schema import (
 )
 from bedrock_budget.usage import Usage
 
-# The reviewed tables ship as the package ``bedrock_budget.prices`` (mapped from the repository's prices/
-# folder); resolving them through importlib finds them in a wheel and in an editable checkout alike.
-BUNDLED_PRICES = Path(str(resources.files("bedrock_budget.prices")))
 DEFAULT_REGION = "us-east-1"
 # us-gov. profiles exist only in AWS GovCloud (US); an id priced without a region is priced there.
 GOVCLOUD_DEFAULT_REGION = "us-gov-west-1"

@@ -14,7 +14,7 @@ from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pricing.table import PriceTable, default_price_table, load_price_table
 from bedrock_budget.records import Listener, LogListener
 from bedrock_budget.resolver import ModelResolver
-from bedrock_budget.wrapper.meter import Guard, Meter
+from bedrock_budget.wrapper.meter import Meter
 from bedrock_budget.wrapper.proxy import BudgetedClient, unwrap
 
 if TYPE_CHECKING:
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
     from bedrock_budget.stores.base import Store
 
 ClientT = TypeVar("ClientT")
-GuardFactory = Callable[[Mapping[str, Any]], Guard | None]
-_guard_factory: GuardFactory | None = None
-
-
-def set_guard_factory(factory: GuardFactory) -> None:
-    """Installed by the budget layer so that ``wrap(budgets=...)`` builds enforcement."""
-    global _guard_factory
-    _guard_factory = factory
 
 
 def build_meter(
@@ -133,11 +125,10 @@ def build_meter(
         if value is not None
     }
     if budget_options:
-        if _guard_factory is None:
-            import bedrock_budget.budgets.enforcement  # noqa: F401 - installs the guard factory
+        # Imported on first use: a client without budgets never loads the budget layer.
+        from bedrock_budget.budgets.enforcement import build_guard
 
-        assert _guard_factory is not None
-        meter.guard = guard = _guard_factory({**budget_options, "price_table": price_table})
+        meter.guard = guard = build_guard({**budget_options, "price_table": price_table})
         # Listeners that watch the store (the Prometheus listener) hear about its failures and journal.
         add_observer = getattr(guard, "add_store_observer", None)
         if add_observer is not None:

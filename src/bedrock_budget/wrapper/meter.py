@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from bedrock_budget.attribution import current_attribution, resolve_attribution
 from bedrock_budget.errors import BedrockBudgetError, UnknownModelError
 from bedrock_budget.extract.families import family_of
+from bedrock_budget.extract.request import inspect_request
 from bedrock_budget.extract.responses import converse_self_contained, extract_response
 from bedrock_budget.extract.streams import StreamAccumulator
-from bedrock_budget.extract.types import Extracted, RequestInfo, inspect_request
+from bedrock_budget.extract.types import Extracted, RequestInfo
 from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.records import CallRecord, FailureCounter, Listener, Outcome, new_record, notify

@@ -41,7 +41,8 @@ def main(checkout: Path, demo_json: Path | None) -> None:
 
     records: list[bb.CallRecord] = []
     with FakeBedrock() as fake:
-        fake.set_usage("nova", UsageSpec(input_tokens=1000, output_tokens=200))
+        # What Bedrock would bill for this request (within its reservation: no overrun warning).
+        fake.set_usage("nova", UsageSpec(input_tokens=4, output_tokens=200))
         client = bb.wrap(
             fake.client(),
             listeners=[records.append],
@@ -52,10 +53,10 @@ def main(checkout: Path, demo_json: Path | None) -> None:
             messages=[{"role": "user", "content": [{"text": "hello"}]}],
             inferenceConfig={"maxTokens": 200},
         )
-        assert reply["usage"]["inputTokens"] == 1000, reply["usage"]
+        assert reply["usage"]["inputTokens"] == 4, reply["usage"]
     (record,) = records
     expected = bb.default_price_table().price("us.amazon.nova-micro-v1:0", record.usage).total_usd
-    assert (record.usage.input_tokens, record.usage.output_tokens) == (1000, 200), record.usage
+    assert (record.usage.input_tokens, record.usage.output_tokens) == (4, 200), record.usage
     assert record.cost is not None, record
     assert record.cost.total_usd == expected > 0, (record.cost, expected)
 

@@ -67,6 +67,8 @@ def exported_names() -> set[str]:
     listener.store_metrics.error("settle")
     listener.store_metrics.journal(depth=1, dropped=1)
     listener.store_metrics.reservation_exceeded("b", count=1, excess_nanos=1)
+    listener.store_metrics.renewals(renewed=1, failed=1, overdue=1)
+    listener.store_metrics.journal(depth=0, file_errors=1)
     one = usd(1)
     state = BudgetState("b", limit_usd=one, spent_usd=one, limit_tokens=one, spent_tokens=one, resets_at=2e9)
     registry.register(BudgetCollector(OneBudget(state)))

@@ -66,7 +66,8 @@ class UnsupportedPricingError(BedrockBudgetError):
         self.model_id = model_id
         self.dimension = dimension
         suffix = f": {detail}" if detail else ""
-        super().__init__(f"model {model_id!r} has no {dimension} price{suffix}")
+        what = f"{dimension} price" if dimension else "price"
+        super().__init__(f"model {model_id!r} has no {what}{suffix}")
 
 
 class InvalidUsageError(BedrockBudgetError, ValueError):

@@ -218,6 +218,13 @@ def test_prices_show_prints_json_only_when_asked(capsys: pytest.CaptureFixture[s
     assert all(f"{name}: {rate}" in lines for name, rate in rates.items())
 
 
+def test_prices_show_writes_flags_as_the_json_does(capsys: pytest.CaptureFixture[str]) -> None:
+    text = run(capsys, "prices", "show", "amazon.nova-2-multimodal-embeddings-v1:0")
+    lines = [line.strip() for line in text.splitlines()]
+    assert "effective_assumed: true" in lines
+    assert not any(line.endswith((": True", ": False")) for line in lines)
+
+
 def test_json_flags_are_booleans_and_counts_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["price", "amazon.nova-micro-v1:0", "--input-tokens", "1000", "--json"]
     batch = json.loads(run(capsys, *args, "--batch"))

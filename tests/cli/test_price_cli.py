@@ -166,7 +166,7 @@ def test_guardrail_provisioned_import_and_plan(capsys: pytest.CaptureFixture[str
         (["price-guardrail", "--text-units", "10", "--policy", "nope"], "nope"),
         (["price", HAIKU, "--input-tokens", "1", "--at", "2025-02-30"], "'2025-02-30' is not a date"),
         (["price", HAIKU, "--input-tokens", "1", "--at", "June 1st"], "YYYY-MM-DD"),
-        (["price", HAIKU, "--input-tokens", "1", "--at", "2020-01-01"], "no price in force on 2020-01-01"),
+        (["price", HAIKU, "--input-tokens", "1", "--at", "2020-01-01"], "has no price: no price in force on"),
         (["price", f"us-gov.{HAIKU}", "--input-tokens", "1", "--region", "us-east-1"], "cannot be called"),
     ],
 )

@@ -231,10 +231,11 @@ def emit_cost(cost: Cost, *, as_json: bool, title: str) -> None:
     ]
     rows.append(("total", "", "", money(cost.total_usd)))
     table(title, ("dimension", "quantity", "unit price", "cost"), rows)
-    settings = ", ".join(f"{key}={_setting(value)}" for key, value in cost.context.items())
+    settings = ", ".join(f"{key}={plain(value)}" for key, value in cost.context.items())
     if settings:
         print(settings)
 
 
-def _setting(value: object) -> str:
+def plain(value: object) -> str:
+    """A scalar as people read it: flags as ``true``/``false``, as in the JSON output (not ``True``)."""
     return str(value).lower() if isinstance(value, bool) else str(value)

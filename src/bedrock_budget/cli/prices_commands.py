@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from bedrock_budget.cli.options import json_option, price_file_options, price_table
-from bedrock_budget.cli.output import emit_json, table
+from bedrock_budget.cli.output import emit_json, plain, table
 from bedrock_budget.errors import PriceFileError
 from bedrock_budget.pricing import BUNDLED_PRICES, format_usd
 from bedrock_budget.pricing.price_update import PRICING_REGIONS
@@ -163,7 +163,7 @@ def _outline(value: object, indent: str = "") -> list[str]:
             continue
         label = f"{indent}{key}:" if key is not None else f"{indent}-"
         if not isinstance(item, dict | list):
-            lines.append(f"{label} {item}")
+            lines.append(f"{label} {plain(item)}")
             continue
         nested = _outline(item, indent + "  ")
         if key is None and nested:

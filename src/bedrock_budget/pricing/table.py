@@ -272,7 +272,7 @@ class PriceTable:
             return first, True
         raise UnsupportedPricingError(
             model.id,
-            "price",
+            "",  # not one dimension: the model had no price at all on that day
             f"no price in force on {at.isoformat()} (first: {first.effective})",
         )
 

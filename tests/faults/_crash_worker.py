@@ -15,6 +15,17 @@ from bedrock_budget.stores import from_uri
 MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
 
 
+def _bedrock_client(endpoint: str) -> Any:
+    """A real boto3 client for the fake Bedrock at ``endpoint``."""
+    return boto3.client(
+        "bedrock-runtime",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
 def settle_then_hold(
     endpoint: str,
     store_uri: str,
@@ -33,13 +44,7 @@ def settle_then_hold(
         [bb.Budget("cap", window="lifetime", limit_usd=limit_usd, on_expired_hold=on_expired_hold)],
         reservation_ttl=ttl,
     )
-    client = boto3.client(
-        "bedrock-runtime",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    client = _bedrock_client(endpoint)
     records: list[bb.CallRecord] = []
     metered = bb.wrap(client, ledger=ledger, listeners=[records.append])
     for _ in range(calls):
@@ -82,13 +87,7 @@ def settle_into_the_journal(
         journal_path=journal_path,
         **options,
     )
-    client = boto3.client(
-        "bedrock-runtime",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    client = _bedrock_client(endpoint)
     records: list[bb.CallRecord] = []
     metered = bb.wrap(client, ledger=ledger, listeners=[records.append], attribution={"user": "u1"})
     for _ in range(calls):

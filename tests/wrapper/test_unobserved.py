@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bedrock_budget as bb
+from bedrock_budget.pipeline import core as core_module
 from bedrock_budget.pricing import PriceTable, load_price_table
 from bedrock_budget.pricing import table as table_module
 from bedrock_budget.records import CallRecord, RecordFields, new_record
-from bedrock_budget.wrapper import meter as meter_module
 from bedrock_budget.wrapper.configure import build_meter
 from bedrock_budget.wrapper.meter import Meter
 from bedrock_budget.wrapper.operations import BILLABLE
@@ -120,8 +120,8 @@ def test_a_request_read_for_missing_usage_still_counts_its_failure(monkeypatch: 
             raise RuntimeError("inspection bug")
         return real(operation, family, kwargs)
 
-    real = meter_module.inspect_request
-    monkeypatch.setattr(meter_module, "inspect_request", broken)
+    real = core_module.inspect_request
+    monkeypatch.setattr(core_module, "inspect_request", broken)
     quiet = build_meter(price_table=TABLE)
     call(quiet, HAIKU, converse_response(PLAIN_USAGE))
     assert quiet.failures.counts == {}  # the request was never needed
@@ -204,7 +204,7 @@ models:
 """
     )
     clock = Clock(dt.datetime(2024, 1, 31, 23, 59, 58, tzinfo=dt.UTC).timestamp())
-    monkeypatch.setattr(meter_module, "time", clock)
+    monkeypatch.setattr(core_module, "time", clock)
     monkeypatch.setattr(table_module, "time", clock)
     monkeypatch.setattr(
         table_module, "_utc_today", lambda: dt.datetime.fromtimestamp(clock.now, dt.UTC).date()

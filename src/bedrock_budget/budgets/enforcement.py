@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.outcomes import Reservation
 from bedrock_budget.errors import (
     BedrockBudgetError,
     ConfigurationError,
@@ -31,15 +30,14 @@ from bedrock_budget.errors import (
 )
 from bedrock_budget.extract.estimate import worst_case_usage
 from bedrock_budget.extract.request import inspect_request
+from bedrock_budget.pipeline.context import Admission, Admitted, CallContext, Downgrade, Refused
+from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.stores.base import Store
 from bedrock_budget.usage import Usage
-from bedrock_budget.wrapper.meter import CallContext, Meter
 
 log = logging.getLogger("bedrock_budget")
 
-MAX_DOWNGRADES = 2
-_DOWNGRADABLE_ANY_FAMILY = frozenset({"Converse", "ConverseStream"})
 _COUNTABLE = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
 
 
@@ -230,29 +228,21 @@ class BudgetGuard:
         self._seen_overruns = totals
         return {name: delta for name, delta in new.items() if delta[0]}
 
-    def admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
+    def admit(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> Admission:
+        """Reserve the call's worst case against every budget that applies, or say why it may not go out."""
         try:
-            self._admit(meter, ctx, kwargs)
+            cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
+            reservation = self.ledger.reserve(
+                ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage)
+            )
+        except DowngradeRequiredError as exc:
+            return Downgrade(exc)
+        except BedrockBudgetError as exc:
+            return Refused(exc)
         finally:
             self._report("reserve")
-
-    def _admit(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any]) -> None:
-        for attempt in range(MAX_DOWNGRADES + 1):
-            cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
-            try:
-                reservation = self.ledger.reserve(
-                    ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage)
-                )
-            except DowngradeRequiredError as exc:
-                if attempt == MAX_DOWNGRADES or not self._downgrade(meter, ctx, kwargs, exc.downgrade_to):
-                    raise
-                ctx.notes.setdefault("downgraded_by", exc.budget)
-                continue
-            ctx.hold = reservation
-            ctx.worst_case = usage
-            ctx.notes["reserved_nanos"] = str(cost_nanos)
-            ctx.budget_warnings = tuple(refusal.budget.name for refusal in reservation.warnings)
-            return
+        warnings = tuple(refusal.budget.name for refusal in reservation.warnings)
+        return Admitted(reservation, usage, cost_nanos, warnings)
 
     def _estimate(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> tuple[int, Usage, str, str | None]:
         """The worst case of the call in nano-dollars and tokens, and the model it is counted under."""
@@ -304,42 +294,23 @@ class BudgetGuard:
             for budget, _ in self.ledger.matching(ctx.attribution, model_id or ctx.requested_model_id, None)
         )
 
-    def _downgrade(self, meter: Meter, ctx: CallContext, kwargs: dict[str, Any], target: str) -> bool:
-        previous = ctx.resolved
-        previous_family = ctx.family
-        original = ctx.requested_model_id
-        meter.resolve_into(ctx, target)
-        if ctx.resolved is None or (previous is not None and ctx.resolved.base_id == previous.base_id):
-            return False
-        if ctx.operation.name not in _DOWNGRADABLE_ANY_FAMILY and ctx.family != previous_family:
-            log.warning(
-                "budget asked to downgrade %s to %s, but %s bodies differ between model families; blocking",
-                original,
-                target,
-                ctx.operation.name,
-            )
-            return False
-        kwargs["modelId"] = target
-        ctx.downgraded_from = ctx.downgraded_from or original
-        return True
-
-    def settle(self, ctx: CallContext, cost: Any, usage: Usage) -> None:
+    def settle(self, ctx: CallContext, cost: Cost | None, usage: Usage) -> None:
         hold = ctx.hold
-        if not isinstance(hold, Reservation):
+        if hold is None:
             return
         # An unpriceable result keeps the reserved worst case: recorded spend must never understate.
-        nanos = cost.total_nanos if cost is not None else int(ctx.notes.get("reserved_nanos", "0"))
+        nanos = cost.total_nanos if cost is not None else ctx.reserved_nanos
         try:
             self.ledger.settle(hold, nanos, usage_tokens(usage))
         finally:
             self._report("settle")
 
     def on_overdue(self, ctx: CallContext, callback: Callable[[], None]) -> None:
-        if isinstance(ctx.hold, Reservation):
+        if ctx.hold is not None:
             self.ledger.on_overdue(ctx.hold, callback)
 
     def release(self, ctx: CallContext) -> None:
-        if isinstance(ctx.hold, Reservation):
+        if ctx.hold is not None:
             try:
                 self.ledger.release(ctx.hold)
             finally:
@@ -427,4 +398,4 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
     return BudgetGuard(ledger, price_table, count_tokens=count_tokens)
 
 
-__all__ = ["MAX_DOWNGRADES", "Alert", "BudgetGuard", "build_guard", "usage_tokens"]
+__all__ = ["Alert", "BudgetGuard", "build_guard", "usage_tokens"]

@@ -11,15 +11,14 @@ from typing import Any
 
 import wrapt
 
+from bedrock_budget.pipeline.context import StreamOverdueError
+
 # finish(complete, error, first_event_at) — called exactly once per stream; ``error`` is
 # :class:`StreamOverdueError` when the stream outlived the maximum call lifetime unread.
 Finish = Callable[[bool, BaseException | None, float | None], None]
 Feed = Callable[[dict[str, Any]], None]
 
-
-class StreamOverdueError(Exception):
-    """Passed to ``finish`` for a stream still open past the maximum call lifetime (``max_call_seconds``):
-    its caller neither read it to the end nor closed it, so it is settled as partial and estimated."""
+__all__ = ["MeteredEventStream", "StreamOverdueError", "StreamSettlement"]
 
 
 class StreamSettlement:

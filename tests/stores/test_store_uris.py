@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import time
@@ -12,7 +13,7 @@ import pytest
 
 from bedrock_budget.errors import ConfigurationError, StoreUnavailableError
 from bedrock_budget.stores import CounterRef, Hold, MemoryStore, Spend, from_uri, register_store, schemes
-from bedrock_budget.stores.redis import RedisClusterStore, RedisSentinelStore, RedisStore
+from bedrock_budget.stores.redis import _SCRIPTS, RedisClusterStore, RedisSentinelStore, RedisStore
 
 from .conftest import RedisServer, free_port, wait_until
 
@@ -76,6 +77,19 @@ def test_cluster_connects_lazily_and_reports_outages() -> None:
         store.ping()
     assert time.monotonic() - started < 5
     store.close()
+
+
+def test_cluster_scripts_are_registered_without_connecting() -> None:
+    cluster = from_uri(f"redis+cluster://127.0.0.1:{free_port()}", connect_timeout=0.2)
+    standalone = from_uri(f"redis://127.0.0.1:{free_port()}/0")
+    assert isinstance(cluster, RedisClusterStore)
+    assert isinstance(standalone, RedisStore)
+    assert cluster.client._client is None  # registering the scripts connected nothing
+    for name, text in _SCRIPTS.items():
+        sha = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        assert cluster._scripts[name].sha == standalone._scripts[name].sha == sha
+    cluster.close()
+    standalone.close()
 
 
 def test_custom_schemes() -> None:

@@ -304,16 +304,13 @@ class _LazyCluster:
         return client if client is not None else self._get()
 
     def register_script(self, text: str) -> Any:
-        # Script objects only need a client with evalsha/script_load/get_encoder; bind them to this proxy.
+        # A Script only needs evalsha and script_load from its client, so binding it to this proxy connects
+        # nothing. Given str, Script asks the client for an encoder to hash the text, and the only encoder
+        # at hand before connecting is in redis-py's private _parsers package; given the UTF-8 bytes (what
+        # that encoder would produce), it hashes and sends them as they are: the same SHA, the same script.
         from redis.commands.core import Script
 
-        return Script(cast(Any, self), text)
-
-    def get_encoder(self) -> Any:
-        from redis._parsers.encoders import Encoder
-
-        encoder: Any = Encoder
-        return encoder(encoding="utf-8", encoding_errors="strict", decode_responses=False)
+        return Script(cast(Any, self), text.encode("utf-8"))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._get(), name)

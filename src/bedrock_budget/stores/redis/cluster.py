@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
+from bedrock_budget._memo import remember
 from bedrock_budget.errors import StoreError
 from bedrock_budget.stores.base import (
     Check,
@@ -84,9 +85,7 @@ class RedisClusterStore(RedisStore):
     def _slot(self, ref: CounterRef) -> int:
         slot = self._slot_memo.get(ref)
         if slot is None:
-            if len(self._slot_memo) >= _KEY_MEMO_SIZE:
-                self._slot_memo.clear()
-            slot = self._slot_memo[ref] = key_slot(self.key(ref).encode("utf-8"))
+            slot = remember(self._slot_memo, ref, key_slot(self.key(ref).encode("utf-8")), _KEY_MEMO_SIZE)
         return slot
 
     def _groups(self, refs: Sequence[CounterRef]) -> list[list[int]]:

@@ -24,6 +24,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bedrock_budget._memo import remember
 from bedrock_budget.errors import ConfigurationError, StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
@@ -137,10 +138,8 @@ class RedisStore(Store):
     def _keys(self, ref: CounterRef) -> tuple[str, str, str]:
         keys = self._key_memo.get(ref)
         if keys is None:
-            if len(self._key_memo) >= _KEY_MEMO_SIZE:
-                self._key_memo.clear()
             base = self.key(ref)
-            keys = self._key_memo[ref] = (f"{base}:h", f"{base}:z", f"{base}:t")
+            keys = remember(self._key_memo, ref, (f"{base}:h", f"{base}:z", f"{base}:t"), _KEY_MEMO_SIZE)
         return keys
 
     def _trim(self, now_ms: int) -> int:
@@ -192,8 +191,6 @@ class RedisStore(Store):
         memo_key = (hold.ref, hold.limit_usd, hold.limit_tokens, hold.enforce, hold.refusal_marks)
         pieces = self._reserve_memo.get(memo_key)
         if pieces is None:
-            if len(self._reserve_memo) >= _KEY_MEMO_SIZE:
-                self._reserve_memo.clear()
             marks = {mark.unit: mark.name for mark in hold.refusal_marks}
             fixed = [
                 "" if hold.limit_usd is None else str(hold.limit_usd),
@@ -204,7 +201,7 @@ class RedisStore(Store):
                 marks.get("tokens", ""),
             ]
             pieces = (self._keys(hold.ref), json.dumps(fixed, separators=(",", ":"))[:-1])
-            self._reserve_memo[memo_key] = pieces
+            remember(self._reserve_memo, memo_key, pieces, _KEY_MEMO_SIZE)
         return pieces
 
     def _settle(

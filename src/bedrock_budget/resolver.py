@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
+from bedrock_budget._memo import remember
 from bedrock_budget.errors import ConfigurationError, InvalidModelIdError, ModelResolutionError
 from bedrock_budget.model_ids import Kind, ModelRef, Route, parse_model_id
 from bedrock_budget.regions import AU_REGIONS, IN_REGIONS, JP_REGIONS, MAJOR_BLOCKS, region_block
@@ -335,9 +336,7 @@ class ModelResolver:
             source=res.source,
         )
         if not res.looked_up:
-            if len(self._memo) >= self._max_entries:
-                self._memo.clear()  # crude, but only reachable by feeding the resolver endless distinct ids
-            self._memo[memo_key] = resolved
+            remember(self._memo, memo_key, resolved, self._max_entries)
         return resolved
 
     def invalidate(self, model_id: str | None = None) -> None:

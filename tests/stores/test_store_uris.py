@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import bedrock_budget.stores as stores
 from bedrock_budget.errors import ConfigurationError, StoreUnavailableError
-from bedrock_budget.stores import CounterRef, Hold, MemoryStore, Spend, from_uri, register_store, schemes
-from bedrock_budget.stores.redis import RedisClusterStore, RedisSentinelStore, RedisStore
+from bedrock_budget.stores import (
+    CounterRef,
+    Hold,
+    MemoryStore,
+    Spend,
+    Store,
+    from_uri,
+    register_store,
+    schemes,
+)
+from bedrock_budget.stores.redis import _SCRIPTS, RedisClusterStore, RedisSentinelStore, RedisStore
 
 from .conftest import RedisServer, free_port, wait_until
 
@@ -64,8 +77,48 @@ def test_tls_and_valkey_aliases() -> None:
     tls.close()
     valkey = from_uri("valkey://127.0.0.1:6390/0")
     assert isinstance(valkey, RedisStore)
+    assert valkey.client.connection_pool.connection_class is not SSLConnection  # type: ignore[attr-defined]
     valkey.close()
+    valkeys = from_uri("VALKEYS://127.0.0.1:6390/0")
+    assert isinstance(valkeys, RedisStore)
+    assert valkeys.client.connection_pool.connection_class is SSLConnection  # type: ignore[attr-defined]
+    valkeys.close()
     assert {"redis", "rediss", "redis+sentinel", "redis+cluster", "memory"} <= set(schemes())
+
+
+def _store_classes(cls: type[Store]) -> set[type[Store]]:
+    found: set[type[Store]] = set()
+    for subclass in cls.__subclasses__():
+        found |= {subclass, *_store_classes(subclass)}
+    return found
+
+
+def test_the_registry_lists_every_built_in_store_with_the_schemes_it_declares() -> None:
+    resolved: dict[type[Store], tuple[str, ...]] = {}
+    for target, served in stores._BUILTIN_STORES.items():
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        assert cls.schemes == served, target
+        resolved[cls] = served
+    ours = [cls for cls in _store_classes(Store) if cls.__module__.startswith("bedrock_budget.stores.")]
+    built_in = {cls for cls in ours if cls.schemes}
+    assert built_in == set(resolved) == {MemoryStore, RedisStore, RedisSentinelStore, RedisClusterStore}
+    for alias, scheme in stores._SCHEME_ALIASES.items():
+        assert alias not in {s for served in resolved.values() for s in served}
+        assert stores._REGISTRY[alias] == stores._REGISTRY[scheme]
+    assert {*stores._SCHEME_ALIASES, *(s for served in resolved.values() for s in served)} <= set(schemes())
+
+
+def test_choosing_the_memory_store_does_not_load_redis_py() -> None:
+    code = (
+        "import sys\n"
+        "from bedrock_budget.stores import from_uri, schemes\n"
+        "from_uri('memory://').close()\n"
+        "assert 'redis+cluster' in schemes()\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'redis' or '.stores.redis' in m)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_cluster_connects_lazily_and_reports_outages() -> None:
@@ -76,6 +129,19 @@ def test_cluster_connects_lazily_and_reports_outages() -> None:
         store.ping()
     assert time.monotonic() - started < 5
     store.close()
+
+
+def test_cluster_scripts_are_registered_without_connecting() -> None:
+    cluster = from_uri(f"redis+cluster://127.0.0.1:{free_port()}", connect_timeout=0.2)
+    standalone = from_uri(f"redis://127.0.0.1:{free_port()}/0")
+    assert isinstance(cluster, RedisClusterStore)
+    assert isinstance(standalone, RedisStore)
+    assert cluster.client._client is None  # registering the scripts connected nothing
+    for name, text in _SCRIPTS.items():
+        sha = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        assert cluster._scripts[name].sha == standalone._scripts[name].sha == sha
+    cluster.close()
+    standalone.close()
 
 
 def test_custom_schemes() -> None:

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from bedrock_budget._memo import remember
 from bedrock_budget.errors import (
     ConfigurationError,
     ModelResolutionError,
@@ -45,6 +46,9 @@ DEFAULT_REGION = "us-east-1"
 # us-gov. profiles exist only in AWS GovCloud (US); an id priced without a region is priced there.
 GOVCLOUD_DEFAULT_REGION = "us-gov-west-1"
 _PER_MILLION = 1_000_000
+# Rate cards and parsed ids kept per table: emptied once more than 10 000 are held (only endless distinct
+# ids or options get there).
+_MEMO_ENTRIES = 10_001
 
 ServiceTier = Literal["default", "priority", "flex", "reserved"]
 Latency = Literal["standard", "optimized"]
@@ -248,9 +252,7 @@ class PriceTable:
             suggestions = difflib.get_close_matches(ref.base_id, list(self._models), n=3, cutoff=0.6)
             raise UnknownModelError(model_id, base_id=ref.base_id, suggestions=suggestions)
         with self._lock:
-            if len(self._refs) > 10_000:
-                self._refs.clear()
-            self._refs[model_id] = (model, ref)
+            remember(self._refs, model_id, (model, ref), _MEMO_ENTRIES)
         return model, ref
 
     @staticmethod
@@ -342,9 +344,7 @@ class PriceTable:
             at=at or _utc_today(),
         )
         with self._lock:
-            if len(self._cards) > 10_000:
-                self._cards.clear()
-            self._cards[key] = card
+            remember(self._cards, key, card, _MEMO_ENTRIES)
         return card
 
     def _build_card(

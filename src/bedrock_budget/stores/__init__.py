@@ -1,15 +1,16 @@
 """Budget stores, chosen by URI.
 
 ``from_uri("memory://")`` (the default), ``from_uri("redis://localhost:6379/0", prefix="app:")``,
-``rediss://``, ``redis+sentinel://``, ``redis+cluster://``. Backends are imported on first use, so importing
-this package never loads redis-py. Third parties add schemes with :func:`register_store`.
+``rediss://``, ``redis+sentinel://``, ``redis+cluster://`` (``valkey://`` and ``valkeys://`` are other names
+for ``redis://`` and ``rediss://``). Backends are imported on first use, so importing this package never
+loads redis-py. Third parties add schemes with :func:`register_store`.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from bedrock_budget.errors import ConfigurationError
@@ -46,18 +47,22 @@ __all__ = [
 
 StoreFactory = Callable[..., Store]
 
-_REGISTRY: dict[str, StoreFactory | str] = {
-    "memory": "bedrock_budget.stores.memory:MemoryStore",
-    "redis": "bedrock_budget.stores.redis:RedisStore",
-    "rediss": "bedrock_budget.stores.redis:RedisStore",
-    "unix": "bedrock_budget.stores.redis:RedisStore",
-    "redis+sentinel": "bedrock_budget.stores.redis:RedisSentinelStore",
-    "rediss+sentinel": "bedrock_budget.stores.redis:RedisSentinelStore",
-    "redis+cluster": "bedrock_budget.stores.redis:RedisClusterStore",
-    "rediss+cluster": "bedrock_budget.stores.redis:RedisClusterStore",
-    "valkey": "bedrock_budget.stores.redis:RedisStore",
-    "valkeys": "bedrock_budget.stores.redis:RedisStore",
+# The built-in backends and the schemes each serves: the same tuples as the classes' ``schemes`` (a test
+# holds them equal). They are spelled out here because choosing a backend must not import it: reading the
+# classes would load redis-py for ``memory://``, for a mistyped scheme and for :func:`schemes`.
+_BUILTIN_STORES: Final[Mapping[str, tuple[str, ...]]] = {
+    "bedrock_budget.stores.memory:MemoryStore": ("memory",),
+    "bedrock_budget.stores.redis:RedisStore": ("redis", "rediss", "unix"),
+    "bedrock_budget.stores.redis:RedisSentinelStore": ("redis+sentinel", "rediss+sentinel"),
+    "bedrock_budget.stores.redis:RedisClusterStore": ("redis+cluster", "rediss+cluster"),
 }
+# Other names for a scheme: the store is chosen by the alias, the URI reaches it with the scheme's name.
+_SCHEME_ALIASES: Final[Mapping[str, str]] = {"valkey": "redis", "valkeys": "rediss"}
+
+_REGISTRY: dict[str, StoreFactory | str] = {
+    scheme: target for target, served in _BUILTIN_STORES.items() for scheme in served
+}
+_REGISTRY.update({alias: _REGISTRY[scheme] for alias, scheme in _SCHEME_ALIASES.items()})
 
 
 def register_store(scheme: str, factory: StoreFactory | str) -> None:
@@ -90,9 +95,7 @@ def from_uri(uri: str = "memory://", **options: Any) -> Store:
     target = _REGISTRY.get(scheme)
     if target is None:
         raise ConfigurationError(f"unknown store scheme {scheme!r}; known: {', '.join(schemes())}")
-    uri = scheme + uri[len(scheme) :]
-    if scheme.startswith("valkey"):
-        uri = "redis" + uri[len("valkey") :]
+    uri = _SCHEME_ALIASES.get(scheme, scheme) + uri[len(scheme) :]
     try:
         return _resolve(target)(uri, **options)
     except TypeError as exc:

@@ -266,7 +266,8 @@ class Store(ABC):
     """Abstract budget store. Amounts are integers: nano-dollars and milli-tokens. Times are epoch
     milliseconds passed in by the caller, so one injected clock drives windows and reservation expiry."""
 
-    #: URI schemes this class serves (used by the registry).
+    #: URI schemes this class serves. The registry in ``bedrock_budget.stores`` lists the built-in stores
+    #: with the same schemes (a test holds them equal), so it can choose a backend without importing it.
     schemes: tuple[str, ...] = ()
 
     def __init__(

@@ -1,0 +1,321 @@
+"""Redis Cluster: ``redis+cluster://`` and ``rediss+cluster://``.
+
+Redis Cluster lets a script touch only keys of one hash slot. Each counter's keys share a hash tag, so the
+cluster store groups counters by slot and runs the script once per slot, in parallel on a small thread
+pool (``parallel=False`` runs them in order). A reservation is all-or-nothing across slots: when one slot
+refuses or fails, the slots that granted are released again. That never lets spend past a limit; the only
+cost is that a concurrent call may be refused during the few milliseconds the doomed hold exists.
+Settlements and releases are idempotent per counter, so retrying one that failed half-way is safe. Each
+script goes straight to the master that owns its slot; when that fails (a redirection after a slot moved,
+a failover, an outage) the same call goes through ``RedisCluster``, which follows redirections and
+refreshes its view of the cluster. :meth:`RedisClusterStore.settle_many` sends one script call per slot,
+in parallel, each carrying the part of every settlement whose counters live there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from functools import partial
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlsplit
+
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+
+from bedrock_budget._memo import remember
+from bedrock_budget.errors import StoreError
+from bedrock_budget.stores.base import (
+    Check,
+    CounterRef,
+    CounterState,
+    Hold,
+    Renewal,
+    ReserveResult,
+    SettleOutcome,
+    SettleRequest,
+    Spend,
+    Tallies,
+)
+from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
+from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
+
+T = TypeVar("T")
+
+
+class RedisClusterStore(RedisStore):
+    """Redis Cluster: counters grouped by hash slot, one script call per slot (see the module docstring)."""
+
+    schemes = ("redis+cluster", "rediss+cluster")
+
+    def __init__(self, client: Any, *, parallel: bool = True, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self._slot_memo: dict[CounterRef, int] = {}
+        self._parallel = parallel
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> RedisClusterStore:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        node: Any = ClusterNode
+
+        clean, store, client_options = _split_options(uri, options)
+        parallel = bool(client_options.pop("parallel", True))
+        parts = urlsplit(clean)
+        username, password, hosts = _hosts(parts.netloc, 6379)
+        kwargs = _connection_kwargs(client_options)
+        extra: dict[str, Any] = dict(parse_qsl(parts.query))
+        if parts.scheme.startswith("rediss"):
+            extra["ssl"] = True
+        client = _LazyCluster(
+            lambda: RedisCluster(
+                startup_nodes=[node(host, port) for host, port in hosts],
+                username=username,
+                password=password,
+                **kwargs,
+                **extra,
+            )
+        )
+        return cls(client, name=redact(uri), parallel=parallel, **store)
+
+    def _slot(self, ref: CounterRef) -> int:
+        slot = self._slot_memo.get(ref)
+        if slot is None:
+            slot = remember(self._slot_memo, ref, key_slot(self.key(ref).encode("utf-8")), _KEY_MEMO_SIZE)
+        return slot
+
+    def _groups(self, refs: Sequence[CounterRef]) -> list[list[int]]:
+        groups: dict[int, list[int]] = {}
+        for index, ref in enumerate(refs):
+            groups.setdefault(self._slot(ref), []).append(index)
+        return list(groups.values())
+
+    def _fan_out(self, calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
+        """Run calls (one per slot); each result is a value or the exception it raised."""
+        if len(calls) == 1 or not self._parallel:
+            results: list[T | BaseException] = []
+            for call in calls:
+                try:
+                    results.append(call())
+                except Exception as exc:  # collected so the caller can undo the slots that succeeded
+                    results.append(exc)
+            return results
+        futures: list[Future[T]] = [self._executor().submit(call) for call in calls]
+        gathered: list[T | BaseException] = []
+        for future in futures:
+            error = future.exception()
+            gathered.append(error if error is not None else future.result())
+        return gathered
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bedrock-budget-slots")
+            return self._pool
+
+    def reserve(
+        self, reservation_id: str, holds: Sequence[Hold], *, now_ms: int, deadline_ms: int
+    ) -> ReserveResult:
+        groups = self._groups([h.ref for h in holds])
+        if len(groups) <= 1:
+            return super().reserve(reservation_id, holds, now_ms=now_ms, deadline_ms=deadline_ms)
+        parts = self._fan_out(
+            [
+                partial(self._reserve, reservation_id, [holds[i] for i in group], now_ms, deadline_ms)
+                for group in groups
+            ]
+        )
+        failure = next((p for p in parts if isinstance(p, BaseException)), None)
+        granted = failure is None and all(isinstance(p, ReserveResult) and p.granted for p in parts)
+        if not granted:
+            undo = [
+                group
+                for group, part in zip(groups, parts, strict=True)
+                if isinstance(part, ReserveResult) and part.granted
+            ]
+            self._undo(reservation_id, [[holds[i].ref for i in g] for g in undo], now_ms)
+        if failure is not None:
+            raise failure
+        checks: list[Check | None] = [None] * len(holds)
+        for group, part in zip(groups, parts, strict=True):
+            assert isinstance(part, ReserveResult)
+            for index, check in zip(group, part.checks, strict=True):
+                checks[index] = check
+        repeated = all(isinstance(p, ReserveResult) and p.repeated for p in parts)
+        return ReserveResult(
+            granted=granted, checks=tuple(c for c in checks if c is not None), repeated=repeated
+        )
+
+    def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        # Straight to the master of the keys' slot (one slot per call, see _groups): RedisCluster would
+        # work out the slot and node again for every command, which costs more CPU than the call itself.
+        # Anything unusual (a redirection, a failover, an outage) goes the cluster client's way, which
+        # follows redirections and refreshes its view of the cluster; every script is safe to run twice.
+        if self._closed:
+            raise StoreError(f"budget store {self._name} is closed")
+        if not keys:
+            return super()._eval(script, keys, args)
+        runner = self._scripts[script]
+        try:
+            node_client = self._node_client(keys[0])
+            try:
+                return node_client.evalsha(runner.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                node_client.script_load(runner.script)
+                return node_client.evalsha(runner.sha, len(keys), *keys, *args)
+        except (RedisError, RedisClusterException):
+            return super()._eval(script, keys, args)
+
+    def _node_client(self, key: str) -> Any:
+        cluster = self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
+        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+
+    def _undo(self, reservation_id: str, groups: Sequence[Sequence[CounterRef]], now_ms: int) -> None:
+        # Best effort: a hold that cannot be released now expires at its deadline.
+        self._fan_out([partial(self._release, reservation_id, group, now_ms) for group in groups])
+
+    def _per_slot(self, items: Sequence[Any], run: Callable[[list[Any]], Sequence[T]]) -> tuple[T, ...]:
+        groups = self._groups([item if isinstance(item, CounterRef) else item.ref for item in items])
+        if len(groups) <= 1:
+            return tuple(run(list(items)))
+        parts = self._fan_out([partial(run, [items[i] for i in group]) for group in groups])
+        for part in parts:
+            if isinstance(part, BaseException):
+                raise part
+        merged: list[Any] = [None] * len(items)
+        for group, part in zip(groups, parts, strict=True):
+            assert not isinstance(part, BaseException)
+            for index, value in zip(group, part, strict=True):
+                merged[index] = value
+        return tuple(merged)
+
+    def settle(
+        self,
+        reservation_id: str,
+        spends: Sequence[Spend],
+        *,
+        now_ms: int,
+        model: str | None = None,
+        tokens: Mapping[str, int] | None = None,
+        charge: bool = False,
+        tallies: Tallies | None = None,
+    ) -> tuple[SettleOutcome, ...]:
+        return self._per_slot(
+            spends, lambda g: self._settle(reservation_id, g, now_ms, model, tokens, charge, tallies)
+        )
+
+    def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
+        return self._per_slot(refs, lambda g: self._release(reservation_id, g, now_ms))
+
+    def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
+        # One script call per slot, sent in parallel like every other multi-slot operation.
+        if not renewals:
+            return ()
+        return self._per_slot(renewals, lambda g: self._renew(g, now_ms, deadline_ms))
+
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        # One script call per slot, carrying the part of every settlement whose counters live there.
+        slots: dict[int, list[tuple[int, list[int]]]] = {}
+        for index, request in enumerate(requests):
+            by_slot: dict[int, list[int]] = {}
+            for position, spend in enumerate(request.spends):
+                by_slot.setdefault(self._slot(spend.ref), []).append(position)
+            for slot, positions in by_slot.items():
+                slots.setdefault(slot, []).append((index, positions))
+        parts = list(slots.values())
+        gathered = self._fan_out(
+            [
+                partial(
+                    self._settle_many,
+                    [replace(requests[i], spends=tuple(requests[i].spends[p] for p in ps)) for i, ps in part],
+                    now_ms,
+                )
+                for part in parts
+            ]
+        )
+        merged: list[dict[int, SettleOutcome]] = [{} for _ in requests]
+        failed: dict[int, StoreError] = {}
+        for part, result in zip(parts, gathered, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, StoreError):
+                    raise result
+                for index, _ in part:
+                    failed.setdefault(index, result)
+                continue
+            for (index, positions), outcomes in zip(part, result, strict=True):
+                for position, outcome in zip(positions, outcomes, strict=True):
+                    merged[index][position] = outcome
+        return [
+            failed[index] if index in failed else tuple(merged[index][p] for p in range(len(request.spends)))
+            for index, request in enumerate(requests)
+        ]
+
+    def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
+        return self._per_slot(refs, lambda g: self._read(g, now_ms))
+
+    def forget_spend(self, refs: Sequence[CounterRef], *, now_ms: int) -> int:
+        if not refs:
+            return 0
+        return sum(self._per_slot(refs, lambda g: self._forget_spend(g, now_ms)))
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        super().close()
+
+    def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
+        bases = sorted(set(self._scan(self._list_pattern(budget))))
+        states: list[CounterState] = []
+        for base in bases:  # keys of different slots cannot share a script call
+            for state, meta in self._read_keys([base], now_ms):
+                if meta and (budget is None or state.ref.budget == budget):
+                    states.append(state)
+        return states
+
+
+class _LazyCluster:
+    """Defers connecting (RedisCluster discovers the topology in its constructor) to the first command, so
+    creating a store during an outage does not fail and the outage policy decides instead."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._scripts: list[tuple[Any, str]] = []
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    def cluster(self) -> Any:
+        """The ``RedisCluster`` client, connected on first use."""
+        client = self._client
+        return client if client is not None else self._get()
+
+    def register_script(self, text: str) -> Any:
+        # A Script only needs evalsha and script_load from its client, so binding it to this proxy connects
+        # nothing. Given str, Script asks the client for an encoder to hash the text, and the only encoder
+        # at hand before connecting is in redis-py's private _parsers package; given the UTF-8 bytes (what
+        # that encoder would produce), it hashes and sends them as they are: the same SHA, the same script.
+        from redis.commands.core import Script
+
+        return Script(cast(Any, self), text.encode("utf-8"))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -1,0 +1,56 @@
+"""The Lua scripts and the helpers that decode their replies.
+
+Every operation is one script (``stores/lua/*.lua``, each prefixed with ``common.lua``), read once at
+import. Replies arrive as bytes or str depending on the client's ``decode_responses``; the helpers accept
+both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Final
+
+from bedrock_budget.stores.base import CounterRef, CounterState
+
+
+def _script_text(name: str) -> str:
+    folder = resources.files("bedrock_budget.stores").joinpath("lua")
+    return folder.joinpath("common.lua").read_text("utf-8") + "\n" + folder.joinpath(name).read_text("utf-8")
+
+
+_SCRIPTS: Final = {
+    name: _script_text(f"{name}.lua")
+    for name in ("reserve", "settle_many", "release", "read", "forget_spend", "renew")
+}
+
+
+def _str(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _int(value: object) -> int:
+    return int(_str(value))
+
+
+def _row(ref: CounterRef, row: Sequence[object]) -> CounterState:
+    return CounterState(
+        ref=ref,
+        spent_usd=_int(row[0]),
+        held_usd=_int(row[1]),
+        spent_tokens=_int(row[2]),
+        held_tokens=_int(row[3]),
+        active=_int(row[4]),
+    )
+
+
+def _limit(pairs: Sequence[tuple[str, str]], name: str) -> int | None:
+    value = next((v for k, v in pairs if k == name), "")
+    return int(value) if value else None
+
+
+# The counter of a hash without a meta field: a read by ref puts the ref asked for in its place, and
+# listings skip it.
+_PLACEHOLDER: Final = CounterRef(budget="?", scope=(), window="lifetime", timezone="UTC", start=0, end=None)

@@ -32,9 +32,7 @@ def canonical_operation(operation: str) -> str:
     return _OPERATIONS.get(operation, operation)
 
 
-# Not slotted: every metered call builds one, and filling the instance dict in one step costs about half of
-# the one object.__setattr__ per field that a frozen class's generated __init__ makes.
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Extracted:
     """The usage of one call and where it came from.
 
@@ -50,26 +48,6 @@ class Extracted:
     routed_model_id: str | None = None
     partial: bool = False
     estimated: bool = False
-
-    def __init__(
-        self,
-        usage: Usage,
-        source: UsageSource,
-        served_service_tier: str | None = None,
-        served_latency: str | None = None,
-        routed_model_id: str | None = None,
-        partial: bool = False,
-        estimated: bool = False,
-    ) -> None:
-        vars(self).update(
-            usage=usage,
-            source=source,
-            served_service_tier=served_service_tier,
-            served_latency=served_latency,
-            routed_model_id=routed_model_id,
-            partial=partial,
-            estimated=estimated,
-        )
 
 
 @dataclass(frozen=True, slots=True)

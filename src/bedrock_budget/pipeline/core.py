@@ -29,7 +29,7 @@ from bedrock_budget.pipeline.context import CallContext, StreamOverdueError
 from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
 from bedrock_budget.pricing.cost import Cost
-from bedrock_budget.records import CallRecord, FailureCounter, Outcome, new_record
+from bedrock_budget.records import CallRecord, FailureCounter, Outcome
 from bedrock_budget.resolver import ModelResolver, ResolvedModel
 from bedrock_budget.usage import Usage
 
@@ -310,34 +310,32 @@ class PipelineCore:
         blocked_by: str | None = None,
     ) -> CallRecord:
         resolved = ctx.resolved
-        return new_record(
-            {
-                "operation": ctx.operation.name,
-                "model_id": resolved.base_id if resolved else None,
-                "requested_model_id": ctx.requested_model_id,
-                "region": ctx.region,
-                "route": resolved.route if resolved else "in_region",
-                "attribution": ctx.attribution,
-                "usage": extracted.usage if extracted else _NO_USAGE,
-                "cost": priced.cost if priced else None,
-                "outcome": outcome,
-                "request_id": request_id,
-                "latency_seconds": time.perf_counter() - ctx.started,
-                "time_to_first_token_seconds": ttft,
-                "usage_source": extracted.source if extracted else "none",
-                "estimated": extracted.estimated if extracted else False,
-                "partial": extracted.partial if extracted else False,
-                "pricing_mode": resolved.pricing_mode if resolved else "on_demand",
-                "service_tier": (extracted.served_service_tier if extracted else None) or "default",
-                "latency_mode": (extracted.served_latency if extracted else None) or "standard",
-                "error_code": error_code,
-                "unpriced": priced.unpriced if priced else None,
-                "downgraded_from": ctx.downgraded_from,
-                "downgraded_by": ctx.downgraded_by,
-                "budget_warnings": ctx.budget_warnings,
-                "blocked_by": blocked_by,
-                "family": ctx.family,
-            }
+        return CallRecord(
+            operation=ctx.operation.name,
+            model_id=resolved.base_id if resolved else None,
+            requested_model_id=ctx.requested_model_id,
+            region=ctx.region,
+            route=resolved.route if resolved else "in_region",
+            attribution=ctx.attribution,
+            usage=extracted.usage if extracted else _NO_USAGE,
+            cost=priced.cost if priced else None,
+            outcome=outcome,
+            request_id=request_id,
+            latency_seconds=time.perf_counter() - ctx.started,
+            time_to_first_token_seconds=ttft,
+            usage_source=extracted.source if extracted else "none",
+            estimated=extracted.estimated if extracted else False,
+            partial=extracted.partial if extracted else False,
+            pricing_mode=resolved.pricing_mode if resolved else "on_demand",
+            service_tier=(extracted.served_service_tier if extracted else None) or "default",
+            latency_mode=(extracted.served_latency if extracted else None) or "standard",
+            error_code=error_code,
+            unpriced=priced.unpriced if priced else None,
+            downgraded_from=ctx.downgraded_from,
+            downgraded_by=ctx.downgraded_by,
+            budget_warnings=ctx.budget_warnings,
+            blocked_by=blocked_by,
+            family=ctx.family,
         )
 
 

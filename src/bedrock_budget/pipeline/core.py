@@ -28,6 +28,7 @@ from bedrock_budget.extract.types import Extracted, RequestInfo
 from bedrock_budget.pipeline.context import CallContext, StreamOverdueError
 from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
+from bedrock_budget.pipeline.tags import TAGGED_OPERATIONS, RequestTagger
 from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.records import CallRecord, FailureCounter, Outcome
 from bedrock_budget.resolver import ModelResolver, ResolvedModel
@@ -69,6 +70,7 @@ class PipelineCore:
         hash_ids: bool,
         failures: FailureCounter,
         read_requests_eagerly: bool,
+        request_tagger: RequestTagger | None = None,
     ) -> None:
         self.price_table = price_table
         self.resolver = resolver
@@ -79,6 +81,7 @@ class PipelineCore:
         # A budget estimates from the request before the call; without one the request is read only when
         # Bedrock's usage is missing.
         self.read_requests_eagerly = read_requests_eagerly
+        self.request_tagger = request_tagger
         self._warned_models: set[str] = set()
         self._warn_lock = threading.Lock()
         # The last (table, model, region, served tier and latency) found to price quietly, and until when:
@@ -88,11 +91,20 @@ class PipelineCore:
     # --- before the call --------------------------------------------------------------------------------
 
     def prepare(self, operation: Operation, kwargs: dict[str, Any], region: str) -> CallContext:
-        """Attribution errors raise here, before any I/O; resolution problems are recorded, not raised."""
+        """Attribution errors raise here, before any I/O; resolution problems are recorded, not raised.
+
+        ``kwargs`` is the request about to be sent, and the only thing here that changes it: request tags
+        are added to its ``requestMetadata``, and a file-like InvokeModel body is replaced by its bytes.
+        """
         started = time.perf_counter()
         attribution = resolve_attribution(
             self.defaults, kwargs.get("requestMetadata"), self.metadata_keys, hash_ids=self.hash_ids
         )
+        tagger = self.request_tagger
+        if tagger is not None and attribution and operation.name in TAGGED_OPERATIONS:
+            tags = tagger.merged(attribution, kwargs.get("requestMetadata"))
+            if tags is not None:
+                kwargs["requestMetadata"] = tags
         if operation.has_model:
             model_id = str(kwargs.get("modelId", ""))
             resolved, error, family = self._resolve(model_id, region)

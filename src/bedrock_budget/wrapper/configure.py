@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from bedrock_budget.attribution import validate_ids, validate_key
 from bedrock_budget.errors import ConfigurationError
+from bedrock_budget.pipeline.tags import RequestTagger
 from bedrock_budget.pricing.table import PriceTable, default_price_table, load_price_table
 from bedrock_budget.records import Listener, LogListener
 from bedrock_budget.resolver import ModelResolver
@@ -38,6 +39,7 @@ def build_meter(
     attribution: Mapping[str, str] | None = None,
     metadata_attribution: Mapping[str, str] | Iterable[str] | None = None,
     hash_ids: bool = False,
+    tag_requests: bool | Iterable[str] = False,
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,
@@ -69,6 +71,7 @@ def build_meter(
         metadata_keys = {str(k): validate_key(v) for k, v in metadata_attribution.items()}
     else:
         metadata_keys = {validate_key(k): k for k in metadata_attribution}
+    tagger = _request_tagger(tag_requests)
     extra_prices = list(prices)
     interval = None
     if prices_reload_seconds is not None:
@@ -103,6 +106,7 @@ def build_meter(
         metadata_keys=metadata_keys,
         hash_ids=hash_ids,
         price_reloader=reloader,
+        request_tagger=tagger,
     )
     # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
     budget_options = {
@@ -153,6 +157,7 @@ def wrap(
     attribution: Mapping[str, str] | None = None,
     metadata_attribution: Mapping[str, str] | Iterable[str] | None = None,
     hash_ids: bool = False,
+    tag_requests: bool | Iterable[str] = False,
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,
@@ -190,6 +195,10 @@ def wrap(
         metadata_attribution: Converse ``requestMetadata`` keys read as attribution: a list of keys, or
             a mapping of metadata key to attribution key.
         hash_ids: store and export attribution values as hashes instead of as given.
+        tag_requests: copy each call's attribution into Converse/ConverseStream ``requestMetadata``, so
+            Bedrock's invocation logs carry the same user/app/team: ``True`` for every key, or a list of
+            keys. The caller's own entries are never overwritten; tags past Bedrock's 16 entries are dropped
+            and counted (``meter.request_tagger.dropped``).
         price_table: a ``PriceTable`` to price with, instead of the bundled one.
         prices: extra price files or folders layered over the bundled prices.
         discount_percent: lower every price by this percentage (e.g. an EDP discount), e.g. ``"12.5"``.
@@ -224,6 +233,16 @@ def wrap(
         )
     options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
+
+
+def _request_tagger(tag_requests: object) -> RequestTagger | None:
+    if tag_requests is False:
+        return None
+    if tag_requests is True:
+        return RequestTagger()
+    if isinstance(tag_requests, str) or not isinstance(tag_requests, Iterable):
+        raise ConfigurationError("tag_requests takes True, False or a list of attribution keys")
+    return RequestTagger([validate_key(key) for key in tag_requests])
 
 
 #: The configuration keywords ``wrap``, ``instrument`` and ``build_meter`` share (a test keeps them equal).

@@ -41,6 +41,7 @@ def instrument(
     attribution: Mapping[str, str] | None = None,
     metadata_attribution: Mapping[str, str] | Iterable[str] | None = None,
     hash_ids: bool = False,
+    tag_requests: bool | Iterable[str] = False,
     price_table: PriceTable | None = None,
     prices: Iterable[str | Path] = (),
     discount_percent: str | Decimal | None = None,

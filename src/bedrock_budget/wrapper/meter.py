@@ -19,6 +19,7 @@ from bedrock_budget.pipeline.context import Admitted, CallContext, Downgrade, Gu
 from bedrock_budget.pipeline.core import PipelineCore, error_code, request_id
 from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
+from bedrock_budget.pipeline.tags import RequestTagger
 from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.records import FailureCounter, Listener, Outcome, notify
 from bedrock_budget.resolver import ModelResolver
@@ -46,6 +47,7 @@ class Meter:
         hash_ids: bool,
         guard: Guard | None = None,
         price_reloader: PriceReloader | None = None,
+        request_tagger: RequestTagger | None = None,
     ) -> None:
         self.failures = FailureCounter()
         self.listeners = listeners
@@ -58,6 +60,7 @@ class Meter:
             hash_ids=hash_ids,
             failures=self.failures,
             read_requests_eagerly=guard is not None,
+            request_tagger=request_tagger,
         )
         self._guard = guard
 
@@ -77,6 +80,10 @@ class Meter:
     @price_table.setter
     def price_table(self, table: PriceTable) -> None:
         self.core.price_table = table
+
+    @property
+    def request_tagger(self) -> RequestTagger | None:
+        return self.core.request_tagger
 
     @property
     def resolver(self) -> ModelResolver:

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from bedrock_budget.errors import PriceFileError, PriceListError
-from bedrock_budget.pricing import price_list
-from bedrock_budget.pricing.price_list import convert_price_list, convert_price_list_file
+from bedrock_budget.pricing.maintenance import price_list
+from bedrock_budget.pricing.maintenance.price_list import convert_price_list, convert_price_list_file
 from bedrock_budget.pricing.schema import ModelSpec, PriceEntry, load_price_file, validate_paths
 
 FIXTURES = Path(__file__).parent / "fixtures"

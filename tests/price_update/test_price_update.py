@@ -257,7 +257,7 @@ def test_diff_fits_80_columns(
 
 
 def test_a_name_bedrock_gives_two_models_is_unmapped_not_guessed() -> None:
-    from bedrock_budget.pricing.price_update import plan_update
+    from bedrock_budget.pricing.maintenance.price_update import plan_update
 
     offer = json.loads(BEDROCK_OFFER.read_text())
     sku, product = next(
@@ -286,7 +286,7 @@ def test_a_name_bedrock_gives_two_models_is_unmapped_not_guessed() -> None:
 def test_history_is_never_rewritten(tmp_path: Path) -> None:
     """The table already has a Llama entry dated after the Price List's effectiveDate (2026-11-15) with
     another price: the change is dated the day it was found, and the older entries stay."""
-    from bedrock_budget.pricing.price_update import plan_update
+    from bedrock_budget.pricing.maintenance.price_update import plan_update
 
     table_dir = tmp_path / "table"
     table_dir.mkdir()

@@ -11,7 +11,7 @@ from bedrock_budget.cli.options import json_option, price_file_options, price_ta
 from bedrock_budget.cli.output import emit_json, plain, table
 from bedrock_budget.errors import PriceFileError
 from bedrock_budget.pricing import BUNDLED_PRICES, format_usd
-from bedrock_budget.pricing.price_update import PRICING_REGIONS
+from bedrock_budget.pricing.maintenance.aws_sources import PRICING_REGIONS
 from bedrock_budget.pricing.schema import ModelSpec, PriceSpec, TokenRates, validate_paths
 
 
@@ -245,8 +245,8 @@ def import_price_list(
       bedrock-budget prices import-price-list bedrock-offer.json fm-offer.json --layer ~/aws-prices \\
           --foundation-models fm.json
     """
-    from bedrock_budget.pricing.price_list import convert_price_list, read_price_list_files
-    from bedrock_budget.pricing.price_update import read_foundation_models
+    from bedrock_budget.pricing.maintenance.price_list import convert_price_list, read_price_list_files
+    from bedrock_budget.pricing.maintenance.price_update import read_foundation_models
 
     data = read_price_list_files(files)
     if layer is not None:
@@ -307,7 +307,7 @@ def update(
     """
     import boto3
 
-    from bedrock_budget.pricing.price_update import fetch_foundation_models, fetch_price_list
+    from bedrock_budget.pricing.maintenance.price_update import fetch_foundation_models, fetch_price_list
 
     session = boto3.session.Session()
     pricing = session.client("pricing", region_name=region, endpoint_url=endpoint_url)
@@ -324,8 +324,8 @@ def _apply_update(
     price_files: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    from bedrock_budget.pricing.price_update import plan_update, read_layer, write_layer
-    from bedrock_budget.pricing.update_report import plan_json, plan_lines
+    from bedrock_budget.pricing.maintenance.price_update import plan_update, read_layer, write_layer
+    from bedrock_budget.pricing.maintenance.update_report import plan_json, plan_lines
 
     below = [p for p in price_files if output is None or p.resolve() != output.resolve()]
     base = price_table(tuple(below), None)

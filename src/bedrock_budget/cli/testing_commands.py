@@ -38,8 +38,8 @@ def fake_bedrock(host: str, port: int, price_lists: tuple[Path, ...], foundation
       bedrock-budget fake-bedrock --port 8599 --price-list offer.json --foundation-models fm.json
       bedrock-budget prices update --endpoint-url http://127.0.0.1:8599
     """
-    from bedrock_budget.pricing.price_list import read_price_list_files
-    from bedrock_budget.pricing.price_update import read_foundation_models
+    from bedrock_budget.pricing.maintenance.price_list import read_price_list_files
+    from bedrock_budget.pricing.maintenance.price_update import read_foundation_models
     from bedrock_budget.testing import FakeBedrock, serve
     from bedrock_budget.testing.price_list_api import PriceListCatalog
 

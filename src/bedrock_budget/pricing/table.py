@@ -1,7 +1,9 @@
 """The compiled price table: price files in, exact costs out.
 
 Price files compile lazily into per-(model, region, route, mode) rate cards of integer femto-dollars per
-unit, cached, so pricing one call is two dict lookups and a handful of integer multiplications.
+unit (:mod:`.rate_card`), cached, so pricing one call is two dict lookups and a handful of integer
+multiplications. Provisioned Throughput, guardrails and Custom Model Import are priced by
+:mod:`.service_features` from the prices this table looks up.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ import difflib
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import (
@@ -26,138 +27,48 @@ from bedrock_budget.errors import (
 )
 from bedrock_budget.model_ids import ModelRef, Route, parse_model_id, strip_version
 from bedrock_budget.pricing.bundled import BUNDLED_PRICES
-from bedrock_budget.pricing.cost import ContextValue, Cost, RawLine
-from bedrock_budget.pricing.money import FEMTO_PER_USD, parse_usd, usd_to_femto
+from bedrock_budget.pricing.cost import Cost
+from bedrock_budget.pricing.money import parse_usd
+from bedrock_budget.pricing.rate_card import RateCard, compile_rate_card
 from bedrock_budget.pricing.schema import (
     CustomModelImportPrices,
     GuardrailPrices,
-    ImageBand,
     ModelSpec,
     PriceEntry,
     PriceFile,
-    PriceSpec,
-    TokenRates,
     price_files_in,
     validate_paths,
 )
+from bedrock_budget.pricing.service_features import (
+    Commitment,
+    custom_model_import_cost,
+    guardrail_cost,
+    provisioned_cost,
+    provisioned_terms,
+)
 from bedrock_budget.usage import Usage
+
+__all__ = [
+    "DEFAULT_REGION",
+    "GOVCLOUD_DEFAULT_REGION",
+    "Commitment",
+    "Latency",
+    "PriceTable",
+    "RateCard",
+    "ServiceTier",
+    "default_price_table",
+    "load_price_table",
+]
 
 DEFAULT_REGION = "us-east-1"
 # us-gov. profiles exist only in AWS GovCloud (US); an id priced without a region is priced there.
 GOVCLOUD_DEFAULT_REGION = "us-gov-west-1"
-_PER_MILLION = 1_000_000
 # Rate cards and parsed ids kept per table: emptied once more than 10 000 are held (only endless distinct
 # ids or options get there).
 _MEMO_ENTRIES = 10_001
 
 ServiceTier = Literal["default", "priority", "flex", "reserved"]
 Latency = Literal["standard", "optimized"]
-Commitment = Literal["none", "1-month", "6-month"]
-_Dated = TypeVar("_Dated", GuardrailPrices, CustomModelImportPrices)
-_COMMITMENT_KEYS: dict[str, str] = {"none": "no_commit", "1-month": "one_month", "6-month": "six_month"}
-# Image models generate 1024x1024 unless asked otherwise; a call that does not say is priced at that size.
-_DEFAULT_IMAGE_PIXELS = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class _ImageRate:
-    pixels: int | None
-    quality: str | None
-    femto: int
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class RateCard:
-    """Femto-dollars per unit for one (model, region, route, tier, latency, batch) combination."""
-
-    model_id: str
-    input: int
-    output: int
-    cache_read: int
-    cache_write_5m: int
-    cache_write_1h: int
-    long_threshold: int | None
-    long_card: RateCard | None
-    images: tuple[_ImageRate, ...]
-    video_second: int
-    rerank_query: int
-    context: Mapping[str, ContextValue]
-
-    def price(self, usage: Usage) -> Cost:
-        card = self
-        if (
-            self.long_card is not None
-            and self.long_threshold is not None
-            and usage.prompt_tokens > self.long_threshold
-        ):
-            card = self.long_card
-        cache_1h = usage.cache_write_1h_tokens
-        total = (
-            usage.input_tokens * card.input
-            + usage.output_tokens * card.output
-            + usage.cache_read_tokens * card.cache_read
-            + (usage.cache_write_tokens - cache_1h) * card.cache_write_5m
-            + cache_1h * card.cache_write_1h
-        )
-        image_line: RawLine | None = None
-        if usage.images:
-            image = card.image_rate(usage.image_size, usage.image_quality)
-            image_line = (f"images ({image.label})", usage.images, image.femto, 1)
-            total += usage.images * image.femto
-        if usage.video_seconds:
-            total += usage.video_seconds * card.video_second
-        if usage.rerank_queries:
-            total += usage.rerank_queries * card.rerank_query
-        return Cost(card.model_id, total, lambda: card._raw_lines(usage, image_line), card.context)
-
-    def _raw_lines(self, usage: Usage, image_line: RawLine | None) -> tuple[RawLine, ...]:
-        lines: list[RawLine] = [
-            ("input_tokens", usage.input_tokens, self.input, _PER_MILLION),
-            ("output_tokens", usage.output_tokens, self.output, _PER_MILLION),
-            ("cache_read_tokens", usage.cache_read_tokens, self.cache_read, _PER_MILLION),
-            ("cache_write_5m_tokens", usage.cache_write_5m_tokens, self.cache_write_5m, _PER_MILLION),
-            ("cache_write_1h_tokens", usage.cache_write_1h_tokens, self.cache_write_1h, _PER_MILLION),
-        ]
-        if image_line is not None:
-            lines.append(image_line)
-        lines.append(("video_seconds", usage.video_seconds, self.video_second, 1))
-        lines.append(("rerank_queries", usage.rerank_queries, self.rerank_query, 1000))
-        return tuple(lines)
-
-    def image_rate(self, size: str | None, quality: str | None) -> _ImageRate:
-        if not self.images:
-            raise UnsupportedPricingError(self.model_id, "image")
-        pixels = _DEFAULT_IMAGE_PIXELS if size is None else _parse_size(self.model_id, size)
-        wanted_quality = quality or "standard"
-        candidates = [r for r in self.images if r.quality in (None, wanted_quality)]
-        if not candidates:
-            raise UnsupportedPricingError(self.model_id, "image", f"no {wanted_quality!r} quality price")
-        covering = [r for r in candidates if r.pixels is None or r.pixels >= pixels]
-        if not covering:
-            largest = max(r.pixels or 0 for r in candidates)
-            raise UnsupportedPricingError(
-                self.model_id, "image", f"no price for {size}; the largest priced size has {largest} pixels"
-            )
-        return min(covering, key=lambda r: (r.pixels is None, r.pixels or 0))
-
-
-def _parse_size(model_id: str, size: str) -> int:
-    width, sep, height = size.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
-        raise UnsupportedPricingError(model_id, "image", f"image size {size!r} is not WIDTHxHEIGHT")
-    return int(width) * int(height)
-
-
-def _merge_rates(base: TokenRates, override: TokenRates | None) -> TokenRates:
-    if override is None:
-        return base
-    return TokenRates(
-        **{
-            name: getattr(override, name) if getattr(override, name) is not None else getattr(base, name)
-            for name in TokenRates.__slots__
-        }
-    )
 
 
 class PriceTable:
@@ -334,123 +245,22 @@ class PriceTable:
                 self._cards = {k: v for k, v in self._cards.items() if k[-1] is not None}
                 self._day = _utc_day_bounds()
         model, ref = self._lookup(model_id)
-        card = self._build_card(
+        source_region = _source_region(ref, region)
+        entry, assumed = self.entry_in_force(model, at or _utc_today())
+        card = compile_rate_card(
             model,
-            region=_source_region(ref, region),
+            entry,
+            assumed,
+            region=source_region,
             route=route or ref.route,
             batch=batch,
             service_tier=service_tier,
             latency=latency,
-            at=at or _utc_today(),
+            discount=self._discount,
         )
         with self._lock:
             remember(self._cards, key, card, _MEMO_ENTRIES)
         return card
-
-    def _build_card(
-        self,
-        model: ModelSpec,
-        *,
-        region: str,
-        route: Route,
-        batch: bool,
-        service_tier: str,
-        latency: str,
-        at: dt.date,
-    ) -> RateCard:
-        entry, assumed = self.entry_in_force(model, at)
-        spec = entry.for_region(region)
-        context: dict[str, ContextValue] = {
-            "region": region,
-            "route": route,
-            "batch": batch,
-            "service_tier": service_tier,
-            "latency": latency,
-            "price_effective": entry.effective.isoformat(),
-            "region_priced": region if region in entry.regions else "default",
-        }
-        if assumed:
-            context["price_effective_assumed"] = True
-        batch_multiplier = Decimal(1)
-        if batch and spec.batch_multiplier is not None:
-            # A fraction of the on-demand price of this route, region and (below) long-context tier.
-            batch_multiplier = spec.batch_multiplier
-            rates = _merge_rates(spec.rates, spec.routes.get(route))
-        elif batch:
-            if spec.batch is None:
-                raise UnsupportedPricingError(
-                    model.id, "batch", "this model is not offered for batch inference"
-                )
-            # Validation keeps written batch rates to entries without routes and long-context tiers.
-            rates = _merge_rates(spec.rates, spec.batch)
-        else:
-            rates = _merge_rates(spec.rates, spec.routes.get(route))
-        if latency == "optimized":
-            if spec.latency_optimized is None:
-                raise UnsupportedPricingError(model.id, "latency-optimized", "not offered for this model")
-            rates = _merge_rates(rates, spec.latency_optimized)
-        elif latency != "standard":
-            raise ConfigurationError(f"latency must be 'standard' or 'optimized', got {latency!r}")
-        multiplier = self._tier_multiplier(model, spec, service_tier) * batch_multiplier
-        if self._discount is not None:
-            multiplier *= self._discount
-        long_card = None
-        threshold = None
-        if spec.long_context is not None and (not batch or spec.batch_multiplier is not None):
-            threshold = spec.long_context.threshold_tokens
-            long_rates = _merge_rates(rates, spec.route_long_context.get(route, spec.long_context.rates))
-            long_card = self._card_from(
-                model, spec, long_rates, multiplier, {**context, "long_context": True}
-            )
-        card = self._card_from(model, spec, rates, multiplier, context)
-        return replace(card, long_threshold=threshold, long_card=long_card)
-
-    @staticmethod
-    def _tier_multiplier(model: ModelSpec, spec: PriceSpec, service_tier: str) -> Decimal:
-        if service_tier in ("default", "reserved"):
-            return Decimal(1)
-        if service_tier not in ("priority", "flex"):
-            raise ConfigurationError(
-                f"service tier must be default, priority, flex or reserved, got {service_tier!r}"
-            )
-        factor = spec.service_tiers.get(service_tier)
-        if factor is None:
-            raise UnsupportedPricingError(
-                model.id, f"{service_tier} service tier", "not offered for this model"
-            )
-        return factor
-
-    def _card_from(
-        self,
-        model: ModelSpec,
-        spec: PriceSpec,
-        rates: TokenRates,
-        multiplier: Decimal,
-        context: Mapping[str, ContextValue],
-    ) -> RateCard:
-        def per_token(value: Decimal | None) -> int:
-            return 0 if value is None else usd_to_femto(value * multiplier, _PER_MILLION)
-
-        def per_unit(value: Decimal | None, per: int = 1) -> int:
-            return 0 if value is None else usd_to_femto(value * multiplier, per)
-
-        cache_write_5m = rates.cache_write_5m if rates.cache_write_5m is not None else rates.input
-        return RateCard(
-            model_id=model.id,
-            input=per_token(rates.input),
-            output=per_token(rates.output),
-            cache_read=per_token(rates.cache_read if rates.cache_read is not None else rates.input),
-            cache_write_5m=per_token(cache_write_5m),
-            cache_write_1h=per_token(
-                rates.cache_write_1h if rates.cache_write_1h is not None else cache_write_5m
-            ),
-            long_threshold=None,
-            long_card=None,
-            images=tuple(_image_rate(band, per_unit(band.usd)) for band in spec.images),
-            video_second=per_unit(spec.video_second),
-            rerank_query=per_unit(spec.rerank_per_1000_queries, 1000),
-            context=context,
-        )
 
     # --- capacity and service-feature pricing -----------------------------------------------------------
 
@@ -465,27 +275,19 @@ class PriceTable:
         at: dt.date | None = None,
     ) -> Cost:
         """Provisioned Throughput: model units × hours at the hourly rate of the commitment term."""
-        _require_positive("model_units", model_units)
-        hours_d = _non_negative_decimal("hours", hours)
-        key = _COMMITMENT_KEYS.get(commitment)
-        if key is None:
-            raise ConfigurationError(f"commitment must be none, 1-month or 6-month, got {commitment!r}")
+        commitment_key, hours_d = provisioned_terms(model_units, commitment, hours)
         model, _ = self._lookup(model_id)
         spec = self.entry_at(model, at or _utc_today()).for_region(region)
-        rate = spec.provisioned.get(key)
-        if rate is None:
-            raise UnsupportedPricingError(model.id, f"provisioned throughput ({commitment} commitment)")
-        rate = self._discounted(rate)
-        femto_per_hour = usd_to_femto(rate)
-        unit_hours = hours_d * model_units
-        total = _exact_femto(rate * unit_hours)
-        context: dict[str, ContextValue] = {
-            "region": region,
-            "commitment": commitment,
-            "model_units": model_units,
-            "hours": str(hours_d),
-        }
-        return Cost(model.id, total, (("model_unit_hours", unit_hours, femto_per_hour, 1),), context)
+        return provisioned_cost(
+            model.id,
+            spec,
+            commitment=commitment,
+            commitment_key=commitment_key,
+            model_units=model_units,
+            hours=hours_d,
+            region=region,
+            discount=self._discount,
+        )
 
     def price_guardrail(
         self,
@@ -495,27 +297,7 @@ class PriceTable:
         at: dt.date | None = None,
     ) -> Cost:
         """Guardrail policies: text units (up to 1,000 characters each) per policy, priced per 1,000."""
-        prices = _dated(self._guardrails, at, "guardrails")
-        raw: list[RawLine] = []
-        total = 0
-        for policy, units in text_units.items():
-            _require_non_negative(f"text units for {policy}", units)
-            rate = prices.per_1000_text_units.get(policy)
-            if rate is None:
-                known = ", ".join(sorted(prices.per_1000_text_units))
-                raise UnsupportedPricingError("guardrails", f"{policy!r} policy", f"known policies: {known}")
-            femto = usd_to_femto(self._discounted(rate), 1000)
-            raw.append((f"{policy}_text_units", units, femto, 1000))
-            total += units * femto
-        for policy, units in (image_units or {}).items():
-            _require_non_negative(f"image units for {policy}", units)
-            rate = prices.per_image.get(policy)
-            if rate is None:
-                raise UnsupportedPricingError("guardrails", f"{policy!r} image policy")
-            femto = usd_to_femto(self._discounted(rate))
-            raw.append((f"{policy}_images", units, femto, 1))
-            total += units * femto
-        return Cost("guardrails", total, tuple(raw), {"price_effective": prices.effective.isoformat()})
+        return guardrail_cost(self._guardrails, at or _utc_today(), text_units, image_units, self._discount)
 
     def price_custom_model_import(
         self,
@@ -527,32 +309,15 @@ class PriceTable:
         at: dt.date | None = None,
     ) -> Cost:
         """Custom Model Import: CMUs × active 5-minute windows × the per-CMU-minute rate, plus storage."""
-        _require_positive("custom_model_units", custom_model_units)
-        _require_non_negative("active_windows", active_windows)
-        months = _non_negative_decimal("storage_months", storage_months)
-        prices = _dated(self._imports, at, "custom model import")
-        per_minute = prices.cmu_minute.get(region)
-        if per_minute is None:
-            raise UnsupportedPricingError(
-                "custom-model-import",
-                f"region {region}",
-                f"priced regions: {', '.join(sorted(prices.cmu_minute))}",
-            )
-        per_minute = self._discounted(per_minute)
-        cmu_minutes = custom_model_units * active_windows * prices.window_minutes
-        minute_femto = usd_to_femto(per_minute)
-        raw: list[RawLine] = [("cmu_minutes", cmu_minutes, minute_femto, 1)]
-        total = cmu_minutes * minute_femto
-        if months:
-            storage = self._discounted(prices.storage_cmu_month)
-            cmu_months = months * custom_model_units
-            raw.append(("storage_cmu_months", cmu_months, usd_to_femto(storage), 1))
-            total += _exact_femto(storage * cmu_months)
-        context: dict[str, ContextValue] = {"region": region, "window_minutes": prices.window_minutes}
-        return Cost("custom-model-import", total, tuple(raw), context)
-
-    def _discounted(self, amount: Decimal) -> Decimal:
-        return amount if self._discount is None else amount * self._discount
+        return custom_model_import_cost(
+            self._imports,
+            at or _utc_today(),
+            custom_model_units=custom_model_units,
+            active_windows=active_windows,
+            region=region,
+            storage_months=storage_months,
+            discount=self._discount,
+        )
 
 
 def _source_region(ref: ModelRef, region: str | None) -> str:
@@ -566,44 +331,6 @@ def _source_region(ref: ModelRef, region: str | None) -> str:
             )
         return region
     return region or ref.region or DEFAULT_REGION
-
-
-def _image_rate(band: ImageBand, femto: int) -> _ImageRate:
-    size = f"{band.width}x{band.height}" if band.width is not None else "any size"
-    label = f"{size}, {band.quality}" if band.quality else size
-    return _ImageRate(band.pixels, band.quality, femto, label)
-
-
-def _dated(entries: Sequence[_Dated], at: dt.date | None, what: str) -> _Dated:
-    day = at or _utc_today()
-    chosen = None
-    for entry in entries:
-        if entry.effective <= day:
-            chosen = entry
-    if chosen is None:
-        raise UnsupportedPricingError(what, "price", f"no {what} price in force on {day.isoformat()}")
-    return chosen
-
-
-def _exact_femto(usd: Decimal) -> int:
-    return int((usd * FEMTO_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
-def _require_positive(name: str, value: int) -> None:
-    if type(value) is not int or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive integer, got {shown(value)}")
-
-
-def _require_non_negative(name: str, value: int) -> None:
-    if type(value) is not int or value < 0:
-        raise ConfigurationError(f"{name} must be a non-negative integer, got {shown(value)}")
-
-
-def _non_negative_decimal(name: str, value: Decimal | int) -> Decimal:
-    try:
-        return parse_usd(value, what=name)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
 
 
 def _utc_day_bounds() -> tuple[float, float]:

@@ -11,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bedrock_budget.pricing.maintenance.update_types import ModelUpdate, RateChange, UpdatePlan, regions_text
 from bedrock_budget.pricing.money import format_usd
-from bedrock_budget.pricing.price_update import ModelUpdate, RateChange, UpdatePlan, regions_text
 
 # Lines the converter writes for a row it could not use: "USAGETYPE [SERVICE REGION 'NAME']: REASON".
 _ROW = re.compile(r"^(?P<usagetype>\S+) \[(?P<code>\S+) (?P<region>\S+) (?P<name>.*)\]: (?P<reason>.*)$")

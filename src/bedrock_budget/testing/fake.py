@@ -420,11 +420,11 @@ def serve(
             if setup is not None:
                 setup(fake)
             print(f"fake Bedrock listening on {fake.endpoint_url} (Ctrl-C to stop)", flush=True)
-            try:
-                while not stop.wait(1.0):
-                    pass
-            except KeyboardInterrupt:
+            while not stop.wait(1.0):
                 pass
+    except KeyboardInterrupt:
+        # Ctrl-C may land anywhere after the URL is printed, shutdown included: it is the normal way out.
+        pass
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

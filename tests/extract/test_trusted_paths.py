@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 from bedrock_budget.errors import InvalidUsageError
 from bedrock_budget.extract import RequestInfo, extract_response
 from bedrock_budget.extract.counts import Counts, to_usage
-from bedrock_budget.extract.responses import converse_self_contained, converse_served
+from bedrock_budget.extract.responses import (
+    converse_self_contained,
+    converse_served,
+    converse_tokens_only,
+)
 from bedrock_budget.extract.values import MAX_COUNT
 from bedrock_budget.usage import Usage, trusted_usage
 
@@ -242,3 +246,29 @@ def test_self_contained_responses_extract_from_the_response_alone(
     assert not got.usage.guardrail_text_units
     assert (got.usage.images, got.usage.video_seconds, got.usage.rerank_queries) == (0, 0, 0)
     assert (got.source, got.estimated, got.partial) == ("converse_usage", False, False)
+
+
+@settings(max_examples=500)
+@given(response=responses, request=requests)
+def test_the_tokens_only_reading_equals_the_general_one(
+    response: dict[str, Any], request: RequestInfo
+) -> None:
+    quick = converse_tokens_only(response)
+    if quick is None:
+        return
+    assert quick == extract_response("Converse", "anthropic", request, response)
+    assert converse_self_contained(response) is not None
+
+
+def test_the_tokens_only_reading_takes_plain_responses_and_leaves_cache_ones() -> None:
+    plain = {"output": {}, "usage": {"inputTokens": 12, "outputTokens": 3, "totalTokens": 15}}
+    quick = converse_tokens_only(plain)
+    assert quick is not None
+    assert (quick.usage.input_tokens, quick.usage.output_tokens, quick.source) == (12, 3, "converse_usage")
+    cached = {"output": {}, "usage": {"inputTokens": 12, "outputTokens": 3, "cacheReadInputTokens": 100}}
+    assert converse_tokens_only(cached) is None
+    split = {
+        "output": {},
+        "usage": {"inputTokens": 1, "outputTokens": 1, "cacheDetails": [{"inputTokens": 9, "ttl": "1h"}]},
+    }
+    assert converse_tokens_only(split) is None

@@ -24,9 +24,15 @@ from bedrock_budget.extract.families import kind_of
 from bedrock_budget.extract.guardrails import add_guardrail_usage, checks_units, trace_units
 from bedrock_budget.extract.types import Extracted, RequestInfo, UsageSource, canonical_operation
 from bedrock_budget.extract.values import MAX_COUNT, as_count, as_mapping, as_text, dig, header_count
-from bedrock_budget.usage import Usage
+from bedrock_budget.usage import Usage, trusted_usage
 
-__all__ = ["converse_counts", "converse_self_contained", "converse_served", "extract_response"]
+__all__ = [
+    "converse_counts",
+    "converse_self_contained",
+    "converse_served",
+    "converse_tokens_only",
+    "extract_response",
+]
 
 _INPUT_HEADER: Final = "x-amzn-bedrock-input-token-count"
 _OUTPUT_HEADER: Final = "x-amzn-bedrock-output-token-count"
@@ -121,6 +127,25 @@ def converse_self_contained(response: object) -> _Served | None:
     if "serviceTier" not in response and "performanceConfig" not in response:
         return _NOT_SAID
     return converse_served(response)
+
+
+def converse_tokens_only(response: object) -> Extracted | None:
+    """What :func:`extract_response` gives for the commonest Converse response — self-contained (see
+    :func:`converse_self_contained`) with no prompt-cache tokens — built without the general path's merging
+    of sources; ``None`` for any other response, which the general path then reads."""
+    served = converse_self_contained(response)
+    if served is None:
+        return None
+    usage = response["usage"]  # type: ignore[index]  # a dict, as converse_self_contained checked
+    # Cache counts, or a cacheDetails split that may imply a write, need converse_counts' reading.
+    if usage.get("cacheReadInputTokens") or usage.get("cacheWriteInputTokens") or usage.get("cacheDetails"):
+        return None
+    return Extracted(
+        trusted_usage(usage["inputTokens"], usage["outputTokens"]),
+        "converse_usage",
+        served_service_tier=served[0],
+        served_latency=served[1],
+    )
 
 
 def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:

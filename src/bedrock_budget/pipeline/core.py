@@ -22,7 +22,11 @@ from bedrock_budget.attribution import resolve_attribution
 from bedrock_budget.errors import BedrockBudgetError, UnknownModelError
 from bedrock_budget.extract.families import family_of
 from bedrock_budget.extract.request import inspect_request
-from bedrock_budget.extract.responses import converse_self_contained, extract_response
+from bedrock_budget.extract.responses import (
+    converse_self_contained,
+    converse_tokens_only,
+    extract_response,
+)
 from bedrock_budget.extract.streams import StreamAccumulator
 from bedrock_budget.extract.types import Extracted, RequestInfo
 from bedrock_budget.pipeline.context import CallContext, StreamOverdueError
@@ -174,6 +178,11 @@ class PipelineCore:
     # --- after the call ---------------------------------------------------------------------------------
 
     def extract(self, ctx: CallContext, response: Any) -> Extracted:
+        if ctx.operation.name == "Converse":
+            # Most Converse responses report plain token counts: read them without the general path.
+            quick = converse_tokens_only(response)
+            if quick is not None:
+                return quick
         try:
             request = ctx.request if ctx.request is not None else _lazy(self, ctx)
             return extract_response(ctx.operation.name, ctx.family, request, response)

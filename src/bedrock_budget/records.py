@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
+from bedrock_budget._frozen import fast_builder
 from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.pricing.money import format_usd
 from bedrock_budget.usage import Usage
@@ -104,6 +105,9 @@ class CallRecord:
             "blocked_by": self.blocked_by,
         }
 
+
+#: Builds a :class:`CallRecord` from the same arguments, for the per-call path (see ``_frozen``).
+build_record = fast_builder(CallRecord)
 
 Listener = Callable[[CallRecord], None]
 

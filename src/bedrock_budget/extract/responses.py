@@ -22,7 +22,13 @@ from bedrock_budget.extract.estimate import (
 )
 from bedrock_budget.extract.families import kind_of
 from bedrock_budget.extract.guardrails import add_guardrail_usage, checks_units, trace_units
-from bedrock_budget.extract.types import Extracted, RequestInfo, UsageSource, canonical_operation
+from bedrock_budget.extract.types import (
+    Extracted,
+    RequestInfo,
+    UsageSource,
+    build_extracted,
+    canonical_operation,
+)
 from bedrock_budget.extract.values import MAX_COUNT, as_count, as_mapping, as_text, dig, header_count
 from bedrock_budget.usage import Usage, trusted_usage
 
@@ -140,7 +146,7 @@ def converse_tokens_only(response: object) -> Extracted | None:
     # Cache counts, or a cacheDetails split that may imply a write, need converse_counts' reading.
     if usage.get("cacheReadInputTokens") or usage.get("cacheWriteInputTokens") or usage.get("cacheDetails"):
         return None
-    return Extracted(
+    return build_extracted(
         trusted_usage(usage["inputTokens"], usage["outputTokens"]),
         "converse_usage",
         served_service_tier=served[0],

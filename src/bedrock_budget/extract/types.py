@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from bedrock_budget._frozen import fast_builder
 from bedrock_budget.usage import Usage
 
 __all__ = ["Extracted", "RequestInfo", "UsageSource", "canonical_operation"]
@@ -48,6 +49,10 @@ class Extracted:
     routed_model_id: str | None = None
     partial: bool = False
     estimated: bool = False
+
+
+#: Builds an :class:`Extracted` from the same arguments, for the per-call path (see ``_frozen``).
+build_extracted = fast_builder(Extracted)
 
 
 @dataclass(frozen=True, slots=True)

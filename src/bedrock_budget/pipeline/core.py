@@ -34,7 +34,7 @@ from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
 from bedrock_budget.pipeline.tags import TAGGED_OPERATIONS, RequestTagger
 from bedrock_budget.pricing.cost import Cost
-from bedrock_budget.records import CallRecord, FailureCounter, Outcome
+from bedrock_budget.records import CallRecord, FailureCounter, Outcome, build_record
 from bedrock_budget.resolver import ModelResolver, ResolvedModel
 from bedrock_budget.usage import Usage
 
@@ -331,7 +331,7 @@ class PipelineCore:
         blocked_by: str | None = None,
     ) -> CallRecord:
         resolved = ctx.resolved
-        return CallRecord(
+        return build_record(
             operation=ctx.operation.name,
             model_id=resolved.base_id if resolved else None,
             requested_model_id=ctx.requested_model_id,

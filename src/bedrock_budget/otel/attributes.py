@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import bedrock_budget.otel.names as names
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.metrics.labels import NONE, OTHER, CappedLabels, ModelLabels, TopUsers, user_policy
-from bedrock_budget.otel import names
 
 if TYPE_CHECKING:
     from bedrock_budget.pricing.table import PriceTable

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Final
 
+import bedrock_budget.otel.names as names
 from bedrock_budget.metrics.state_reader import (
     BudgetState,
     BudgetStateReader,
@@ -25,7 +26,6 @@ from bedrock_budget.metrics.state_reader import (
     Unit,
     gauge_points,
 )
-from bedrock_budget.otel import names
 from bedrock_budget.otel.api import get_meter
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from bedrock_budget.otel import names
+import bedrock_budget.otel.names as names
 from bedrock_budget.otel.api import get_meter
 from bedrock_budget.otel.attributes import AttributePolicy, Attributes
 

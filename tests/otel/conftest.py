@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,16 +51,24 @@ class Collected:
                             found.append(Point(metric.name, metric.unit, dict(dp.attributes), dp.value))
         return found
 
+    @classmethod
+    @contextlib.contextmanager
+    def new(cls) -> Iterator[Collected]:
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        try:
+            yield cls(provider, reader)
+        finally:
+            provider.shutdown()
+
     def named(self, name: str) -> list[Point]:
         return [p for p in self.points() if p.name == name]
 
 
 @pytest.fixture
 def collected() -> Iterator[Collected]:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    yield Collected(provider, reader)
-    provider.shutdown()
+    with Collected.new() as collected:
+        yield collected
 
 
 def where(points: list[Point], **attributes: Any) -> list[Point]:

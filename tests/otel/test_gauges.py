@@ -8,16 +8,50 @@ from decimal import ROUND_CEILING, Decimal
 
 import pytest
 from prometheus_client import CollectorRegistry
-from tests.metrics.test_collector import BUDGETS, NOW, CountingSource, charge, ref
 
 import bedrock_budget as bb
 from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.metrics import BudgetCollector, BudgetState, StoreBudgetSource
 from bedrock_budget.otel import BudgetGauges
-from bedrock_budget.stores import MemoryStore
+from bedrock_budget.stores import CounterRef, MemoryStore, Spend
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 
 from .conftest import HAIKU, MESSAGES, Collected, Point, where
+
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC).timestamp()
+BUDGETS = [
+    Budget("chat-daily", scope={"app": "chat"}, window="day", limit_usd="10"),
+    Budget("per-user", scope={"user": "*"}, window="month", limit_usd="5", limit_tokens="1000"),
+    Budget("forever", window="lifetime", limit_usd="100"),
+    Budget("idle", window="hour", limit_tokens="50000"),
+]
+
+
+def ref(budget: Budget, scope: dict[str, str], at: float = NOW) -> CounterRef:
+    start, end = budget.window.bounds(at)
+    return CounterRef(
+        budget.name, tuple(sorted(scope.items())), budget.window.kind, budget.timezone, start, end
+    )
+
+
+def charge(store: MemoryStore, counter: CounterRef, dollars: str, tokens: int = 0) -> None:
+    nanos = int(Decimal(dollars) * 10**9)
+    rid = f"r-{counter.tag}-{dollars}-{tokens}"
+    store.settle(rid, [Spend(counter, nanos, tokens * 1000)], now_ms=int(NOW * 1000), charge=True)
+
+
+class CountingSource:
+    def __init__(self, states: list[BudgetState], fail: bool = False) -> None:
+        self.reads = 0
+        self.states = states
+        self.fail = fail
+
+    def list_budget_states(self) -> list[BudgetState]:
+        self.reads += 1
+        if self.fail:
+            raise ConnectionError("redis is down")
+        return self.states
+
 
 UNITS = {
     "bedrock_budget.budget.limit": "USD",

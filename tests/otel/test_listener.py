@@ -14,6 +14,7 @@ import bedrock_budget as bb
 from bedrock_budget.budgets import Budget
 from bedrock_budget.otel import OTelListener
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from bedrock_budget.usage import Usage
 
 from .conftest import HAIKU, MESSAGES, SONNET, TITAN_EMBED, Collected, where
 
@@ -195,11 +196,22 @@ def test_model_and_app_attributes_are_bounded(collected: Collected, fake: FakeBe
 
 
 def test_unknown_models_are_folded_into_other(collected: Collected) -> None:
-    from tests.metrics.conftest import make_record
-
     listener = OTelListener(collected.provider)
     for model in ("custom.model-one", "custom.model-two"):
-        listener(make_record(model=model, priced=False))
+        listener(
+            bb.CallRecord(
+                operation="Converse",
+                model_id=model,
+                requested_model_id=model,
+                region="us-east-1",
+                route="in_region",
+                attribution={},
+                usage=Usage(input_tokens=3, output_tokens=1),
+                cost=None,
+                outcome="ok",
+                unpriced=f"unknown model {model}",
+            )
+        )
     [requests] = collected.named("bedrock_budget.client.requests")
     assert requests.value == 2
     assert requests.attributes["gen_ai.request.model"] == "other"

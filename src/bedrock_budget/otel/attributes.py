@@ -35,13 +35,18 @@ class CallAttributes:
     ``operation``: the GenAI metric attributes (operation, provider, models, server), for durations and
     default-mode token usage. ``failed``: the same plus ``error.type`` when the call failed. ``spend``:
     ``failed`` plus app (and user when enabled), for cost, requests and token counts. ``outcome``: ``spend``
-    plus our outcome, for the request counter.
+    plus our outcome, for the request counter. ``input_tokens``/``output_tokens``: ``spend`` plus the
+    token type (default token metric); ``token_counts``: ``spend`` plus the token modality (newest draft).
     """
 
     operation: Attributes
     failed: Attributes
     spend: Attributes
     outcome: Attributes
+    # Built once per combination so a call allocates no attribute dicts.
+    input_tokens: Attributes
+    output_tokens: Attributes
+    token_counts: Attributes
 
 
 class AttributePolicy:
@@ -149,7 +154,13 @@ class AttributePolicy:
         if user:
             spend[names.USER] = user
         return CallAttributes(
-            operation=base, failed=failed, spend=spend, outcome={**spend, names.OUTCOME: outcome}
+            operation=base,
+            failed=failed,
+            spend=spend,
+            outcome={**spend, names.OUTCOME: outcome},
+            input_tokens={**spend, names.TOKEN_TYPE: "input"},
+            output_tokens={**spend, names.TOKEN_TYPE: "output"},
+            token_counts={**spend, names.TOKEN_MODALITY: names.MODALITY_UNKNOWN},
         )
 
     def _address(self, region: str) -> str:

@@ -108,10 +108,10 @@ class OTelListener:
         # Bedrock's input count excludes cache reads and writes; the conventions' input count includes them.
         input_tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
         if self.latest_experimental:
-            self._latest.record(record, input_tokens, attrs.failed, attrs.spend)
+            self._latest.record(record, input_tokens, attrs.failed, attrs.token_counts)
         elif record.usage_source != "none":
-            self._token_usage.record(input_tokens, {**attrs.spend, names.TOKEN_TYPE: "input"})
-            self._token_usage.record(usage.output_tokens, {**attrs.spend, names.TOKEN_TYPE: "output"})
+            self._token_usage.record(input_tokens, attrs.input_tokens)
+            self._token_usage.record(usage.output_tokens, attrs.output_tokens)
 
 
 class _LatestTokenInstruments:
@@ -145,11 +145,10 @@ class _LatestTokenInstruments:
         record: CallRecord,
         input_tokens: int,
         failed: Attributes,
-        spend: Attributes,
+        counted: Attributes,
     ) -> None:
         usage = record.usage
         # The draft records every inference operation, failed ones with 0 and an unknown modality.
-        counted = {**spend, names.TOKEN_MODALITY: names.MODALITY_UNKNOWN}
         self.input.add(input_tokens, counted)
         self.output.add(usage.output_tokens, counted)
         self.cache_read.add(usage.cache_read_tokens, counted)

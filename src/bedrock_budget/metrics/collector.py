@@ -12,14 +12,18 @@ is what an alert needs (someone is at 80%) without a series per user; ``bedrock-
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol
+
+from bedrock_budget.metrics.state_reader import (
+    BudgetState,
+    BudgetStateReader,
+    BudgetStateSource,
+    gauge_points,
+)
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -27,34 +31,16 @@ if TYPE_CHECKING:
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.stores.base import CounterState, Store
 
-log = logging.getLogger("bedrock_budget.metrics")
-
 PREFIX: Final = "bedrock_budget_"
 _ZERO: Final = Decimal(0)
 
-
-@dataclass(frozen=True, slots=True)
-class BudgetState:
-    """One budget's current window, in dollars and (weighted) tokens. ``resets_at`` is epoch seconds
-    (``None``: a lifetime budget); ``counters`` is how many scope values hold spend in this window."""
-
-    budget: str
-    window: str = ""
-    limit_usd: Decimal | None = None
-    spent_usd: Decimal = _ZERO
-    reserved_usd: Decimal = _ZERO
-    limit_tokens: Decimal | None = None
-    spent_tokens: Decimal = _ZERO
-    reserved_tokens: Decimal = _ZERO
-    resets_at: float | None = None
-    counters: int = 0
-
-
-@runtime_checkable
-class BudgetStateSource(Protocol):
-    """Anything that can list budget states: :class:`StoreBudgetSource`, or the budget layer itself."""
-
-    def list_budget_states(self) -> Iterable[BudgetState]: ...
+__all__ = [
+    "BudgetCollector",
+    "BudgetState",
+    "BudgetStateSource",
+    "LedgerBudgetSource",
+    "StoreBudgetSource",
+]
 
 
 class StoreBudgetSource:
@@ -218,17 +204,22 @@ class BudgetCollector:
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(source, BudgetStateSource):
-            raise TypeError(f"source must have list_budget_states(), not {type(source).__name__}")
-        self.source = source
-        self.cache_seconds = cache_seconds
-        self.max_budgets = max_budgets
-        self._monotonic = monotonic
+        self.reader = BudgetStateReader(
+            source, cache_seconds=cache_seconds, max_budgets=max_budgets, monotonic=monotonic
+        )
         self._clock = clock
-        self._lock = threading.Lock()
-        self._cached: tuple[float, Sequence[BudgetState] | None] | None = None
-        self._failing = False
-        self._truncated_warned = False
+
+    @property
+    def source(self) -> BudgetStateSource:
+        return self.reader.source
+
+    @property
+    def cache_seconds(self) -> float:
+        return self.reader.cache_seconds
+
+    @property
+    def max_budgets(self) -> int:
+        return self.reader.max_budgets
 
     def describe(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
@@ -238,38 +229,7 @@ class BudgetCollector:
 
     def states(self) -> Sequence[BudgetState] | None:
         """The cached states (``None`` when the last read failed)."""
-        with self._lock:
-            now = self._monotonic()
-            cached = self._cached
-            if cached is not None and now - cached[0] < self.cache_seconds:
-                return cached[1]
-            states = self._read()
-            self._cached = (now, states)
-            return states
-
-    def _read(self) -> Sequence[BudgetState] | None:
-        try:
-            states = list(self.source.list_budget_states())
-        except Exception as exc:  # a scrape must answer even when the store does not
-            if not self._failing:
-                log.warning(
-                    "bedrock-budget metrics: reading budget states failed: %s: %s", type(exc).__name__, exc
-                )
-            self._failing = True
-            return None
-        if self._failing:
-            log.info("bedrock-budget metrics: reading budget states works again")
-        self._failing = False
-        if len(states) > self.max_budgets:
-            if not self._truncated_warned:
-                log.warning(
-                    "bedrock-budget metrics: %d budgets, exporting the first %d (raise max_budgets)",
-                    len(states),
-                    self.max_budgets,
-                )
-                self._truncated_warned = True
-            states = sorted(states, key=lambda s: s.budget)[: self.max_budgets]
-        return states
+        return self.reader.states()
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
@@ -283,30 +243,25 @@ class BudgetCollector:
         families = {
             name: GaugeMetricFamily(PREFIX + name, doc, labels=_labels_of(name)) for name, doc in _GAUGES
         }
-        now = self._clock()
-        for s in states:
-            budget = [s.budget]
-            for unit, limit, spent, reserved in (
-                ("usd", s.limit_usd, s.spent_usd, s.reserved_usd),
-                ("tokens", s.limit_tokens, s.spent_tokens, s.reserved_tokens),
-            ):
-                if limit is not None:
-                    families[f"budget_limit_{unit}"].add_metric(budget, float(limit))
-                    families["budget_utilisation_ratio"].add_metric([s.budget, unit], _ratio(spent, limit))
-                if limit is not None or spent or reserved:
-                    families[f"budget_spent_{unit}"].add_metric(budget, float(spent))
-                    families[f"budget_reserved_{unit}"].add_metric(budget, float(reserved))
-            if s.resets_at is not None:
-                families["budget_reset_seconds"].add_metric(budget, max(0.0, s.resets_at - now))
-            families["budget_counters"].add_metric(budget, float(s.counters))
+        for point in gauge_points(states, self._clock()):
+            kind, unit = point.kind, point.unit
+            if kind == "utilisation":
+                families["budget_utilisation_ratio"].add_metric([point.budget, str(unit)], point.value)
+            else:
+                families[_FAMILY_OF[kind] + (f"_{unit}" if unit else "")].add_metric(
+                    [point.budget], point.value
+                )
         yield from families.values()
+
+
+_FAMILY_OF: Final = {
+    "limit": "budget_limit",
+    "spent": "budget_spent",
+    "reserved": "budget_reserved",
+    "reset_seconds": "budget_reset_seconds",
+    "counters": "budget_counters",
+}
 
 
 def _labels_of(name: str) -> list[str]:
     return ["budget", "unit"] if name == "budget_utilisation_ratio" else ["budget"]
-
-
-def _ratio(spent: Decimal, limit: Decimal) -> float:
-    if limit <= 0:
-        return 1.0
-    return float(spent / limit)

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterable
 from typing import Final, Protocol
 
+from bedrock_budget.errors import ConfigurationError
+
 OTHER: Final = "other"
 NONE: Final = "none"
 
@@ -188,3 +190,29 @@ def _check_value(value: object) -> str:
     if len(value) > 256:
         raise ValueError(f"label allow-list value {value[:40]!r}... is longer than 256 characters")
     return value
+
+
+def user_policy(user_labels: bool | Iterable[str], top_n: int | None) -> CappedLabels | TopUsers | None:
+    """The user-label policy the options ask for: ``None`` (off, the default), an allow-list, or the
+    ``top_n`` heaviest spenders. Unbounded per-user labels are refused."""
+    try:
+        if user_labels is False:
+            if top_n is not None:
+                return TopUsers(top_n)
+            return None
+        if user_labels is True:
+            if top_n is None:
+                raise ConfigurationError(
+                    "user_labels=True needs top_n=N (label only the N heaviest users); unbounded per-user "
+                    "labels would explode the series count"
+                )
+            return TopUsers(top_n)
+        if isinstance(user_labels, str):
+            raise ConfigurationError("user_labels takes a list of user ids, not one string")
+        if top_n is not None:
+            raise ConfigurationError("give either a user_labels allow-list or top_n, not both")
+        return CappedLabels(user_labels)
+    except ValueError as exc:
+        if isinstance(exc, ConfigurationError):
+            raise
+        raise ConfigurationError(str(exc)) from exc

@@ -11,12 +11,11 @@ from bedrock_budget.metrics.instruments import (
     TTFT_BUCKETS,
     Instruments,
     StoreMetrics,
-    UserPolicy,
     check_same,
     instruments_for,
     store_metrics,
 )
-from bedrock_budget.metrics.labels import NONE, OTHER, CappedLabels, ModelLabels, TopUsers
+from bedrock_budget.metrics.labels import NONE, OTHER, CappedLabels, ModelLabels, TopUsers, user_policy
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter
@@ -81,7 +80,7 @@ class PrometheusListener:
         duration_buckets: Iterable[float] = DURATION_BUCKETS,
         ttft_buckets: Iterable[float] = TTFT_BUCKETS,
     ) -> None:
-        users = _user_policy(user_labels, top_n)
+        users = user_policy(user_labels, top_n)
         try:
             apps = CappedLabels(app_labels)
             budgets = CappedLabels(budget_labels)
@@ -177,30 +176,6 @@ class PrometheusListener:
             return
         for name in names:
             counter.labels(self._ins.budgets(str(name))).inc()
-
-
-def _user_policy(user_labels: bool | Iterable[str], top_n: int | None) -> UserPolicy:
-    try:
-        if user_labels is False:
-            if top_n is not None:
-                return TopUsers(top_n)
-            return None
-        if user_labels is True:
-            if top_n is None:
-                raise ConfigurationError(
-                    "user_labels=True needs top_n=N (label only the N heaviest users); unbounded per-user "
-                    "labels would explode the series count"
-                )
-            return TopUsers(top_n)
-        if isinstance(user_labels, str):
-            raise ConfigurationError("user_labels takes a list of user ids, not one string")
-        if top_n is not None:
-            raise ConfigurationError("give either a user_labels allow-list or top_n, not both")
-        return CappedLabels(user_labels)
-    except ValueError as exc:
-        if isinstance(exc, ConfigurationError):
-            raise
-        raise ConfigurationError(str(exc)) from exc
 
 
 def _unpriced_reason(reason: str) -> str:

@@ -18,6 +18,9 @@ from the Regions it routes to. When that guess is wrong for you, state the route
 ``{"arn:...:application-inference-profile/abc": "global.anthropic.claude-sonnet-4-5-20250929-v1:0"}``.
 
 botocore is imported lazily: constructing a resolver, or resolving ids that need no lookup, never imports it.
+
+This module is the front. The value it returns is :mod:`~bedrock_budget.resolved_model`'s, the control-plane
+lookups are in :mod:`~bedrock_budget.model_lookups` and their cache in :mod:`~bedrock_budget.lookup_cache`.
 """
 
 from __future__ import annotations

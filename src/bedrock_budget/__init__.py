@@ -5,12 +5,13 @@ Public names are loaded on first use, so ``import bedrock_budget`` costs almost 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
+
+from bedrock_budget._lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS: dict[str, str] = {
+_EXPORTS: Final = {
     "wrap": "bedrock_budget.wrapper.configure",
     "instrument": "bedrock_budget.wrapper.instrument",
     "uninstrument": "bedrock_budget.wrapper.instrument",
@@ -37,72 +38,34 @@ _EXPORTS: dict[str, str] = {
     "AttributionError": "bedrock_budget.errors",
     "ConfigurationError": "bedrock_budget.errors",
 }
-
-__all__ = [
-    "AttributionError",
-    "BedrockBudgetError",
-    "Budget",
-    "BudgetExceededError",
-    "BudgetedClient",
-    "CallRecord",
-    "ConfigurationError",
-    "Cost",
-    "CostLine",
-    "LogListener",
-    "ModelResolver",
-    "PriceTable",
-    "StoreUnavailableError",
-    "UnknownModelError",
-    "Usage",
-    "attribute",
-    "current_attribution",
-    "default_price_table",
-    "instrument",
-    "load_budgets",
-    "load_price_table",
-    "parse_model_id",
-    "uninstrument",
-    "unwrap",
-    "wrap",
-]
-
-
-_SUBMODULES = frozenset({"metrics", "testing", "stores", "budgets", "pricing"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"bedrock_budget.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bedrock_budget' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(
+    globals(), _EXPORTS, submodules=("metrics", "testing", "stores", "budgets", "pricing")
+)
 
 if TYPE_CHECKING:
-    from bedrock_budget.attribution import attribute, current_attribution
-    from bedrock_budget.budgets.loading import load_budgets
-    from bedrock_budget.budgets.model import Budget
-    from bedrock_budget.errors import (
-        AttributionError,
-        BedrockBudgetError,
-        BudgetExceededError,
-        ConfigurationError,
-        StoreUnavailableError,
-        UnknownModelError,
-    )
-    from bedrock_budget.model_ids import parse_model_id
-    from bedrock_budget.pricing.cost import Cost, CostLine
-    from bedrock_budget.pricing.table import PriceTable, default_price_table, load_price_table
-    from bedrock_budget.records import CallRecord, LogListener
-    from bedrock_budget.resolver import ModelResolver
-    from bedrock_budget.usage import Usage
-    from bedrock_budget.wrapper.configure import wrap
-    from bedrock_budget.wrapper.instrument import instrument, uninstrument
-    from bedrock_budget.wrapper.proxy import BudgetedClient, unwrap
+    from bedrock_budget.attribution import attribute as attribute
+    from bedrock_budget.attribution import current_attribution as current_attribution
+    from bedrock_budget.budgets.loading import load_budgets as load_budgets
+    from bedrock_budget.budgets.model import Budget as Budget
+    from bedrock_budget.errors import AttributionError as AttributionError
+    from bedrock_budget.errors import BedrockBudgetError as BedrockBudgetError
+    from bedrock_budget.errors import BudgetExceededError as BudgetExceededError
+    from bedrock_budget.errors import ConfigurationError as ConfigurationError
+    from bedrock_budget.errors import StoreUnavailableError as StoreUnavailableError
+    from bedrock_budget.errors import UnknownModelError as UnknownModelError
+    from bedrock_budget.model_ids import parse_model_id as parse_model_id
+    from bedrock_budget.pricing.cost import Cost as Cost
+    from bedrock_budget.pricing.cost import CostLine as CostLine
+    from bedrock_budget.pricing.table import PriceTable as PriceTable
+    from bedrock_budget.pricing.table import default_price_table as default_price_table
+    from bedrock_budget.pricing.table import load_price_table as load_price_table
+    from bedrock_budget.records import CallRecord as CallRecord
+    from bedrock_budget.records import LogListener as LogListener
+    from bedrock_budget.resolver import ModelResolver as ModelResolver
+    from bedrock_budget.usage import Usage as Usage
+    from bedrock_budget.wrapper.configure import wrap as wrap
+    from bedrock_budget.wrapper.instrument import instrument as instrument
+    from bedrock_budget.wrapper.instrument import uninstrument as uninstrument
+    from bedrock_budget.wrapper.proxy import BudgetedClient as BudgetedClient
+    from bedrock_budget.wrapper.proxy import unwrap as unwrap

@@ -6,8 +6,9 @@ alert sinks, is imported on first access so ``import bedrock_budget`` stays fast
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
+from bedrock_budget._lazy_exports import lazy_exports
 from bedrock_budget.budgets.loading import (
     budgets_from_data,
     budgets_from_env,
@@ -18,21 +19,18 @@ from bedrock_budget.budgets.loading import (
 from bedrock_budget.budgets.model import ACTIONS, TOKEN_TYPES, Budget
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window, window_bounds
 
-if TYPE_CHECKING:
-    from bedrock_budget.budgets.ledger import Ledger
-    from bedrock_budget.budgets.lines import ReservationLine
-    from bedrock_budget.budgets.outcomes import BudgetStatus, Refusal, Reservation
-
+_EXPORTS: Final = {
+    "BudgetStatus": "bedrock_budget.budgets.outcomes",
+    "Ledger": "bedrock_budget.budgets.ledger",
+    "Refusal": "bedrock_budget.budgets.outcomes",
+    "Reservation": "bedrock_budget.budgets.outcomes",
+    "ReservationLine": "bedrock_budget.budgets.lines",
+}
 __all__ = [
     "ACTIONS",
     "TOKEN_TYPES",
     "WINDOW_KINDS",
     "Budget",
-    "BudgetStatus",
-    "Ledger",
-    "Refusal",
-    "Reservation",
-    "ReservationLine",
     "Window",
     "budgets_from_data",
     "budgets_from_env",
@@ -41,21 +39,12 @@ __all__ = [
     "parse_budgets_yaml",
     "window_bounds",
 ]
+__all__ += sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
-_LAZY = frozenset({"BudgetStatus", "Ledger", "Refusal", "Reservation", "ReservationLine"})
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Ledger":
-        from bedrock_budget.budgets.ledger import Ledger
-
-        return Ledger
-    if name == "ReservationLine":
-        from bedrock_budget.budgets.lines import ReservationLine
-
-        return ReservationLine
-    if name in _LAZY:
-        from bedrock_budget.budgets import outcomes
-
-        return getattr(outcomes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.ledger import Ledger as Ledger
+    from bedrock_budget.budgets.lines import ReservationLine as ReservationLine
+    from bedrock_budget.budgets.outcomes import BudgetStatus as BudgetStatus
+    from bedrock_budget.budgets.outcomes import Refusal as Refusal
+    from bedrock_budget.budgets.outcomes import Reservation as Reservation

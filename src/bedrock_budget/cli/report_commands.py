@@ -24,7 +24,7 @@ from bedrock_budget.cli.options import (
     price_table,
 )
 from bedrock_budget.cli.output import emit_json, money, rounded_money, table
-from bedrock_budget.reporting.sources import UsageSet
+from bedrock_budget.reporting.tallies import UsageSet
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +100,8 @@ def _progress(path: Path) -> Iterator[Callable[[int], None] | None]:
 
 
 def records_usage(path: Path, *, keep: set[str], window: str | None, timezone: str) -> UsageSet:
-    from bedrock_budget.reporting.sources import ReportError, read_records, usage_from_records
+    from bedrock_budget.reporting.call_records import read_records, usage_from_records
+    from bedrock_budget.reporting.tallies import ReportError
 
     try:
         frame = Window(window, timezone) if window is not None else None
@@ -162,7 +163,7 @@ def report(
       bedrock-budget report --records calls.jsonl --by team --format csv > spend.csv
     """
     from bedrock_budget.reporting.report import build_report, check_group_key
-    from bedrock_budget.reporting.sources import usage_from_store
+    from bedrock_budget.reporting.store_usage import usage_from_store
 
     check_group_key(by)
     if records_file is not None:
@@ -303,7 +304,8 @@ def advise_command(
       bedrock-budget advise --records calls.jsonl --batch-apps reports --cascade-share 0.8 --json
     """
     from bedrock_budget.reporting.advise import AdviseOptions, advise, format_hours
-    from bedrock_budget.reporting.sources import ReportError, current_counters, usage_from_store
+    from bedrock_budget.reporting.store_usage import current_counters, usage_from_store
+    from bedrock_budget.reporting.tallies import ReportError
 
     if period_hours is not None and not period_hours:
         raise click.BadParameter("must be more than 0", param_hint="--period-hours")

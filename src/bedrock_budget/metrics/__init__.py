@@ -81,10 +81,11 @@ server's ``child_exit`` hook. Register the :class:`BudgetCollector` on the expos
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-_EXPORTS: dict[str, str] = {
+from bedrock_budget._lazy_exports import lazy_exports
+
+_EXPORTS: Final = {
     "PrometheusListener": "bedrock_budget.metrics.listener",
     "StoreMetrics": "bedrock_budget.metrics.instruments",
     "store_metrics": "bedrock_budget.metrics.instruments",
@@ -99,51 +100,20 @@ _EXPORTS: dict[str, str] = {
     "make_asgi_app": "bedrock_budget.metrics.exposition",
     "exposition_registry": "bedrock_budget.metrics.exposition",
 }
-
-__all__ = [
-    "BudgetCollector",
-    "BudgetState",
-    "BudgetStateSource",
-    "LedgerBudgetSource",
-    "MetricsServer",
-    "PrometheusListener",
-    "StoreBudgetSource",
-    "StoreMetrics",
-    "exposition_registry",
-    "make_asgi_app",
-    "make_wsgi_app",
-    "start_http_server",
-    "store_metrics",
-]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bedrock_budget.metrics' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:
-    from bedrock_budget.metrics.collector import (
-        BudgetCollector,
-        BudgetState,
-        BudgetStateSource,
-        LedgerBudgetSource,
-        StoreBudgetSource,
-    )
-    from bedrock_budget.metrics.exposition import (
-        MetricsServer,
-        exposition_registry,
-        make_asgi_app,
-        make_wsgi_app,
-        start_http_server,
-    )
-    from bedrock_budget.metrics.instruments import StoreMetrics, store_metrics
-    from bedrock_budget.metrics.listener import PrometheusListener
+    from bedrock_budget.metrics.collector import BudgetCollector as BudgetCollector
+    from bedrock_budget.metrics.collector import BudgetState as BudgetState
+    from bedrock_budget.metrics.collector import BudgetStateSource as BudgetStateSource
+    from bedrock_budget.metrics.collector import LedgerBudgetSource as LedgerBudgetSource
+    from bedrock_budget.metrics.collector import StoreBudgetSource as StoreBudgetSource
+    from bedrock_budget.metrics.exposition import MetricsServer as MetricsServer
+    from bedrock_budget.metrics.exposition import exposition_registry as exposition_registry
+    from bedrock_budget.metrics.exposition import make_asgi_app as make_asgi_app
+    from bedrock_budget.metrics.exposition import make_wsgi_app as make_wsgi_app
+    from bedrock_budget.metrics.exposition import start_http_server as start_http_server
+    from bedrock_budget.metrics.instruments import StoreMetrics as StoreMetrics
+    from bedrock_budget.metrics.instruments import store_metrics as store_metrics
+    from bedrock_budget.metrics.listener import PrometheusListener as PrometheusListener

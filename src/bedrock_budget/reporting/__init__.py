@@ -7,19 +7,10 @@ thin wrappers around them.
 from __future__ import annotations
 
 from bedrock_budget.reporting.advise import Advice, AdviseOptions, Saving, advise
+from bedrock_budget.reporting.call_records import CallRow, read_records, usage_from_records
 from bedrock_budget.reporting.report import Report, ReportRow, build_report, check_group_key
-from bedrock_budget.reporting.sources import (
-    BudgetCounters,
-    CallRow,
-    ReportError,
-    Tally,
-    UsageKey,
-    UsageSet,
-    current_counters,
-    read_records,
-    usage_from_records,
-    usage_from_store,
-)
+from bedrock_budget.reporting.store_usage import BudgetCounters, current_counters, usage_from_store
+from bedrock_budget.reporting.tallies import ReportError, Tally, UsageKey, UsageSet
 
 __all__ = [
     "Advice",

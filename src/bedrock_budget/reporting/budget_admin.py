@@ -25,7 +25,7 @@ from bedrock_budget.budgets.model import FAMILY_KEY, MODEL_KEY, WILDCARD, Budget
 from bedrock_budget.budgets.units import nanos_to_usd
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pricing.money import format_usd
-from bedrock_budget.reporting.sources import ReportError
+from bedrock_budget.reporting.tallies import ReportError
 from bedrock_budget.stores.base import CounterRef, Store
 
 _PERCENT: Final = Decimal("0.01")

@@ -10,7 +10,7 @@ from typing import Final
 from bedrock_budget.attribution import validate_key
 from bedrock_budget.errors import AttributionError
 from bedrock_budget.pricing.money import format_usd
-from bedrock_budget.reporting.sources import MODEL_GROUP, NONE_VALUE, ZERO, ReportError, Tally, UsageSet
+from bedrock_budget.reporting.tallies import MODEL_GROUP, NONE_VALUE, ZERO, ReportError, Tally, UsageSet
 
 HEADERS: Final = (
     "group",

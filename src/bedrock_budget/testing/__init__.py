@@ -91,39 +91,13 @@ Not supported
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-if TYPE_CHECKING:
-    from .async_jobs import AsyncStatus
-    from .errors import ERRORS, STREAM_EXCEPTIONS, ErrorInfo
-    from .fake import FakeBedrock, serve
-    from .families import FAMILIES
-    from .models import strip_geo
-    from .scripting import OPERATIONS, RecordedRequest
-    from .usage import GuardrailUsageSpec, ReportedUsage, UsageContext, UsageFn, UsageSpec
-
-__all__ = [
-    "ERRORS",
-    "FAMILIES",
-    "OPERATIONS",
-    "STREAM_EXCEPTIONS",
-    "AsyncStatus",
-    "ErrorInfo",
-    "FakeBedrock",
-    "GuardrailUsageSpec",
-    "RecordedRequest",
-    "ReportedUsage",
-    "UsageContext",
-    "UsageFn",
-    "UsageSpec",
-    "serve",
-    "strip_geo",
-]
+from bedrock_budget._lazy_exports import lazy_exports
 
 # Names load on first use: the pytest plugin lives in this package and is imported by every pytest run
 # once bedrock-budget is installed, so importing the package must stay nearly free.
-_HOMES = {
+_EXPORTS: Final = {
     "AsyncStatus": ".async_jobs",
     "ERRORS": ".errors",
     "STREAM_EXCEPTIONS": ".errors",
@@ -140,16 +114,22 @@ _HOMES = {
     "UsageFn": ".usage",
     "UsageSpec": ".usage",
 }
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+if TYPE_CHECKING:
+    from .async_jobs import AsyncStatus as AsyncStatus
+    from .errors import ERRORS as ERRORS
+    from .errors import STREAM_EXCEPTIONS as STREAM_EXCEPTIONS
+    from .errors import ErrorInfo as ErrorInfo
+    from .fake import FakeBedrock as FakeBedrock
+    from .fake import serve as serve
+    from .families import FAMILIES as FAMILIES
+    from .models import strip_geo as strip_geo
+    from .scripting import OPERATIONS as OPERATIONS
+    from .scripting import RecordedRequest as RecordedRequest
+    from .usage import GuardrailUsageSpec as GuardrailUsageSpec
+    from .usage import ReportedUsage as ReportedUsage
+    from .usage import UsageContext as UsageContext
+    from .usage import UsageFn as UsageFn
+    from .usage import UsageSpec as UsageSpec

@@ -24,7 +24,19 @@ import click
     default=None,
     help="Serve this saved `aws bedrock list-foundation-models` output from ListFoundationModels.",
 )
-def fake_bedrock(host: str, port: int, price_lists: tuple[Path, ...], foundation_models: Path | None) -> None:
+@click.option(
+    "--invocation-log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write model-invocation logs (gzip'd JSON, as Bedrock delivers them to S3) under this folder.",
+)
+def fake_bedrock(
+    host: str,
+    port: int,
+    price_lists: tuple[Path, ...],
+    foundation_models: Path | None,
+    invocation_log_dir: Path | None,
+) -> None:
     """Serve a local, wire-faithful Bedrock runtime until Ctrl-C.
 
     Point any boto3 client at it with endpoint_url and dummy credentials.
@@ -37,6 +49,7 @@ def fake_bedrock(host: str, port: int, price_lists: tuple[Path, ...], foundation
         modelId='amazon.nova-micro-v1:0', messages=[{'role': 'user', 'content': [{'text': 'hi'}]}])['usage'])"
       bedrock-budget fake-bedrock --port 8599 --price-list offer.json --foundation-models fm.json
       bedrock-budget prices update --endpoint-url http://127.0.0.1:8599
+      bedrock-budget fake-bedrock --port 8599 --invocation-log-dir logs/
     """
     from bedrock_budget.pricing.maintenance.price_list import read_price_list_files
     from bedrock_budget.pricing.maintenance.price_update import read_foundation_models
@@ -58,7 +71,13 @@ def fake_bedrock(host: str, port: int, price_lists: tuple[Path, ...], foundation
         if summaries is not None:
             fake.set_foundation_models(summaries)
 
-    serve(host, port, setup=setup)
+    if invocation_log_dir is not None:
+        try:
+            invocation_log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            message = f"cannot create {str(invocation_log_dir)!r}: {exc.strerror}"
+            raise click.BadParameter(message, param_hint="'--invocation-log-dir'") from None
+    serve(host, port, setup=setup, invocation_log_dir=invocation_log_dir)
 
 
 def register(group: click.Group) -> None:

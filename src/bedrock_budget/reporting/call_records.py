@@ -52,6 +52,10 @@ class CallRow:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
     cost_usd: Decimal | None = None
+    # Joined with Bedrock's own model-invocation logs (reconciliation).
+    request_id: str | None = None
+    operation: str | None = None
+    latency_mode: str = "standard"
 
     @property
     def billed(self) -> bool:
@@ -164,6 +168,9 @@ def parse_record(data: Mapping[str, object], where: str) -> CallRow:
         outcome=_text(data, "outcome", "ok"),
         attribution=MappingProxyType(attribution),
         cost_usd=_cost(data.get("cost_usd"), where),
+        request_id=_text(data, "request_id", "") or None,
+        operation=_text(data, "operation", "") or None,
+        latency_mode=_text(data, "latency_mode", "standard"),
         **{name: _count(data, name, where) for name in _COUNTS},
     )
 

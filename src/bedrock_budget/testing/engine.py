@@ -22,6 +22,7 @@ from .errors import BedrockError, canonical_error_code
 from .families import Generation
 from .families.base import int_at
 from .guardrail import apply_guardrail_response, converse_guardrail_trace, guarded_content
+from .invocation_log_writer import InvocationLogWriter
 from .invoke import invocation_metrics, invoke_body, invoke_stream_events, served_headers, token_headers
 from .models import ModelDirectory, ResolvedModel
 from .price_list_api import PriceListCatalog, pricing_operation
@@ -65,6 +66,7 @@ class _Outcome:
     family: str | None = None
     usage: ReportedUsage | None = None
     error_code: str | None = None
+    request_metadata: Mapping[str, str] | None = None
 
 
 def _json_object(raw: bytes, *, native: bool) -> dict[str, Any]:
@@ -88,8 +90,13 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+#: The operations Bedrock writes model-invocation log records for.
+_LOGGED: Final = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
+
+
 class Engine:
-    def __init__(self, region: str = "us-east-1") -> None:
+    def __init__(self, region: str = "us-east-1", invocation_logs: InvocationLogWriter | None = None) -> None:
+        self.region = region
         self.behaviors = Behaviors()
         self.failures = FailureRules()
         self.log = RequestLog()
@@ -99,6 +106,8 @@ class Engine:
         self._guardrails: dict[str, GuardrailUsageSpec] = {}
         self._lock = threading.Lock()
         self.server_errors: list[BaseException] = []
+        self._configured_logs = invocation_logs
+        self.invocation_logs = invocation_logs
         self._handlers: dict[str, Callable[[Route, Incoming, _Outcome], Reply]] = {
             "Converse": functools.partial(self._converse, stream=False),
             "ConverseStream": functools.partial(self._converse, stream=True),
@@ -121,6 +130,7 @@ class Engine:
         self.directory.clear()
         self.jobs.clear()
         self.price_list.clear()
+        self.invocation_logs = self._configured_logs
         with self._lock:
             self._guardrails.clear()
             self.server_errors.clear()
@@ -137,6 +147,7 @@ class Engine:
 
     def handle(self, request: Incoming) -> Reply:
         received = time.time()
+        request_id = str(uuid.uuid4())
         sequence = self.log.next_sequence()
         outcome = _Outcome()
         pricing = pricing_operation(request.method, request.path, request.headers)
@@ -161,6 +172,8 @@ class Engine:
                 BedrockError("InternalServerException", f"fake Bedrock: {type(error).__name__}")
             )
             outcome.error_code = "InternalServerException"
+        if self.invocation_logs is not None and operation in _LOGGED and reply.status == 200:
+            self._log_invocation(self.invocation_logs, request, operation, request_id, received, outcome)
         self.log.append(
             RecordedRequest(
                 sequence=sequence,
@@ -178,7 +191,36 @@ class Engine:
                 received_at=received,
             )
         )
-        return reply
+        return replace(reply, request_id=request_id)
+
+    def _log_invocation(
+        self,
+        writer: InvocationLogWriter,
+        request: Incoming,
+        operation: str,
+        request_id: str,
+        received: float,
+        outcome: _Outcome,
+    ) -> None:
+        """The log record of an answered invocation: the counts the response reported (none for a
+        stream cut by an exception event, which names the error instead). Never prompt or completion."""
+        if outcome.model_id is None:
+            return
+        record = writer.record(
+            request_id=request_id,
+            operation=operation,
+            model_id=outcome.model_id,
+            received=received,
+            authorization=request.headers.get("authorization"),
+            usage=outcome.usage,
+            error_code=outcome.error_code,
+            request_metadata=outcome.request_metadata,
+        )
+        try:
+            writer.write([record], at=received)
+        except OSError as error:  # the answer still goes out; the test sees the failure
+            with self._lock:
+                self.server_errors.append(error)
 
     def _dispatch(self, route: Route, request: Incoming, outcome: _Outcome) -> Reply:
         return self._handlers[route.operation](route, request, outcome)
@@ -269,6 +311,9 @@ class Engine:
         self._inject(op, frozenset(keys), resolved.requested)
         body = _json_object(request.body, native=False)
         validate_converse(body, supported=resolved.family.converse)
+        metadata = body.get("requestMetadata")
+        if isinstance(metadata, Mapping):
+            outcome.request_metadata = {str(k): str(v) for k, v in metadata.items()}
         effective = self._effective(resolved, keys)
         size = prompt_bytes([body.get("messages"), body.get("system"), body.get("toolConfig")])
         gen = self._generate(

@@ -6,11 +6,14 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from .async_jobs import AsyncStatus
 from .engine import Engine
+from .invocation_log_writer import InvocationLogWriter
+from .models import ACCOUNT_ID
 from .scripting import LatencyName, ModelBehavior, RecordedRequest, ServiceTierName, normalize_operation
 from .server import FakeBedrockServer
 from .usage import GuardrailUsageSpec, UsageFn, UsageSpec
@@ -63,17 +66,35 @@ class FakeBedrock:
     Behaviour is layered per *target*, least specific first: ``"*"`` (everything), a family name
     (``"anthropic"``, ``"nova"``, ``"titan-text"``, ``"llama"``, ...), a base model id, and the model id
     exactly as the caller sent it (for instance a ``us.`` profile id or an ARN).
+
+    ``invocation_log_dir`` turns on model-invocation logging: every answered Converse, ConverseStream,
+    InvokeModel and InvokeModelWithResponseStream call leaves a record (ids and the token counts the
+    response reported, never prompt or completion) in a gzip'd object under
+    ``<dir>/AWSLogs/<account>/BedrockModelInvocationLogs/<region>/YYYY/MM/DD/HH/``, as Bedrock delivers
+    them to S3, written before the response goes out.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, region: str = "us-east-1") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        region: str = "us-east-1",
+        invocation_log_dir: Path | str | None = None,
+    ) -> None:
         self.region = region
         self._host = host
         self._port = port
-        self._engine = Engine(region=region)
+        self._engine = Engine(region=region, invocation_logs=self._log_writer(invocation_log_dir))
         self._server: FakeBedrockServer | None = None
         self._thread: threading.Thread | None = None
         self._clients: list[Any] = []
         self._clients_lock = threading.Lock()
+
+    def _log_writer(self, folder: Path | str | None) -> InvocationLogWriter | None:
+        if folder is None:
+            return None
+        return InvocationLogWriter(folder, account_id=ACCOUNT_ID, region=self.region)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -370,6 +391,16 @@ class FakeBedrock:
         """Status of one async job, or (without ``invocation_arn``) of jobs started from now on."""
         self._engine.jobs.set_status(status, failure_message, invocation_arn)
 
+    def set_invocation_log_dir(self, folder: Path | str | None) -> None:
+        """Write invocation logs under ``folder`` from now on (``None``: stop). :meth:`reset` goes back
+        to the constructor's ``invocation_log_dir``."""
+        self._engine.invocation_logs = self._log_writer(folder)
+
+    @property
+    def invocation_log_dir(self) -> Path | None:
+        writer = self._engine.invocation_logs
+        return writer.root if writer is not None else None
+
     # --- inspection ----------------------------------------------------------------------------
 
     @property
@@ -406,17 +437,22 @@ class FakeBedrock:
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 0, *, setup: Callable[[FakeBedrock], object] | None = None
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    setup: Callable[[FakeBedrock], object] | None = None,
+    invocation_log_dir: Path | str | None = None,
 ) -> None:
     """Run a fake Bedrock until interrupted (Ctrl-C or SIGTERM), printing its endpoint URL first.
-    ``setup`` is called with the fake before that, to fill it (price lists, foundation models)."""
+    ``setup`` is called with the fake before that, to fill it (price lists, foundation models);
+    ``invocation_log_dir`` turns on invocation logs (see :class:`FakeBedrock`)."""
     stop = threading.Event()
     previous: Any = None
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (docker stop, CI teardown) ends the server as cleanly as Ctrl-C does.
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
-        with FakeBedrock(host, port) as fake:
+        with FakeBedrock(host, port, invocation_log_dir=invocation_log_dir) as fake:
             if setup is not None:
                 setup(fake)
             print(f"fake Bedrock listening on {fake.endpoint_url} (Ctrl-C to stop)", flush=True)

@@ -23,6 +23,8 @@ class Reply:
     events: tuple[bytes, ...] | None = None
     latency: float = 0.0
     first_byte_delay: float = 0.0
+    # Sent as x-amzn-RequestId (a fresh one when None); the invocation log names the same id.
+    request_id: str | None = None
 
 
 def json_reply(payload: Any, headers: tuple[tuple[str, str], ...] = (), *, latency: float = 0.0) -> Reply:

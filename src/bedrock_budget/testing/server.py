@@ -129,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         lines = [
             f"HTTP/1.1 {reply.status} {phrase}",
             f"Date: {formatdate(usegmt=True)}",
-            f"x-amzn-RequestId: {uuid.uuid4()}",
+            f"x-amzn-RequestId: {reply.request_id or uuid.uuid4()}",
         ]
         lines.extend(f"{name}: {value}" for name, value in reply.headers)
         lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}")

@@ -59,6 +59,7 @@ def _register() -> None:
         metrics_commands,
         price_commands,
         prices_commands,
+        reconcile_commands,
         report_commands,
         testing_commands,
     )
@@ -69,6 +70,7 @@ def _register() -> None:
         prices_commands,
         budget_commands,
         report_commands,
+        reconcile_commands,
         metrics_commands,
         testing_commands,
     ):

@@ -191,9 +191,8 @@ def _documents(text: str) -> list[object]:
     """The JSON values on one line: one, several concatenated, or one after an export's timestamp."""
     if not text.startswith(("{", "[")):
         match = _PREFIX.match(text)
-        if match is None:
-            raise ValueError("not JSON")
-        text = text[match.end() :]
+        if match is not None and text[match.end() :].startswith(("{", "[")):
+            text = text[match.end() :]
     try:
         return [json.loads(text)]
     except json.JSONDecodeError as exc:

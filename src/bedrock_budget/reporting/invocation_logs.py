@@ -235,7 +235,8 @@ def _unwrap(value: object, depth: int = 0) -> Iterator[Mapping[str, object]]:
 
 def _records_of(value: object, where: str, stats: LogReadStats) -> Iterator[InvocationLogRecord]:
     try:
-        found = list(_unwrap(value))
+        # The common case, a record on its own, skips the unwrapping.
+        found = [value] if type(value) is dict and "schemaType" in value else list(_unwrap(value))
     except ValueError as exc:
         stats.bad_line(where, str(exc))
         return

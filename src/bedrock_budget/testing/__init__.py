@@ -75,6 +75,9 @@ Scripting (per target: ``"*"``, a family, a base model id, or the exact id sent;
     * Inspection: :attr:`~FakeBedrock.requests` / :meth:`~FakeBedrock.calls` return
       :class:`RecordedRequest` objects (operation, model id, headers, body, status, error, reported
       usage). Prompt text is kept only there, in memory; the fake logs nothing about requests.
+    * Invocation logs: ``FakeBedrock(invocation_log_dir=...)`` writes Bedrock's model-invocation log records
+      (ids and the counts each response reported, never prompt or completion) as gzip'd objects in the
+      tree Bedrock writes to S3.
 
 Speed
     TCP_NODELAY, HTTP/1.1 keep-alive, one ``sendall`` per response. One boto3 client reaches roughly

@@ -7,7 +7,7 @@ import errno
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import NotRequired, TypedDict, Unpack
+from typing import Any, Protocol, Self
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -212,6 +212,25 @@ class BudgetExceededError(BedrockBudgetError):
             f"{resets}{detail}"
         )
 
+    @classmethod
+    def from_refusal(cls, refusal: RefusalDetails, **extra: Any) -> Self:
+        """The error for a budget's refusal; ``extra`` adds a subclass's own fields or replaces ``reason``."""
+        fields: dict[str, Any] = {
+            "budget": refusal.budget_name,
+            "scope": dict(refusal.scope),
+            "window": refusal.window,
+            "window_start": refusal.window_start,
+            "resets_at": refusal.resets_at,
+            "unit": refusal.unit,
+            "limit": refusal.limit,
+            "spent": refusal.spent,
+            "reserved": refusal.reserved,
+            "requested": refusal.requested,
+            "reason": refusal.reason,
+        }
+        fields.update(extra)
+        return cls(**fields)
+
 
 class BudgetConfigError(ConfigurationError):
     """A budget definition is invalid. ``budget`` names the budget (when known) and ``field`` the offending
@@ -225,20 +244,31 @@ class BudgetConfigError(ConfigurationError):
         super().__init__(f"{where}{field}: {reason}")
 
 
-class RefusalFields(TypedDict):
-    """The fields of :class:`BudgetExceededError`, passed through by its subclasses."""
+class RefusalDetails(Protocol):
+    """What :meth:`BudgetExceededError.from_refusal` reads: ``bedrock_budget.budgets.Refusal``."""
 
-    budget: str
-    scope: dict[str, str]
-    window: str
-    window_start: datetime | None
-    resets_at: datetime | None
-    unit: str
-    limit: Decimal
-    spent: Decimal
-    reserved: Decimal
-    requested: Decimal
-    reason: NotRequired[str]
+    @property
+    def budget_name(self) -> str: ...
+    @property
+    def window(self) -> str: ...
+    @property
+    def scope(self) -> Mapping[str, str]: ...
+    @property
+    def window_start(self) -> datetime | None: ...
+    @property
+    def resets_at(self) -> datetime | None: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def limit(self) -> Decimal: ...
+    @property
+    def spent(self) -> Decimal: ...
+    @property
+    def reserved(self) -> Decimal: ...
+    @property
+    def requested(self) -> Decimal: ...
+    @property
+    def reason(self) -> str: ...
 
 
 class BudgetBlockedError(BudgetExceededError):
@@ -246,7 +276,7 @@ class BudgetBlockedError(BudgetExceededError):
     refusing budget (in configuration order); ``refusals`` lists every budget that refused (each a
     ``bedrock_budget.budgets.Refusal``)."""
 
-    def __init__(self, *, refusals: Sequence[object], **fields: Unpack[RefusalFields]) -> None:
+    def __init__(self, *, refusals: Sequence[object], **fields: Any) -> None:
         self.refusals = tuple(refusals)
         super().__init__(**fields)
 
@@ -256,9 +286,7 @@ class DowngradeRequiredError(BudgetBlockedError):
     ``downgrade_to`` (re-estimated and re-reserved). Nothing is held. A caller that does not handle it still
     sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
 
-    def __init__(
-        self, *, downgrade_to: str, refusals: Sequence[object], **fields: Unpack[RefusalFields]
-    ) -> None:
+    def __init__(self, *, downgrade_to: str, refusals: Sequence[object], **fields: Any) -> None:
         self.downgrade_to = downgrade_to
         super().__init__(refusals=refusals, **fields)
 

@@ -21,7 +21,7 @@ from bedrock_budget.errors import (
     StoreUnavailableError,
 )
 from bedrock_budget.stores import CounterRef, Hold, ReserveResult, SettleOutcome, Spend, Store
-from bedrock_budget.stores.base import CounterState, Tallies
+from bedrock_budget.stores.base import CounterState, SettleRequest, Tallies
 from bedrock_budget.stores.memory import MemoryStore
 
 from .conftest import FakeClock
@@ -71,6 +71,19 @@ class FlakyStore(Store):
             charge=charge,
             tallies=tallies,
         )
+
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        results: list[tuple[SettleOutcome, ...] | StoreError] = []
+        for request in requests:
+            try:
+                self._check("settle-charge" if request.charge else "settle")
+            except StoreError as exc:
+                results.append(exc)
+                continue
+            results.extend(self.inner.settle_many([request], now_ms=now_ms))
+        return results
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         self._check("release")

@@ -255,11 +255,11 @@ def _scenario_requests(store: Store, now_ms: int) -> list[SettleRequest]:
 
     tokens = {"input": 30, "output": 10}
     return [
-        SettleRequest("live", spends(6 * USD, 40_000), model="m-1", tokens=tokens),
-        SettleRequest("expired", spends(1 * USD, 50_000), model="m-1", tokens=tokens),
-        SettleRequest("released", spends(2 * USD, 1_000), model="m-2", tokens=tokens),
-        SettleRequest("offline", spends(USD // 2, 500), model="m-2", tokens=tokens, charge=True),
-        SettleRequest("unknown", spends(USD, 1_000), model="m-2", tokens=tokens),
+        SettleRequest.of_call("live", spends(6 * USD, 40_000), "m-1", tokens),
+        SettleRequest.of_call("expired", spends(1 * USD, 50_000), "m-1", tokens),
+        SettleRequest.of_call("released", spends(2 * USD, 1_000), "m-2", tokens),
+        SettleRequest.of_call("offline", spends(USD // 2, 500), "m-2", tokens, charge=True),
+        SettleRequest.of_call("unknown", spends(USD, 1_000), "m-2", tokens),
         SettleRequest("nothing", ()),
     ]
 
@@ -291,9 +291,7 @@ def test_settle_many_agrees_with_settle(backend: Backend) -> None:
         batched = from_uri(backend.uri, prefix=backend.prefix + "b:")
         backend.made.append(batched)
     sequential = [
-        one_by_one.settle(
-            r.reservation_id, r.spends, now_ms=now, model=r.model, tokens=r.tokens, charge=r.charge
-        )
+        one_by_one.settle(r.reservation_id, r.spends, now_ms=now, tallies=r.tallies, charge=r.charge)
         for r in _scenario_requests(one_by_one, now)
     ]
     together = batched.settle_many(_scenario_requests(batched, now), now_ms=now)

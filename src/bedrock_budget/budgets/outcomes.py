@@ -1,4 +1,5 @@
-"""What the ledger hands back: reservations, refusals, budget status and alerts built from store state."""
+"""What the ledger hands back: reservations, refusals and alerts built from store state (budget status is in
+``budgets.status``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from typing import TYPE_CHECKING, Final, Literal
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.status import BudgetStatus, window_times
 from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
 from bedrock_budget.stores.base import Check, CounterRef, CounterState, Mark
+
+__all__ = ["BudgetStatus", "Refusal", "Reservation", "alert_of", "refusals_of"]
 
 if TYPE_CHECKING:
     from bedrock_budget.budgets.leases import Lease
@@ -37,6 +41,14 @@ class Refusal:
     reserved: Decimal
     requested: Decimal
     reason: str
+
+    @property
+    def budget_name(self) -> str:
+        return self.budget.name
+
+    @property
+    def window(self) -> str:
+        return self.budget.window.kind
 
     @property
     def action(self) -> str:
@@ -78,47 +90,6 @@ class Reservation:
                 return False
             self.state = state
             return True
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    """One budget window as the store sees it now. Amounts are Decimal USD and weighted tokens."""
-
-    budget: Budget
-    scope: Mapping[str, str]
-    window_start: datetime | None
-    resets_at: datetime | None
-    spent_usd: Decimal
-    reserved_usd: Decimal
-    spent_tokens: Decimal
-    reserved_tokens: Decimal
-    active_reservations: int
-    models: Mapping[str, Mapping[str, int]]
-    ref: CounterRef = field(repr=False, compare=False)
-
-    @property
-    def limit_usd(self) -> Decimal | None:
-        return self.budget.limit_usd
-
-    @property
-    def limit_tokens(self) -> Decimal | None:
-        return self.budget.limit_tokens
-
-    @property
-    def utilisation(self) -> Decimal | None:
-        """Spent over limit (0..1+) in the tighter unit; None without limits, or for a zero limit."""
-        ratios = [
-            spent / limit
-            for spent, limit in ((self.spent_usd, self.limit_usd), (self.spent_tokens, self.limit_tokens))
-            if limit
-        ]
-        return max(ratios) if ratios else None
-
-
-def window_times(budget: Budget, ref: CounterRef) -> tuple[datetime | None, datetime | None]:
-    if ref.end is None:
-        return None, None
-    return budget.window.local(ref.start), budget.window.local(ref.end)
 
 
 def refusals_of(line: ReservationLine, check: Check) -> list[Refusal]:
@@ -169,23 +140,6 @@ def refusals_of(line: ReservationLine, check: Check) -> list[Refusal]:
             )
         )
     return refusals
-
-
-def status_of(budget: Budget, state: CounterState) -> BudgetStatus:
-    start, resets = window_times(budget, state.ref)
-    return BudgetStatus(
-        budget=budget,
-        scope=MappingProxyType(dict(state.ref.scope)),
-        window_start=start,
-        resets_at=resets,
-        spent_usd=nanos_to_usd(state.spent_usd),
-        reserved_usd=nanos_to_usd(state.held_usd),
-        spent_tokens=milli_to_tokens(state.spent_tokens),
-        reserved_tokens=milli_to_tokens(state.held_tokens),
-        active_reservations=state.active,
-        models=state.models,
-        ref=state.ref,
-    )
 
 
 def alert_of(

@@ -15,7 +15,7 @@ in parallel, each carrying the part of every settlement whose counters live ther
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -36,8 +36,6 @@ from bedrock_budget.stores.base import (
     ReserveResult,
     SettleOutcome,
     SettleRequest,
-    Spend,
-    Tallies,
 )
 from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
@@ -192,21 +190,6 @@ class RedisClusterStore(RedisStore):
             for index, value in zip(group, part, strict=True):
                 merged[index] = value
         return tuple(merged)
-
-    def settle(
-        self,
-        reservation_id: str,
-        spends: Sequence[Spend],
-        *,
-        now_ms: int,
-        model: str | None = None,
-        tokens: Mapping[str, int] | None = None,
-        charge: bool = False,
-        tallies: Tallies | None = None,
-    ) -> tuple[SettleOutcome, ...]:
-        return self._per_slot(
-            spends, lambda g: self._settle(reservation_id, g, now_ms, model, tokens, charge, tallies)
-        )
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         return self._per_slot(refs, lambda g: self._release(reservation_id, g, now_ms))

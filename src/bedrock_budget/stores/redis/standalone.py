@@ -8,7 +8,7 @@ batch of reservations with one script call, with the same per-counter rules as a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -39,14 +39,10 @@ from bedrock_budget.stores.base import (
     ReserveResult,
     SettleOutcome,
     SettleRequest,
-    Spend,
     Store,
-    Tallies,
     parse_tallies,
     settle_status,
-    tally_fields,
     tally_items,
-    tally_prefix,
 )
 from bedrock_budget.stores.keys import encode_part
 from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
@@ -204,22 +200,6 @@ class RedisStore(Store):
             remember(self._reserve_memo, memo_key, pieces, _KEY_MEMO_SIZE)
         return pieces
 
-    def _settle(
-        self,
-        rid: str,
-        spends: Sequence[Spend],
-        now_ms: int,
-        model: str | None,
-        tokens: Mapping[str, int] | None,
-        charge: bool,
-        tallies: Tallies | None = None,
-    ) -> tuple[SettleOutcome, ...]:
-        # A batch of one: one JSON argument and one string per counter cost less than separate arguments.
-        request = SettleRequest(
-            rid, tuple(spends), model=model, tokens=tokens, charge=charge, tallies=tallies
-        )
-        return self._settle_many([request], now_ms)[0]
-
     def _settle_many(self, requests: Sequence[SettleRequest], now_ms: int) -> list[tuple[SettleOutcome, ...]]:
         # One JSON argument for the whole batch (see settle_many.lua); each distinct counter (with its
         # thresholds) is listed once and spends refer to it by 1-based index. Amounts go as strings.
@@ -229,14 +209,6 @@ class RedisStore(Store):
         settlements: list[list[object]] = []
         for request in requests:
             spends = request.spends
-            model = request.model
-            if request.tallies is None:
-                prefix = tally_prefix(model) if model is not None else ""
-                tallies = tally_fields(model, request.tokens, spends[0].usd if spends else 0)
-            else:
-                # Several models: full field names after the bare "m:" prefix.
-                prefix = "m:"
-                tallies = [(name[2:], value) for name, value in tally_items(None, None, 0, request.tallies)]
             parts: list[list[object]] = []
             for spend in spends:
                 ref = spend.ref
@@ -253,8 +225,7 @@ class RedisStore(Store):
                 [
                     request.reservation_id,
                     "c" if request.charge else "s",
-                    prefix,
-                    [[field, str(value)] for field, value in tallies],
+                    [[field, str(value)] for field, value in tally_items(request.tallies)],
                     parts,
                 ]
             )
@@ -347,21 +318,6 @@ class RedisStore(Store):
         if not holds:
             return ReserveResult(granted=True, checks=())
         return self._reserve(reservation_id, holds, now_ms, deadline_ms)
-
-    def settle(
-        self,
-        reservation_id: str,
-        spends: Sequence[Spend],
-        *,
-        now_ms: int,
-        model: str | None = None,
-        tokens: Mapping[str, int] | None = None,
-        charge: bool = False,
-        tallies: Tallies | None = None,
-    ) -> tuple[SettleOutcome, ...]:
-        if not spends:
-            return ()
-        return self._settle(reservation_id, spends, now_ms, model, tokens, charge, tallies)
 
     def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int

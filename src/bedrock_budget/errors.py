@@ -291,6 +291,21 @@ class DowngradeRequiredError(BudgetBlockedError):
         super().__init__(refusals=refusals, **fields)
 
 
+class UnattributedCallError(BudgetBlockedError):
+    """A budget with ``on_unattributed="refuse"`` turned a call away because it carries no value for the
+    attribution keys in ``missing`` (its ``"*"`` scope keys). Nothing was held and nothing went to Bedrock.
+    Set them with ``bb.attribute(...)`` or ``wrap(..., attribution=...)``."""
+
+    def __init__(self, *, missing: Sequence[str], refusals: Sequence[object], **fields: Any) -> None:
+        self.missing = tuple(missing)
+        super().__init__(refusals=refusals, **fields)
+        keys = ", ".join(repr(key) for key in self.missing)
+        self.args = (
+            f"budget {self.budget!r} refuses calls without a value for {keys} (on_unattributed: refuse); "
+            f"attribute the call, e.g. bb.attribute({self.missing[0]}=...)",
+        )
+
+
 class PriceListError(PriceFileError):
     """A file given to ``prices import-price-list`` is not AWS Price List API output: not JSON, or not a
     GetProducts response, a list of responses or a list of products. ``problems`` lists what is wrong."""

@@ -43,6 +43,7 @@ budgets:
     scope: {team: "*"}
     window: week
     limit_usd: 10
+    on_unattributed: skip
 """
 TOKENS = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0}
 

@@ -160,6 +160,8 @@ class StoreObserver(Protocol):
 
     def renewals(self, *, renewed: int = 0, failed: int = 0, overdue: int = 0) -> None: ...
 
+    def unattributed(self, budget: str, policy: str, *, count: int) -> None: ...
+
 
 class BudgetGuard:
     """The wrapper's budget hooks over one :class:`Ledger`."""
@@ -173,6 +175,8 @@ class BudgetGuard:
         self._seen: dict[str, int] = dict(_ledger_counts(ledger))
         self._seen_overrun_version = ledger.overruns.version
         self._seen_overruns = ledger.overruns.totals()
+        self._seen_unattributed_version = ledger.unattributed.version
+        self._seen_unattributed = ledger.unattributed.totals()
         self._report_lock = threading.Lock()
 
     def add_store_observer(self, observer: StoreObserver) -> None:
@@ -189,6 +193,7 @@ class BudgetGuard:
                 new[name] = count - self._seen[name]
                 self._seen[name] = count
             overruns = self._new_overruns()
+            unattributed = self._new_unattributed()
         leasing = ledger.lease_fraction is not None
         renewals = new["holds_renewed"] or new["renewal_failures"] or new["overdue_calls"]
         for observer in self._observers:
@@ -209,6 +214,19 @@ class BudgetGuard:
                 )
             for budget, (count, excess) in overruns.items():
                 observer.reservation_exceeded(budget, count=count, excess_nanos=excess)
+            for (budget, policy), count in unattributed.items():
+                observer.unattributed(budget, policy, count=count)
+
+    def _new_unattributed(self) -> dict[tuple[str, str], int]:
+        """Unattributed calls counted since the last report (caller holds the report lock)."""
+        tally = self.ledger.unattributed
+        if tally.version == self._seen_unattributed_version:
+            return {}
+        self._seen_unattributed_version = tally.version
+        totals = tally.totals()
+        seen = self._seen_unattributed
+        self._seen_unattributed = totals
+        return {key: count - seen.get(key, 0) for key, count in totals.items() if count != seen.get(key, 0)}
 
     def _new_overruns(self) -> dict[str, tuple[int, int]]:
         """Overruns counted since the last report, per budget (caller holds the report lock)."""

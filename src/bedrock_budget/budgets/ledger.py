@@ -22,10 +22,11 @@ them in ONE store operation, or against none:
   allow a bounded number of downgrades per call (one or two) to rule out cycles.
 - ``warn`` (shadow) budgets never refuse: they are checked and held like the others, their spend is
   recorded, and a would-be refusal is reported in ``reservation.warnings``.
+- a budget with ``on_unattributed="refuse"`` raises :class:`~bedrock_budget.errors.UnattributedCallError`
+  for a call lacking one of its ``"*"`` keys (see :mod:`bedrock_budget.budgets.unattributed`).
 
-Nothing is held when ``reserve`` raises. Tokens are given by type (``input``, ``output``, ``cache_read``,
-``cache_write``) and weighted per budget. ``settle`` may be given more than was reserved (the estimate
-was wrong); the actual amount is always recorded.
+Nothing is held when ``reserve`` raises. Tokens are given by type (input, output, cache_read, cache_write)
+and weighted per budget. ``settle`` may be given more than was reserved; the actual amount is recorded.
 
 Outage policy (``on_store_error``): ``"deny"`` raises :class:`~bedrock_budget.errors.StoreUnavailableError`
 from ``reserve``; ``"allow"`` returns an *offline* reservation and lets the call proceed (until the outage
@@ -33,13 +34,12 @@ journal is full; see :mod:`bedrock_budget.budgets.settler`). ``release`` never r
 unreleased hold expires at its deadline.
 
 Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
-the call is in flight (one store operation per quarter TTL for every hold due), for at most
-``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+the call is in flight, for at most ``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
 
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
-threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100%
-threshold is decided by its first refusal instead (``reserve``; :attr:`Alert.refused`), since such a
-budget refuses the call whose worst case would cross the limit and its spend stops short of it.
+threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100% threshold
+is decided by its first refusal instead (``reserve``; :attr:`Alert.refused`), since such a budget refuses
+the call whose worst case would cross the limit and its spend stops short of it.
 
 Settlement (``settle_mode``: ``"sync"`` by default, or ``"background"``: queued and sent in batches) and
 the outage journal: :mod:`bedrock_budget.budgets.settler` has the rules (exactly once, never overshooting,
@@ -82,6 +82,7 @@ from bedrock_budget.budgets.settings import (
 )
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.status import BudgetStatus
+from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
 from bedrock_budget.errors import BudgetBlockedError, DowngradeRequiredError, StoreError
 from bedrock_budget.stores import from_uri
@@ -178,7 +179,8 @@ class Ledger(LedgerCounters):
         self.max_call_seconds = settings.max_call_seconds
         self._clock = clock
         self._alerts = AlertDispatcher(alert_sinks)
-        self._budgets = CompiledBudgets(())
+        self.unattributed = UnattributedTally()  #: calls lacking a "*" key, see ``budgets.unattributed``
+        self._budgets = CompiledBudgets((), self.unattributed)
         #: Settled calls that cost more than their hold, per budget (see ``budgets.overruns``).
         self.overruns = OverrunTally()
         self._closed = False
@@ -224,7 +226,7 @@ class Ledger(LedgerCounters):
     def set_budgets(self, budgets: Iterable[Budget]) -> None:
         """Replace the budgets. Spend already recorded is kept for every budget whose name, scope and window
         are unchanged (store keys do not depend on limits, actions or thresholds)."""
-        self._budgets = CompiledBudgets(budgets)
+        self._budgets = CompiledBudgets(budgets, self.unattributed)
         if self._leases is not None:
             # Leases were sized and granted under the old limits.
             self._leases.retire()

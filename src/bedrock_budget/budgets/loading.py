@@ -16,6 +16,7 @@ YAML (a list, or a mapping keyed by name; either at top level or under ``budgets
         token_weights: {cache_read: 0.1}
         thresholds: [50, 80, 100]
         on_expired_hold: charge   # a crashed holder's calls count at their worst case (default: release)
+        on_unattributed: refuse   # calls without a user are refused (default: pool them under "(none)")
 
 A file, or an inline ``BEDROCK_BUDGETS`` document, that defines no budget is an error: an empty file is a
 mistake (a wrong path, a truncated deploy), and enforcing nothing because of it would go unnoticed.
@@ -60,6 +61,7 @@ FIELDS = frozenset(
         "model",
         "model_family",
         "on_expired_hold",
+        "on_unattributed",
     }
 )
 ENV_FILE = "BEDROCK_BUDGETS_FILE"

@@ -4,9 +4,16 @@ A :class:`Budget` is immutable and validated on construction; every problem rais
 :class:`~bedrock_budget.errors.BudgetConfigError` naming the budget and the field.
 
 Scope values match a call's attribution exactly; the value ``"*"`` means one budget per distinct value of
-that key (``scope={"user": "*"}`` caps each user separately). A call lacking a wildcard key is not covered
-by that budget. ``model`` / ``model_family`` narrow a budget to one model or family (``"*"`` again means
-one budget per model / family).
+that key (``scope={"user": "*"}`` caps each user separately). ``model`` / ``model_family`` narrow a budget
+to one model or family (``"*"`` again means one budget per model / family).
+
+``on_unattributed`` says what happens to a call that lacks an attribution key a ``"*"`` scope needs (one
+code path that forgets ``bb.attribute(user=...)`` must not escape every per-user cap): ``"pool"`` (the
+default) counts all such calls together under the value :data:`UNATTRIBUTED` (``"(none)"``), with the
+budget's own limit; ``"refuse"`` refuses them before any I/O with
+:class:`~bedrock_budget.errors.UnattributedCallError`; ``"skip"`` leaves them uncapped by this budget (the
+behaviour before the option existed, now only when asked for). Every such call is counted either way
+(``bedrock_budget_unattributed_calls_total``).
 
 Token limits count weighted tokens: each token type has a weight (default 1) with at most three decimal
 places, so weighted amounts are exact integers in milli-tokens.
@@ -41,6 +48,11 @@ Action = Literal["block", "downgrade", "warn"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
 ExpiredHoldPolicy = Literal["release", "charge"]
 EXPIRED_HOLD_POLICIES: Final[tuple[str, ...]] = get_args(ExpiredHoldPolicy)
+UnattributedPolicy = Literal["pool", "refuse", "skip"]
+UNATTRIBUTED_POLICIES: Final[tuple[str, ...]] = get_args(UnattributedPolicy)
+#: The scope value under which a ``"pool"`` budget counts calls that lack one of its wildcard keys; the
+#: same text reports use for calls without a value.
+UNATTRIBUTED: Final = "(none)"
 _ACTION_ALIASES: Final = {"shadow": "warn"}
 TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 DEFAULT_THRESHOLDS: Final = (50, 80, 100)
@@ -89,6 +101,7 @@ class Budget:
         "model_family",
         "name",
         "on_expired_hold",
+        "on_unattributed",
         "thresholds",
         "weight_milli",
         "window",
@@ -108,6 +121,7 @@ class Budget:
     downgrade_to: str | None
     thresholds: tuple[int, ...]
     on_expired_hold: str
+    on_unattributed: str
     weight_milli: Mapping[str, int]
     _unit_weights: bool
 
@@ -127,6 +141,7 @@ class Budget:
         model: str | None = None,
         model_family: str | None = None,
         on_expired_hold: str = "release",
+        on_unattributed: str = "pool",
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise _fail(
@@ -192,6 +207,13 @@ class Budget:
                 f"{shown(on_expired_hold)} is not one of {', '.join(EXPIRED_HOLD_POLICIES)}",
             )
         set_(self, "on_expired_hold", on_expired_hold)
+        if on_unattributed not in UNATTRIBUTED_POLICIES:
+            raise _fail(
+                name,
+                "on_unattributed",
+                f"{shown(on_unattributed)} is not one of {', '.join(UNATTRIBUTED_POLICIES)}",
+            )
+        set_(self, "on_unattributed", on_unattributed)
 
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Budget], tuple[dict[str, Any]]]:
         # Rebuilt from its plain data through the constructor, as replace() does, so an unpickled budget is
@@ -290,6 +312,11 @@ class Budget:
         return self.window.timezone
 
     @property
+    def wildcard_keys(self) -> tuple[str, ...]:
+        """The attribution keys this budget keeps one counter per value of (scope value ``"*"``)."""
+        return tuple(key for key, wanted in self._scope.items() if wanted == WILDCARD)
+
+    @property
     def is_global(self) -> bool:
         return not self._scope and self.model is None and self.model_family is None
 
@@ -305,11 +332,16 @@ class Budget:
     ) -> tuple[tuple[str, str], ...] | None:
         """The concrete scope values this budget applies to for a call, or ``None`` when it does not
         apply. Values are sorted by key; ``model``/``model_family`` are included when the budget names
-        them."""
+        them. A wildcard key the call lacks takes the value :data:`UNATTRIBUTED` unless the budget skips
+        such calls (``on_unattributed="skip"``); refusing them is the ledger's part."""
         values: list[tuple[str, str]] = []
         for key, wanted in self._scope.items():
             got = attribution.get(key)
-            if not got or (wanted != WILDCARD and got != wanted):
+            if not got:
+                if wanted != WILDCARD or self.on_unattributed == "skip":
+                    return None
+                got = UNATTRIBUTED
+            elif wanted != WILDCARD and got != wanted:
                 return None
             values.append((key, got))
         if self.model is not None:
@@ -347,6 +379,8 @@ class Budget:
         data["thresholds"] = list(self.thresholds)
         if self.on_expired_hold != "release":
             data["on_expired_hold"] = self.on_expired_hold
+        if self.on_unattributed != "pool":
+            data["on_unattributed"] = self.on_unattributed
         return data
 
     def replace(self, **changes: Any) -> Budget:
@@ -369,6 +403,7 @@ class Budget:
             self.downgrade_to,
             self.thresholds,
             self.on_expired_hold,
+            self.on_unattributed,
         )
 
     def __eq__(self, other: object) -> bool:

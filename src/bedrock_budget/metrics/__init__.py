@@ -28,6 +28,7 @@ metric                                   type        labels
 ``store_errors_total``                   counter     operation, kind
 ``journal_entries``                      gauge       (none)
 ``journal_dropped_total``                counter     (none)
+``unattributed_calls_total``             counter     budget, policy
 =======================================  ==========  ===============================================
 
 ``outcome`` is ok, error, blocked or partial; token ``type`` is input, output, cache_read or cache_write.

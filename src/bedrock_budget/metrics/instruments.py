@@ -217,6 +217,13 @@ class StoreMetrics:
             registry=registry,
         )
         self._budgets = CappedLabels(_BUDGET_LABELS)
+        self._unattributed = Counter(
+            PREFIX + "unattributed_calls",
+            'Calls lacking an attribution key a per-value ("*") budget needs, by budget and its '
+            'on_unattributed policy (pool: counted under "(none)"; refuse: refused; skip: not capped).',
+            ("budget", "policy"),
+            registry=registry,
+        )
         self._file_errors = Counter(
             PREFIX + "journal_file_errors",
             "Settlements the durable journal file (journal_path) could not write; they still reach the store "
@@ -282,6 +289,10 @@ class StoreMetrics:
         self._exceeded.labels(label).inc(count)
         if excess_nanos:
             self._excess.labels(label).inc(excess_nanos / _NANOS_PER_USD)
+
+    def unattributed(self, budget: str, policy: str, *, count: int) -> None:
+        """Add ``count`` calls that lacked a wildcard key of ``budget`` (whose policy is ``policy``)."""
+        self._unattributed.labels(self._budgets(budget), policy).inc(count)
 
 
 _store_lock = threading.Lock()

@@ -291,6 +291,13 @@ class DowngradeRequiredError(BudgetBlockedError):
         super().__init__(refusals=refusals, **fields)
 
 
+class ClampRequiredError(BudgetBlockedError):
+    """Budgets whose action is ``clamp`` refused the call's worst case: the same request with a lower
+    output-token cap may fit (the wrapper lowers it and reserves again). Nothing is held. ``refusals``
+    says, per budget, how much room is left (``limit - spent - reserved``). A caller that does not handle
+    it still sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
+
+
 class UnattributedCallError(BudgetBlockedError):
     """A budget with ``on_unattributed="refuse"`` turned a call away because it carries no value for the
     attribution keys in ``missing`` (its ``"*"`` scope keys). Nothing was held and nothing went to Bedrock.

@@ -20,6 +20,7 @@ them in ONE store operation, or against none:
   call ``reserve`` again with it. It takes precedence over ``block`` refusals because the cheaper model may
   fit them too; if the model already is the downgrade target, the budget blocks instead. The wrapper should
   allow a bounded number of downgrades per call (one or two) to rule out cycles.
+- when every refusing budget is a ``clamp`` budget, :class:`~bedrock_budget.errors.ClampRequiredError`.
 - ``warn`` (shadow) budgets never refuse: they are checked and held like the others, their spend is
   recorded, and a would-be refusal is reported in ``reservation.warnings``.
 - a budget with ``on_unattributed="refuse"`` raises :class:`~bedrock_budget.errors.UnattributedCallError`
@@ -71,7 +72,7 @@ from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
 from bedrock_budget.budgets.leases import Lease, LeaseBook
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.outcomes import Refusal, Reservation, refusals_of
+from bedrock_budget.budgets.outcomes import Reservation, refusal_error, refusals_of
 from bedrock_budget.budgets.overruns import OverrunTally
 from bedrock_budget.budgets.settings import (
     DEFAULT_LEASE_SECONDS,
@@ -84,7 +85,7 @@ from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.status import BudgetStatus
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
-from bedrock_budget.errors import BudgetBlockedError, DowngradeRequiredError, StoreError
+from bedrock_budget.errors import StoreError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Spend, Store, call_tallies
 
@@ -296,7 +297,7 @@ class Ledger(LedgerCounters):
             for refusal in refusals_of(line, check)
         ]
         if not result.granted:
-            self._refuse(model_id, [r for r in refusals if r.action != "warn"])
+            raise refusal_error(model_id, [r for r in refusals if r.action != "warn"])
         if refusals:
             reservation.warnings = tuple(refusals)
             for refusal in refusals:
@@ -346,18 +347,6 @@ class Ledger(LedgerCounters):
         self._settler.outage(exc, self.on_store_error)  # raises unless the call may proceed
         reservation.offline = True
         return reservation
-
-    def _refuse(self, model_id: str, refusals: Sequence[Refusal]) -> None:
-        for r in refusals:
-            target = r.downgrade_to
-            if r.action == "downgrade" and target is not None and target != model_id:
-                raise DowngradeRequiredError.from_refusal(
-                    r,
-                    downgrade_to=target,
-                    refusals=refusals,
-                    reason=f"{r.reason}; retry with the cheaper model {target}",
-                )
-        raise BudgetBlockedError.from_refusal(refusals[0], refusals=refusals)
 
     def settle(self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]) -> None:
         """Record the actual cost and tokens, replacing the hold, exactly once."""

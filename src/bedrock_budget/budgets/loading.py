@@ -57,6 +57,7 @@ FIELDS = frozenset(
         "token_weights",
         "action",
         "downgrade_to",
+        "min_output_tokens",
         "thresholds",
         "model",
         "model_family",
@@ -113,6 +114,10 @@ def _one(data: object, index: str, name: str | None = None) -> Budget:
         fields["thresholds"] = [fields["thresholds"]]
     if isinstance(fields.get("thresholds"), Sequence) and not isinstance(fields["thresholds"], str):
         fields["thresholds"] = [_whole(label, "thresholds", v) for v in fields["thresholds"]]
+    if fields.get("min_output_tokens") is not None:
+        fields["min_output_tokens"] = _whole(
+            label, "min_output_tokens", fields["min_output_tokens"], "number"
+        )
     scope = fields.get("scope")
     if isinstance(scope, Mapping):
         fields["scope"] = {k: v if isinstance(v, str) else _scalar_text(v) for k, v in scope.items()}
@@ -132,16 +137,16 @@ def _scalar_text(value: object) -> object:
     return value
 
 
-def _whole(budget: str | None, field: str, value: object) -> int:
+def _whole(budget: str | None, field: str, value: object, what: str = "percentage") -> int:
     if isinstance(value, bool):
-        raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole percentage")
+        raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole {what}")
     if isinstance(value, int):
         return value
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole percentage")
+    raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole {what}")
 
 
 def budgets_from_data(data: object) -> list[Budget]:

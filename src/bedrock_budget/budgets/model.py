@@ -44,7 +44,7 @@ from bedrock_budget.budgets.units import (
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
 from bedrock_budget.errors import BudgetConfigError, shown
 
-Action = Literal["block", "downgrade", "warn"]
+Action = Literal["block", "downgrade", "clamp", "warn"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
 ExpiredHoldPolicy = Literal["release", "charge"]
 EXPIRED_HOLD_POLICIES: Final[tuple[str, ...]] = get_args(ExpiredHoldPolicy)
@@ -53,6 +53,8 @@ UNATTRIBUTED_POLICIES: Final[tuple[str, ...]] = get_args(UnattributedPolicy)
 #: The scope value under which a ``"pool"`` budget counts calls that lack one of its wildcard keys; the
 #: same text reports use for calls without a value.
 UNATTRIBUTED: Final = "(none)"
+#: A ``clamp`` budget refuses a call rather than cap its output below this many tokens.
+DEFAULT_MIN_OUTPUT_TOKENS: Final = 100
 _ACTION_ALIASES: Final = {"shadow": "warn"}
 TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 DEFAULT_THRESHOLDS: Final = (50, 80, 100)
@@ -97,6 +99,7 @@ class Budget:
         "limit_nanos",
         "limit_tokens",
         "limit_usd",
+        "min_output_tokens",
         "model",
         "model_family",
         "name",
@@ -119,6 +122,7 @@ class Budget:
     limit_milli: int | None
     action: str
     downgrade_to: str | None
+    min_output_tokens: int | None
     thresholds: tuple[int, ...]
     on_expired_hold: str
     on_unattributed: str
@@ -137,6 +141,7 @@ class Budget:
         token_weights: Mapping[str, str | Decimal | int] | None = None,
         action: str = "block",
         downgrade_to: str | None = None,
+        min_output_tokens: int | None = None,
         thresholds: Iterable[int] = DEFAULT_THRESHOLDS,
         model: str | None = None,
         model_family: str | None = None,
@@ -199,6 +204,7 @@ class Budget:
             raise _fail(name, "downgrade_to", f"only applies to action 'downgrade', not {action!r}")
         else:
             set_(self, "downgrade_to", None)
+        set_(self, "min_output_tokens", self._min_output(name, action, min_output_tokens))
         set_(self, "thresholds", self._thresholds(name, thresholds))
         if on_expired_hold not in EXPIRED_HOLD_POLICIES:
             raise _fail(
@@ -280,6 +286,18 @@ class Budget:
                 raise _fail(name, field, f"{number} is above the maximum weight 1000")
             result[kind] = number
         return result
+
+    @staticmethod
+    def _min_output(name: str, action: str, value: object) -> int | None:
+        if action != "clamp":
+            if value is not None:
+                raise _fail(name, "min_output_tokens", f"only applies to action 'clamp', not {action!r}")
+            return None
+        if value is None:
+            return DEFAULT_MIN_OUTPUT_TOKENS
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            raise _fail(name, "min_output_tokens", f"{shown(value)} is not a whole number from 1 to 1000000")
+        return value
 
     @staticmethod
     def _thresholds(name: str, thresholds: Iterable[int]) -> tuple[int, ...]:
@@ -376,6 +394,8 @@ class Budget:
         data["action"] = self.action
         if self.downgrade_to is not None:
             data["downgrade_to"] = self.downgrade_to
+        if self.min_output_tokens is not None:
+            data["min_output_tokens"] = self.min_output_tokens
         data["thresholds"] = list(self.thresholds)
         if self.on_expired_hold != "release":
             data["on_expired_hold"] = self.on_expired_hold
@@ -401,6 +421,7 @@ class Budget:
             tuple(sorted(self.weight_milli.items())),
             self.action,
             self.downgrade_to,
+            self.min_output_tokens,
             self.thresholds,
             self.on_expired_hold,
             self.on_unattributed,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -16,9 +16,10 @@ from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.status import BudgetStatus, window_times
 from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
+from bedrock_budget.errors import BudgetBlockedError, ClampRequiredError, DowngradeRequiredError
 from bedrock_budget.stores.base import Check, CounterRef, CounterState, Mark
 
-__all__ = ["BudgetStatus", "Refusal", "Reservation", "alert_of", "refusals_of"]
+__all__ = ["BudgetStatus", "Refusal", "Reservation", "alert_of", "refusal_error", "refusals_of"]
 
 if TYPE_CHECKING:
     from bedrock_budget.budgets.leases import Lease
@@ -190,3 +191,20 @@ def alert_of(
         held=convert(held_raw) if refused_request is not None else None,
         requested=convert(requested_raw) if requested_raw is not None else None,
     )
+
+
+def refusal_error(model_id: str, refusals: Sequence[Refusal]) -> BudgetBlockedError:
+    """What ``reserve`` raises for the enforcing budgets that refused a call (configuration order): a
+    downgrade, when one applies; a clamp, when every refusing budget clamps; otherwise a block."""
+    for r in refusals:
+        target = r.downgrade_to
+        if r.action == "downgrade" and target is not None and target != model_id:
+            return DowngradeRequiredError.from_refusal(
+                r,
+                downgrade_to=target,
+                refusals=refusals,
+                reason=f"{r.reason}; retry with the cheaper model {target}",
+            )
+    if all(r.action == "clamp" for r in refusals):
+        return ClampRequiredError.from_refusal(refusals[0], refusals=refusals)
+    return BudgetBlockedError.from_refusal(refusals[0], refusals=refusals)

@@ -20,6 +20,7 @@ metric                                   type        labels
 ``cost_usd_total``                       counter     model, app [, user]
 ``blocked_total``                        counter     budget
 ``downgraded_total``                     counter     budget
+``clamped_total``                        counter     budget
 ``budget_warnings_total``                counter     budget
 ``unpriced_total``                       counter     model, reason
 ``label_overflow_total``                 counter     label (app, user)

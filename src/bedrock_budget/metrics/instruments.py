@@ -77,6 +77,9 @@ class Instruments:
         self.blocked: Counter = counter(
             "blocked", "Calls refused by a budget before reaching Bedrock.", ("budget",)
         )
+        self.clamped: Counter = counter(
+            "clamped", "Calls a clamp budget sent out with a lower output-token cap.", ("budget",)
+        )
         self.downgraded: Counter = counter(
             "downgraded", "Calls a budget switched to a cheaper model.", ("budget",)
         )

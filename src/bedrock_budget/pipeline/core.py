@@ -11,6 +11,7 @@ own is counted in ``failures`` and turns into an estimated or unpriced figure, n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -29,8 +30,9 @@ from bedrock_budget.extract.responses import (
 )
 from bedrock_budget.extract.streams import StreamAccumulator
 from bedrock_budget.extract.types import Extracted, RequestInfo
-from bedrock_budget.pipeline.context import CallContext, StreamOverdueError
+from bedrock_budget.pipeline.context import CallContext, Clamp, StreamOverdueError
 from bedrock_budget.pipeline.operations import Operation
+from bedrock_budget.pipeline.output_cap import cap_output
 from bedrock_budget.pipeline.safely import run_safely
 from bedrock_budget.pipeline.tags import TAGGED_OPERATIONS, RequestTagger
 from bedrock_budget.pricing.cost import Cost
@@ -143,6 +145,27 @@ class PipelineCore:
         ctx.downgraded_from = ctx.downgraded_from or ctx.requested_model_id
         ctx.requested_model_id = model_id
         ctx.resolved, ctx.resolution_error, ctx.family = resolved, error, family
+        return True
+
+    def clamp(self, ctx: CallContext, kwargs: dict[str, Any], clamp: Clamp) -> bool:
+        """Lower the request's output cap to ``clamp.max_output_tokens`` (a ``clamp`` budget's decision).
+
+        On ``True`` ``kwargs`` carry the new cap and ``ctx.request`` says so; on ``False`` (a request whose
+        cap cannot be set: see ``pipeline.output_cap``) both are as they were and the call is refused.
+        """
+        request = ctx.request
+        thinking = (request.thinking_budget_tokens or 0) if request is not None else 0
+        if not cap_output(ctx.operation.name, ctx.family, kwargs, clamp.max_output_tokens, thinking):
+            return False
+        ctx.request = (
+            dataclasses.replace(request, max_output_tokens=clamp.max_output_tokens)
+            if request is not None
+            else inspect_request(ctx.operation.name, ctx.family, kwargs)
+        )
+        if ctx.clamped_from is None:
+            ctx.clamped_from = clamp.from_tokens
+        ctx.clamped_to = clamp.max_output_tokens
+        ctx.clamped_by = clamp.budget
         return True
 
     def _resolve(self, model_id: str, region: str) -> tuple[ResolvedModel | None, str | None, str]:
@@ -357,6 +380,9 @@ class PipelineCore:
             budget_warnings=ctx.budget_warnings,
             blocked_by=blocked_by,
             family=ctx.family,
+            clamped_from=ctx.clamped_from,
+            clamped_to=ctx.clamped_to,
+            clamped_by=ctx.clamped_by,
         )
 
 

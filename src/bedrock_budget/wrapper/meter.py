@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bedrock_budget.errors import BedrockBudgetError
 from bedrock_budget.extract.types import Extracted
-from bedrock_budget.pipeline.context import Admitted, CallContext, Downgrade, Guard
+from bedrock_budget.pipeline.context import Admitted, CallContext, Clamp, Downgrade, Guard
 from bedrock_budget.pipeline.core import PipelineCore, error_code, request_id
 from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
@@ -29,7 +29,9 @@ from bedrock_budget.wrapper.streams import MeteredEventStream, StreamSettlement
 if TYPE_CHECKING:
     from bedrock_budget.wrapper.price_reload import PriceReloader
 
-#: How many times one call may be switched to a cheaper model by ``downgrade`` budgets.
+#: How many times one call may be changed by the budget layer (switched to a cheaper model by ``downgrade``
+#: budgets, its output cap lowered by ``clamp`` budgets, which may take a second try when another call took
+#: the room in between) before it is refused.
 MAX_DOWNGRADES = 2
 
 
@@ -118,7 +120,8 @@ class Meter:
         return response
 
     def _admit(self, guard: Guard, ctx: CallContext, kwargs: dict[str, Any]) -> None:
-        """Apply the budget layer's decision: go out, go to a cheaper model, or raise before any I/O."""
+        """Apply the budget layer's decision: go out, go to a cheaper model, go with a lower output cap, or
+        raise before any I/O."""
         for attempt in range(MAX_DOWNGRADES + 1):
             admission = guard.admit(ctx, kwargs)
             if isinstance(admission, Admitted):
@@ -131,6 +134,12 @@ class Meter:
             ):
                 kwargs["modelId"] = admission.model_id
                 ctx.downgraded_by = ctx.downgraded_by or admission.budget
+                continue
+            if (
+                isinstance(admission, Clamp)
+                and attempt < MAX_DOWNGRADES
+                and self.core.clamp(ctx, kwargs, admission)
+            ):
                 continue
             self._blocked(ctx, admission.error)
             raise admission.error

@@ -221,3 +221,33 @@ def test_concurrent_clamped_calls_never_overshoot(fake: FakeBedrock) -> None:
     assert spent >= limit * Decimal("0.9")
     assert ledger.read("team").reserved_usd == 0
     ledger.close()
+
+
+def test_a_per_call_cap_refuses_or_clamps_any_single_large_call(fake: FakeBedrock) -> None:
+    fake.set_usage(HAIKU, UsageSpec(default_output_tokens=1500))
+    blocking = bb.Budget("cap", limit_usd="100", max_call_usd="0.001")
+    assert blocking.to_dict()["max_call_usd"] == "0.001"
+    (from_yaml,) = load_budgets(io.StringIO("- {name: cap, limit_usd: 100, max_call_usd: 0.001}\n"))
+    assert from_yaml == blocking
+    client = bb.wrap(fake.client(), budgets=[blocking])
+    with pytest.raises(bb.BudgetExceededError, match="per-call cap"):
+        converse(client)  # up to 4,000 output tokens: a worst case of about $0.016
+    assert fake.request_count == 0
+    converse(client, max_tokens=100)  # about $0.0004: under the cap
+    assert fake.request_count == 1
+
+    records = Records()
+    clamping = bb.Budget("cap", limit_usd="100", max_call_usd="0.001", action="clamp", min_output_tokens=50)
+    client = bb.wrap(fake.client(), budgets=[clamping], listeners=[records])
+    converse(client)
+    (record,) = records
+    assert (record.clamped_from, record.clamped_by) == (4000, "cap")
+    assert record.clamped_to is not None
+    assert 50 <= record.clamped_to < 250  # $0.001 / $4 per M output tokens
+    assert record.cost_usd <= Decimal("0.001")
+    assert fake.requests[-1].json()["inferenceConfig"]["maxTokens"] == record.clamped_to
+    warning = bb.Budget("cap", limit_usd="100", max_call_usd="0.001", action="warn")
+    bb.wrap(fake.client(), budgets=[warning]).converse(
+        modelId=HAIKU, messages=MESSAGES, inferenceConfig={"maxTokens": 4000}
+    )
+    assert fake.request_count == 3

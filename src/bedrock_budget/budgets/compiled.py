@@ -9,7 +9,8 @@ from functools import lru_cache
 
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.unattributed import UnattributedTally, missing_keys, refusal_error
+from bedrock_budget.budgets.outcomes import Refusal, per_call_refusal, refusal_error
+from bedrock_budget.budgets.unattributed import UnattributedTally, missing_keys, unattributed_error
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.stores.base import CounterRef, Hold, Mark
 
@@ -115,8 +116,10 @@ class CompiledBudgets:
         tokens: Mapping[str, int],
     ) -> list[tuple[CompiledBudget, ReservationLine]]:
         """What a call holds against each budget that applies to it, in configuration order. Raises
-        :class:`~bedrock_budget.errors.UnattributedCallError` for a budget that refuses unattributed calls."""
+        :class:`~bedrock_budget.errors.UnattributedCallError` for a budget that refuses unattributed calls,
+        and a refusal (block, clamp or downgrade) when the call's worst case exceeds a ``max_call_usd``."""
         lines: list[tuple[CompiledBudget, ReservationLine]] = []
+        too_large: list[Refusal] = []
         for compiled in self.all:
             budget = compiled.budget
             values = budget.match(attribution, model_id, model_family)
@@ -125,12 +128,17 @@ class CompiledBudgets:
                 if missing:
                     self._unattributed(compiled, missing, values, (attribution, model_id, model_family))
                     if values is not None and budget.on_unattributed == "refuse":
-                        raise refusal_error(budget, missing, cost_nanos)
+                        raise unattributed_error(budget, missing, cost_nanos)
             if values is None:
                 continue
             start, end = budget.window.bounds(now)
             ref = counter_ref(budget.name, values, budget.window.kind, budget.window.timezone, start, end)
+            if budget.max_call_nanos is not None and cost_nanos > budget.max_call_nanos:
+                too_large.append(per_call_refusal(budget, ref, cost_nanos))
             lines.append((compiled, ReservationLine(budget, ref, cost_nanos, budget.weigh(tokens))))
+        enforced = [r for r in too_large if r.action != "warn"]
+        if enforced:
+            raise refusal_error(model_id, enforced)
         return lines
 
     def _unattributed(

@@ -54,6 +54,7 @@ FIELDS = frozenset(
         "timezone",
         "limit_usd",
         "limit_tokens",
+        "max_call_usd",
         "token_weights",
         "action",
         "downgrade_to",

@@ -86,7 +86,9 @@ class Budget:
 
     ``Budget(name="chat-daily", scope={"app": "chat"}, window="day", timezone="UTC", limit_usd="25.00",
     action="block")``. ``limit_usd`` takes ``str``/``Decimal``/``int`` (never float); ``limit_tokens``
-    likewise, counting weighted tokens. At least one limit is required.
+    likewise, counting weighted tokens. At least one limit is required. ``max_call_usd`` caps any single
+    call's worst case: a larger one is refused (``block``), clamped to fit (``clamp``) or downgraded, like a
+    call that does not fit the limit (a ``warn`` budget lets it go).
     """
 
     __slots__ = (
@@ -99,6 +101,8 @@ class Budget:
         "limit_nanos",
         "limit_tokens",
         "limit_usd",
+        "max_call_nanos",
+        "max_call_usd",
         "min_output_tokens",
         "model",
         "model_family",
@@ -120,6 +124,8 @@ class Budget:
     limit_tokens: Decimal | None
     limit_nanos: int | None
     limit_milli: int | None
+    max_call_usd: Decimal | None
+    max_call_nanos: int | None
     action: str
     downgrade_to: str | None
     min_output_tokens: int | None
@@ -138,6 +144,7 @@ class Budget:
         timezone: str = "UTC",
         limit_usd: str | Decimal | int | None = None,
         limit_tokens: str | Decimal | int | None = None,
+        max_call_usd: str | Decimal | int | None = None,
         token_weights: Mapping[str, str | Decimal | int] | None = None,
         action: str = "block",
         downgrade_to: str | None = None,
@@ -186,6 +193,9 @@ class Budget:
         set_(self, "limit_tokens", tokens)
         set_(self, "limit_nanos", None if usd is None else usd_to_nanos(usd))
         set_(self, "limit_milli", None if tokens is None else tokens_to_milli(tokens))
+        per_call = self._limit(name, "max_call_usd", max_call_usd, places=9)
+        set_(self, "max_call_usd", per_call)
+        set_(self, "max_call_nanos", None if per_call is None else usd_to_nanos(per_call))
         weights = self._weights_of(name, token_weights)
         set_(self, "_weights", MappingProxyType(weights))
         set_(self, "weight_milli", MappingProxyType({k: tokens_to_milli(v) for k, v in weights.items()}))
@@ -388,6 +398,8 @@ class Budget:
             data["limit_usd"] = str(self.limit_usd)
         if self.limit_tokens is not None:
             data["limit_tokens"] = str(self.limit_tokens)
+        if self.max_call_usd is not None:
+            data["max_call_usd"] = str(self.max_call_usd)
         weights = {k: str(v) for k, v in self._weights.items() if v != 1}
         if weights:
             data["token_weights"] = weights
@@ -418,6 +430,7 @@ class Budget:
             self.window,
             self.limit_nanos,
             self.limit_milli,
+            self.max_call_nanos,
             tuple(sorted(self.weight_milli.items())),
             self.action,
             self.downgrade_to,

@@ -16,7 +16,7 @@ from bedrock_budget.budgets.model import UNATTRIBUTED, Budget
 from bedrock_budget.errors import UnattributedCallError
 from bedrock_budget.pricing.money import nanos_to_usd
 
-__all__ = ["UnattributedTally", "missing_keys", "refusal_error"]
+__all__ = ["UnattributedTally", "missing_keys", "unattributed_error"]
 
 
 def missing_keys(budget: Budget, attribution: Mapping[str, str]) -> tuple[str, ...]:
@@ -24,7 +24,7 @@ def missing_keys(budget: Budget, attribution: Mapping[str, str]) -> tuple[str, .
     return tuple(key for key in budget.wildcard_keys if not attribution.get(key))
 
 
-def refusal_error(budget: Budget, missing: tuple[str, ...], cost_nanos: int) -> UnattributedCallError:
+def unattributed_error(budget: Budget, missing: tuple[str, ...], cost_nanos: int) -> UnattributedCallError:
     """The error for a call an ``on_unattributed="refuse"`` budget turns away."""
     usd = budget.limit_usd is not None
     limit = budget.limit_usd if budget.limit_usd is not None else budget.limit_tokens

@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 RUNTIME := $(VENV)/.installed-runtime
+# The FinOps Foundation's focus-validator, which the FOCUS export tests run: a venv of its own (see the script).
+FOCUS_VENV := .venv-focus
+FOCUS_STAMP := $(FOCUS_VENV)/.installed
 
 .PHONY: demo test lint typecheck unit dist-check bench services clean
 
@@ -34,18 +37,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+$(FOCUS_STAMP): .ci/focus-venv.sh
+	bash .ci/focus-venv.sh $(FOCUS_VENV)
+
+unit: $(STAMP) $(FOCUS_STAMP)
 	$(PY) -m pytest -q
 
 # The built wheel and sdist, installed into fresh venvs outside the checkout: what `pip install` gives users.
 dist-check: $(STAMP)
 	bash .ci/check-dist.sh
 
-test: $(STAMP) services lint typecheck dist-check
+test: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check
 	$(PY) -m pytest -q
 
 bench: $(STAMP) services
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(FOCUS_VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

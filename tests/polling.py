@@ -30,7 +30,8 @@ def wait_until(
 ) -> T:
     """Call ``condition`` every ``interval`` seconds until it returns something truthy, and return that.
 
-    An exception from ``condition`` counts as not yet (it is reported if the time runs out). After
+    An exception from ``condition`` counts as not yet (it is reported if the time runs out), except an
+    ``AssertionError``: a condition that asserts has seen something wrong, so that fails at once. After
     ``timeout`` seconds, one last call decides; if it is still falsy an ``AssertionError`` names
     ``message`` (a string, or a callable asked for one then, to describe the state left over) and what
     the condition last returned.
@@ -42,6 +43,8 @@ def wait_until(
         last_chance = time.monotonic() >= deadline
         try:
             result = condition()
+        except AssertionError:
+            raise
         except Exception as exc:  # reported below if it never comes right
             error, value = exc, None
         else:

@@ -19,6 +19,7 @@ from bedrock_budget.budgets.outcomes import BudgetStatus
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from polling import wait_until
 from service_fixtures import kill_9, spawned_worker
 
 from . import _budget_worker
@@ -215,10 +216,16 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
         # Taken with a deadline lease_seconds + reservation_ttl ahead, and renewed to reservation_ttl ahead
         # while its process lived: the lease expires within lease_seconds + reservation_ttl of the kill.
         deadline = KILL_LEASE["lease_seconds"] + KILL_TTL
-        while (state := read_shared(redis_url, prefix, str(limit))).reserved_usd:
-            assert time.monotonic() - killed < deadline + 1, "the lease outlived its store deadline"
+
+        def lease_expired() -> BudgetStatus | None:
+            state = read_shared(redis_url, prefix, str(limit))
             assert state.spent_usd == 0
-            time.sleep(0.05)
+            return None if state.reserved_usd else state
+
+        state = wait_until(
+            lease_expired, deadline + 1, interval=0.05, message="the lease to expire after the kill"
+        )
+        assert time.monotonic() - killed < deadline + 1, "the lease outlived its store deadline"
         assert state.active_reservations == 0
         assert state.spent_usd == 0  # expiry gives the lease back, never the killed process's spend
 

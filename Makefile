@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 RUNTIME := $(VENV)/.installed-runtime
 
-.PHONY: demo test lint typecheck unit dist-check bench services clean
+.PHONY: demo test lint typecheck unit dist-check async-check bench services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ services:
 	@bash .ci/ensure-services.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples .ci
+	$(VENV)/bin/ruff check src tests tests_async bench examples .ci
 	$(VENV)/bin/ruff format --check src .ci
 
 typecheck: $(STAMP)
@@ -41,11 +41,15 @@ unit: $(STAMP)
 dist-check: $(STAMP)
 	bash .ci/check-dist.sh
 
-test: $(STAMP) services lint typecheck dist-check
+# The async (aiobotocore) client tests, in their own venv (.venv-async): aiobotocore pins botocore.
+async-check:
+	bash .ci/check-async.sh
+
+test: $(STAMP) services lint typecheck dist-check async-check
 	$(PY) -m pytest -q
 
 bench: $(STAMP) services
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) .venv-async .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

@@ -49,6 +49,7 @@ test: $(STAMP) services lint typecheck dist-check async-check
 	$(PY) -m pytest -q
 
 bench: $(STAMP) services
+	bash .ci/async-venv.sh
 	$(PY) bench/run.py
 
 clean:

@@ -114,3 +114,10 @@ def test_aiobotocore_out_of_range_is_a_typed_error(
             bb.instrument()
     finally:
         require.cache_clear()
+
+
+def test_wrapping_the_create_client_context_says_what_to_wrap(fake: FakeBedrock) -> None:
+    context = create(fake)
+    with pytest.raises(bb.ConfigurationError, match=r"async with session\.create_client"):
+        bb.wrap(context)
+    context._coro.close()  # never entered: nothing was created

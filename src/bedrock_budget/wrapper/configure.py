@@ -212,8 +212,15 @@ def wrap(
     inner = unwrap(client)
     service = getattr(getattr(getattr(inner, "meta", None), "service_model", None), "service_name", None)
     if service != "bedrock-runtime":
+        hint = ""
+        if service is None and hasattr(inner, "__aenter__"):
+            # aiobotocore's create_client() returns a context manager, not the client.
+            hint = (
+                "; for aiobotocore, wrap the client its context gives: "
+                "async with session.create_client('bedrock-runtime') as raw: client = bb.wrap(raw)"
+            )
         raise ConfigurationError(
-            f"wrap() expects a boto3 'bedrock-runtime' client, got {service or type(inner)!r}"
+            f"wrap() expects a boto3 'bedrock-runtime' client, got {service or type(inner)!r}{hint}"
         )
     options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
     if is_async_client(inner):

@@ -72,8 +72,9 @@ def instrument(
     global _original_create_client, _meter
     from botocore.session import Session
 
-    meter = build_meter(**{name: value for name, value in locals().items() if name in OPTION_NAMES})
-    async_clients = _aiobotocore_installed()
+    options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
+    async_clients = _aiobotocore_installed()  # checked before a meter (and its budget layer) is built
+    meter = build_meter(**options)
     with _lock:
         _meter = meter
         if async_clients:

@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 FOCUS_VENV := .venv-focus
 FOCUS_STAMP := $(FOCUS_VENV)/.installed
 
-.PHONY: demo test lint typecheck unit dist-check bench services clean
+.PHONY: demo test lint typecheck unit dist-check async-check bench services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ services:
 	@bash .ci/ensure-services.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples .ci
+	$(VENV)/bin/ruff check src tests tests_async bench examples .ci
 	$(VENV)/bin/ruff format --check src .ci
 
 typecheck: $(STAMP)
@@ -47,11 +47,16 @@ unit: $(STAMP) $(FOCUS_STAMP)
 dist-check: $(STAMP)
 	bash .ci/check-dist.sh
 
-test: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check
+# The async (aiobotocore) client tests, in their own venv (.venv-async): aiobotocore pins botocore.
+async-check:
+	bash .ci/check-async.sh
+
+test: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check async-check
 	$(PY) -m pytest -q
 
 bench: $(STAMP) services
+	bash .ci/async-venv.sh
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) $(FOCUS_VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(FOCUS_VENV) .venv-async .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

@@ -109,6 +109,20 @@ class ConfigurationError(BedrockBudgetError, ValueError):
     """A configuration value (budget definition, store URI, option) is invalid."""
 
 
+class DependencyVersionError(BedrockBudgetError, ImportError):
+    """An installed package is outside the range bedrock-budget works with (e.g. ``wrapt`` 1.x, pulled
+    in by an old ``aiobotocore``). ``package``, ``found`` (its version, or ``None`` when it is missing) and
+    ``needed`` (the range, as pip writes it) say what to install."""
+
+    def __init__(self, package: str, found: str | None, needed: str, hint: str = "") -> None:
+        self.package = package
+        self.found = found
+        self.needed = needed
+        have = f"{package} {found} is installed" if found else f"{package} is not installed"
+        suffix = f"; {hint}" if hint else ""
+        super().__init__(f"bedrock-budget needs {package}{needed}, but {have}{suffix}")
+
+
 class ListenError(BedrockBudgetError, OSError):
     """A server of ours (the fake Bedrock, a ``/metrics`` endpoint) cannot listen on its address: the port
     is taken, needs privileges, or the address is not this machine's. Still an ``OSError`` (with the

@@ -27,6 +27,7 @@ from bedrock_budget.extract.responses import (
     converse_self_contained,
     converse_tokens_only,
     extract_response,
+    reads_body,
 )
 from bedrock_budget.extract.streams import StreamAccumulator
 from bedrock_budget.extract.types import Extracted, RequestInfo
@@ -212,6 +213,17 @@ class PipelineCore:
         except Exception as exc:
             self.failures.record("usage extraction", exc)
             return Extracted(usage=_NO_USAGE, source="none", estimated=True)
+
+    def reads_body(self, ctx: CallContext, response: Any) -> bool:
+        """Whether :meth:`extract` will read ``response["body"]`` (an InvokeModel whose headers do not settle
+        the call): a driver whose bodies are read by awaiting reads it first and passes the bytes in."""
+        if ctx.operation.name != "InvokeModel" or not isinstance(response, Mapping):
+            return False
+        try:
+            return reads_body(ctx.operation.name, ctx.family, self.request_of(ctx), response)
+        except Exception as exc:
+            self.failures.record("usage extraction", exc)
+            return False
 
     def stream_state(self, ctx: CallContext, response: Mapping[str, Any]) -> StreamAccumulator | None:
         """The plain state a stream's usage accumulates in (``None`` when it cannot be set up)."""

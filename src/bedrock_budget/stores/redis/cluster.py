@@ -10,6 +10,10 @@ script goes straight to the master that owns its slot; when that fails (a redire
 a failover, an outage) the same call goes through ``RedisCluster``, which follows redirections and
 refreshes its view of the cluster. :meth:`RedisClusterStore.settle_many` sends one script call per slot,
 in parallel, each carrying the part of every settlement whose counters live there.
+
+The circuit breaker (:mod:`bedrock_budget.stores.breaker`) is off by default here: it covers the whole
+store, so one master that hangs would make calls fail fast for every slot. ``breaker=on`` turns it on, its
+probe pinging every master. The eviction policy is checked on every master.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ class RedisClusterStore(RedisStore):
 
     schemes = ("redis+cluster", "rediss+cluster")
 
-    def __init__(self, client: Any, *, parallel: bool = True, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+    def __init__(self, client: Any, *, parallel: bool = True, breaker: bool = False, **kwargs: Any) -> None:
+        # The circuit breaker is store-wide, so one master down would fail calls to every slot: off unless
+        # asked for (``breaker=on``), since the other masters keep serving their slots.
+        super().__init__(client, breaker=breaker, **kwargs)
         self._slot_memo: dict[CounterRef, int] = {}
         self._parallel = parallel
         self._pool: ThreadPoolExecutor | None = None
@@ -153,8 +159,7 @@ class RedisClusterStore(RedisStore):
         # work out the slot and node again for every command, which costs more CPU than the call itself.
         # Anything unusual (a redirection, a failover, an outage) goes the cluster client's way, which
         # follows redirections and refreshes its view of the cluster; every script is safe to run twice.
-        if self._closed:
-            raise StoreError(f"budget store {self._name} is closed")
+        self._gate()
         if not keys:
             return super()._eval(script, keys, args)
         runner = self._scripts[script]
@@ -167,6 +172,10 @@ class RedisClusterStore(RedisStore):
                 return node_client.evalsha(runner.sha, len(keys), *keys, *args)
         except (RedisError, RedisClusterException):
             return super()._eval(script, keys, args)
+
+    def _servers(self) -> list[Any]:
+        cluster = self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
+        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
 
     def _node_client(self, key: str) -> Any:
         cluster = self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client

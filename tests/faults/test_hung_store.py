@@ -1,0 +1,149 @@
+"""A budget store that hangs rather than goes away: a redis-server of the test's own frozen with SIGSTOP
+for several seconds while several processes call the fake Bedrock through it, then resumed (SIGCONT).
+
+The circuit breaker must make only the first failure in each process wait for the socket timeout: every
+call started after it applies the outage policy at once (p99 added latency <= 50 ms). Under ``allow`` no
+call is lost and, once resumed, the store holds exactly the spend the call records report (the journal
+replayed once, no hold left); under ``deny`` no refused call sends anything to Bedrock.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bedrock_budget as bb
+from bedrock_budget.budgets import Ledger
+from bedrock_budget.stores import from_uri
+from bedrock_budget.testing import FakeBedrock, UsageSpec
+
+from . import _hung_worker
+from .conftest import HAIKU, NANOS_PER_USD, RedisServer, free_port, unique_prefix, wait_for
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+WORKERS = 4
+FROZEN_SECONDS = 4.0
+TIMEOUTS = "socket_timeout=0.25&connect_timeout=0.25&probe_interval=0.2"
+MAX_P99_ADDED = 0.050
+
+
+@pytest.fixture
+def frozen_redis(redis_server_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (never the shared one), resumed whatever the test did."""
+    server = RedisServer(tmp_path, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+
+
+def run_workers(fake: FakeBedrock, server: RedisServer, uri: str, policy: str) -> tuple[list[Any], int]:
+    """Start the workers, freeze the server once they are calling, resume it; the workers' reports and how
+    many requests the fake received while the server was frozen (after every worker's circuit opened)."""
+    assert server.process is not None
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    queues = [context.Queue() for _ in range(WORKERS)]
+    workers = [
+        context.Process(
+            target=_hung_worker.call_until_stopped, args=(fake.endpoint_url, uri, policy, HAIKU, stop, q)
+        )
+        for q in queues
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for queue in queues:
+            assert queue.get(timeout=60) == "started"
+        wait_for(lambda: fake.request_count >= WORKERS * 30, 60, "every worker to be calling")
+        os.kill(server.process.pid, signal.SIGSTOP)
+        time.sleep(1.5)  # every worker's first failure: 2 x 0.25 s socket timeout, plus a reconnect
+        sent_while_frozen = fake.request_count
+        time.sleep(FROZEN_SECONDS - 1.5)
+        sent_while_frozen = fake.request_count - sent_while_frozen
+        os.kill(server.process.pid, signal.SIGCONT)
+        time.sleep(2.0)  # calls against the recovered store
+        stop.set()
+        reports = [queue.get(timeout=60) for queue in queues]
+        for worker in workers:
+            worker.join(30)
+            assert worker.exitcode == 0
+        return reports, sent_while_frozen
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join(10)
+
+
+def added_latency_p99(report: dict[str, Any]) -> tuple[float, int]:
+    """p99 of how much longer than the process's median before the outage its calls took, for the calls
+    started after its circuit first opened; and how many such calls there were."""
+    first_open = report["first_open"]
+    assert first_open is not None, "this process never saw the store fail"
+    before = [seconds for started, seconds, _ in report["calls"] if started < first_open - 3]
+    after = [seconds for started, seconds, _ in report["calls"] if started >= first_open]
+    assert len(before) >= 20
+    assert len(after) >= 100
+    baseline = statistics.median(before)
+    added = sorted(seconds - baseline for seconds in after)
+    return added[int(len(added) * 0.99) - 1], len(after)
+
+
+def test_allow_fails_fast_loses_nothing_and_replays_once(
+    fake: FakeBedrock, frozen_redis: RedisServer
+) -> None:
+    fake.set_usage(HAIKU, UsageSpec(input_tokens=120, output_tokens=30))
+    prefix = unique_prefix()
+    uri = f"redis://127.0.0.1:{frozen_redis.port}/0?prefix={prefix}&{TIMEOUTS}"
+    reports, _ = run_workers(fake, frozen_redis, uri, "allow")
+
+    for report in reports:
+        p99, count = added_latency_p99(report)
+        assert p99 <= MAX_P99_ADDED, f"p99 added latency {p99 * 1000:.1f} ms over {count} calls"
+        assert all(outcome == "ok" for _, _, outcome in report["calls"])  # no call lost
+        assert report["records_ok"] == len(report["calls"])
+        assert report["unsettled"] == 0
+        assert report["dropped"] == 0
+        assert report["transitions"]["open"] >= 1
+        assert report["transitions"]["closed"] >= 1
+    assert fake.request_count == sum(len(r["calls"]) for r in reports)
+
+    with Ledger(from_uri(uri), [bb.Budget("all", window="lifetime", limit_usd="1000")]) as ledger:
+        status = ledger.read("all")
+        assert status.spent_usd * NANOS_PER_USD == sum(r["spent_nanos"] for r in reports)
+        assert status.reserved_usd == 0
+        assert status.active_reservations == 0
+        ledger.store.close()
+
+
+def test_deny_refuses_fast_and_sends_nothing_to_bedrock(fake: FakeBedrock, frozen_redis: RedisServer) -> None:
+    fake.set_usage(HAIKU, UsageSpec(input_tokens=120, output_tokens=30))
+    uri = f"redis://127.0.0.1:{frozen_redis.port}/0?prefix={unique_prefix()}&{TIMEOUTS}"
+    reports, sent_while_frozen = run_workers(fake, frozen_redis, uri, "deny")
+
+    assert sent_while_frozen == 0
+    denied = 0
+    for report in reports:
+        p99, count = added_latency_p99(report)
+        assert p99 <= MAX_P99_ADDED, f"p99 added latency {p99 * 1000:.1f} ms over {count} calls"
+        outcomes = [outcome for _, _, outcome in report["calls"]]
+        denied += outcomes.count("denied")
+        assert outcomes[-1] == "ok"  # the store is used again once it answers
+        assert report["records_ok"] == outcomes.count("ok")
+        assert report["unsettled"] == 0
+    assert denied >= WORKERS * 50
+    # Every request the fake received was an admitted call: no refused call reached Bedrock.
+    assert fake.request_count == sum(r["records_ok"] for r in reports)

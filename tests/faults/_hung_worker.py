@@ -1,9 +1,11 @@
 """Runs in a spawned process: calls the fake Bedrock through a metered boto3 client, paced, until told to
-stop, timing every call; reports the timings, what its records say was spent and the ledger's state."""
+stop, timing every call and the part of it spent in the budget ledger (reserve and settle: what the budget
+layer adds to the call); reports the timings, what its records say was spent and the ledger's state."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -32,22 +34,37 @@ def call_until_stopped(endpoint: str, store_uri: str, policy: str, model: str, s
         aws_secret_access_key="test",
         config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
     )
+    in_ledger = [0.0]
+
+    def timed(method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                in_ledger[0] += time.monotonic() - started
+
+        return run
+
+    ledger.reserve = timed(ledger.reserve)  # type: ignore[method-assign]
+    ledger.settle = timed(ledger.settle)  # type: ignore[method-assign]
     records: list[bb.CallRecord] = []
     metered = bb.wrap(client, ledger=ledger, listeners=[records.append])
     breaker = getattr(store, "breaker", None)
     assert breaker is not None
-    # (start, seconds, outcome) per call; the time the circuit first opened in this process.
-    calls: list[tuple[float, float, str]] = []
+    # (start, seconds, seconds in the ledger, outcome) per call; when the circuit first opened here.
+    calls: list[tuple[float, float, float, str]] = []
     first_open: float | None = None
     ready.put("started")
     while not stop.is_set():
+        in_ledger[0] = 0.0
         started = time.monotonic()
         try:
             metered.converse(modelId=model, messages=MESSAGES, inferenceConfig={"maxTokens": 32})
             outcome = "ok"
         except bb.StoreUnavailableError:
             outcome = "denied"
-        calls.append((started, time.monotonic() - started, outcome))
+        calls.append((started, time.monotonic() - started, in_ledger[0], outcome))
         if first_open is None and breaker.transitions["open"]:
             first_open = time.monotonic()
         time.sleep(PACE_SECONDS)

@@ -49,9 +49,12 @@ def frozen_redis(redis_server_binary: str, tmp_path: Path) -> Iterator[RedisServ
         server.stop()
 
 
-def run_workers(fake: FakeBedrock, server: RedisServer, uri: str, policy: str) -> tuple[list[Any], int]:
-    """Start the workers, freeze the server once they are calling, resume it; the workers' reports and how
-    many requests the fake received while the server was frozen (after every worker's circuit opened)."""
+def run_workers(
+    fake: FakeBedrock, server: RedisServer, uri: str, policy: str
+) -> tuple[list[Any], int, float]:
+    """Start the workers, freeze the server once they are calling, resume it; the workers' reports, how
+    many requests the fake received while the server was frozen (after every worker's circuit opened) and
+    when it was frozen (``time.monotonic``, the same clock in every process)."""
     assert server.process is not None
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
@@ -68,6 +71,7 @@ def run_workers(fake: FakeBedrock, server: RedisServer, uri: str, policy: str) -
         for queue in queues:
             assert queue.get(timeout=60) == "started"
         wait_for(lambda: fake.request_count >= WORKERS * 30, 60, "every worker to be calling")
+        frozen_at = time.monotonic()
         os.kill(server.process.pid, signal.SIGSTOP)
         time.sleep(1.5)  # every worker's first failure: 2 x 0.25 s socket timeout, plus a reconnect
         sent_while_frozen = fake.request_count
@@ -80,7 +84,7 @@ def run_workers(fake: FakeBedrock, server: RedisServer, uri: str, policy: str) -
         for worker in workers:
             worker.join(30)
             assert worker.exitcode == 0
-        return reports, sent_while_frozen
+        return reports, sent_while_frozen, frozen_at
     finally:
         for worker in workers:
             if worker.is_alive():
@@ -88,18 +92,30 @@ def run_workers(fake: FakeBedrock, server: RedisServer, uri: str, policy: str) -
                 worker.join(10)
 
 
-def added_latency_p99(report: dict[str, Any]) -> tuple[float, int]:
-    """p99 of how much longer than the process's median before the outage its calls took, for the calls
-    started after its circuit first opened; and how many such calls there were."""
+def added_latency_p99(report: dict[str, Any], frozen_at: float) -> tuple[float, int]:
+    """p99 of the time the budget ledger (reserve and settle) added to the calls started after the process's
+    circuit first opened, and how many such calls there were. The whole calls' times are printed beside
+    the ledger's, against the median before the outage: on a loaded machine they mostly measure the load."""
     first_open = report["first_open"]
     assert first_open is not None, "this process never saw the store fail"
-    before = [seconds for started, seconds, _ in report["calls"] if started < first_open - 3]
-    after = [seconds for started, seconds, _ in report["calls"] if started >= first_open]
+    calls = report["calls"]
+    before = [c for c in calls if c[0] + c[1] < frozen_at]
+    after = [c for c in calls if c[0] >= first_open]
     assert len(before) >= 20
     assert len(after) >= 100
-    baseline = statistics.median(before)
-    added = sorted(seconds - baseline for seconds in after)
-    return added[int(len(added) * 0.99) - 1], len(after)
+    added = sorted(ledger for _, _, ledger, _ in after)
+    p99 = added[int(len(added) * 0.99) - 1]
+    whole_before = statistics.median(seconds for _, seconds, _, _ in before)
+    whole_after = sorted(seconds for _, seconds, _, _ in after)
+    print(
+        f"{len(after)} calls after the first failure: in the ledger p50 {added[len(added) // 2] * 1000:.2f} "
+        f"ms, p99 {p99 * 1000:.2f} ms, max {added[-1] * 1000:.1f} ms (before the outage: p50 "
+        f"{statistics.median(c[2] for c in before) * 1000:.2f} ms); whole call p50 "
+        f"{whole_after[len(whole_after) // 2] * 1000:.1f} ms, p99 "
+        f"{whole_after[int(len(whole_after) * 0.99) - 1] * 1000:.1f} ms "
+        f"(before: p50 {whole_before * 1000:.1f} ms)"
+    )
+    return p99, len(after)
 
 
 def test_allow_fails_fast_loses_nothing_and_replays_once(
@@ -108,12 +124,12 @@ def test_allow_fails_fast_loses_nothing_and_replays_once(
     fake.set_usage(HAIKU, UsageSpec(input_tokens=120, output_tokens=30))
     prefix = unique_prefix()
     uri = f"redis://127.0.0.1:{frozen_redis.port}/0?prefix={prefix}&{TIMEOUTS}"
-    reports, _ = run_workers(fake, frozen_redis, uri, "allow")
+    reports, _, frozen_at = run_workers(fake, frozen_redis, uri, "allow")
 
     for report in reports:
-        p99, count = added_latency_p99(report)
+        p99, count = added_latency_p99(report, frozen_at)
         assert p99 <= MAX_P99_ADDED, f"p99 added latency {p99 * 1000:.1f} ms over {count} calls"
-        assert all(outcome == "ok" for _, _, outcome in report["calls"])  # no call lost
+        assert all(outcome == "ok" for *_, outcome in report["calls"])  # no call lost
         assert report["records_ok"] == len(report["calls"])
         assert report["unsettled"] == 0
         assert report["dropped"] == 0
@@ -132,14 +148,14 @@ def test_allow_fails_fast_loses_nothing_and_replays_once(
 def test_deny_refuses_fast_and_sends_nothing_to_bedrock(fake: FakeBedrock, frozen_redis: RedisServer) -> None:
     fake.set_usage(HAIKU, UsageSpec(input_tokens=120, output_tokens=30))
     uri = f"redis://127.0.0.1:{frozen_redis.port}/0?prefix={unique_prefix()}&{TIMEOUTS}"
-    reports, sent_while_frozen = run_workers(fake, frozen_redis, uri, "deny")
+    reports, sent_while_frozen, frozen_at = run_workers(fake, frozen_redis, uri, "deny")
 
     assert sent_while_frozen == 0
     denied = 0
     for report in reports:
-        p99, count = added_latency_p99(report)
+        p99, count = added_latency_p99(report, frozen_at)
         assert p99 <= MAX_P99_ADDED, f"p99 added latency {p99 * 1000:.1f} ms over {count} calls"
-        outcomes = [outcome for _, _, outcome in report["calls"]]
+        outcomes = [outcome for *_, outcome in report["calls"]]
         denied += outcomes.count("denied")
         assert outcomes[-1] == "ok"  # the store is used again once it answers
         assert report["records_ok"] == outcomes.count("ok")

@@ -6,8 +6,8 @@ take goes to a bounded local journal (:attr:`Ledger.journal_depth`) that is repl
 the next successful store operation or on :meth:`Ledger.flush` / close. When the journal is full, ``allow``
 stops allowing (``reserve`` raises ``StoreUnavailableError``) and any settlement that still cannot be kept
 is logged as an error and counted (:attr:`Ledger.journal_dropped`).
-With a store's circuit breaker (:mod:`bedrock_budget.stores.breaker`), the journal is also replayed as soon
-as the breaker's probe finds the store back, from the probe's thread.
+With a store's circuit breaker (:mod:`bedrock_budget.stores.breaker`), the whole journal is replayed as soon
+as the breaker's probe finds the store back, on the probe's thread, so calls do not wait for the replay.
 
 Settlement mode (``settle_mode``): ``"sync"`` (the default) settles inside :meth:`Ledger.settle`, one store
 round trip. ``"background"`` makes ``settle`` queue the settlement and return, so a call costs one
@@ -90,8 +90,9 @@ class Settler:
                 self.journal.append(request)
         breaker = getattr(store, "breaker", None)
         if breaker is not None:
-            # A store with a circuit breaker (``stores.breaker``): replay as soon as it answers again.
-            breaker.on_close(self.maybe_replay)
+            # A store with a circuit breaker (``stores.breaker``): as soon as it answers again, the probe's
+            # thread replays the whole journal, so calls meanwhile find the replay taken and do not wait.
+            breaker.on_close(self.replay_all)
 
     def after_fork(self) -> None:
         if self.queue is not None:
@@ -228,6 +229,14 @@ class Settler:
         if len(self.journal) and self._replaying.acquire(blocking=False):
             try:
                 self._replay(self.replay_batch)
+            finally:
+                self._replaying.release()
+
+    def replay_all(self) -> None:
+        """Replay the whole journal unless a replay is under way already."""
+        if len(self.journal) and self._replaying.acquire(blocking=False):
+            try:
+                self._replay(None)
             finally:
                 self._replaying.release()
 

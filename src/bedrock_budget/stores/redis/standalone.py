@@ -29,6 +29,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import bedrock_budget.stores.redis.eviction as eviction
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import ConfigurationError, StoreError, StoreUnavailableError
 from bedrock_budget.stores import breaker as breakers
@@ -51,7 +52,6 @@ from bedrock_budget.stores.base import (
     tally_items,
 )
 from bedrock_budget.stores.keys import encode_part
-from bedrock_budget.stores.redis import eviction
 from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
 

@@ -14,19 +14,30 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
 import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
-from bedrock_budget.stores import from_uri
+from bedrock_budget.stores import CounterRef, from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from fake_bedrock_fixtures import Records
 
 from . import _hung_worker
-from .conftest import HAIKU, NANOS_PER_USD, RedisServer, free_port, unique_prefix, wait_for
+from .conftest import (
+    HAIKU,
+    MESSAGES,
+    NANOS_PER_USD,
+    Cluster,
+    RedisServer,
+    free_port,
+    unique_prefix,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -163,3 +174,78 @@ def test_deny_refuses_fast_and_sends_nothing_to_bedrock(fake: FakeBedrock, froze
     assert denied >= WORKERS * 50
     # Every request the fake received was an admitted call: no refused call reached Bedrock.
     assert fake.request_count == sum(r["records_ok"] for r in reports)
+
+
+@pytest.mark.cluster
+def test_a_frozen_cluster_master_fails_only_its_own_slots_fast(
+    fake: FakeBedrock, cluster_factory: Callable[..., Cluster], records: Records
+) -> None:
+    # No failover (no replicas; a node timeout longer than the freeze) and partial coverage allowed, so the
+    # other masters keep serving while one is frozen.
+    cluster = cluster_factory(3, "--cluster-node-timeout", "30000", "--cluster-require-full-coverage", "no")
+    fake.set_usage(HAIKU, UsageSpec(input_tokens=100, output_tokens=20))
+    store = from_uri(cluster.url + f"?prefix={unique_prefix()}&{TIMEOUTS}")
+    per_user = bb.Budget("per-user", scope={"user": "*"}, window="lifetime", limit_usd="10")
+    ledger = Ledger(store, [per_user], on_store_error="deny")
+    client = bb.wrap(fake.client(), ledger=ledger, listeners=[records])
+    users = [f"user-{n}" for n in range(12)]
+
+    def call(user: str) -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            with bb.attribute(user=user):
+                client.converse(modelId=HAIKU, messages=MESSAGES, inferenceConfig={"maxTokens": 32})
+            return "ok", time.monotonic() - started
+        except bb.StoreUnavailableError:
+            return "denied", time.monotonic() - started
+
+    try:
+        for user in users:
+            assert call(user)[0] == "ok"
+        start, end = per_user.window.bounds(time.time())
+        owner = {
+            user: cluster.owner(
+                key_slot(
+                    store.key(
+                        CounterRef("per-user", (("user", user),), "lifetime", per_user.timezone, start, end)
+                    ).encode()
+                )
+            )
+            for user in users
+        }
+        victim = owner[users[0]]
+        frozen = [u for u in users if owner[u] == victim]
+        serving = [u for u in users if owner[u] != victim]
+        assert frozen
+        assert serving
+        process = cluster.server(victim).process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            first, waited = call(frozen[0])
+            assert first == "denied"
+            sent = fake.request_count
+            denied = [call(u) for _ in range(20) for u in frozen]
+            served = [call(u) for _ in range(5) for u in serving]
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        assert {outcome for outcome, _ in denied} == {"denied"}
+        times = sorted(seconds for _, seconds in denied)
+        p99 = times[int(len(times) * 0.99) - 1]
+        print(f"first failure {waited * 1000:.0f} ms; then {len(times)} refusals, p99 {p99 * 1000:.1f} ms")
+        assert p99 <= MAX_P99_ADDED
+        assert {outcome for outcome, _ in served} == {"ok"}  # the other masters keep serving
+        assert fake.request_count == sent + len(served)  # no refused call reached Bedrock
+
+        assert store.breaker is not None
+        wait_for(
+            lambda: store.breaker is not None and store.breaker.state == "closed", 10, "the circuit to close"
+        )
+        assert {call(u)[0] for u in frozen} == {"ok"}
+        assert ledger.flush() == 0
+        for user in users:
+            spent = sum(r.cost.total_nanos for r in records if r.attribution.get("user") == user and r.cost)
+            assert ledger.read("per-user", {"user": user}).spent_usd * NANOS_PER_USD == spent
+    finally:
+        ledger.close()
+        store.close()

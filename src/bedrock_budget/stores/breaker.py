@@ -21,7 +21,8 @@ States:
 
 Only calls already waiting on the store when it hangs pay the timeout; calls that start after the first
 failure do not. The trade-off is recovery time: calls use the store again up to ``probe_interval`` after
-it is back. State is per process: a forked child starts closed.
+it is back. State is per process: a forked child starts closed. A Redis Cluster store keeps one breaker
+per master (:mod:`bedrock_budget.stores.redis.node_breakers`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,21 @@ DEFAULT_PROBE_INTERVAL: Final = 0.5
 _LIVE: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 
 
+class Breaker(Protocol):
+    """What the ledger and the health metrics use of a breaker: a :class:`CircuitBreaker`, or one per
+    cluster master seen as one (``stores.redis.node_breakers``)."""
+
+    @property
+    def state(self) -> BreakerState: ...
+
+    @property
+    def transitions(self) -> dict[BreakerState, int]: ...
+
+    def on_close(self, callback: Callable[[], object]) -> None: ...
+
+    def try_now(self) -> bool: ...
+
+
 class StoreHealth(Protocol):
     """What the store health metrics read from a store (see ``metrics.store_health``)."""
 
@@ -52,7 +68,7 @@ class StoreHealth(Protocol):
     def name(self) -> str: ...
 
     @property
-    def breaker(self) -> CircuitBreaker | None: ...
+    def breaker(self) -> Breaker | None: ...
 
     def evicted_keys(self) -> int | None: ...
 

@@ -11,9 +11,10 @@ a failover, an outage) the same call goes through ``RedisCluster``, which follow
 refreshes its view of the cluster. :meth:`RedisClusterStore.settle_many` sends one script call per slot,
 in parallel, each carrying the part of every settlement whose counters live there.
 
-The circuit breaker (:mod:`bedrock_budget.stores.breaker`) is off by default here: it covers the whole
-store, so one master that hangs would make calls fail fast for every slot. ``breaker=on`` turns it on, its
-probe pinging every master. The eviction policy is checked on every master.
+Circuit breakers (:mod:`bedrock_budget.stores.breaker`) are kept per master
+(:mod:`.node_breakers`): a master that hangs makes the operations on its own slots fail fast while the
+other masters keep serving theirs. Operations that reach no single slot (listing, resets) have none. The
+eviction policy is checked on every master.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from bedrock_budget._memo import remember
-from bedrock_budget.errors import StoreError
+from bedrock_budget.errors import StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
     Check,
     CounterRef,
@@ -41,6 +42,8 @@ from bedrock_budget.stores.base import (
     SettleOutcome,
     SettleRequest,
 )
+from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
+from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
 
@@ -52,10 +55,20 @@ class RedisClusterStore(RedisStore):
 
     schemes = ("redis+cluster", "rediss+cluster")
 
-    def __init__(self, client: Any, *, parallel: bool = True, breaker: bool = False, **kwargs: Any) -> None:
-        # The circuit breaker is store-wide, so one master down would fail calls to every slot: off unless
-        # asked for (``breaker=on``), since the other masters keep serving their slots.
-        super().__init__(client, breaker=breaker, **kwargs)
+    def __init__(
+        self,
+        client: Any,
+        *,
+        parallel: bool = True,
+        breaker: bool = True,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
+        # One breaker per master (see ``node_breakers``) instead of the standalone store's single one.
+        super().__init__(client, breaker=False, **kwargs)
+        self._nodes = NodeBreakers(self._name, probe_interval) if breaker else None
+        if self._nodes is not None:
+            self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
         self._parallel = parallel
         self._pool: ThreadPoolExecutor | None = None
@@ -159,11 +172,17 @@ class RedisClusterStore(RedisStore):
         # work out the slot and node again for every command, which costs more CPU than the call itself.
         # Anything unusual (a redirection, a failover, an outage) goes the cluster client's way, which
         # follows redirections and refreshes its view of the cluster; every script is safe to run twice.
+        # The master's circuit breaker, when open, refuses at once; a failure both ways opens it.
         self._gate()
         if not keys:
             return super()._eval(script, keys, args)
         runner = self._scripts[script]
+        breaker = None
         try:
+            if self._nodes is not None:
+                node = self._cluster().get_node_from_key(keys[0])
+                breaker = self._nodes.node(node.name, partial(self._ping_node, node))
+                breaker.check()
             node_client = self._node_client(keys[0])
             try:
                 return node_client.evalsha(runner.sha, len(keys), *keys, *args)
@@ -171,15 +190,27 @@ class RedisClusterStore(RedisStore):
                 node_client.script_load(runner.script)
                 return node_client.evalsha(runner.sha, len(keys), *keys, *args)
         except (RedisError, RedisClusterException):
+            pass
+        try:
             return super()._eval(script, keys, args)
+        except StoreUnavailableError as exc:
+            if breaker is not None:
+                breaker.failed(exc.reason)
+            raise
 
-    def _servers(self) -> list[Any]:
-        cluster = self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
-        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
+    def _cluster(self) -> Any:
+        return self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
 
     def _node_client(self, key: str) -> Any:
-        cluster = self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
+        cluster = self._cluster()
         return cluster.get_redis_connection(cluster.get_node_from_key(key))
+
+    def _ping_node(self, node: Any) -> None:
+        self._cluster().get_redis_connection(node).ping()
+
+    def _servers(self) -> list[Any]:
+        cluster = self._cluster()
+        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
 
     def _undo(self, reservation_id: str, groups: Sequence[Sequence[CounterRef]], now_ms: int) -> None:
         # Best effort: a hold that cannot be released now expires at its deadline.
@@ -256,7 +287,13 @@ class RedisClusterStore(RedisStore):
             return 0
         return sum(self._per_slot(refs, lambda g: self._forget_spend(g, now_ms)))
 
+    @property
+    def breaker(self) -> Breaker | None:
+        return self._nodes
+
     def close(self) -> None:
+        if self._nodes is not None:
+            self._nodes.stop()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:

@@ -134,7 +134,7 @@ class RedisStore(Store):
         return self._client
 
     @property
-    def breaker(self) -> breakers.CircuitBreaker | None:
+    def breaker(self) -> breakers.Breaker | None:
         """The store's circuit breaker (``None`` when made with ``breaker=False``)."""
         return self._breaker
 

@@ -17,6 +17,8 @@ from bedrock_budget.stores import from_uri
 
 MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
 PACE_SECONDS = 0.01
+#: Calls made before the worker says it is warm (the test freezes the store only then).
+WARM_CALLS = 25
 
 
 def call_until_stopped(endpoint: str, store_uri: str, policy: str, model: str, stop: Any, ready: Any) -> None:
@@ -55,8 +57,9 @@ def call_until_stopped(endpoint: str, store_uri: str, policy: str, model: str, s
     # (start, seconds, seconds in the ledger, outcome) per call; when the circuit first opened here.
     calls: list[tuple[float, float, float, str]] = []
     first_open: float | None = None
-    ready.put("started")
     while not stop.is_set():
+        if len(calls) == WARM_CALLS:
+            ready.put("warm")
         in_ledger[0] = 0.0
         started = time.monotonic()
         try:

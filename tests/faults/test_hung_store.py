@@ -80,8 +80,7 @@ def run_workers(
         worker.start()
     try:
         for queue in queues:
-            assert queue.get(timeout=60) == "started"
-        wait_for(lambda: fake.request_count >= WORKERS * 30, 60, "every worker to be calling")
+            assert queue.get(timeout=120) == "warm"  # each worker made its first calls
         frozen_at = time.monotonic()
         os.kill(server.process.pid, signal.SIGSTOP)
         time.sleep(1.5)  # every worker's first failure: 2 x 0.25 s socket timeout, plus a reconnect

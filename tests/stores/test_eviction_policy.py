@@ -16,7 +16,7 @@ from bedrock_budget.errors import EvictionPolicyError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.redis import RedisStore
 
-from .conftest import RedisServer, free_port
+from .conftest import RedisServer, free_port, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -27,10 +27,11 @@ ServerFactory = Callable[..., RedisServer]
 def server_with(redis_server_binary: str, tmp_path: Path) -> Iterator[ServerFactory]:
     made: list[RedisServer] = []
 
-    def start(policy: str, *extra: str) -> RedisServer:
-        server = RedisServer(
-            tmp_path, free_port(), "--maxmemory", "64mb", "--maxmemory-policy", policy, *extra
-        )
+    def start(policy: str, *extra: str, cluster: bool = False) -> RedisServer:
+        port = free_port(with_bus=cluster)
+        if cluster:
+            extra = (*extra, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf")
+        server = RedisServer(tmp_path, port, "--maxmemory", "64mb", "--maxmemory-policy", policy, *extra)
         server.start()
         made.append(server)
         return server
@@ -114,3 +115,20 @@ def test_evicted_keys_grow_when_the_server_evicts(server_with: ServerFactory) ->
         evicted = store.evicted_keys()
         assert evicted is not None
         assert evicted > 0
+
+
+@pytest.mark.parametrize("policy", ["volatile-lru", "noeviction"])
+def test_a_cluster_is_checked_on_its_masters(server_with: ServerFactory, policy: str) -> None:
+    server = server_with(policy, cluster=True)
+    node = redis.Redis(port=server.port, decode_responses=True)
+    try:
+        node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        wait_until(lambda: "cluster_state:ok" in node.execute_command("CLUSTER", "INFO"), 20, "cluster ok")
+    finally:
+        node.close()
+    with from_uri(f"redis+cluster://127.0.0.1:{server.port}") as store:
+        if policy == "noeviction":
+            store.ping()
+        else:
+            with pytest.raises(EvictionPolicyError, match=policy):
+                store.ping()

@@ -28,8 +28,11 @@ from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import bedrock_budget.stores.redis.eviction as eviction
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
@@ -207,6 +210,16 @@ class RedisClusterStore(RedisStore):
 
     def _ping_node(self, node: Any) -> None:
         self._cluster().get_redis_connection(node).ping()
+
+    def _check_policy(self) -> None:
+        # A master out of reach is skipped rather than failing every slot: its breaker's recovery (or the
+        # next outage's) checks again.
+        for server in self._servers():
+            try:
+                eviction.check_policies(self._name, [server], allow_eviction=self.allow_eviction)
+            except (RedisConnectionError, RedisTimeoutError):
+                continue
+        self._policy_checked = True
 
     def _servers(self) -> list[Any]:
         cluster = self._cluster()

@@ -26,18 +26,11 @@ from bedrock_budget.budgets import Ledger
 from bedrock_budget.stores import CounterRef, from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from fake_bedrock_fixtures import Records
+from polling import wait_until
+from service_fixtures import RedisServer, free_port
 
 from . import _hung_worker
-from .conftest import (
-    HAIKU,
-    MESSAGES,
-    NANOS_PER_USD,
-    Cluster,
-    RedisServer,
-    free_port,
-    unique_prefix,
-    wait_for,
-)
+from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, Cluster, unique_prefix
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -237,8 +230,10 @@ def test_a_frozen_cluster_master_fails_only_its_own_slots_fast(
         assert fake.request_count == sent + len(served)  # no refused call reached Bedrock
 
         assert store.breaker is not None
-        wait_for(
-            lambda: store.breaker is not None and store.breaker.state == "closed", 10, "the circuit to close"
+        wait_until(
+            lambda: store.breaker is not None and store.breaker.state == "closed",
+            10,
+            message="the circuit to close",
         )
         assert {call(u)[0] for u in frozen} == {"ok"}
         assert ledger.flush() == 0

@@ -23,6 +23,7 @@ from bedrock_budget.budgets import Ledger
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from fake_bedrock_fixtures import Records
+from polling import wait_until
 
 from .conftest import (
     HAIKU,
@@ -32,7 +33,6 @@ from .conftest import (
     free_port,
     recorded_nanos,
     unique_prefix,
-    wait_for,
 )
 
 pytestmark = pytest.mark.redis
@@ -99,7 +99,7 @@ def test_deny_fails_fast_and_charges_nothing_twice(
 
     own_redis.start()
     # The circuit breaker's probe finds the store back and replays the journal.
-    wait_for(lambda: ledger.journal_depth == 0, 5, "the journal to be replayed")
+    wait_until(lambda: ledger.journal_depth == 0, 5, message="the journal to be replayed")
     converse(client)
     assert ledger.flush() == 0
     audit(ledger, records)
@@ -138,7 +138,7 @@ def test_allow_journals_and_replays_to_the_sum_of_the_records(
         assert all(r.outcome == "ok" for r in records)
 
         own_redis.start()
-        wait_for(lambda: ledger.journal_depth == 0, 5, "the journal to be replayed")
+        wait_until(lambda: ledger.journal_depth == 0, 5, message="the journal to be replayed")
         converse(client)
         audit(ledger, records)
         assert len(records) == 19

@@ -14,8 +14,7 @@ from bedrock_budget.metrics import StoreHealthCollector
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.breaker import CircuitBreaker
 from bedrock_budget.stores.redis import RedisStore
-
-from .conftest import wait_until
+from polling import wait_until
 
 
 class Probe:
@@ -47,17 +46,17 @@ def test_closed_open_half_open_closed() -> None:
         with pytest.raises(StoreUnavailableError, match=r"circuit open .* after TimeoutError"):
             breaker.check()
     assert time.monotonic() - started < 0.5  # 1000 refusals, each without waiting
-    wait_until(lambda: probe.calls >= 2, 5, "the probe to keep probing")
+    wait_until(lambda: probe.calls >= 2, 5, message="the probe to keep probing")
     assert breaker.state in ("open", "half-open")
     breaker.failed("another failure")  # already open: no second probe thread
     probe.release.clear()
-    wait_until(lambda: breaker.state == "half-open", 5, "a probe in flight")
+    wait_until(lambda: breaker.state == "half-open", 5, message="a probe in flight")
     with pytest.raises(StoreUnavailableError):
         breaker.check()  # calls do not wait for the probe
     probe.up = True
     probe.release.set()
-    wait_until(lambda: breaker.state == "closed", 5, "the circuit to close")
-    wait_until(lambda: recovered == ["closed"], 5, "the listener")
+    wait_until(lambda: breaker.state == "closed", 5, message="the circuit to close")
+    wait_until(lambda: recovered == ["closed"], 5, message="the listener")
     breaker.check()
     assert breaker.transitions["open"] >= 2
     assert breaker.transitions["closed"] == 1

@@ -15,8 +15,8 @@ from bedrock_budget.budgets import Ledger
 from bedrock_budget.errors import EvictionPolicyError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.redis import RedisStore
-
-from .conftest import RedisServer, free_port, wait_until
+from polling import wait_until
+from service_fixtures import RedisServer, free_port
 
 pytestmark = pytest.mark.redis
 
@@ -123,7 +123,9 @@ def test_a_cluster_is_checked_on_its_masters(server_with: ServerFactory, policy:
     node = redis.Redis(port=server.port, decode_responses=True)
     try:
         node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-        wait_until(lambda: "cluster_state:ok" in node.execute_command("CLUSTER", "INFO"), 20, "cluster ok")
+        wait_until(
+            lambda: "cluster_state:ok" in node.execute_command("CLUSTER", "INFO"), 20, message="cluster ok"
+        )
     finally:
         node.close()
     with from_uri(f"redis+cluster://127.0.0.1:{server.port}") as store:

@@ -173,6 +173,21 @@ class StoreUnavailableError(StoreError):
         super().__init__(f"budget store {store} is unavailable ({reason})")
 
 
+class EvictionPolicyError(ConfigurationError):
+    """The budget store's server may evict keys (its ``maxmemory-policy`` is not ``noeviction``): an evicted
+    budget counter restarts at $0, so the budget would silently reset. Set the policy to ``noeviction``, or
+    opt in with ``allow_eviction=True`` (``?allow_eviction=1`` in the store URI)."""
+
+    def __init__(self, store: str, policy: str) -> None:
+        self.store = store
+        self.policy = policy
+        super().__init__(
+            f"budget store {store} has maxmemory-policy {policy!r}: under memory pressure Redis evicts "
+            "budget counters and their budgets silently restart at $0; set maxmemory-policy noeviction, "
+            "or accept the risk with allow_eviction=True (?allow_eviction=1 in the store URI)"
+        )
+
+
 class BudgetExceededError(BedrockBudgetError):
     """A call was refused before any byte went to Bedrock because it could exceed a budget.
 

@@ -27,7 +27,7 @@ from bedrock_budget.metrics import (
     StoreBudgetSource,
     start_http_server,
 )
-from bedrock_budget.stores import CounterRef, MemoryStore, Spend
+from bedrock_budget.stores import CounterRef, MemoryStore, Spend, from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from bedrock_budget.usage import Usage
 from polling import wait_until
@@ -119,7 +119,10 @@ def fast_rules(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def metrics_endpoint(fake: FakeBedrock) -> Iterator[tuple[MetricsServer, Driver]]:
+def metrics_endpoint(fake: FakeBedrock, redis_url: str) -> Iterator[tuple[MetricsServer, Driver]]:
+    # A Redis store in the process: its breaker state and the server's evicted keys are exported too.
+    redis_store = from_uri(redis_url, prefix=f"bbe2e{time.time_ns()}:")
+    redis_store.ping()
     registry = CollectorRegistry()
     listener = PrometheusListener(registry, app_labels=3)
     store = MemoryStore()
@@ -140,6 +143,7 @@ def metrics_endpoint(fake: FakeBedrock) -> Iterator[tuple[MetricsServer, Driver]
         driver.join(30)
         server.close()
         store.close()
+        redis_store.close()
     assert not driver.is_alive()
     assert not driver.errors, driver.errors
 

@@ -248,6 +248,10 @@ class StoreMetrics:
             "longer renewed.",
             registry=registry,
         )
+        # The breaker state and evictions of this process's Redis stores, read at scrape time.
+        from bedrock_budget.metrics.store_health import StoreHealthCollector
+
+        registry.register(StoreHealthCollector())
 
     def error(self, operation: str, kind: str = "error") -> None:
         key = (operation, kind)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
-from bedrock_budget.budgets.journal import JournalEntry
 from bedrock_budget.stores import CounterRef, Spend
-from bedrock_budget.stores.base import Mark
+from bedrock_budget.stores.base import Mark, SettleRequest, call_tallies
 
 _REFS = (
     CounterRef(
@@ -23,15 +20,17 @@ _REFS = (
 )
 
 
-def sample_entry(reservation_id: str) -> JournalEntry:
-    return JournalEntry(
+def sample_entry(reservation_id: str) -> SettleRequest:
+    return SettleRequest(
         reservation_id=reservation_id,
         spends=tuple(
             Spend(ref, 2_500_000, 1_712_000, (Mark("usd", 80, 800_000_000_000),), epoch="5f0c")
             for ref in _REFS
         ),
-        model="anthropic.claude-3-5-haiku-20241022-v1:0",
-        tokens=MappingProxyType({"input": 1200, "output": 512, "cache_read": 0, "cache_write": 0}),
+        tallies=call_tallies(
+            "anthropic.claude-3-5-haiku-20241022-v1:0",
+            2_500_000,
+            {"input": 1200, "output": 512, "cache_read": 0, "cache_write": 0},
+        ),
         charge=False,
-        cost_nanos=2_500_000,
     )

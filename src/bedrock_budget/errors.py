@@ -7,7 +7,7 @@ import errno
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import NotRequired, TypedDict, Unpack
+from typing import Any, Protocol, Self
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -109,6 +109,20 @@ class ConfigurationError(BedrockBudgetError, ValueError):
     """A configuration value (budget definition, store URI, option) is invalid."""
 
 
+class DependencyVersionError(BedrockBudgetError, ImportError):
+    """An installed package is outside the range bedrock-budget works with (e.g. ``wrapt`` 1.x, pulled
+    in by an old ``aiobotocore``). ``package``, ``found`` (its version, or ``None`` when it is missing) and
+    ``needed`` (the range, as pip writes it) say what to install."""
+
+    def __init__(self, package: str, found: str | None, needed: str, hint: str = "") -> None:
+        self.package = package
+        self.found = found
+        self.needed = needed
+        have = f"{package} {found} is installed" if found else f"{package} is not installed"
+        suffix = f"; {hint}" if hint else ""
+        super().__init__(f"bedrock-budget needs {package}{needed}, but {have}{suffix}")
+
+
 class ListenError(BedrockBudgetError, OSError):
     """A server of ours (the fake Bedrock, a ``/metrics`` endpoint) cannot listen on its address: the port
     is taken, needs privileges, or the address is not this machine's. Still an ``OSError`` (with the
@@ -157,6 +171,21 @@ class StoreUnavailableError(StoreError):
         self.store = store
         self.reason = reason
         super().__init__(f"budget store {store} is unavailable ({reason})")
+
+
+class EvictionPolicyError(ConfigurationError):
+    """The budget store's server may evict keys (its ``maxmemory-policy`` is not ``noeviction``): an evicted
+    budget counter restarts at $0, so the budget would silently reset. Set the policy to ``noeviction``, or
+    opt in with ``allow_eviction=True`` (``?allow_eviction=1`` in the store URI)."""
+
+    def __init__(self, store: str, policy: str) -> None:
+        self.store = store
+        self.policy = policy
+        super().__init__(
+            f"budget store {store} has maxmemory-policy {policy!r}: under memory pressure Redis evicts "
+            "budget counters and their budgets silently restart at $0; set maxmemory-policy noeviction, "
+            "or accept the risk with allow_eviction=True (?allow_eviction=1 in the store URI)"
+        )
 
 
 class BudgetExceededError(BedrockBudgetError):
@@ -212,6 +241,25 @@ class BudgetExceededError(BedrockBudgetError):
             f"{resets}{detail}"
         )
 
+    @classmethod
+    def from_refusal(cls, refusal: RefusalDetails, **extra: Any) -> Self:
+        """The error for a budget's refusal; ``extra`` adds a subclass's own fields or replaces ``reason``."""
+        fields: dict[str, Any] = {
+            "budget": refusal.budget_name,
+            "scope": dict(refusal.scope),
+            "window": refusal.window,
+            "window_start": refusal.window_start,
+            "resets_at": refusal.resets_at,
+            "unit": refusal.unit,
+            "limit": refusal.limit,
+            "spent": refusal.spent,
+            "reserved": refusal.reserved,
+            "requested": refusal.requested,
+            "reason": refusal.reason,
+        }
+        fields.update(extra)
+        return cls(**fields)
+
 
 class BudgetConfigError(ConfigurationError):
     """A budget definition is invalid. ``budget`` names the budget (when known) and ``field`` the offending
@@ -225,20 +273,31 @@ class BudgetConfigError(ConfigurationError):
         super().__init__(f"{where}{field}: {reason}")
 
 
-class RefusalFields(TypedDict):
-    """The fields of :class:`BudgetExceededError`, passed through by its subclasses."""
+class RefusalDetails(Protocol):
+    """What :meth:`BudgetExceededError.from_refusal` reads: ``bedrock_budget.budgets.Refusal``."""
 
-    budget: str
-    scope: dict[str, str]
-    window: str
-    window_start: datetime | None
-    resets_at: datetime | None
-    unit: str
-    limit: Decimal
-    spent: Decimal
-    reserved: Decimal
-    requested: Decimal
-    reason: NotRequired[str]
+    @property
+    def budget_name(self) -> str: ...
+    @property
+    def window(self) -> str: ...
+    @property
+    def scope(self) -> Mapping[str, str]: ...
+    @property
+    def window_start(self) -> datetime | None: ...
+    @property
+    def resets_at(self) -> datetime | None: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def limit(self) -> Decimal: ...
+    @property
+    def spent(self) -> Decimal: ...
+    @property
+    def reserved(self) -> Decimal: ...
+    @property
+    def requested(self) -> Decimal: ...
+    @property
+    def reason(self) -> str: ...
 
 
 class BudgetBlockedError(BudgetExceededError):
@@ -246,7 +305,7 @@ class BudgetBlockedError(BudgetExceededError):
     refusing budget (in configuration order); ``refusals`` lists every budget that refused (each a
     ``bedrock_budget.budgets.Refusal``)."""
 
-    def __init__(self, *, refusals: Sequence[object], **fields: Unpack[RefusalFields]) -> None:
+    def __init__(self, *, refusals: Sequence[object], **fields: Any) -> None:
         self.refusals = tuple(refusals)
         super().__init__(**fields)
 
@@ -256,11 +315,31 @@ class DowngradeRequiredError(BudgetBlockedError):
     ``downgrade_to`` (re-estimated and re-reserved). Nothing is held. A caller that does not handle it still
     sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
 
-    def __init__(
-        self, *, downgrade_to: str, refusals: Sequence[object], **fields: Unpack[RefusalFields]
-    ) -> None:
+    def __init__(self, *, downgrade_to: str, refusals: Sequence[object], **fields: Any) -> None:
         self.downgrade_to = downgrade_to
         super().__init__(refusals=refusals, **fields)
+
+
+class ClampRequiredError(BudgetBlockedError):
+    """Budgets whose action is ``clamp`` refused the call's worst case: the same request with a lower
+    output-token cap may fit (the wrapper lowers it and reserves again). Nothing is held. ``refusals``
+    says, per budget, how much room is left (``limit - spent - reserved``). A caller that does not handle
+    it still sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
+
+
+class UnattributedCallError(BudgetBlockedError):
+    """A budget with ``on_unattributed="refuse"`` turned a call away because it carries no value for the
+    attribution keys in ``missing`` (its ``"*"`` scope keys). Nothing was held and nothing went to Bedrock.
+    Set them with ``bb.attribute(...)`` or ``wrap(..., attribution=...)``."""
+
+    def __init__(self, *, missing: Sequence[str], refusals: Sequence[object], **fields: Any) -> None:
+        self.missing = tuple(missing)
+        super().__init__(refusals=refusals, **fields)
+        keys = ", ".join(repr(key) for key in self.missing)
+        self.args = (
+            f"budget {self.budget!r} refuses calls without a value for {keys} (on_unattributed: refuse); "
+            f"attribute the call, e.g. bb.attribute({self.missing[0]}=...)",
+        )
 
 
 class PriceListError(PriceFileError):

@@ -14,10 +14,9 @@ import pytest
 
 from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.budgets.durable import JournalFile, decode, encode, pending_in
-from bedrock_budget.budgets.journal import JournalEntry
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.stores import CounterRef, Spend
-from bedrock_budget.stores.base import Mark
+from bedrock_budget.stores.base import Mark, SettleRequest, call_tallies
 from bedrock_budget.stores.memory import MemoryStore
 
 from .conftest import FakeClock
@@ -28,14 +27,12 @@ REF = CounterRef(
 )
 
 
-def entry(rid: str, usd: int, *, charge: bool = True) -> JournalEntry:
-    return JournalEntry(
+def entry(rid: str, usd: int, *, charge: bool = True) -> SettleRequest:
+    return SettleRequest(
         reservation_id=rid,
         spends=(Spend(REF, usd, 7000, (Mark("usd", 80, 800),), epoch="e1"),),
-        model="anthropic.claude-3-5-haiku-20241022-v1:0",
-        tokens=MappingProxyType({"input": 5, "output": 2}),
+        tallies=call_tallies("anthropic.claude-3-5-haiku-20241022-v1:0", usd, {"input": 5, "output": 2}),
         charge=charge,
-        cost_nanos=usd,
     )
 
 
@@ -52,14 +49,11 @@ def leave_behind(directory: Path, name: str, lines: list[dict[str, object]], tor
 
 
 def test_entries_round_trip_exactly() -> None:
-    original = JournalEntry(
+    original = SettleRequest(
         reservation_id="lease-1",
         spends=entry("x", 5).spends,
-        model=None,
-        tokens=MappingProxyType({}),
-        charge=False,
-        cost_nanos=12,
         tallies=MappingProxyType({"m/1": MappingProxyType({"calls": 2, "cost": 12})}),
+        charge=False,
     )
     assert decode(json.loads(json.dumps(encode(original)))) == original
     assert decode(json.loads(json.dumps(encode(entry("r", 2**62))))) == entry("r", 2**62)
@@ -154,6 +148,36 @@ def test_nothing_is_compacted_while_something_is_pending(tmp_path: Path) -> None
     assert not journal.path.exists()
 
 
-def _pending(path: Path) -> list[JournalEntry]:
+def _pending(path: Path) -> list[SettleRequest]:
     with path.open("rb") as stream:
         return pending_in(stream)
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_file_written_before_settlements_carried_tallies_still_replays(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # Written by the previous record format: a call's settlement named its model and raw token counts
+    # (its tallies were worked out by the store), a lease's carried its tallies; call-0 was applied.
+    journal = tmp_path / "j"
+    leave_behind(journal, "444-dead.journal", [])
+    (journal / "444-dead.journal").write_bytes((FIXTURES / "before-tallies.journal").read_bytes())
+    pending = _pending(journal / "444-dead.journal")
+    assert [p.reservation_id for p in pending] == ["call-1", "lease-1"]
+    assert [(p.charge, p.cost_nanos) for p in pending] == [(True, 2 * USD), (False, 3 * USD)]
+    assert pending[0].tallies == {
+        "anthropic.claude-3-5-haiku-20241022-v1:0": {"calls": 1, "cost": 2 * USD, "input": 5, "output": 2}
+    }
+    ledger = Ledger(MemoryStore(), budgets(), journal_path=journal, clock=clock)
+    status = ledger.read("cap", {"user": "u-7"})
+    assert status.spent_usd == Decimal(5)  # call-1 and lease-1, not the applied call-0
+    assert {model: dict(counts) for model, counts in status.models.items()} == {
+        "anthropic.claude-3-5-haiku-20241022-v1:0": {"calls": 1, "cost": 2 * USD, "input": 5, "output": 2},
+        "m-a": {"calls": 2, "cost": 2 * USD, "input": 9},
+        "m-b": {"calls": 1, "cost": USD},
+    }
+    assert ledger.journal_depth == 0
+    ledger.close()
+    assert list(journal.iterdir()) == []

@@ -21,7 +21,7 @@ from bedrock_budget.errors import (
     StoreUnavailableError,
 )
 from bedrock_budget.stores import CounterRef, Hold, ReserveResult, SettleOutcome, Spend, Store
-from bedrock_budget.stores.base import CounterState, Tallies
+from bedrock_budget.stores.base import CounterState, SettleRequest, Tallies
 from bedrock_budget.stores.memory import MemoryStore
 
 from .conftest import FakeClock
@@ -71,6 +71,19 @@ class FlakyStore(Store):
             charge=charge,
             tallies=tallies,
         )
+
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        results: list[tuple[SettleOutcome, ...] | StoreError] = []
+        for request in requests:
+            try:
+                self._check("settle-charge" if request.charge else "settle")
+            except StoreError as exc:
+                results.append(exc)
+                continue
+            results.extend(self.inner.settle_many([request], now_ms=now_ms))
+        return results
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         self._check("release")
@@ -288,9 +301,13 @@ def test_wildcard_scopes_cap_each_value(memory_store: MemoryStore, clock: FakeCl
         ledger.reserve({"user": "u1"}, "m", None, 1, {})
     assert info.value.scope == {"user": "u1"}
     ledger.settle(ledger.reserve({"user": "u2"}, "m", None, 5 * USD, {}), 5 * USD, {})
-    assert ledger.reserve({"app": "no-user"}, "m", None, 100 * USD, {}).budgets == ()
+    # A call without a user is capped too: all such calls share one counter, "(none)", at the same limit.
+    with pytest.raises(BudgetBlockedError) as pooled:
+        ledger.reserve({"app": "no-user"}, "m", None, 100 * USD, {})
+    assert pooled.value.scope == {"user": "(none)"}
+    ledger.settle(ledger.reserve({"app": "no-user"}, "m", None, 2 * USD, {}), 2 * USD, {})
     statuses = {s.scope["user"]: s.spent_usd for s in ledger.status("per-user")}
-    assert statuses == {"u1": Decimal(5), "u2": Decimal(5)}
+    assert statuses == {"u1": Decimal(5), "u2": Decimal(5), "(none)": Decimal(2)}
 
 
 def test_model_and_family_budgets(memory_store: MemoryStore, clock: FakeClock) -> None:

@@ -20,7 +20,7 @@ from bedrock_budget.budgets.model import ACTIONS, TOKEN_TYPES, Budget
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window, window_bounds
 
 _EXPORTS: Final = {
-    "BudgetStatus": "bedrock_budget.budgets.outcomes",
+    "BudgetStatus": "bedrock_budget.budgets.status",
     "Ledger": "bedrock_budget.budgets.ledger",
     "Refusal": "bedrock_budget.budgets.outcomes",
     "Reservation": "bedrock_budget.budgets.outcomes",
@@ -45,6 +45,6 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 if TYPE_CHECKING:
     from bedrock_budget.budgets.ledger import Ledger as Ledger
     from bedrock_budget.budgets.lines import ReservationLine as ReservationLine
-    from bedrock_budget.budgets.outcomes import BudgetStatus as BudgetStatus
     from bedrock_budget.budgets.outcomes import Refusal as Refusal
     from bedrock_budget.budgets.outcomes import Reservation as Reservation
+    from bedrock_budget.budgets.status import BudgetStatus as BudgetStatus

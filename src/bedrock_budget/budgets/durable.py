@@ -20,7 +20,9 @@ applied once the store took it:
   nothing pending deletes its file.
 
 Records are JSON lines holding ids, counter names, amounts and token counts — never prompt or completion
-text. A torn last line (the process was killed mid-write) is ignored: its settlement had not been queued.
+text. A torn last line (the process was killed mid-write) is ignored: its settlement had not been queued. Each
+record is one :class:`~bedrock_budget.stores.base.SettleRequest`; records of the earlier format (a model
+and its raw token counts instead of tallies) are still read, so a file left by an older version replays.
 """
 
 from __future__ import annotations
@@ -35,9 +37,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from bedrock_budget.budgets.journal import JournalEntry
 from bedrock_budget.errors import ConfigurationError
-from bedrock_budget.stores.base import CounterRef, Mark, Spend
+from bedrock_budget.stores.base import CounterRef, Mark, SettleRequest, Spend, call_tallies
 
 log = logging.getLogger("bedrock_budget.journal")
 
@@ -45,9 +46,9 @@ SUFFIX: Final = ".journal"
 DEFAULT_COMPACT_BYTES: Final = 1 << 20
 
 
-def encode(entry: JournalEntry) -> dict[str, Any]:
+def encode(request: SettleRequest) -> dict[str, Any]:
     return {
-        "id": entry.reservation_id,
+        "id": request.reservation_id,
         "spends": [
             {
                 "ref": s.ref.meta(),
@@ -56,45 +57,44 @@ def encode(entry: JournalEntry) -> dict[str, Any]:
                 "marks": [[m.unit, m.percent, m.amount] for m in s.marks],
                 "epoch": s.epoch,
             }
-            for s in entry.spends
+            for s in request.spends
         ],
-        "model": entry.model,
-        "counts": dict(entry.tokens),
-        "charge": entry.charge,
-        "cost": entry.cost_nanos,
-        "tallies": None if entry.tallies is None else {k: dict(v) for k, v in entry.tallies.items()},
+        "charge": request.charge,
+        "tallies": {model: dict(counts) for model, counts in request.tallies.items()},
     }
 
 
-def decode(data: Mapping[str, Any]) -> JournalEntry:
-    tallies = data["tallies"]
-    return JournalEntry(
+def decode(data: Mapping[str, Any]) -> SettleRequest:
+    spends = tuple(
+        Spend(
+            ref=CounterRef.from_meta(s["ref"]),
+            usd=int(s["usd"]),
+            tokens=int(s["tokens"]),
+            marks=tuple(Mark(unit, int(percent), int(amount)) for unit, percent, amount in s["marks"]),
+            epoch=s["epoch"],
+        )
+        for s in data["spends"]
+    )
+    tallies = data.get("tallies")
+    if tallies is None:
+        # Written before settlements carried their tallies: one call of ``model`` with raw ``counts``.
+        model = data.get("model")
+        counts = {str(k): int(v) for k, v in data.get("counts", {}).items()}
+        cost = int(data.get("cost", 0))
+        tallies = {} if model is None else call_tallies(str(model), cost, counts)
+    return SettleRequest(
         reservation_id=str(data["id"]),
-        spends=tuple(
-            Spend(
-                ref=CounterRef.from_meta(s["ref"]),
-                usd=int(s["usd"]),
-                tokens=int(s["tokens"]),
-                marks=tuple(Mark(unit, int(percent), int(amount)) for unit, percent, amount in s["marks"]),
-                epoch=s["epoch"],
-            )
-            for s in data["spends"]
+        spends=spends,
+        tallies=MappingProxyType(
+            {str(m): MappingProxyType({str(k): int(v) for k, v in c.items()}) for m, c in tallies.items()}
         ),
-        model=data["model"],
-        tokens=MappingProxyType({str(k): int(v) for k, v in data["counts"].items()}),
         charge=bool(data["charge"]),
-        cost_nanos=int(data["cost"]),
-        tallies=None
-        if tallies is None
-        else MappingProxyType(
-            {m: MappingProxyType({k: int(v) for k, v in c.items()}) for m, c in tallies.items()}
-        ),
     )
 
 
-def pending_in(lines: Iterable[bytes]) -> list[JournalEntry]:
+def pending_in(lines: Iterable[bytes]) -> list[SettleRequest]:
     """The settlements a journal file holds that it does not mark applied, oldest first."""
-    added: dict[str, JournalEntry] = {}
+    added: dict[str, SettleRequest] = {}
     for line in lines:
         try:
             record = json.loads(line)
@@ -147,9 +147,9 @@ class JournalFile:
 
     # -- taking over what dead processes left -------------------------------------------------------------
 
-    def take_over(self) -> list[JournalEntry]:
+    def take_over(self) -> list[SettleRequest]:
         """Every settlement pending in files whose owner is gone, now pending in this ledger's file."""
-        adopted: list[JournalEntry] = []
+        adopted: list[SettleRequest] = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             if path == self.path:
                 continue
@@ -186,7 +186,7 @@ class JournalFile:
 
     # -- this ledger's records ----------------------------------------------------------------------------
 
-    def add(self, entry: JournalEntry) -> None:
+    def add(self, entry: SettleRequest) -> None:
         """Record a settlement not yet in the store (once per reservation id)."""
         rid = entry.reservation_id
         if rid in self._pending:

@@ -13,24 +13,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from bedrock_budget.stores.base import Spend, Tallies
+from bedrock_budget.stores.base import SettleRequest
 
 log = logging.getLogger("bedrock_budget.journal")
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    reservation_id: str
-    spends: tuple[Spend, ...]
-    model: str | None
-    tokens: Mapping[str, int]
-    charge: bool
-    cost_nanos: int
-    #: Per-model tallies of a settlement standing for several calls (a lease); None: ``model``/``tokens``.
-    tallies: Tallies | None = None
 
 
 class Journal:
@@ -38,7 +25,7 @@ class Journal:
         if capacity < 0:
             raise ValueError("journal capacity must not be negative")
         self.capacity = capacity
-        self._entries: deque[JournalEntry] = deque()
+        self._entries: deque[SettleRequest] = deque()
         self._lock = threading.Lock()
         self.dropped = 0
         self.dropped_nanos = 0
@@ -51,7 +38,7 @@ class Journal:
     def full(self) -> bool:
         return len(self._entries) >= self.capacity
 
-    def append(self, entry: JournalEntry) -> bool:
+    def append(self, entry: SettleRequest) -> bool:
         with self._lock:
             if len(self._entries) < self.capacity:
                 self._entries.append(entry)
@@ -68,11 +55,11 @@ class Journal:
         )
         return False
 
-    def peek(self) -> JournalEntry | None:
+    def peek(self) -> SettleRequest | None:
         with self._lock:
             return self._entries[0] if self._entries else None
 
-    def pop(self, entry: JournalEntry) -> None:
+    def pop(self, entry: SettleRequest) -> None:
         with self._lock:
             if self._entries and self._entries[0] is entry:
                 self._entries.popleft()
@@ -93,7 +80,7 @@ class SettleQueue:
 
     def __init__(
         self,
-        apply: Callable[[list[JournalEntry]], None],
+        apply: Callable[[list[SettleRequest]], None],
         *,
         capacity: int,
         batch: int,
@@ -111,7 +98,7 @@ class SettleQueue:
 
     def _reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._entries: deque[JournalEntry] = deque()
+        self._entries: deque[SettleRequest] = deque()
         self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._waiting = False
@@ -126,7 +113,7 @@ class SettleQueue:
     def __len__(self) -> int:
         return len(self._entries) + self._in_flight
 
-    def submit(self, entry: JournalEntry) -> bool:
+    def submit(self, entry: SettleRequest) -> bool:
         with self._cond:
             if self._closed or len(self._entries) >= self.capacity:
                 return False
@@ -143,14 +130,14 @@ class SettleQueue:
             self._entries.append(entry)
         return True
 
-    def _take(self) -> list[JournalEntry]:
+    def _take(self) -> list[SettleRequest]:
         # Called with the lock held; entries in flight still count as pending until apply returns.
         entries = self._entries
         batch = [entries.popleft() for _ in range(min(self.batch, len(entries)))]
         self._in_flight += len(batch)
         return batch
 
-    def _apply_batch(self, batch: list[JournalEntry]) -> None:
+    def _apply_batch(self, batch: list[SettleRequest]) -> None:
         try:
             self._apply(batch)
         except Exception:

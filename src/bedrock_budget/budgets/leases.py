@@ -51,7 +51,16 @@ from typing import Final
 
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.stores.base import Check, CounterRef, Hold
+from bedrock_budget.stores.base import (
+    Check,
+    CounterRef,
+    Hold,
+    Mark,
+    SettleRequest,
+    Spend,
+    Store,
+    add_call,
+)
 
 log = logging.getLogger("bedrock_budget.leases")
 
@@ -105,18 +114,24 @@ class Lease:
         self.in_flight -= 1
         self.spent_usd += usd
         self.spent_tokens += tokens
-        tally = self.tallies.get(model)
-        if tally is None:
-            tally = self.tallies[model] = {}
-        tally["calls"] = tally.get("calls", 0) + 1
-        tally["cost"] = tally.get("cost", 0) + usd
-        for kind, count in counts.items():
-            if count:
-                tally[kind] = tally.get(kind, 0) + count
+        add_call(self.tallies, model, usd, counts)
 
     @property
     def used(self) -> bool:
         return bool(self.tallies)
+
+    def settlement(self, marks: tuple[Mark, ...]) -> SettleRequest:
+        """The one settlement of a closed lease: its hold replaced by the spend of every call it admitted
+        (nothing, for an unused lease, which gives its capacity back). A closed lease admits and settles
+        nothing more, so its tallies are final."""
+        spend = Spend(
+            ref=self.ref,
+            usd=self.spent_usd,
+            tokens=self.spent_tokens,
+            marks=marks if self.used else (),
+            epoch=self.epoch,
+        )
+        return SettleRequest(self.id, (spend,), self.tallies)
 
 
 def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> int | None:
@@ -141,11 +156,22 @@ class LeaseBook:
         seconds: float,
         on_closed: Callable[[list[Lease]], None],
         clock: Callable[[], float],
+        *,
+        store: Store,
+        hold_ttl: float,
+        new_id: Callable[[], str],
     ) -> None:
         self.fraction = fraction
         self.seconds = seconds
         self._on_closed = on_closed
         self.clock = clock
+        self.store = store
+        #: How long a lease's hold outlives the end of its grant in the store (the reservation TTL).
+        self.hold_ttl = hold_ttl
+        self._new_id = new_id
+        #: Lease requests the store granted and refused.
+        self.taken = 0
+        self.refused = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -167,6 +193,39 @@ class LeaseBook:
         return len(self._live)
 
     # -- admitting calls ---------------------------------------------------------------------------------
+
+    def acquire(
+        self, lines: Sequence[ReservationLine], now: float, track: Callable[[Lease, float], None]
+    ) -> tuple[Lease, ...] | None:
+        """Admit a call against live leases, taking new ones where needed (one store round trip; ``track``
+        hears of each new lease). None: the call takes the ordinary path. Raises the store's
+        :class:`~bedrock_budget.errors.StoreError`."""
+        for _ in range(2):
+            leases = self.admit(lines, now)
+            if leases is not None:
+                return leases
+            missing = self.missing(lines)
+            if not missing:
+                continue  # another thread leased them meanwhile
+            requested = [self.request(line) for line in missing]
+            holds = [hold for hold in requested if hold is not None]
+            if len(holds) < len(requested):
+                return None
+            lease_id = self._new_id()
+            result = self.store.reserve(
+                lease_id,
+                holds,
+                now_ms=int(now * 1000),
+                deadline_ms=int((now + self.seconds + self.hold_ttl) * 1000),
+            )
+            if not result.granted:
+                self.refused += 1
+                self.seen(missing, result.checks, granted=False)
+                return None
+            self.taken += 1
+            for lease in self.install(lease_id, missing, holds, result.checks, now):
+                track(lease, now)
+        return None
 
     def admit(self, lines: Sequence[ReservationLine], now: float) -> tuple[Lease, ...] | None:
         """Take every line from a live lease, or none (None: some line needs a new lease)."""

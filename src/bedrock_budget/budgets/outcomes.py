@@ -1,9 +1,10 @@
-"""What the ledger hands back: reservations, refusals, budget status and alerts built from store state."""
+"""What the ledger hands back: reservations, refusals and alerts built from store state (budget status is in
+``budgets.status``)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -13,8 +14,20 @@ from typing import TYPE_CHECKING, Final, Literal
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.status import BudgetStatus, window_times
 from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
+from bedrock_budget.errors import BudgetBlockedError, ClampRequiredError, DowngradeRequiredError
 from bedrock_budget.stores.base import Check, CounterRef, CounterState, Mark
+
+__all__ = [
+    "BudgetStatus",
+    "Refusal",
+    "Reservation",
+    "alert_of",
+    "per_call_refusal",
+    "refusal_error",
+    "refusals_of",
+]
 
 if TYPE_CHECKING:
     from bedrock_budget.budgets.leases import Lease
@@ -37,6 +50,14 @@ class Refusal:
     reserved: Decimal
     requested: Decimal
     reason: str
+
+    @property
+    def budget_name(self) -> str:
+        return self.budget.name
+
+    @property
+    def window(self) -> str:
+        return self.budget.window.kind
 
     @property
     def action(self) -> str:
@@ -78,47 +99,6 @@ class Reservation:
                 return False
             self.state = state
             return True
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    """One budget window as the store sees it now. Amounts are Decimal USD and weighted tokens."""
-
-    budget: Budget
-    scope: Mapping[str, str]
-    window_start: datetime | None
-    resets_at: datetime | None
-    spent_usd: Decimal
-    reserved_usd: Decimal
-    spent_tokens: Decimal
-    reserved_tokens: Decimal
-    active_reservations: int
-    models: Mapping[str, Mapping[str, int]]
-    ref: CounterRef = field(repr=False, compare=False)
-
-    @property
-    def limit_usd(self) -> Decimal | None:
-        return self.budget.limit_usd
-
-    @property
-    def limit_tokens(self) -> Decimal | None:
-        return self.budget.limit_tokens
-
-    @property
-    def utilisation(self) -> Decimal | None:
-        """Spent over limit (0..1+) in the tighter unit; None without limits, or for a zero limit."""
-        ratios = [
-            spent / limit
-            for spent, limit in ((self.spent_usd, self.limit_usd), (self.spent_tokens, self.limit_tokens))
-            if limit
-        ]
-        return max(ratios) if ratios else None
-
-
-def window_times(budget: Budget, ref: CounterRef) -> tuple[datetime | None, datetime | None]:
-    if ref.end is None:
-        return None, None
-    return budget.window.local(ref.start), budget.window.local(ref.end)
 
 
 def refusals_of(line: ReservationLine, check: Check) -> list[Refusal]:
@@ -171,23 +151,6 @@ def refusals_of(line: ReservationLine, check: Check) -> list[Refusal]:
     return refusals
 
 
-def status_of(budget: Budget, state: CounterState) -> BudgetStatus:
-    start, resets = window_times(budget, state.ref)
-    return BudgetStatus(
-        budget=budget,
-        scope=MappingProxyType(dict(state.ref.scope)),
-        window_start=start,
-        resets_at=resets,
-        spent_usd=nanos_to_usd(state.spent_usd),
-        reserved_usd=nanos_to_usd(state.held_usd),
-        spent_tokens=milli_to_tokens(state.spent_tokens),
-        reserved_tokens=milli_to_tokens(state.held_tokens),
-        active_reservations=state.active,
-        models=state.models,
-        ref=state.ref,
-    )
-
-
 def alert_of(
     budget: Budget,
     ref: CounterRef,
@@ -235,4 +198,41 @@ def alert_of(
         refused=refused_request is not None,
         held=convert(held_raw) if refused_request is not None else None,
         requested=convert(requested_raw) if requested_raw is not None else None,
+    )
+
+
+def refusal_error(model_id: str, refusals: Sequence[Refusal]) -> BudgetBlockedError:
+    """What ``reserve`` raises for the enforcing budgets that refused a call (configuration order): a
+    downgrade, when one applies; a clamp, when every refusing budget clamps; otherwise a block."""
+    for r in refusals:
+        target = r.downgrade_to
+        if r.action == "downgrade" and target is not None and target != model_id:
+            return DowngradeRequiredError.from_refusal(
+                r,
+                downgrade_to=target,
+                refusals=refusals,
+                reason=f"{r.reason}; retry with the cheaper model {target}",
+            )
+    if all(r.action == "clamp" for r in refusals):
+        return ClampRequiredError.from_refusal(refusals[0], refusals=refusals)
+    return BudgetBlockedError.from_refusal(refusals[0], refusals=refusals)
+
+
+def per_call_refusal(budget: Budget, ref: CounterRef, cost_nanos: int) -> Refusal:
+    """A budget's ``max_call_usd`` refusing a call whose worst case alone is larger (no store involved:
+    the room it reports is the per-call cap itself, so a ``clamp`` budget fits the call under it)."""
+    assert budget.max_call_nanos is not None
+    start, resets = window_times(budget, ref)
+    cap, requested = nanos_to_usd(budget.max_call_nanos), nanos_to_usd(cost_nanos)
+    return Refusal(
+        budget=budget,
+        scope=MappingProxyType(dict(ref.scope)),
+        window_start=start,
+        resets_at=resets,
+        unit="usd",
+        limit=cap,
+        spent=Decimal(0),
+        reserved=Decimal(0),
+        requested=requested,
+        reason=f"this call's worst case (${requested}) exceeds the budget's per-call cap (${cap})",
     )

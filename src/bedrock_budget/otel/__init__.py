@@ -31,32 +31,19 @@ Budget gauges (observable, read from the store when collected): :class:`BudgetGa
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-_EXPORTS: dict[str, str] = {
+from bedrock_budget._lazy_exports import lazy_exports
+
+_EXPORTS: Final = {
     "OTelListener": "bedrock_budget.otel.listener",
     "BudgetGauges": "bedrock_budget.otel.gauges",
     "OTelNotInstalledError": "bedrock_budget.otel.api",
 }
-
-__all__ = ["BudgetGauges", "OTelListener", "OTelNotInstalledError"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bedrock_budget.otel' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:
-    from bedrock_budget.otel.api import OTelNotInstalledError
-    from bedrock_budget.otel.gauges import BudgetGauges
-    from bedrock_budget.otel.listener import OTelListener
+    from bedrock_budget.otel.api import OTelNotInstalledError as OTelNotInstalledError
+    from bedrock_budget.otel.gauges import BudgetGauges as BudgetGauges
+    from bedrock_budget.otel.listener import OTelListener as OTelListener

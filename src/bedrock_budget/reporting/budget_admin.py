@@ -12,92 +12,22 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from bedrock_budget.budgets.ledger import Ledger
+from bedrock_budget.budgets.compiled import CompiledBudgets, current_ref, fixed_scope
 from bedrock_budget.budgets.loading import parse_budgets_yaml
-from bedrock_budget.budgets.model import FAMILY_KEY, MODEL_KEY, WILDCARD, Budget
-from bedrock_budget.budgets.units import nanos_to_usd
+from bedrock_budget.budgets.model import WILDCARD, Budget
+from bedrock_budget.budgets.status import BudgetStatus, status_of
 from bedrock_budget.errors import ConfigurationError
-from bedrock_budget.pricing.money import format_usd
 from bedrock_budget.reporting.tallies import ReportError
-from bedrock_budget.stores.base import CounterRef, Store
+from bedrock_budget.stores.base import Store
 
 _PERCENT: Final = Decimal("0.01")
 LIMIT_FIELDS: Final = ("limit_usd", "limit_tokens")
-
-
-@dataclass(frozen=True, slots=True)
-class WindowStatus:
-    """One budget window (one scope value of a wildcard budget) as the store holds it now."""
-
-    budget: Budget
-    scope: Mapping[str, str]
-    window_start: datetime | None
-    resets_at: datetime | None
-    spent_usd: Decimal
-    reserved_usd: Decimal
-    spent_tokens: Decimal
-    reserved_tokens: Decimal
-    active_reservations: int
-    models: Mapping[str, Mapping[str, int]]
-    #: The store counter; ``None`` for a wildcard budget nobody has spent against in this window yet.
-    ref: CounterRef | None
-    alerts_fired: tuple[str, ...] = ()
-
-    @property
-    def utilisation_percent(self) -> Decimal | None:
-        """Spent over limit in the tighter unit, as a percentage; ``None`` without a non-zero limit."""
-        ratios = [
-            spent * 100 / limit
-            for spent, limit in (
-                (self.spent_usd, self.budget.limit_usd),
-                (self.spent_tokens, self.budget.limit_tokens),
-            )
-            if limit
-        ]
-        return max(ratios).quantize(_PERCENT, ROUND_HALF_UP) if ratios else None
-
-    def as_dict(self, *, detail: bool = False) -> dict[str, object]:
-        budget = self.budget
-        data: dict[str, object] = {
-            "budget": budget.name,
-            "scope": dict(self.scope),
-            "window": budget.window.kind,
-            "timezone": budget.timezone,
-            "window_start": self.window_start.isoformat() if self.window_start else None,
-            "resets_at": self.resets_at.isoformat() if self.resets_at else None,
-            "limit_usd": None if budget.limit_usd is None else format_usd(budget.limit_usd),
-            "spent_usd": format_usd(self.spent_usd),
-            "reserved_usd": format_usd(self.reserved_usd),
-            "limit_tokens": None if budget.limit_tokens is None else str(budget.limit_tokens),
-            "spent_tokens": str(self.spent_tokens),
-            "reserved_tokens": str(self.reserved_tokens),
-            "utilisation_percent": None
-            if self.utilisation_percent is None
-            else str(self.utilisation_percent),
-            "active_reservations": self.active_reservations,
-            "action": budget.action,
-        }
-        if detail:
-            data["alerts_fired"] = list(self.alerts_fired)
-            data["models"] = {
-                model: {
-                    "calls": counts.get("calls", 0),
-                    "cost_usd": format_usd(nanos_to_usd(counts.get("cost", 0))),
-                    **{f"{kind}_tokens": counts.get(kind, 0) for kind in _TOKEN_KINDS},
-                }
-                for model, counts in sorted(self.models.items())
-            }
-        return data
-
-
-_TOKEN_KINDS: Final = ("input", "output", "cache_read", "cache_write")
 
 
 def find_budget(budgets: Sequence[Budget], name: str, source: str = "the budgets file") -> Budget:
@@ -110,12 +40,7 @@ def find_budget(budgets: Sequence[Budget], name: str, source: str = "the budgets
 
 def budget_scope_keys(budget: Budget) -> dict[str, str]:
     """Every scope key of a budget with its configured value (``*`` for a wildcard)."""
-    values = dict(budget.scope)
-    if budget.model is not None:
-        values[MODEL_KEY] = budget.model
-    if budget.model_family is not None:
-        values[FAMILY_KEY] = budget.model_family
-    return values
+    return fixed_scope(budget)
 
 
 def parse_scope(budget: Budget, pairs: Iterable[str]) -> dict[str, str]:
@@ -143,6 +68,57 @@ def _matches(scope: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
     return all(scope.get(k) == v for k, v in wanted.items())
 
 
+# --- reading and resetting current windows (``Ledger.read`` / ``status`` / ``reset`` come here) ---------
+
+
+def read_window(store: Store, budget: Budget, scope: Mapping[str, str] | None, now: float) -> BudgetStatus:
+    """The current window of one budget for concrete scope values (the budget's own scope by default)."""
+    values = dict(scope) if scope is not None else fixed_scope(budget)
+    if any(v == WILDCARD for v in values.values()):
+        raise ConfigurationError(f"budget {budget.name!r} has a wildcard scope; pass concrete scope values")
+    (state,) = store.read([current_ref(budget, values, now)], now_ms=int(now * 1000))
+    return status_of(budget, state)
+
+
+def current_windows(
+    store: Store, budgets: Iterable[Budget], name: str | None, now: float
+) -> list[BudgetStatus]:
+    """Every current-window counter of the budgets (or of ``name``): one per scope value for wildcard
+    budgets; a budget without wildcards is listed even before its first call."""
+    now_ms = int(now * 1000)
+    results: list[BudgetStatus] = []
+    for budget in budgets:
+        if name is not None and budget.name != name:
+            continue
+        start, _ = budget.window.bounds(now)
+        states = [
+            s
+            for s in store.list(now_ms=now_ms, budget=budget.name)
+            if s.ref.start == start
+            and s.ref.window == budget.window.kind
+            and s.ref.timezone == budget.timezone
+        ]
+        fixed = fixed_scope(budget)
+        if not any(v == WILDCARD for v in fixed.values()) and not states:
+            (state,) = store.read([current_ref(budget, fixed, now)], now_ms=now_ms)
+            states = [state]
+        results.extend(status_of(budget, s) for s in sorted(states, key=lambda s: s.ref.scope))
+    return results
+
+
+def forget_window_spend(
+    store: Store, budgets: Sequence[Budget], name: str, scope: Mapping[str, str] | None, now: float
+) -> int:
+    """Forget the current window's spend of a budget (all scope values unless ``scope`` is given); how many
+    counters existed. Live holds stay (:meth:`Store.forget_spend`)."""
+    budget = CompiledBudgets(budgets).budget(name)
+    if scope is not None:
+        refs = [current_ref(budget, scope, now)]
+    else:
+        refs = [s.ref for s in current_windows(store, [budget], name, now) if s.ref is not None]
+    return store.forget_spend(refs, now_ms=int(now * 1000))
+
+
 def budget_windows(
     store: Store,
     budgets: Sequence[Budget],
@@ -151,46 +127,31 @@ def budget_windows(
     scope: Mapping[str, str] | None = None,
     now: float | None = None,
     detail: bool = False,
-) -> list[WindowStatus]:
+) -> list[BudgetStatus]:
     """The current window of every budget (or of ``name``): one entry per scope value already spent
     against; a wildcard budget without any spend yet gets one zero entry showing its pattern."""
     moment = time.time() if now is None else now
     wanted = dict(scope or {})
-    ledger = Ledger(store, budgets, clock=lambda: moment)
-    try:
-        statuses = ledger.status(name)
-    finally:
-        ledger.close()
-    alerts: dict[CounterRef, tuple[str, ...]] = {}
+    configured = CompiledBudgets(budgets).budgets  # refuses what a ledger would refuse
+    statuses = current_windows(store, configured, name, moment)
     if detail and statuses:
-        for state in store.read([s.ref for s in statuses], now_ms=int(moment * 1000)):
-            alerts[state.ref] = state.alerted
-    found: list[WindowStatus] = []
-    for budget in budgets:
+        alerts = {
+            state.ref: state.alerted
+            for state in store.read([s.ref for s in statuses if s.ref is not None], now_ms=int(moment * 1000))
+        }
+        statuses = [
+            replace(s, alerts_fired=alerts.get(s.ref, ())) if s.ref is not None else s for s in statuses
+        ]
+    found: list[BudgetStatus] = []
+    for budget in configured:
         if name is not None and budget.name != name:
             continue
         mine = [s for s in statuses if s.budget.name == budget.name and _matches(s.scope, wanted)]
-        for status in mine:
-            found.append(
-                WindowStatus(
-                    budget=budget,
-                    scope=status.scope,
-                    window_start=status.window_start,
-                    resets_at=status.resets_at,
-                    spent_usd=status.spent_usd,
-                    reserved_usd=status.reserved_usd,
-                    spent_tokens=status.spent_tokens,
-                    reserved_tokens=status.reserved_tokens,
-                    active_reservations=status.active_reservations,
-                    models=status.models,
-                    ref=status.ref,
-                    alerts_fired=alerts.get(status.ref, ()),
-                )
-            )
+        found.extend(mine)
         if not mine and not wanted:
             start, end = budget.window.bounds(moment)
             found.append(
-                WindowStatus(
+                BudgetStatus(
                     budget=budget,
                     scope=MappingProxyType(budget_scope_keys(budget)),
                     window_start=budget.window.local(start) if end is not None else None,
@@ -209,13 +170,13 @@ def budget_windows(
 
 def windows_to_reset(
     store: Store, budgets: Sequence[Budget], name: str, scope: Mapping[str, str], *, now: float | None = None
-) -> list[WindowStatus]:
+) -> list[BudgetStatus]:
     """The recorded current-window counters of ``name`` matching ``scope`` (all of them when empty)."""
     find_budget(budgets, name)
     return [w for w in budget_windows(store, budgets, name, scope=scope, now=now) if w.ref is not None]
 
 
-def reset_windows(store: Store, windows: Sequence[WindowStatus], *, now: float | None = None) -> int:
+def reset_windows(store: Store, windows: Sequence[BudgetStatus], *, now: float | None = None) -> int:
     """Forget the counters' spend, alert markers and tallies; returns how many existed. Live holds stay
     (:meth:`Store.forget_spend`), so calls and leases in flight are charged to the fresh window."""
     refs = [w.ref for w in windows if w.ref is not None]

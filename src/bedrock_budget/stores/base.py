@@ -31,8 +31,8 @@ Reservation lifecycle (ids are chosen by the caller, unique per call):
   operation: a process renews the holds of its calls in flight so a call longer than the TTL keeps its
   hold, while a killed process's holds still expire, since nothing renews them any more. A hold that has
   already expired is never revived: it stays expired (its late settlement is charged as ``LATE``).
-- :meth:`Store.settle_many` settles several reservations under exactly the rules of :meth:`Store.settle`;
-  backends override it to do so in one round trip.
+- :meth:`Store.settle_many` is the one write of settlements: each :class:`SettleRequest` is applied under the
+  rules above, a batch in one round trip where the backend can; :meth:`Store.settle` is a batch of one.
 - :meth:`Store.forget_spend` starts a counter afresh (a budget reset) without dropping live holds: it
   forgets the spend, fired alert markers and per-model tallies but keeps the live holds, the epoch and the
   tombstones, so calls and leases in flight keep their capacity held and their settlements still apply
@@ -67,6 +67,7 @@ DEFAULT_PREFIX: Final = "bb:"
 DEFAULT_KEY_SLACK: Final = 3600
 DEFAULT_TOMBSTONE_RETENTION: Final = 86400
 _EMPTY: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType({})
+_NO_TALLIES: Final[Mapping[str, Mapping[str, int]]] = _EMPTY
 
 Unit = Literal["usd", "tokens"]
 #: Per-model tally increments: model id -> {"calls": n, "cost": nano-USD, token type: count}.
@@ -209,14 +210,35 @@ class ReserveResult:
 
 @dataclass(frozen=True, slots=True)
 class SettleRequest:
-    """One settlement of a batch: the arguments of :meth:`Store.settle`."""
+    """One settlement: what :meth:`Store.settle_many` applies, what the settle queue batches and what the
+    ledger's journal keeps. ``tallies`` are the per-model increments it adds (:func:`call_tallies`,
+    :func:`add_call`), computed once by whoever builds the request; ``charge`` records it even when the
+    store holds no reservation under its id (spend journalled during an outage)."""
 
     reservation_id: str
     spends: tuple[Spend, ...]
-    model: str | None = None
-    tokens: Mapping[str, int] | None = None
+    tallies: Tallies = field(default_factory=lambda: _NO_TALLIES)
     charge: bool = False
-    tallies: Tallies | None = None
+
+    @property
+    def cost_nanos(self) -> int:
+        """What the settlement charges in USD (every counter of a settlement is charged the same)."""
+        return max((spend.usd for spend in self.spends), default=0)
+
+    @classmethod
+    def of_call(
+        cls,
+        reservation_id: str,
+        spends: Sequence[Spend],
+        model: str | None,
+        tokens: Mapping[str, int] | None,
+        *,
+        charge: bool = False,
+    ) -> SettleRequest:
+        """The settlement of one call of ``model`` with raw token ``tokens`` (no tallies without a model)."""
+        cost = spends[0].usd if spends else 0
+        tallies = _NO_TALLIES if model is None else call_tallies(model, cost, tokens or {})
+        return cls(reservation_id, tuple(spends), tallies, charge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +320,15 @@ class Store(ABC):
         """Hold every counter or none (see the module docstring)."""
 
     @abstractmethod
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        """Settle (or with ``charge`` record) each reservation in each of its counters exactly once, adding
+        its tallies. Each result is the outcomes of one request or the
+        :class:`~bedrock_budget.errors.StoreError` it failed with. A failed request may or may not have been
+        applied; settling it again is safe, because a store applies a reservation id's settlement at most
+        once per counter. Backends do the whole batch in as few round trips as they can."""
+
     def settle(
         self,
         reservation_id: str,
@@ -309,34 +340,16 @@ class Store(ABC):
         charge: bool = False,
         tallies: Tallies | None = None,
     ) -> tuple[SettleOutcome, ...]:
-        """Settle (or with ``charge`` record) the reservation in each counter exactly once. ``model`` and
-        ``tokens`` (raw counts by type) feed the per-model tallies; ``tallies`` replaces them when one
-        settlement stands for calls of several models (a lease, see ``budgets.leases``)."""
-
-    def settle_many(
-        self, requests: Sequence[SettleRequest], *, now_ms: int
-    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
-        """Settle several reservations as :meth:`settle` would, one after the other. Each result is the
-        outcomes of one request or the :class:`~bedrock_budget.errors.StoreError` it failed with. A failed
-        request may or may not have been applied; settling it again is safe, because a store applies a
-        reservation id's settlement at most once per counter."""
-        results: list[tuple[SettleOutcome, ...] | StoreError] = []
-        for request in requests:
-            try:
-                results.append(
-                    self.settle(
-                        request.reservation_id,
-                        request.spends,
-                        now_ms=now_ms,
-                        model=request.model,
-                        tokens=request.tokens,
-                        charge=request.charge,
-                        tallies=request.tallies,
-                    )
-                )
-            except StoreError as exc:
-                results.append(exc)
-        return results
+        """One settlement (:meth:`settle_many` with one request); raises its ``StoreError``. ``model`` and
+        ``tokens`` (raw counts by type) make the tallies of one call; ``tallies`` gives them ready made."""
+        if tallies is None:
+            request = SettleRequest.of_call(reservation_id, spends, model, tokens, charge=charge)
+        else:
+            request = SettleRequest(reservation_id, tuple(spends), tallies, charge)
+        (result,) = self.settle_many([request], now_ms=now_ms)
+        if isinstance(result, StoreError):
+            raise result
+        return result
 
     def renew(self, renewals: Sequence[Renewal], *, now_ms: int, deadline_ms: int) -> tuple[bool, ...]:
         """Move each live hold's deadline to ``deadline_ms`` unless it is already later, purging expired
@@ -386,28 +399,32 @@ class Store(ABC):
         return f"<{type(self).__name__} {self.name} prefix={self.prefix!r}>"
 
 
-def tally_fields(model: str | None, tokens: Mapping[str, int] | None, usd: int) -> list[tuple[str, int]]:
-    """Per-model tally increments for one settlement: calls, cost and each token type."""
-    if model is None:
-        return []
-    fields = [("calls", 1), ("cost", usd)]
-    fields.extend((kind, count) for kind, count in sorted((tokens or {}).items()) if count)
-    return fields
+def add_call(tallies: dict[str, dict[str, int]], model: str, cost: int, counts: Mapping[str, int]) -> None:
+    """Add one call to per-model tallies: a call, its cost (nano-USD) and each non-zero token count. The one
+    place tallies are computed, for a single settlement and for a lease's running total alike."""
+    tally = tallies.get(model)
+    if tally is None:
+        tally = tallies[model] = {}
+    tally["calls"] = tally.get("calls", 0) + 1
+    tally["cost"] = tally.get("cost", 0) + cost
+    for kind, count in counts.items():
+        if count:
+            tally[kind] = tally.get(kind, 0) + count
 
 
-def tally_items(
-    model: str | None, tokens: Mapping[str, int] | None, usd: int, tallies: Tallies | None
-) -> list[tuple[str, int]]:
-    """Tally field names (``m:<model>:<kind>``) and increments of one settlement in one counter."""
-    if tallies is None:
-        if model is None:
-            return []
-        prefix = tally_prefix(model)
-        return [(prefix + kind, value) for kind, value in tally_fields(model, tokens, usd)]
+def call_tallies(model: str, cost: int, counts: Mapping[str, int]) -> Tallies:
+    """The tallies of a settlement for one call."""
+    tallies: dict[str, dict[str, int]] = {}
+    add_call(tallies, model, cost, counts)
+    return tallies
+
+
+def tally_items(tallies: Tallies) -> list[tuple[str, int]]:
+    """Stored field names (``m:<model>:<kind>``) and increments of a settlement's tallies."""
     return [
         (tally_prefix(name) + kind, value)
-        for name, counts in sorted(tallies.items())
-        for kind, value in sorted(counts.items())
+        for name, counts in tallies.items()
+        for kind, value in counts.items()
         if value
     ]
 

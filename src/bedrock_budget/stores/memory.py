@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from bedrock_budget.errors import ConfigurationError
+from bedrock_budget.errors import ConfigurationError, StoreError
 from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
     DEFAULT_PREFIX,
@@ -26,10 +26,9 @@ from bedrock_budget.stores.base import (
     Renewal,
     ReserveResult,
     SettleOutcome,
+    SettleRequest,
     SettleStatus,
-    Spend,
     Store,
-    Tallies,
     parse_tallies,
     tally_items,
 )
@@ -261,21 +260,19 @@ class MemoryStore(Store):
                 checks.append(Check(state, refused_usd, refused_tokens, fired, epoch))
             return ReserveResult(granted=granted, checks=tuple(checks))
 
-    def settle(
-        self,
-        reservation_id: str,
-        spends: Sequence[Spend],
-        *,
-        now_ms: int,
-        model: str | None = None,
-        tokens: Mapping[str, int] | None = None,
-        charge: bool = False,
-        tallies: Tallies | None = None,
-    ) -> tuple[SettleOutcome, ...]:
+    def settle_many(
+        self, requests: Sequence[SettleRequest], *, now_ms: int
+    ) -> list[tuple[SettleOutcome, ...] | StoreError]:
+        # Memory cannot be unavailable: every request gets its outcomes.
+        return [self._settle(request, now_ms) for request in requests]
+
+    def _settle(self, request: SettleRequest, now_ms: int) -> tuple[SettleOutcome, ...]:
+        reservation_id, charge = request.reservation_id, request.charge
+        tallies = tally_items(request.tallies)
         trim = self._trim_before(now_ms)
         outcomes: list[SettleOutcome] = []
         with self._lock:
-            for spend in spends:
+            for spend in request.spends:
                 key = self.key(spend.ref)
                 counter = self._get(key, now_ms)
                 status = SettleStatus.NOOP
@@ -305,7 +302,7 @@ class MemoryStore(Store):
                     counter.spent_usd += spend.usd
                     counter.spent_tokens += spend.tokens
                     counts = counter.tallies
-                    for name, value in tally_items(model, tokens, spend.usd, tallies):
+                    for name, value in tallies:
                         if not value:
                             continue
                         if name in counts:

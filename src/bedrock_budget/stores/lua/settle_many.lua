@@ -8,7 +8,7 @@
 -- they never pass through Lua's doubles.
 -- ARGV: now_ms, trim_before_ms, batch = {
 --   "c": [[ttl_ms, meta, [[mark_name, unit, amount], ...]], ...]                       (one per counter)
---   "s": [[id, mode ('s'/'c'), tally_prefix ('' = none), [[field, value], ...],       (one per settlement)
+--   "s": [[id, mode ('s'/'c'), [[tally_field, value], ...],                            (one per settlement)
 --          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)], ...]], ...] }
 -- KEYS: three per counter, in counter order.
 -- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [fired ...]"
@@ -27,8 +27,8 @@ end
 
 local result = {}
 for _, settlement in ipairs(batch['s']) do
-  local rid, mode, tally, tallies = settlement[1], settlement[2], settlement[3], settlement[4]
-  for _, spend in ipairs(settlement[5]) do
+  local rid, mode, tallies = settlement[1], settlement[2], settlement[3]
+  for _, spend in ipairs(settlement[4]) do
     local c, usd, tok, epoch = spend[1], spend[2], spend[3], spend[4]
     local h, z, t = KEYS[3 * c - 2], KEYS[3 * c - 1], KEYS[3 * c]
     local counter = counters[c]
@@ -45,10 +45,8 @@ for _, settlement in ipairs(batch['s']) do
       end
       incr(h, 'su', usd)
       incr(h, 'st', tok)
-      if tally ~= '' then
-        for _, pair in ipairs(tallies) do
-          incr(h, tally .. pair[1], pair[2])
-        end
+      for _, pair in ipairs(tallies) do
+        incr(h, pair[1], pair[2])
       end
     end
     local row = state(h, z)

@@ -3,12 +3,17 @@
 Every operation is one Lua script loaded once per client and run with EVALSHA through redis-py's ``Script``,
 so a reservation against any number of budgets is one round trip. :meth:`RedisStore.settle_many` settles a
 batch of reservations with one script call, with the same per-counter rules as a single settle.
+
+Every operation passes a circuit breaker (:mod:`bedrock_budget.stores.breaker`; ``breaker=False`` to go
+without): once the server stops answering, operations fail at once until a background probe finds it back.
+Before its first operation, and again after an outage, the store refuses a server whose
+``maxmemory-policy`` may evict budget counters (:mod:`.eviction`; ``allow_eviction=True`` to accept one).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -24,8 +29,10 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import bedrock_budget.stores.redis.eviction as eviction
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import ConfigurationError, StoreError, StoreUnavailableError
+from bedrock_budget.stores import breaker as breakers
 from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
     DEFAULT_PREFIX,
@@ -39,14 +46,10 @@ from bedrock_budget.stores.base import (
     ReserveResult,
     SettleOutcome,
     SettleRequest,
-    Spend,
     Store,
-    Tallies,
     parse_tallies,
     settle_status,
-    tally_fields,
     tally_items,
-    tally_prefix,
 )
 from bedrock_budget.stores.keys import encode_part
 from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
@@ -86,12 +89,25 @@ class RedisStore(Store):
         key_slack: int = DEFAULT_KEY_SLACK,
         tombstone_retention: int = DEFAULT_TOMBSTONE_RETENTION,
         closers: Sequence[Callable[[], None]] = (),
+        breaker: bool = True,
+        probe_interval: float = breakers.DEFAULT_PROBE_INTERVAL,
+        allow_eviction: bool = False,
     ) -> None:
         super().__init__(prefix=prefix, key_slack=key_slack, tombstone_retention=tombstone_retention)
         self._client = client
         self._name = name or f"redis ({type(client).__name__})"
         self._closers = list(closers)
         self._closed = False
+        #: Whether an evicting ``maxmemory-policy`` is accepted (see :mod:`.eviction`).
+        self.allow_eviction = bool(allow_eviction)
+        self._policy_checked = False
+        self._breaker: breakers.CircuitBreaker | None = None
+        if breaker:
+            self._breaker = breakers.CircuitBreaker(
+                self._probe, name=self._name, probe_interval=probe_interval
+            )
+            self._breaker.on_close(self._recheck_policy)
+        breakers.watch(self)
         self._scripts: dict[str, Script] = {k: client.register_script(v) for k, v in _SCRIPTS.items()}
         # Every call of a window names the same counters: build their key names once (bounded: windows
         # roll over and per-user scopes come and go).
@@ -117,17 +133,64 @@ class RedisStore(Store):
     def client(self) -> Any:
         return self._client
 
+    @property
+    def breaker(self) -> breakers.Breaker | None:
+        """The store's circuit breaker (``None`` when made with ``breaker=False``)."""
+        return self._breaker
+
+    # -- health ---------------------------------------------------------------------------------------------
+
+    def _servers(self) -> list[Any]:
+        """A client for each server holding budget data (the one server here; each master on a cluster)."""
+        return [self._client]
+
+    def _probe(self) -> None:
+        """The breaker's probe: raises unless every server answers a PING."""
+        for server in self._servers():
+            server.ping()
+
+    def _recheck_policy(self) -> None:
+        # After an outage the server may be another one (a failover) or restarted with another config.
+        self._policy_checked = False
+
+    def _check_policy(self) -> None:
+        eviction.check_policies(self._name, self._servers(), allow_eviction=self.allow_eviction)
+        self._policy_checked = True
+
+    def evicted_keys(self) -> int | None:
+        """Keys the server(s) evicted since they started (``INFO stats``); ``None`` when not readable now
+        (the circuit is open, or the server does not answer)."""
+        if self._closed or (self._breaker is not None and self._breaker.state != "closed"):
+            return None
+        try:
+            return eviction.evicted_keys(self._servers())
+        except (RedisError, RedisClusterException, ValueError):
+            return None
+
     # -- plumbing -----------------------------------------------------------------------------------------
 
-    def _run(self, operation: Callable[[], T]) -> T:
+    def _gate(self) -> None:
+        """Refuse at once when closed or while the circuit is open; check the eviction policy first time."""
         if self._closed:
             raise StoreError(f"budget store {self._name} is closed")
+        if self._breaker is not None:
+            self._breaker.check()
+        if not self._policy_checked:
+            self._unavailable_trips(self._check_policy)
+
+    def _run(self, operation: Callable[[], T]) -> T:
+        self._gate()
+        return self._unavailable_trips(operation)
+
+    def _unavailable_trips(self, operation: Callable[[], T]) -> T:
+        """Run ``operation``, turning redis-py's errors into ours; a store out of reach opens the circuit."""
         try:
             return operation()
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(self._name, f"{type(exc).__name__}: {exc}") from exc
-        except RedisClusterException as exc:
-            raise StoreUnavailableError(self._name, f"{type(exc).__name__}: {exc}") from exc
+        except (*_UNAVAILABLE, RedisClusterException) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if self._breaker is not None:
+                self._breaker.failed(reason)
+            raise StoreUnavailableError(self._name, reason) from exc
         except RedisError as exc:
             raise StoreError(f"budget store {self._name} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -204,22 +267,6 @@ class RedisStore(Store):
             remember(self._reserve_memo, memo_key, pieces, _KEY_MEMO_SIZE)
         return pieces
 
-    def _settle(
-        self,
-        rid: str,
-        spends: Sequence[Spend],
-        now_ms: int,
-        model: str | None,
-        tokens: Mapping[str, int] | None,
-        charge: bool,
-        tallies: Tallies | None = None,
-    ) -> tuple[SettleOutcome, ...]:
-        # A batch of one: one JSON argument and one string per counter cost less than separate arguments.
-        request = SettleRequest(
-            rid, tuple(spends), model=model, tokens=tokens, charge=charge, tallies=tallies
-        )
-        return self._settle_many([request], now_ms)[0]
-
     def _settle_many(self, requests: Sequence[SettleRequest], now_ms: int) -> list[tuple[SettleOutcome, ...]]:
         # One JSON argument for the whole batch (see settle_many.lua); each distinct counter (with its
         # thresholds) is listed once and spends refer to it by 1-based index. Amounts go as strings.
@@ -229,14 +276,6 @@ class RedisStore(Store):
         settlements: list[list[object]] = []
         for request in requests:
             spends = request.spends
-            model = request.model
-            if request.tallies is None:
-                prefix = tally_prefix(model) if model is not None else ""
-                tallies = tally_fields(model, request.tokens, spends[0].usd if spends else 0)
-            else:
-                # Several models: full field names after the bare "m:" prefix.
-                prefix = "m:"
-                tallies = [(name[2:], value) for name, value in tally_items(None, None, 0, request.tallies)]
             parts: list[list[object]] = []
             for spend in spends:
                 ref = spend.ref
@@ -253,8 +292,7 @@ class RedisStore(Store):
                 [
                     request.reservation_id,
                     "c" if request.charge else "s",
-                    prefix,
-                    [[field, str(value)] for field, value in tallies],
+                    [[field, str(value)] for field, value in tally_items(request.tallies)],
                     parts,
                 ]
             )
@@ -348,21 +386,6 @@ class RedisStore(Store):
             return ReserveResult(granted=True, checks=())
         return self._reserve(reservation_id, holds, now_ms, deadline_ms)
 
-    def settle(
-        self,
-        reservation_id: str,
-        spends: Sequence[Spend],
-        *,
-        now_ms: int,
-        model: str | None = None,
-        tokens: Mapping[str, int] | None = None,
-        charge: bool = False,
-        tallies: Tallies | None = None,
-    ) -> tuple[SettleOutcome, ...]:
-        if not spends:
-            return ()
-        return self._settle(reservation_id, spends, now_ms, model, tokens, charge, tallies)
-
     def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
@@ -415,6 +438,8 @@ class RedisStore(Store):
         if self._closed:
             return
         self._closed = True
+        if self._breaker is not None:
+            self._breaker.stop()
         try:
             self._client.close()
         finally:

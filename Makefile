@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 FOCUS_VENV := .venv-focus
 FOCUS_STAMP := $(FOCUS_VENV)/.installed
 
-.PHONY: demo test lint typecheck unit dist-check async-check bench services clean
+.PHONY: demo test checks lint typecheck unit dist-check async-check bench services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,13 @@ dist-check: $(STAMP)
 async-check:
 	bash .ci/check-async.sh
 
-test: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check async-check
+# Everything the suite needs, and the checks that do not share its services, run side by side (the three
+# venvs build at once; the async tests run while the wheel is checked), each job's output kept together.
+# The suite itself runs alone afterwards: its timing-sensitive tests get the machine to themselves.
+checks: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check async-check
+
+test:
+	$(MAKE) --no-print-directory --jobs=4 --output-sync=target checks
 	$(PY) -m pytest -q
 
 bench: $(STAMP) services

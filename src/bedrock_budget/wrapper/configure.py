@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.stores.base import Store
+    from bedrock_budget.stores.tracking import Tracking
 
 ClientT = TypeVar("ClientT")
 
@@ -56,6 +57,7 @@ def build_meter(
     lease_seconds: float | None = None,
     max_call_seconds: float | None = None,
     journal_path: str | os.PathLike[str] | None = None,
+    track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = None,
 ) -> Meter:
     """Validate the configuration once, when the client is wrapped, not on every call."""
     listener_list = list(listeners)
@@ -125,6 +127,7 @@ def build_meter(
             ("lease_seconds", lease_seconds),
             ("max_call_seconds", max_call_seconds),
             ("journal_path", journal_path),
+            ("track", track),
         )
         if value is not None
     }
@@ -174,6 +177,7 @@ def wrap(
     lease_seconds: float | None = None,
     max_call_seconds: float | None = None,
     journal_path: str | os.PathLike[str] | None = None,
+    track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = None,
 ) -> ClientT:
     """Return ``client`` metered: same methods, same return values, same class for ``isinstance``.
 
@@ -224,6 +228,10 @@ def wrap(
             a stream still open and unread after that is settled at its reserved worst case.
         journal_path: a directory for a local journal file that keeps settlements not yet in the store
             (background batches, outage spend) across a killed process; the next process replays them.
+        track: what the spend ledger tracks in the store for every settled call, budgets or not (with a
+            ``store``): ``True`` (default: user, app, every other key a call carries, and model),
+            ``False``, a list of keys and key tuples (``["user", "model", ("app", "model")]``) or a
+            ``Tracking`` (keys, pairs and retention). Read it with ``bb.spend()`` or ``report --by``.
     """
     inner = unwrap(client)
     service = getattr(getattr(getattr(inner, "meta", None), "service_model", None), "service_name", None)

@@ -29,17 +29,32 @@ class Target:
     ]
 )
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    yield from _target(request, request.param)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", id="redis", marks=pytest.mark.redis),
+        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+    ]
+)
+def shared_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """A store other processes (and the command line) reach by URI."""
+    yield from _target(request, request.param)
+
+
+def _target(request: pytest.FixtureRequest, kind: str) -> Iterator[Target]:
     prefix = f"bbspend{uuid.uuid4().hex[:10]}:"
-    if request.param == "memory":
+    if kind == "memory":
         yield Target("memory", None, prefix, MemoryStore(prefix=prefix))
         return
-    uri = request.getfixturevalue("redis_url" if request.param == "redis" else "cluster_url")
+    uri = request.getfixturevalue("redis_url" if kind == "redis" else "cluster_url")
     store = from_uri(uri, prefix=prefix)
     try:
-        yield Target(request.param, uri, prefix, store)
+        yield Target(kind, uri, prefix, store)
     finally:
         store.close()
-        if request.param == "redis":  # the cluster is the session's own, started in a temporary folder
+        if kind == "redis":  # the cluster is the session's own, started in a temporary folder
             _delete(uri, prefix)
 
 

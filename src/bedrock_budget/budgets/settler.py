@@ -172,10 +172,14 @@ class Settler:
                     tallies=request.tallies,
                 )
             else:
-                (result,) = self.store.settle_many([request], now_ms=self._now_ms())
-                if isinstance(result, StoreError):
-                    raise result
-                outcomes = result
+                outcomes = self.store.settle(
+                    request.reservation_id,
+                    request.spends,
+                    now_ms=self._now_ms(),
+                    charge=request.charge,
+                    tallies=request.tallies,
+                    track=request.track,
+                )
         except StoreError as exc:
             self.store_errors += 1
             log.warning(

@@ -346,13 +346,17 @@ class Store(ABC):
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
         tallies: Tallies | None = None,
+        track: TrackEntry | None = None,
     ) -> tuple[SettleOutcome, ...]:
         """One settlement (:meth:`settle_many` with one request); raises its ``StoreError``. ``model`` and
-        ``tokens`` (raw counts by type) make the tallies of one call; ``tallies`` gives them ready made."""
+        ``tokens`` (raw counts by type) make the tallies of one call; ``tallies`` gives them ready made;
+        ``track`` is what the call adds to the spend ledger."""
         if tallies is None:
             request = SettleRequest.of_call(reservation_id, spends, model, tokens, charge=charge)
         else:
             request = SettleRequest(reservation_id, tuple(spends), tallies, charge)
+        if track is not None:
+            request = SettleRequest(request.reservation_id, request.spends, request.tallies, charge, track)
         (result,) = self.settle_many([request], now_ms=now_ms)
         if isinstance(result, StoreError):
             raise result

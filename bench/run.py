@@ -26,6 +26,7 @@ BENCHMARKS = {
     "memory": "memory_users",
     "fake-server": "fake_server_throughput",
     "journal": "journal",
+    "tracking": "tracking",
 }
 
 

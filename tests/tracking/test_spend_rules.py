@@ -148,3 +148,30 @@ def test_report_lists_every_value_and_twice_gives_the_same(
     assert main(["report", "--store", uri, "--by", "user", "--top", "2", "--format", "csv"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
     assert main(["report", "--store", uri, "--by", "user", "--granularity", "week"]) == 2
+
+
+def test_calls_admitted_from_leases_are_each_tracked(target: Target) -> None:
+    clock = Clock(ELEVEN)
+    budgets = [bb.Budget(name="org", window="day", limit_usd="10")]
+    ledger = Ledger(target.store, budgets, lease_fraction=0.5, clock=clock)
+    for i in range(30):
+        ledger.settle(ledger.reserve({"user": f"u{i % 4}"}, "m", None, 1000, TOKENS), 100 + i, TOKENS)
+    assert ledger.flush() == 0
+    ledger.close()
+    users = bb.spend(target.store, by="user", now=ELEVEN)
+    assert sum(r.calls for r in users) == 30
+    assert sum(r.cost_nanos for r in users) == sum(100 + i for i in range(30))
+    assert ledger.read("org").spent_usd * 10**9 == sum(100 + i for i in range(30))
+
+
+def test_cluster_tracking_spreads_over_slots() -> None:
+    from redis.crc import key_slot
+
+    from bedrock_budget.stores.tracking import shard, tag
+
+    slots = {
+        key_slot(tag("bb:", dim, shard(dim, f"u-{i}", f"r{i}")).encode())
+        for dim in ("user", "app", "model", "_all")
+        for i in range(400)
+    }
+    assert len(slots) == 4 * 16

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,33 @@ def test_cluster_tracking_spreads_over_slots() -> None:
         for i in range(400)
     }
     assert len(slots) == 4 * 16
+
+
+@pytest.mark.redis
+def test_redis_expires_every_tracking_key(redis_url: str) -> None:
+    import redis
+
+    prefix = f"bbspendttl{uuid.uuid4().hex[:8]}:"
+    store = from_uri(redis_url, prefix=prefix)
+
+    ledger = Ledger(store, track=bb.Tracking(hourly_days=2, daily_days=30))
+    ledger.settle(ledger.reserve({"user": "u", "app": "a"}, "m", None, 0, TOKENS), 5, TOKENS)
+    ledger.close()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        assert len(keys) == 4 * 5  # user, app, model, total: dedupe + (sorted set, hash) per hour and day
+        for key in keys:
+            left = client.pttl(key) / 1000
+            name = key.decode()
+            if name.endswith(":d"):
+                limit = 3600 + 86400  # the hour, then the store's tombstone retention
+            elif ":h:" in name:
+                limit = 3600 + 2 * 86400
+            else:
+                limit = 86400 + 30 * 86400
+            assert limit - 86400 - 3600 < left <= limit, (name, left)
+        client.delete(*keys)
+    finally:
+        client.close()
+        store.close()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from bedrock_budget.errors import ConfigurationError
@@ -150,6 +151,7 @@ def shard(dim: str, value: str, rid: str) -> int:
     return zlib.crc32(f"{dim}\x00{value}".encode("utf-8", "surrogatepass")) % SHARDS
 
 
+@lru_cache(maxsize=4096)
 def tag(prefix: str, dim: str, shard_no: int) -> str:
     return f"{prefix}t:{{{encode_part(dim)}/{shard_no}}}"
 
@@ -164,7 +166,12 @@ def zset_key(base: str, granularity: str, start: int) -> str:
 
 
 def value_key(base: str, granularity: str, start: int, value: str) -> str:
-    return f"{base}:{granularity}:{start}:v:{encode_part(value)}"
+    return f"{base}:{granularity}:{start}:v:{_encoded(value)}"
+
+
+@lru_cache(maxsize=65536)
+def _encoded(value: str) -> str:
+    return encode_part(value)
 
 
 def dedupe_key(base: str, hour: int) -> str:

@@ -83,12 +83,14 @@ for _, op in ipairs(batch['t'] or {}) do
     for _, bucket in ipairs(op[6]) do
       local z, v = KEYS[bucket[1]], KEYS[bucket[2]]
       redis.call('ZINCRBY', z, cost, value)
-      redis.call('HINCRBY', v, 'n', 1)
+      -- A bucket's keys expire at a time fixed by the bucket: set once, when a value first appears in it.
+      if redis.call('HINCRBY', v, 'n', 1) == 1 then
+        redis.call('PEXPIREAT', z, bucket[3])
+        redis.call('PEXPIREAT', v, bucket[3])
+      end
       for _, pair in ipairs(fields) do
         incr(v, pair[1], pair[2])
       end
-      redis.call('PEXPIREAT', z, bucket[3])
-      redis.call('PEXPIREAT', v, bucket[3])
     end
   end
 end

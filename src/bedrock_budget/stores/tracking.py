@@ -193,24 +193,29 @@ class TrackWrite:
 def writes(prefix: str, rid: str, entry: TrackEntry, tombstone_retention: int) -> list[TrackWrite]:
     hour = bucket_start(entry.at, "h")
     day = bucket_start(entry.at, "d")
-    hour_at = (hour + HOUR + entry.hourly_days * DAY) * 1000
-    day_at = (day + DAY + entry.daily_days * DAY) * 1000
-    found: list[TrackWrite] = []
-    for dim, value in entry.dims:
-        base = tag(prefix, dim, shard(dim, value, rid))
-        found.append(
-            TrackWrite(
-                dedupe=dedupe_key(base, hour),
-                dedupe_at_ms=(hour + HOUR + tombstone_retention) * 1000,
-                value=value,
-                buckets=(
-                    (zset_key(base, "h", hour), value_key(base, "h", hour, value), hour_at),
-                    (zset_key(base, "d", day), value_key(base, "d", day, value), day_at),
-                ),
-                slot_key=base,
-            )
-        )
-    return found
+    keep = (entry.hourly_days, entry.daily_days, tombstone_retention)
+    return [_write(prefix, dim, value, shard(dim, value, rid), hour, day, keep) for dim, value in entry.dims]
+
+
+@lru_cache(maxsize=8192)
+def _write(
+    prefix: str, dim: str, value: str, shard_no: int, hour: int, day: int, keep: tuple[int, int, int]
+) -> TrackWrite:
+    # The same (value, hour) repeats for every call of a busy user or app: laid out once.
+    hourly_days, daily_days, tombstone_retention = keep
+    base = tag(prefix, dim, shard_no)
+    hour_at = (hour + HOUR + hourly_days * DAY) * 1000
+    day_at = (day + DAY + daily_days * DAY) * 1000
+    return TrackWrite(
+        dedupe=dedupe_key(base, hour),
+        dedupe_at_ms=(hour + HOUR + tombstone_retention) * 1000,
+        value=value,
+        buckets=(
+            (zset_key(base, "h", hour), value_key(base, "h", hour, value), hour_at),
+            (zset_key(base, "d", day), value_key(base, "d", day, value), day_at),
+        ),
+        slot_key=base,
+    )
 
 
 def fields_of(entry: TrackEntry) -> list[tuple[str, int]]:

@@ -269,9 +269,8 @@ def _ledger_report(
     if not rows and not required:
         return False
     span = f"from {start or 'the current ' + granularity} to {end or 'now'}"
-    spend_report.emit(
-        rows, keys, output_format, f"spend ledger in {name}, {granularity} buckets {span} (UTC)"
-    )
+    source = f"spend ledger in {name}, {granularity} buckets {span} (UTC)"
+    spend_report.emit(rows, keys, output_format, source, top=top)
     return True
 
 

@@ -56,10 +56,20 @@ def ledger_rows(
     granularity: str,
     top: int | None,
 ) -> list[SpendRow]:
-    return spend(store, by=keys, since=since, until=until, granularity=granularity, top=top)  # type: ignore[arg-type]
+    return spend(
+        store,
+        by=keys,
+        since=since,
+        until=until,
+        granularity="hour" if granularity == "hour" else "day",
+        top=top,
+    )
 
 
-def emit(rows: list[SpendRow], keys: tuple[str, ...], output_format: str, source: str) -> None:
+def emit(
+    rows: list[SpendRow], keys: tuple[str, ...], output_format: str, source: str, *, top: int | None = None
+) -> None:
+    """Print the rows; with ``top`` the total is of the rows shown, and says so."""
     total_nanos = sum(r.cost_nanos for r in rows)
     total_calls = sum(r.calls for r in rows)
     totals = {t: sum(r.tokens.get(t, 0) for r in rows) for t in TOKEN_FIELDS}
@@ -69,6 +79,7 @@ def emit(rows: list[SpendRow], keys: tuple[str, ...], output_format: str, source
                 "by": list(keys),
                 "source": source,
                 "rows": [_json_row(r) for r in rows],
+                "top": top,
                 "total": {"calls": total_calls, "tokens": totals, "cost_usd": _usd(total_nanos)},
             }
         )
@@ -90,8 +101,9 @@ def emit(rows: list[SpendRow], keys: tuple[str, ...], output_format: str, source
         )
         for r in rows
     ]
+    label = "total" if top is None else f"top {top} total"
     body.append(
-        ("total", f"{total_calls:,}", *(f"{totals[t]:,}" for t in TOKEN_FIELDS), money(_dec(total_nanos)))
+        (label, f"{total_calls:,}", *(f"{totals[t]:,}" for t in TOKEN_FIELDS), money(_dec(total_nanos)))
     )
     name = ",".join(keys)
     table(f"Spend by {name}", (name, "calls", *_TOKEN_HEADERS, "cost"), body)

@@ -4,8 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 RUNTIME := $(VENV)/.installed-runtime
+# The FinOps Foundation's focus-validator, which the FOCUS export tests run: a venv of its own (see the script).
+FOCUS_VENV := .venv-focus
+FOCUS_STAMP := $(FOCUS_VENV)/.installed
 
-.PHONY: demo test lint typecheck unit dist-check bench services clean
+.PHONY: demo test lint typecheck unit dist-check async-check bench services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,24 +31,32 @@ services:
 	@bash .ci/ensure-services.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples .ci
+	$(VENV)/bin/ruff check src tests tests_async bench examples .ci
 	$(VENV)/bin/ruff format --check src .ci
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+$(FOCUS_STAMP): .ci/focus-venv.sh
+	bash .ci/focus-venv.sh $(FOCUS_VENV)
+
+unit: $(STAMP) $(FOCUS_STAMP)
 	$(PY) -m pytest -q
 
 # The built wheel and sdist, installed into fresh venvs outside the checkout: what `pip install` gives users.
 dist-check: $(STAMP)
 	bash .ci/check-dist.sh
 
-test: $(STAMP) services lint typecheck dist-check
+# The async (aiobotocore) client tests, in their own venv (.venv-async): aiobotocore pins botocore.
+async-check:
+	bash .ci/check-async.sh
+
+test: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check async-check
 	$(PY) -m pytest -q
 
 bench: $(STAMP) services
+	bash .ci/async-venv.sh
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(FOCUS_VENV) .venv-async .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts what the test suite talks to when it is not already running: a Redis on 127.0.0.1:6379 and the
-# redis-server binary for the cluster fixture. Installs Debian packages when they are missing.
+# Starts what the test suite talks to when it is not already running: a Redis on 127.0.0.1:6379, a Redis
+# Sentinel on 127.0.0.1:26379 monitoring it as "bedrock-budget", and the redis-server binary for the cluster
+# fixture. Installs Debian packages when they are missing.
 set -euo pipefail
 
 need_apt=()
@@ -43,4 +44,40 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
         sleep 0.1
     done
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+fi
+
+# A Redis Sentinel on 127.0.0.1:26379 monitoring the Redis above as "bedrock-budget", so the store suites run
+# over redis+sentinel:// too. Sentinel rewrites its configuration file, so it gets a copy of its own.
+SENTINEL_PORT=26379
+SENTINEL_SERVICE=bedrock-budget
+sentinel_master() {
+    redis-cli -h 127.0.0.1 -p "$SENTINEL_PORT" sentinel get-master-addr-by-name "$SENTINEL_SERVICE" 2>/dev/null |
+        tr '\n' ' '
+}
+if ! redis-cli -h 127.0.0.1 -p "$SENTINEL_PORT" ping >/dev/null 2>&1; then
+    echo "starting redis-server --sentinel on 127.0.0.1:$SENTINEL_PORT"
+    mkdir -p /tmp/bedrock-budget-redis
+    cat >/tmp/bedrock-budget-redis/sentinel.conf <<CONF
+port $SENTINEL_PORT
+bind 127.0.0.1
+daemonize yes
+dir /tmp/bedrock-budget-redis
+logfile /tmp/bedrock-budget-redis/sentinel.log
+pidfile /tmp/bedrock-budget-redis/sentinel.pid
+sentinel monitor $SENTINEL_SERVICE 127.0.0.1 6379 1
+sentinel down-after-milliseconds $SENTINEL_SERVICE 5000
+CONF
+    redis-server /tmp/bedrock-budget-redis/sentinel.conf --sentinel
+fi
+if [ -z "$(sentinel_master)" ]; then
+    # A Sentinel was running already but did not know the service: add it.
+    redis-cli -h 127.0.0.1 -p "$SENTINEL_PORT" sentinel monitor "$SENTINEL_SERVICE" 127.0.0.1 6379 1 >/dev/null
+fi
+for _ in $(seq 1 50); do
+    [ "$(sentinel_master)" = "127.0.0.1 6379 " ] && break
+    sleep 0.1
+done
+if [ "$(sentinel_master)" != "127.0.0.1 6379 " ]; then
+    echo "the Sentinel on 127.0.0.1:$SENTINEL_PORT does not give 127.0.0.1:6379 for $SENTINEL_SERVICE" >&2
+    exit 1
 fi

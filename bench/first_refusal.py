@@ -1,6 +1,7 @@
-"""Spend share at the first refusal: how much of a ``block`` budget is spent when it first refuses a call,
-for prose and for code prompts, with the reservation's input bound and with the old 3-bytes-per-token
-estimate, and with exact input counts from CountTokens (``count_tokens=True``), in the same run.
+"""Spend share at the first refusal: how much of a budget is spent when it first refuses a call, for prose
+and for code prompts, with the reservation's input bound and with the old 3-bytes-per-token estimate, with
+exact input counts from CountTokens (``count_tokens=True``), and with ``action: clamp`` (the output cap
+lowered to what is left rather than the call refused) beside ``block``, in the same run.
 
 A refusing budget stops one worst case short of its limit, so the bigger the reservation the earlier it
 refuses. The fake Bedrock bills input at the density measured for each content type with the public Claude
@@ -67,13 +68,14 @@ def reservation_rule(rule: Callable[..., Usage]) -> Iterator[None]:
 
 
 def share_at_first_refusal(
-    fake: FakeBedrock, content: str, limit: Decimal, *, count_tokens: bool = False
+    fake: FakeBedrock, content: str, limit: Decimal, *, count_tokens: bool = False, action: str = "block"
 ) -> tuple[Decimal, int]:
     fake.reset()
     fake.set_usage(
         "*", UsageSpec(bytes_per_token=BYTES_PER_TOKEN[content], default_output_tokens=OUTPUT_TOKENS)
     )
-    ledger = Ledger("memory://", [bb.Budget(name="b", limit_usd=str(limit))])
+    floor = {"min_output_tokens": 16} if action == "clamp" else {}
+    ledger = Ledger("memory://", [bb.Budget(name="b", limit_usd=str(limit), action=action, **floor)])
     client = bb.wrap(fake.client(), ledger=ledger, count_tokens=count_tokens)
     messages = [{"role": "user", "content": [{"text": PROMPTS[content]}]}]
     calls = 0
@@ -90,7 +92,7 @@ def share_at_first_refusal(
 
 def main() -> None:
     print(
-        f"block budgets, {MODEL}, {PROMPT_BYTES}-byte prompts, maxTokens {MAX_TOKENS}, "
+        f"{MODEL}, {PROMPT_BYTES}-byte prompts, maxTokens {MAX_TOKENS}, "
         f"{OUTPUT_TOKENS} output tokens billed"
     )
     print(
@@ -98,17 +100,22 @@ def main() -> None:
     )
     # count_tokens=True: the input is exact (Bedrock's CountTokens, which the fake answers at the same
     # density it bills), so only the output cap is held beyond what the call costs.
+    # clamp: the same bound, the budget lowering the output cap (to at least 16 tokens) instead of refusing.
     rules = {
-        "bound (default)": (worst_case_usage, False),
-        "count_tokens=True": (worst_case_usage, True),
-        "old 3 bytes/token": (_old_worst_case, False),
+        "bound (default)": (worst_case_usage, False, "block"),
+        "count_tokens=True": (worst_case_usage, True, "block"),
+        "old 3 bytes/token": (_old_worst_case, False, "block"),
+        "bound, clamp": (worst_case_usage, False, "clamp"),
+        "count_tokens, clamp": (worst_case_usage, True, "clamp"),
     }
     with FakeBedrock() as fake:
         for content in BYTES_PER_TOKEN:
             for limit in LIMITS:
-                for name, (rule, count_tokens) in rules.items():
+                for name, (rule, count_tokens, action) in rules.items():
                     with reservation_rule(rule):
-                        share, calls = share_at_first_refusal(fake, content, limit, count_tokens=count_tokens)
+                        share, calls = share_at_first_refusal(
+                            fake, content, limit, count_tokens=count_tokens, action=action
+                        )
                     print(f"{content:<8} {'$' + str(limit):>7} {name:<20} {calls:>6} {float(share):>31.1%}")
 
 

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "pricing": "pricing",
     "import": "import_time",
     "wrapper": "wrapper",
+    "async-wrapper": "async_wrapper",
     "hot-path": "hot_path",
     "count-tokens": "count_tokens",
     "throughput": "throughput",

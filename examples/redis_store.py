@@ -9,7 +9,9 @@ Settings shown here, and why:
 * ``prefix``: every key this app writes starts with it, so several apps or environments can share one
   Redis (and ``SCAN prefix*`` finds exactly this app's counters).
 * ``socket_timeout`` / ``connect_timeout`` / ``retries``: the store sits on the hot path of every call;
-  a few hundred milliseconds is the most a dead Redis may add before the outage policy decides.
+  a few hundred milliseconds is the most a dead Redis may add before the outage policy decides, and
+  only to the first calls: the store's circuit breaker then applies the policy at once until Redis
+  answers again.
 * ``on_store_error``: ``"deny"`` (default) refuses calls while Redis is unreachable - nothing can be
   spent unchecked. ``"allow"`` lets calls through and journals their spend locally, replayed into Redis
   once it answers again; pick it when availability matters more than a hard cap.

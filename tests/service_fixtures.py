@@ -1,8 +1,8 @@
-"""Real services for the tests: a Redis on 127.0.0.1:6379 and a 3-master Redis Cluster started here from
-redis-server processes, shared by every test directory.
+"""Real services for the tests: a Redis on 127.0.0.1:6379, a Redis Sentinel on 127.0.0.1:26379 watching it
+(both started by ``.ci/ensure-services.sh``) and a 3-master Redis Cluster started here from redis-server
+processes, shared by every test directory.
 
-Outside CI a missing Redis or redis-server binary skips the tests that need it; with ``CI=true`` it fails
-them, so CI can never pass by skipping.
+A missing service fails the tests that need it, in CI or not: the suite never passes by skipping.
 """
 
 from __future__ import annotations
@@ -11,27 +11,38 @@ import contextlib
 import json
 import multiprocessing
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+
+from polling import wait_until
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
+SENTINEL_PORT = 26379
+#: The name under which the Sentinel of ``.ci/ensure-services.sh`` monitors the Redis on 6379.
+SENTINEL_SERVICE = "bedrock-budget"
+#: Ports the services above use, never handed out by :func:`free_port`.
+TAKEN = frozenset({REDIS_PORT, SENTINEL_PORT})
+#: Ports below this are left alone (well-known and registered services).
+LOWEST_PORT = 10000
+#: A cluster node's bus listens on its port + 10000.
+BUS_OFFSET = 10000
+_random = random.SystemRandom()
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required test service missing in CI: {reason}")
-    pytest.skip(reason)
+    pytest.fail(f"required test service missing: {reason}")
 
 
 def port_open(host: str, port: int) -> bool:
@@ -42,17 +53,41 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (``ip_local_port_range``)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # the Linux default
+
+
+def port_candidates(*, with_bus: bool = False) -> list[range]:
+    """Where servers of our own may listen: outside the ephemeral range, so an outgoing connection can
+    never have taken the port between the check and the server's bind (and, with ``with_bus``, the bus
+    port too)."""
+    low, high = ephemeral_range()
+    reach = BUS_OFFSET if with_bus else 0
+    spans = [range(LOWEST_PORT, low - reach), range(high + 1, 65536 - reach)]
+    return [span for span in spans if len(span) > 0]
+
+
 def free_port(*, with_bus: bool = False) -> int:
-    """A free loopback port; with ``with_bus`` also port + 10000 (the cluster bus) is free."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if with_bus:
-            port = 20000 + port % 20000
-            if not (_bindable(port) and _bindable(port + 10000)):
-                continue
-        return port
+    """A free loopback port below the ephemeral range (or above it when the range leaves no room below),
+    picked at random so that suites run side by side from several checkouts rarely try the same one; with
+    ``with_bus`` also port + 10000 (the cluster bus) is free. A server started on it must still check that
+    it got the port (:meth:`RedisServer.start` does)."""
+    spans = port_candidates(with_bus=with_bus)
+    if not spans:
+        raise RuntimeError(f"no loopback ports outside the ephemeral range {ephemeral_range()}")
+    sizes = [len(span) for span in spans]
+    for _ in range(500):
+        span = _random.choices(spans, weights=sizes)[0]
+        port = span[_random.randrange(len(span))]
+        if port in TAKEN or (with_bus and port + BUS_OFFSET in TAKEN):
+            continue
+        if _bindable(port) and (not with_bus or _bindable(port + BUS_OFFSET)):
+            return port
     raise RuntimeError("no free port found")
 
 
@@ -65,28 +100,42 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
+class PortTakenError(RuntimeError):
+    """The port was free when chosen, but another process bound it first."""
 
 
 class RedisServer:
-    """A redis-server process of our own (for outage tests and the cluster)."""
+    """A redis-server process of our own (for outage tests and the cluster).
 
-    def __init__(self, directory: Path, port: int, *extra: str) -> None:
-        self.port = port
+    With ``port=None`` the server picks a free port itself (with room for the cluster bus when
+    ``with_bus``) and tries another if a process elsewhere takes it first; once started it keeps its port,
+    so a restart comes back where clients expect it."""
+
+    def __init__(self, directory: Path, port: int | None, *extra: str, with_bus: bool = False) -> None:
         self.directory = directory
         self.extra = extra
+        self.with_bus = with_bus
+        self._chosen = port is None
+        self.port = free_port(with_bus=with_bus) if port is None else port
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        attempts = 20 if self._chosen else 1
+        for attempt in range(attempts):
+            try:
+                self._launch()
+            except PortTakenError:
+                if attempt == attempts - 1:
+                    raise
+                self.port = free_port(with_bus=self.with_bus)
+            else:
+                self._chosen = False  # from now on the port is this server's
+                return
+
+    def _launch(self) -> None:
         binary = shutil.which("redis-server")
         assert binary is not None
-        self.process = subprocess.Popen(
+        process = subprocess.Popen(
             [
                 binary,
                 "--port", str(self.port),
@@ -100,14 +149,32 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_until(lambda: port_open("127.0.0.1", self.port), 10, f"redis-server on port {self.port}")
+        self.process = process
+        wait_until(
+            lambda: process.poll() is not None or self._answers_as(process.pid),
+            10,
+            message=f"redis-server (pid {process.pid}) to answer on port {self.port}",
+        )
+        if process.poll() is not None:
+            self.process = None
+            raise PortTakenError(f"redis-server could not listen on port {self.port}")
+
+    def _answers_as(self, pid: int) -> bool:
+        """Whether the server answering on our port is the process we started (not another one's)."""
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return int(client.info("server")["process_id"]) == pid
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
-        wait_until(lambda: not port_open("127.0.0.1", self.port), 10, f"port {self.port} to close")
+        wait_until(lambda: not port_open("127.0.0.1", self.port), 10, message=f"port {self.port} to close")
 
 
 def _cli(*args: str) -> str:
@@ -133,19 +200,45 @@ def redis_url() -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
 
+def sentinel_master(port: int, service: str) -> tuple[str, int] | None:
+    """The master address the Sentinel on ``port`` gives for ``service``, or None."""
+    client = redis.Redis(host=REDIS_HOST, port=port, socket_timeout=2, decode_responses=True)
+    try:
+        found = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", service)
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return (str(found[0]), int(found[1])) if found else None
+
+
+@pytest.fixture(scope="session")
+def sentinel_url(redis_url: str) -> str:
+    """The Redis on 6379 reached through the Sentinel that monitors it (``redis+sentinel://``)."""
+    master = sentinel_master(SENTINEL_PORT, SENTINEL_SERVICE)
+    if master is None:
+        unavailable(
+            f"no Redis Sentinel on {REDIS_HOST}:{SENTINEL_PORT} monitoring {SENTINEL_SERVICE!r} "
+            "(run `make services`)"
+        )
+    if master != (REDIS_HOST, REDIS_PORT):
+        unavailable(f"the Sentinel gives {master} for {SENTINEL_SERVICE!r}, not {REDIS_HOST}:{REDIS_PORT}")
+    return f"redis+sentinel://{REDIS_HOST}:{SENTINEL_PORT}/{SENTINEL_SERVICE}/0"
+
+
 @pytest.fixture(scope="session")
 def cluster_url(redis_server_binary: str) -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="bb-cluster-"))
     servers: list[RedisServer] = []
     try:
-        for _ in range(3):
-            port = free_port(with_bus=True)
+        for index in range(3):
             node = RedisServer(
                 directory,
-                port,
+                None,
                 "--cluster-enabled", "yes",
-                "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-config-file", f"nodes-{index}.conf",
                 "--cluster-node-timeout", "5000",
+                with_bus=True,
             )  # fmt: skip
             node.start()
             servers.append(node)
@@ -157,7 +250,7 @@ def cluster_url(redis_server_binary: str) -> Iterator[str]:
             wait_until(
                 lambda s=server: "cluster_state:ok" in _cli("-p", str(s.port), "cluster", "info"),
                 20,
-                "cluster_state:ok",
+                message=f"cluster_state:ok on port {server.port}",
             )
         yield "redis+cluster://" + ",".join(nodes)
     finally:

@@ -37,6 +37,8 @@ _EXPORTS: Final = {
     "BedrockBudgetError": "bedrock_budget.errors",
     "BudgetExceededError": "bedrock_budget.errors",
     "StoreUnavailableError": "bedrock_budget.errors",
+    "UnattributedCallError": "bedrock_budget.errors",
+    "EvictionPolicyError": "bedrock_budget.errors",
     "UnknownModelError": "bedrock_budget.errors",
     "AttributionError": "bedrock_budget.errors",
     "ConfigurationError": "bedrock_budget.errors",
@@ -55,7 +57,9 @@ if TYPE_CHECKING:
     from bedrock_budget.errors import BedrockBudgetError as BedrockBudgetError
     from bedrock_budget.errors import BudgetExceededError as BudgetExceededError
     from bedrock_budget.errors import ConfigurationError as ConfigurationError
+    from bedrock_budget.errors import EvictionPolicyError as EvictionPolicyError
     from bedrock_budget.errors import StoreUnavailableError as StoreUnavailableError
+    from bedrock_budget.errors import UnattributedCallError as UnattributedCallError
     from bedrock_budget.errors import UnknownModelError as UnknownModelError
     from bedrock_budget.model_ids import parse_model_id as parse_model_id
     from bedrock_budget.pricing.cost import Cost as Cost

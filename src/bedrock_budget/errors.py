@@ -109,6 +109,20 @@ class ConfigurationError(BedrockBudgetError, ValueError):
     """A configuration value (budget definition, store URI, option) is invalid."""
 
 
+class DependencyVersionError(BedrockBudgetError, ImportError):
+    """An installed package is outside the range bedrock-budget works with (e.g. ``wrapt`` 1.x, pulled
+    in by an old ``aiobotocore``). ``package``, ``found`` (its version, or ``None`` when it is missing) and
+    ``needed`` (the range, as pip writes it) say what to install."""
+
+    def __init__(self, package: str, found: str | None, needed: str, hint: str = "") -> None:
+        self.package = package
+        self.found = found
+        self.needed = needed
+        have = f"{package} {found} is installed" if found else f"{package} is not installed"
+        suffix = f"; {hint}" if hint else ""
+        super().__init__(f"bedrock-budget needs {package}{needed}, but {have}{suffix}")
+
+
 class ListenError(BedrockBudgetError, OSError):
     """A server of ours (the fake Bedrock, a ``/metrics`` endpoint) cannot listen on its address: the port
     is taken, needs privileges, or the address is not this machine's. Still an ``OSError`` (with the
@@ -157,6 +171,21 @@ class StoreUnavailableError(StoreError):
         self.store = store
         self.reason = reason
         super().__init__(f"budget store {store} is unavailable ({reason})")
+
+
+class EvictionPolicyError(ConfigurationError):
+    """The budget store's server may evict keys (its ``maxmemory-policy`` is not ``noeviction``): an evicted
+    budget counter restarts at $0, so the budget would silently reset. Set the policy to ``noeviction``, or
+    opt in with ``allow_eviction=True`` (``?allow_eviction=1`` in the store URI)."""
+
+    def __init__(self, store: str, policy: str) -> None:
+        self.store = store
+        self.policy = policy
+        super().__init__(
+            f"budget store {store} has maxmemory-policy {policy!r}: under memory pressure Redis evicts "
+            "budget counters and their budgets silently restart at $0; set maxmemory-policy noeviction, "
+            "or accept the risk with allow_eviction=True (?allow_eviction=1 in the store URI)"
+        )
 
 
 class BudgetExceededError(BedrockBudgetError):
@@ -289,6 +318,28 @@ class DowngradeRequiredError(BudgetBlockedError):
     def __init__(self, *, downgrade_to: str, refusals: Sequence[object], **fields: Any) -> None:
         self.downgrade_to = downgrade_to
         super().__init__(refusals=refusals, **fields)
+
+
+class ClampRequiredError(BudgetBlockedError):
+    """Budgets whose action is ``clamp`` refused the call's worst case: the same request with a lower
+    output-token cap may fit (the wrapper lowers it and reserves again). Nothing is held. ``refusals``
+    says, per budget, how much room is left (``limit - spent - reserved``). A caller that does not handle
+    it still sees a :class:`BudgetExceededError`, so an unaware caller fails closed."""
+
+
+class UnattributedCallError(BudgetBlockedError):
+    """A budget with ``on_unattributed="refuse"`` turned a call away because it carries no value for the
+    attribution keys in ``missing`` (its ``"*"`` scope keys). Nothing was held and nothing went to Bedrock.
+    Set them with ``bb.attribute(...)`` or ``wrap(..., attribution=...)``."""
+
+    def __init__(self, *, missing: Sequence[str], refusals: Sequence[object], **fields: Any) -> None:
+        self.missing = tuple(missing)
+        super().__init__(refusals=refusals, **fields)
+        keys = ", ".join(repr(key) for key in self.missing)
+        self.args = (
+            f"budget {self.budget!r} refuses calls without a value for {keys} (on_unattributed: refuse); "
+            f"attribute the call, e.g. bb.attribute({self.missing[0]}=...)",
+        )
 
 
 class PriceListError(PriceFileError):

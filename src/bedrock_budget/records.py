@@ -60,6 +60,11 @@ class CallRecord:
     # The budget that refused the call (outcome "blocked").
     blocked_by: str | None = None
     family: str | None = None
+    # A clamp budget lowered the request's output-token cap from ``clamped_from`` (the model's maximum
+    # when the request set none) to ``clamped_to``.
+    clamped_from: int | None = None
+    clamped_to: int | None = None
+    clamped_by: str | None = None
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -103,6 +108,9 @@ class CallRecord:
             "downgraded_by": self.downgraded_by,
             "budget_warnings": list(self.budget_warnings),
             "blocked_by": self.blocked_by,
+            "clamped_from": self.clamped_from,
+            "clamped_to": self.clamped_to,
+            "clamped_by": self.clamped_by,
         }
 
 

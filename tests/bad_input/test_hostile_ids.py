@@ -217,8 +217,9 @@ def test_counter_tags_are_injective_and_inert(
 
 
 def test_metric_labels_stay_bounded(fake: FakeBedrock, records: Records) -> None:
-    metrics = pytest.importorskip("bedrock_budget.metrics")
     from prometheus_client import CollectorRegistry
+
+    from bedrock_budget import metrics
 
     registry = CollectorRegistry()
     listener = metrics.PrometheusListener(registry, app_labels=5)

@@ -145,8 +145,15 @@ def test_matching_exact_wildcard_model_and_family() -> None:
     assert glob.match({}, "m", None) == ()
     assert glob.is_global
     assert app.match({"app": "search"}, "m", None) is None
-    assert users.match({"app": "chat"}, "m", None) is None  # no user: not covered by a per-user budget
-    assert users.match({"user": ""}, "m", None) is None
+    # No user: pooled under "(none)" by default; covered not at all only when the budget says "skip".
+    assert users.match({"app": "chat"}, "m", None) == (("user", "(none)"),)
+    assert users.match({"user": ""}, "m", None) == (("user", "(none)"),)
+    skipping = users.replace(on_unattributed="skip")
+    assert skipping.match({"app": "chat"}, "m", None) is None
+    assert skipping.match({"user": ""}, "m", None) is None
+    assert skipping.match(call, "m", None) == (("user", "u-17"),)
+    # A fixed value is never satisfied by a missing key, whatever the policy.
+    assert app.match({}, "m", None) is None
 
 
 def test_scope_model_keys_are_aliases() -> None:

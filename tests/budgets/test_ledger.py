@@ -304,9 +304,13 @@ def test_wildcard_scopes_cap_each_value(memory_store: MemoryStore, clock: FakeCl
         ledger.reserve({"user": "u1"}, "m", None, 1, {})
     assert info.value.scope == {"user": "u1"}
     ledger.settle(ledger.reserve({"user": "u2"}, "m", None, 5 * USD, {}), 5 * USD, {})
-    assert ledger.reserve({"app": "no-user"}, "m", None, 100 * USD, {}).budgets == ()
+    # A call without a user is capped too: all such calls share one counter, "(none)", at the same limit.
+    with pytest.raises(BudgetBlockedError) as pooled:
+        ledger.reserve({"app": "no-user"}, "m", None, 100 * USD, {})
+    assert pooled.value.scope == {"user": "(none)"}
+    ledger.settle(ledger.reserve({"app": "no-user"}, "m", None, 2 * USD, {}), 2 * USD, {})
     statuses = {s.scope["user"]: s.spent_usd for s in ledger.status("per-user")}
-    assert statuses == {"u1": Decimal(5), "u2": Decimal(5)}
+    assert statuses == {"u1": Decimal(5), "u2": Decimal(5), "(none)": Decimal(2)}
 
 
 def test_model_and_family_budgets(memory_store: MemoryStore, clock: FakeClock) -> None:

@@ -28,13 +28,13 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from backends import Backend, delete_prefix
 from bedrock_budget.alerts import Alert
 from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.errors import BudgetExceededError, StoreError, StoreUnavailableError
@@ -52,7 +52,6 @@ from bedrock_budget.stores import (
 )
 from bedrock_budget.stores.base import CounterState, Tallies
 from bedrock_budget.stores.memory import MemoryStore
-from bedrock_budget.stores.redis import RedisStore
 from bedrock_budget.stores.tracking import TrackEntry
 
 from .conftest import FakeClock
@@ -63,71 +62,11 @@ TEAM = CounterRef("team", (("app", "chat"),), "lifetime", "UTC", 0, None)
 USER = CounterRef("user", (("user", "u-1"),), "lifetime", "UTC", 0, None)
 
 
+pytestmark = pytest.mark.backends("all")
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-# -- backends --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Backend:
-    """Stores sharing one namespace (unique per test), all closed afterwards."""
-
-    kind: str
-    factory: Callable[[], Store]
-    uri: str | None = None
-    prefix: str = ""
-    made: list[Store] = field(default_factory=list)
-
-    def make(self) -> Store:
-        store = self.factory()
-        self.made.append(store)
-        return store
-
-
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("fakeredis", id="fakeredis"),
-    pytest.param("redis", id="redis", marks=pytest.mark.redis),
-    pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
-]
-
-
-def _delete_prefix(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    kind: str = request.param
-    prefix = f"bbs{uuid.uuid4().hex[:12]}:"
-    if kind == "memory":
-        shared = MemoryStore(prefix=prefix)
-        made = Backend(kind, lambda: shared, prefix=prefix)
-    elif kind == "fakeredis":
-        import fakeredis
-
-        server = fakeredis.FakeServer()
-        made = Backend(
-            kind, lambda: RedisStore(fakeredis.FakeRedis(server=server), prefix=prefix), prefix=prefix
-        )
-    else:
-        url: str = request.getfixturevalue("redis_url" if kind == "redis" else "cluster_url")
-        made = Backend(kind, lambda: from_uri(url, prefix=prefix), uri=url, prefix=prefix)
-    yield made
-    for store in made.made:
-        store.close()
-    if kind == "redis" and made.uri is not None:
-        _delete_prefix(made.uri, prefix)
 
 
 class Delegating(Store):
@@ -284,15 +223,7 @@ def test_settle_many_agrees_with_settle(backend: Backend) -> None:
     now = 1_750_000_000_000
     one_by_one = backend.make()
     # A second namespace on the same backend: the same scenario, settled as one batch.
-    if backend.kind == "memory":
-        batched: Store = MemoryStore(prefix="other:")
-    elif backend.kind == "fakeredis":
-        assert isinstance(one_by_one, RedisStore)
-        batched = RedisStore(one_by_one.client, prefix=backend.prefix + "b:")
-    else:
-        assert backend.uri is not None
-        batched = from_uri(backend.uri, prefix=backend.prefix + "b:")
-        backend.made.append(batched)
+    batched = backend.make(prefix=backend.prefix + "b:")
     sequential = [
         one_by_one.settle(r.reservation_id, r.spends, now_ms=now, tallies=r.tallies, charge=r.charge)
         for r in _scenario_requests(one_by_one, now)
@@ -320,8 +251,6 @@ def test_settle_many_agrees_with_settle(backend: Backend) -> None:
         )
         assert a.models == b.models
         assert a.alerted == b.alerted
-    if backend.kind == "memory":
-        batched.close()
 
 
 def _snapshot(store: Store, now: int) -> list[Any]:
@@ -603,7 +532,7 @@ def test_a_reply_lost_on_the_wire_is_retried_and_counted_once(redis_url: str) ->
         store.close()
     finally:
         proxy.close()
-        _delete_prefix(redis_url, prefix)
+        delete_prefix(redis_url, prefix)
 
 
 EXIT_SCRIPT = textwrap.dedent(
@@ -646,4 +575,4 @@ def test_interpreter_exit_applies_the_queue(redis_url: str) -> None:
         ledger.close()
         store.close()
     finally:
-        _delete_prefix(redis_url, prefix)
+        delete_prefix(redis_url, prefix)

@@ -1,11 +1,11 @@
-"""``bedrock-budget budgets list|show|set|reset`` against an in-process memory store and a real Redis."""
+"""``bedrock-budget budgets list|show|set|reset`` against an in-process memory store and a real Redis
+(standalone, through Sentinel and as a Cluster)."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
+from backends import Backend
 from bedrock_budget import stores
 from bedrock_budget.budgets.ledger import Ledger
 from bedrock_budget.budgets.loading import load_budgets
 from bedrock_budget.cli import main
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.reporting.budget_admin import budget_windows, parse_scope, set_limits
-from bedrock_budget.stores import Store, from_uri
+from bedrock_budget.stores import Store
 from bedrock_budget.stores.memory import MemoryStore
 
 BUDGETS = """\
@@ -43,12 +44,17 @@ budgets:
     scope: {team: "*"}
     window: week
     limit_usd: 10
+    on_unattributed: skip
 """
 TOKENS = {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0}
 
+pytestmark = pytest.mark.backends("memory", "redis", "sentinel", "cluster")
+
 
 @dataclass
-class Backend:
+class CliStore:
+    """A store of the test's backend and the arguments that point the CLI at it."""
+
     store: Store
     args: list[str]
 
@@ -69,18 +75,13 @@ def shared_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryStore]:
     shared.close()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    if request.param == "memory":
-        yield Backend(request.getfixturevalue("shared_memory"), ["--store", "bbtest://"])
-        return
-    url: str = request.getfixturevalue("redis_url")
-    prefix = f"bbc{uuid.uuid4().hex[:12]}:"
-    store = from_uri(url, prefix=prefix)
-    yield Backend(store, ["--store", url, "--prefix", prefix])
-    for state in store.list(now_ms=0):
-        store.reset([state.ref])
-    store.close()
+@pytest.fixture
+def cli_store(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> CliStore:
+    store = backend.make()
+    if backend.uri is None:  # memory: the in-process CLI reaches the test's store by a test scheme
+        monkeypatch.setitem(stores._REGISTRY, "bbtest", lambda uri, **options: store)
+        return CliStore(store, ["--store", "bbtest://"])
+    return CliStore(store, ["--store", backend.uri, "--prefix", backend.prefix])
 
 
 @pytest.fixture
@@ -101,10 +102,10 @@ def spend(ledger: Ledger, attribution: dict[str, str], usd: str, **tokens: int) 
 
 
 @pytest.fixture
-def seeded(backend: Backend, budgets_file: Path) -> Backend:
+def seeded(cli_store: CliStore, budgets_file: Path) -> CliStore:
     """u1 spends $1.50 in chat (60% of its $2.50: the 50% alert fires), u2 $0.50 in chat and $0.01 in
     search (1,000 input + 200 output tokens)."""
-    ledger = Ledger(backend.store, load_budgets(budgets_file))
+    ledger = Ledger(cli_store.store, load_budgets(budgets_file))
     try:
         spend(ledger, {"app": "chat", "user": "u1"}, "0.75", input=1000, output=100)
         spend(ledger, {"app": "chat", "user": "u1"}, "0.75", input=1000, output=100)
@@ -112,7 +113,7 @@ def seeded(backend: Backend, budgets_file: Path) -> Backend:
         spend(ledger, {"app": "search", "user": "u2"}, "0.01", input=1000, output=200)
     finally:
         ledger.close()
-    return backend
+    return cli_store
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -122,16 +123,16 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def listing(
-    capsys: pytest.CaptureFixture[str], backend: Backend, budgets_file: Path
+    capsys: pytest.CaptureFixture[str], cli_store: CliStore, budgets_file: Path
 ) -> dict[tuple[str, str], Any]:
-    code, out, _ = run(capsys, "budgets", "list", *backend.args, "--budgets", str(budgets_file), "--json")
+    code, out, _ = run(capsys, "budgets", "list", *cli_store.args, "--budgets", str(budgets_file), "--json")
     assert code == 0
     payload = json.loads(out)
     return {(w["budget"], ",".join(f"{k}={v}" for k, v in w["scope"].items())): w for w in payload["windows"]}
 
 
 def test_list_shows_every_current_window(
-    seeded: Backend, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    seeded: CliStore, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     windows = listing(capsys, seeded, budgets_file)
@@ -166,7 +167,7 @@ def test_list_shows_every_current_window(
 
 
 def test_show_lists_models_and_crossed_thresholds(
-    seeded: Backend, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    seeded: CliStore, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     args = ["budgets", "show", "per-user", "--scope", "user=u1", *seeded.args, "--budgets", str(budgets_file)]
@@ -194,7 +195,7 @@ def test_show_lists_models_and_crossed_thresholds(
 
 
 def test_set_rewrites_only_the_limit_and_keeps_the_spend(
-    seeded: Backend, budgets_file: Path, capsys: pytest.CaptureFixture[str]
+    seeded: CliStore, budgets_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = ["--budgets", str(budgets_file)]
     code, out, _ = run(
@@ -249,7 +250,7 @@ def test_set_refuses_bad_values_and_leaves_the_file(
 
 
 def test_reset_asks_first_and_clears_only_the_given_scope(
-    seeded: Backend, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    seeded: CliStore, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = [
         "budgets",
@@ -296,7 +297,7 @@ def test_reset_asks_first_and_clears_only_the_given_scope(
 
 
 def test_environment_names_the_store_and_the_file(
-    seeded: Backend, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    seeded: CliStore, budgets_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BEDROCK_BUDGETS_FILE", str(budgets_file))
     monkeypatch.setenv("BEDROCK_BUDGET_STORE", seeded.args[1])
@@ -306,7 +307,7 @@ def test_environment_names_the_store_and_the_file(
 
 
 def test_budgets_commands_read_every_budget_variable_as_serve_metrics_does(
-    seeded: Backend, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    seeded: CliStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Budgets inline and one per variable, no file: what a container's environment typically holds.
     monkeypatch.setenv(

@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +28,7 @@ import bedrock_budget as bb
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from polling import wait_until
 from service_fixtures import free_port, port_open, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -731,11 +731,12 @@ def test_fastapi_documented_commands_serve_and_bill_twice_from_a_checkout(
             start_new_session=True,  # uvicorn runs under bash: stop the whole group
         ) as server:
             try:
-                deadline = time.monotonic() + 30
-                while not port_open("127.0.0.1", port):
+
+                def listening(server: subprocess.Popen[str] = server, port: int = port) -> bool:
                     assert server.poll() is None, server.communicate()[1]
-                    assert time.monotonic() < deadline, "uvicorn did not start"
-                    time.sleep(0.1)
+                    return port_open("127.0.0.1", port)
+
+                wait_until(listening, 30, interval=0.1, message=f"uvicorn to listen on port {port}")
                 answers = [
                     subprocess.run(
                         ["bash", "-euc", request.replace("8000", str(port))],

@@ -1,13 +1,11 @@
 """Shared pieces of the fault suite: the fake Bedrock, call-record collection, Redis servers and small
 Redis Clusters owned by one test, and the helpers that audit a store against the call records.
 
-Services come from tests/service_fixtures.py: outside CI a missing redis-server skips, under ``CI=true`` it
-fails.
+Services come from tests/service_fixtures.py; a missing one fails the test.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,11 +15,13 @@ import pytest
 import redis
 
 import bedrock_budget as bb
+from backends import delete_prefix
 from bedrock_budget.budgets import Ledger
 from fake_bedrock_fixtures import Records
-from service_fixtures import RedisServer, free_port, wait_until
+from polling import wait_until
+from service_fixtures import RedisServer, free_port
 
-__all__ = ["Cluster", "Records", "RedisServer", "free_port", "recorded_nanos", "unique_prefix", "wait_for"]
+__all__ = ["Cluster", "Records", "RedisServer", "free_port", "recorded_nanos", "unique_prefix"]
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
@@ -35,16 +35,6 @@ def recorded_nanos(records: list[bb.CallRecord]) -> int:
 
 def unique_prefix() -> str:
     return f"bbfault{uuid.uuid4().hex[:10]}:"
-
-
-def delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -97,15 +87,15 @@ class Cluster:
     def __init__(self, directory: Path, masters: int, *extra: str) -> None:
         self.directory = directory
         self.servers: list[RedisServer] = []
-        for _ in range(masters):
-            port = free_port(with_bus=True)
+        for index in range(masters):
             self.servers.append(
                 RedisServer(
                     directory,
-                    port,
+                    None,  # a free port below the ephemeral range, another if someone takes it first
                     *("--cluster-enabled", "yes"),
-                    *("--cluster-config-file", f"nodes-{port}.conf"),
+                    *("--cluster-config-file", f"nodes-{index}.conf"),
                     *extra,
+                    with_bus=True,
                 )
             )
 
@@ -154,7 +144,7 @@ class Cluster:
         return True
 
     def wait_ok(self, timeout: float = 20) -> None:
-        wait_until(self.healthy, timeout, "the cluster to report cluster_state:ok on every node")
+        wait_until(self.healthy, timeout, message="the cluster to report cluster_state:ok on every node")
 
     def node_id(self, port: int) -> str:
         return str(self.command(port, "CLUSTER", "MYID"))
@@ -198,10 +188,3 @@ def cluster_factory(redis_server_binary: str, tmp_path: Path) -> Iterator[Callab
     yield make
     for cluster in made:
         cluster.stop()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll until ``predicate`` holds; returns the seconds it took."""
-    started = time.monotonic()
-    wait_until(predicate, timeout, what)
-    return time.monotonic() - started

@@ -36,8 +36,9 @@ from bedrock_budget.budgets import Ledger
 from bedrock_budget.stores import CounterRef, from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from fake_bedrock_fixtures import Records
+from polling import wait_until
 
-from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, Cluster, unique_prefix, wait_for
+from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, Cluster, unique_prefix
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ USER_LIMIT = "0.003"
 class Load:
     """Threads calling Bedrock through one wrapped client, for users in turn, until told to stop."""
 
-    def __init__(self, client: Any, threads: int = 4, max_calls: int = 2000) -> None:
+    def __init__(self, client: Any, threads: int = 4, max_calls: int = 20000) -> None:
         self.client = client
         self.stop = threading.Event()
         self.outcomes: dict[str, int] = defaultdict(int)
@@ -113,6 +114,20 @@ def slot_of(ledger: Ledger, budget: bb.Budget, scope: dict[str, str]) -> int:
     return key_slot(ledger.store.key(ref).encode())
 
 
+def served(records: Records, since: int, users: set[str] | None = None) -> bool:
+    """Whether a call recorded after the first ``since`` records, for one of ``users`` (any user when
+    None), went through."""
+    return any(
+        r.outcome == "ok" and (users is None or r.attribution["user"] in users) for r in list(records)[since:]
+    )
+
+
+def more_calls(records: Records, load: Load, what: str, count: int = 5) -> None:
+    """Wait until ``count`` more calls are recorded: the load has run against the current cluster state."""
+    mark = len(records)
+    wait_until(lambda: len(records) >= mark + count, 30, message=lambda: f"{what} ({load.outcomes})")
+
+
 def spent_by_user(records: Records) -> dict[str, int]:
     totals: dict[str, int] = defaultdict(int)
     for record in records:
@@ -135,14 +150,35 @@ def test_master_killed_and_restarted_during_load(
         assert 0 < len(on_victim) < len(USERS)
 
         with Load(client) as load:
-            time.sleep(0.3)
+            # The load reaches every master before the kill...
+            wait_until(
+                lambda: served(records, 0, on_victim) and served(records, 0, set(USERS) - on_victim),
+                30,
+                message=lambda: f"calls served on the victim and on the other masters ({load.outcomes})",
+            )
             cluster.kill(victim)
             killed = len(records)
-            time.sleep(0.5)
-            during = [r for r in records[killed:] if r.attribution["user"] not in on_victim]
+
+            # ...goes on against the other masters while it is down, and meets the outage on the victim:
+            # refused as unavailable (deny), or let through with its spend journalled (allow).
+            def outage_seen() -> bool:
+                met = load.outcomes["unavailable"] > 0 if policy == "deny" else ledger.journal_depth > 0
+                return met and served(records, killed, set(USERS) - on_victim)
+
+            wait_until(outage_seen, 30, message=lambda: f"the outage to be met under load ({load.outcomes})")
+            during = [r for r in list(records)[killed:] if r.attribution["user"] not in on_victim]
             cluster.server(victim).start()
             cluster.wait_ok()
-            time.sleep(0.3)
+            restarted = len(records)
+            # ...and reaches the restarted master again before it stops.
+            wait_until(
+                lambda: any(
+                    r.attribution["user"] in on_victim and r.error_code != "StoreUnavailableError"
+                    for r in list(records)[restarted:]
+                ),
+                30,
+                message=lambda: f"a call on the restarted master ({load.outcomes})",
+            )
         assert not load.unexpected, load.unexpected
         assert load.outcomes["ok"] > 0
         assert any(r.outcome == "ok" for r in during)  # the other masters kept serving
@@ -157,10 +193,10 @@ def test_master_killed_and_restarted_during_load(
 
         assert ledger.flush() == 0
         # A reserve applied just before the kill whose reply was lost is held until its TTL.
-        wait_for(
+        wait_until(
             lambda: all(ledger.read("per-user", {"user": u}).reserved_usd == 0 for u in USERS),
             TTL + 5,
-            "every hold to be settled or expire",
+            message="every hold to be settled or expire",
         )
         expected = spent_by_user(records)
         limit = int(per_user.limit_usd * NANOS_PER_USD) if per_user.limit_usd is not None else 0
@@ -188,26 +224,32 @@ def test_slot_migrated_during_load(
         source_id, target_id = cluster.node_id(source), cluster.node_id(target)
 
         with Load(client) as load:
-            time.sleep(0.2)
+            wait_until(lambda: served(records, 0), 30, message=lambda: f"a call served ({load.outcomes})")
             cluster.command(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
             cluster.command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
-            time.sleep(0.2)
+            more_calls(records, load, "calls while the slot is marked migrating")
             for _ in range(100):
                 keys = cluster.command(source, "CLUSTER", "GETKEYSINSLOT", slot, 100)
                 if not keys:
                     break
                 cluster.command(source, "MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
-                time.sleep(0.1)
+                more_calls(records, load, "calls between two MIGRATE batches")
             for server in cluster.servers:
                 cluster.command(server.port, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
             # Keep the load on until the total budget runs out on the new master: the cap is exercised.
-            wait_for(lambda: load.outcomes.get("refused", 0) > 0, 30, "the total budget to refuse a call")
+            wait_until(
+                lambda: load.outcomes.get("refused", 0) > 0,
+                30,
+                message=lambda: f"the total budget to refuse a call ({load.outcomes})",
+            )
         assert not load.unexpected, load.unexpected
         assert cluster.owner(slot) == target
         assert load.outcomes["ok"] > 0
 
         assert ledger.flush() == 0
-        wait_for(lambda: ledger.read("total").reserved_usd == 0, TTL + 5, "every hold to settle or expire")
+        wait_until(
+            lambda: ledger.read("total").reserved_usd == 0, TTL + 5, message="every hold to settle or expire"
+        )
         status = ledger.read("total")
         ok = [r for r in records if r.cost is not None]
         assert status.spent_usd * NANOS_PER_USD == sum(r.cost.total_nanos for r in ok if r.cost)

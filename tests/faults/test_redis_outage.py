@@ -23,8 +23,17 @@ from bedrock_budget.budgets import Ledger
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from fake_bedrock_fixtures import Records
+from polling import wait_until
 
-from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, RedisServer, free_port, recorded_nanos, unique_prefix
+from .conftest import (
+    HAIKU,
+    MESSAGES,
+    NANOS_PER_USD,
+    RedisServer,
+    free_port,
+    recorded_nanos,
+    unique_prefix,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -89,7 +98,9 @@ def test_deny_fails_fast_and_charges_nothing_twice(
     assert sum(r.outcome == "blocked" for r in records) == 10
 
     own_redis.start()
-    converse(client)  # the first good store operation replays the journal
+    # The circuit breaker's probe finds the store back and replays the journal.
+    wait_until(lambda: ledger.journal_depth == 0, 5, message="the journal to be replayed")
+    converse(client)
     assert ledger.flush() == 0
     audit(ledger, records)
     assert sum(r.outcome == "ok" for r in records) == 8
@@ -127,6 +138,7 @@ def test_allow_journals_and_replays_to_the_sum_of_the_records(
         assert all(r.outcome == "ok" for r in records)
 
         own_redis.start()
+        wait_until(lambda: ledger.journal_depth == 0, 5, message="the journal to be replayed")
         converse(client)
         audit(ledger, records)
         assert len(records) == 19

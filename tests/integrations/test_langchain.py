@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from typing import Any
 
 import pytest
@@ -19,10 +18,8 @@ from .conftest import FILLER_START, expected_cost
 try:
     from langchain_aws import ChatBedrockConverse
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-except ImportError:  # pragma: no cover - only without the dev extras
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("langchain-aws is not installed (pip install -e '.[dev]')", allow_module_level=True)
+except ImportError as missing:  # pragma: no cover - only without the dev extras
+    raise ImportError("langchain-aws is not installed (pip install -e '.[dev]')") from missing
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 BASE = "anthropic.claude-haiku-4-5-20251001-v1:0"

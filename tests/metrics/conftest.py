@@ -4,13 +4,11 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +20,8 @@ from prometheus_client import CollectorRegistry
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.records import CallRecord
 from bedrock_budget.usage import Usage
+from polling import wait_until
+from service_fixtures import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "grafana"
@@ -100,14 +100,11 @@ def registry() -> CollectorRegistry:
 
 
 def require_binary(name: str) -> str:
-    """The path of a prometheus binary. Outside CI a missing binary skips; with CI=true it fails."""
+    """The path of a prometheus binary; a missing one fails the test, in CI or not."""
     path = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
     if path:
         return path
-    reason = f"{name} is not installed (Debian: apt-get install prometheus, or run .ci/ensure-services.sh)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI=true requires it")
-    pytest.skip(reason)
+    pytest.fail(f"{name} is not installed (Debian: apt-get install prometheus; or .ci/ensure-services.sh)")
 
 
 @pytest.fixture(scope="session")
@@ -118,21 +115,6 @@ def promtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_bin() -> str:
     return require_binary("prometheus")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass
@@ -183,7 +165,7 @@ def running_prometheus(prometheus_bin: str, config: Path, tmp_path: Path) -> Ite
             )
         instance = Prometheus(process, f"http://127.0.0.1:{port}", log)
         try:
-            wait_until(instance.ready, 30, "prometheus to become ready")
+            wait_until(instance.ready, 30, interval=0.1, message="prometheus to become ready")
         except AssertionError:
             if process.poll() is None:
                 process.kill()

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from bedrock_budget.cli.metrics_commands import register, run_exporter, serve_metrics
 from bedrock_budget.errors import ConfigurationError
-
-from .conftest import free_port, wait_until
+from polling import wait_until
+from service_fixtures import free_port
 
 BUDGETS_YAML = """
 budgets:
@@ -71,7 +71,9 @@ def test_serve_metrics_until_sigterm(tmp_path: Path) -> None:
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-c", LAUNCH, *args], stderr=stderr)
     try:
-        wait_until(lambda: scrape(url) is not None or proc.poll() is not None, 30, "serve-metrics to listen")
+        wait_until(
+            lambda: scrape(url) is not None or proc.poll() is not None, 30, message="serve-metrics to listen"
+        )
         text = scrape(url)
         assert text is not None, log.read_text()
         assert 'bedrock_budget_budget_limit_usd{budget="chat-daily"} 25.0' in text

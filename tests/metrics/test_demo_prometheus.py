@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service_fixtures import lingering_demo
+from polling import wait_until
+from service_fixtures import free_port, lingering_demo
 
-from .conftest import GRAFANA, Prometheus, free_port, running_prometheus, wait_until
+from .conftest import GRAFANA, Prometheus, running_prometheus
 
 pytestmark = pytest.mark.prometheus
 
@@ -50,7 +51,7 @@ def test_recipe_prometheus_scrapes_the_lingering_demos_budget_gauges(
             found = prometheus.query('bedrock_budget_budget_limit_usd{job="bedrock-budget-demo"}')
             return {r["metric"]["budget"] for r in found} >= names - {"search-tokens-daily"}
 
-        wait_until(scraped, interval + 5, "the demo's budget gauges in Prometheus", interval=0.5)
+        wait_until(scraped, interval + 5, interval=0.5, message="the demo's budget gauges in Prometheus")
         spent = prometheus.query('bedrock_budget_budget_spent_usd{budget="company-monthly"}')
         tokens = prometheus.query('bedrock_budget_budget_utilisation_ratio{unit="tokens"}')
         assert demo.wait(timeout=60) == 0

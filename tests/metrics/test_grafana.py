@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from bedrock_budget.metrics import BudgetCollector, BudgetState, PrometheusListener
+from bedrock_budget.stores.breaker import CircuitBreaker, watch
 from bedrock_budget.usage import Usage
 
 from .conftest import GRAFANA, make_record, usd, with_budgets
@@ -72,7 +73,21 @@ def exported_names() -> set[str]:
     one = usd(1)
     state = BudgetState("b", limit_usd=one, spent_usd=one, limit_tokens=one, spent_tokens=one, resets_at=2e9)
     registry.register(BudgetCollector(OneBudget(state)))
+    store = WatchedStore()
+    watch(store)
     return {s.name for family in registry.collect() for s in family.samples}
+
+
+class WatchedStore:
+    """What the store health collector reads from a Redis store: a breaker and an eviction count."""
+
+    name = "redis://r:6379/0"
+
+    def __init__(self) -> None:
+        self.breaker = CircuitBreaker(lambda: None, name=self.name)
+
+    def evicted_keys(self) -> int:
+        return 3
 
 
 def test_dashboard_uses_the_datasource_variable_everywhere() -> None:
@@ -193,14 +208,14 @@ def test_promtool_rule_unit_tests(promtool: str) -> None:
     assert "SUCCESS" in result.stdout
 
 
-def test_missing_binaries_skip_outside_ci_and_fail_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_binaries_fail_in_ci_and_outside_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from . import conftest
 
     monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.setattr("os.access", lambda path, mode: False)
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="not installed"):
+    with pytest.raises(pytest.fail.Exception, match="not installed"):
         conftest.require_binary("prometheus")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI=true requires it"):
+    with pytest.raises(pytest.fail.Exception, match="not installed"):
         conftest.require_binary("prometheus")

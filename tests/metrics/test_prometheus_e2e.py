@@ -27,9 +27,10 @@ from bedrock_budget.metrics import (
     StoreBudgetSource,
     start_http_server,
 )
-from bedrock_budget.stores import CounterRef, MemoryStore, Spend
+from bedrock_budget.stores import CounterRef, MemoryStore, Spend, from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from bedrock_budget.usage import Usage
+from polling import wait_until
 
 from .conftest import (
     GRAFANA,
@@ -38,7 +39,6 @@ from .conftest import (
     Prometheus,
     make_record,
     running_prometheus,
-    wait_until,
     with_budgets,
 )
 
@@ -119,7 +119,10 @@ def fast_rules(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def metrics_endpoint(fake: FakeBedrock) -> Iterator[tuple[MetricsServer, Driver]]:
+def metrics_endpoint(fake: FakeBedrock, redis_url: str) -> Iterator[tuple[MetricsServer, Driver]]:
+    # A Redis store in the process: its breaker state and the server's evicted keys are exported too.
+    redis_store = from_uri(redis_url, prefix=f"bbe2e{time.time_ns()}:")
+    redis_store.ping()
     registry = CollectorRegistry()
     listener = PrometheusListener(registry, app_labels=3)
     store = MemoryStore()
@@ -140,6 +143,7 @@ def metrics_endpoint(fake: FakeBedrock) -> Iterator[tuple[MetricsServer, Driver]
         driver.join(30)
         server.close()
         store.close()
+        redis_store.close()
     assert not driver.is_alive()
     assert not driver.errors, driver.errors
 
@@ -200,19 +204,26 @@ def test_dashboard_queries_and_alerts_against_real_prometheus(prometheus: Promet
     wait_until(
         lambda: bool(prometheus.query('count_over_time(up{job="bedrock-budget"}[1m]) >= 3 and up == 1')),
         30,
-        "three successful scrapes",
         interval=0.5,
+        message="three successful scrapes",
     )
 
     passes = [{"app": ".*", "model": ".*", "budget": ".*"}, CONCRETE]
     pending = {(title, substitute(expr, values)) for values in passes for title, expr in dashboard_queries()}
-    deadline = time.monotonic() + 30
-    while pending and time.monotonic() < deadline:
+
+    def all_return_data() -> bool:
+        nonlocal pending
         pending = {(title, expr) for title, expr in pending if not returns_data(prometheus, expr)}
-        if pending:
-            time.sleep(1)
-    assert not pending, "dashboard queries without data:\n" + "\n".join(
-        f"{t}: {e}" for t, e in sorted(pending)
+        return not pending
+
+    wait_until(
+        all_return_data,
+        30,
+        interval=1,
+        message=lambda: (
+            "dashboard queries to return data; without:\n"
+            + "\n".join(f"{t}: {e}" for t, e in sorted(pending))
+        ),
     )
 
     data = json.loads((GRAFANA / "dashboards" / "bedrock-budget.json").read_text())
@@ -232,7 +243,7 @@ def test_dashboard_queries_and_alerts_against_real_prometheus(prometheus: Promet
         return found
 
     wanted = {"BedrockBudgetNearLimit", "BedrockBudgetUnpricedCalls", "BedrockBudgetStoreErrors"}
-    wait_until(lambda: wanted <= set(firing()), 30, f"alerts {sorted(wanted)} to fire", interval=0.5)
+    wait_until(lambda: wanted <= set(firing()), 30, interval=0.5, message=f"alerts {sorted(wanted)} to fire")
     alerts = firing()
     assert alerts["BedrockBudgetNearLimit"] == [
         {"alertname": "BedrockBudgetNearLimit", "budget": "chat-daily", "unit": "usd", "severity": "warning"}

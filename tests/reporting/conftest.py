@@ -3,8 +3,7 @@ into stores the same way the wrapper records it."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -50,22 +49,3 @@ def replay(ledger: Ledger, rows: Iterable[CallRow]) -> int:
         ledger.settle(reservation, nanos, tokens)
         count += 1
     return count
-
-
-def delete_prefix(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"bbr{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    delete_prefix(redis_url, prefix)

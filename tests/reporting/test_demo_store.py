@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
+from backends import delete_prefix
 from bedrock_budget.cli import main
 
 
 @pytest.fixture
-def demo_store(redis_url: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, dict[str, object]]:
-    store = f"{redis_url}?prefix=demo-report-{uuid.uuid4().hex[:8]}:"
-    assert main(["demo", "--json", "--latency", "0", "--calls", "120", "--store", store]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert isinstance(summary, dict)
-    return store, summary
+def demo_store(redis_url: str, capsys: pytest.CaptureFixture[str]) -> Iterator[tuple[str, dict[str, object]]]:
+    prefix = f"demo-report-{uuid.uuid4().hex[:8]}:"
+    store = f"{redis_url}?prefix={prefix}"
+    try:
+        assert main(["demo", "--json", "--latency", "0", "--calls", "120", "--store", store]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert isinstance(summary, dict)
+        yield store, summary
+    finally:
+        delete_prefix(redis_url, prefix)
 
 
 def test_report_by_app_shows_every_app_a_budget_scopes_without_claiming_the_whole(

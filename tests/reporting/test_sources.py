@@ -38,13 +38,13 @@ def record(store: Store, budgets: list[Budget], calls: list[tuple[dict[str, str]
 CALL_MIX = [
     ({"user": "u1", "app": "chat"}, "m-a", 1_000_000_000),
     ({"user": "u2", "app": "chat"}, "m-a", 500_000_000),
-    ({"app": "batch"}, "m-b", 250_000_000),  # no user: per-user budgets never see it
+    ({"app": "batch"}, "m-b", 250_000_000),  # no user: per-user budgets that skip such calls never see it
 ]
 
 
 def test_calls_a_budget_does_not_count_show_as_the_rest() -> None:
     budgets = [
-        Budget("per-user", scope={"user": "*"}, window="month", limit_usd="10"),
+        Budget("per-user", scope={"user": "*"}, window="month", limit_usd="10", on_unattributed="skip"),
         Budget("company", window="month", limit_usd="100"),
     ]
     with MemoryStore() as store:
@@ -63,7 +63,7 @@ def test_calls_a_budget_does_not_count_show_as_the_rest() -> None:
 
 def test_without_an_all_calls_budget_the_gap_is_a_note() -> None:
     budgets = [
-        Budget("per-user", scope={"user": "*"}, window="day", limit_usd="10"),
+        Budget("per-user", scope={"user": "*"}, window="day", limit_usd="10", on_unattributed="skip"),
         Budget("company", window="month", limit_usd="100"),
     ]
     with MemoryStore() as store:

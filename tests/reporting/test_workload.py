@@ -1,5 +1,6 @@
-"""A real workload: a wrapped boto3 client against the fake Bedrock, budgets on a real Redis, and the
-``report`` / ``advise`` commands reading what the store recorded."""
+"""A real workload: a wrapped boto3 client against the fake Bedrock, budgets on a real Redis (standalone,
+through Sentinel and as a Cluster), and the ``report`` / ``advise`` commands reading what the store
+recorded."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 import bedrock_budget as bb
+from backends import Backend
 from bedrock_budget.budgets.ledger import Ledger
 from bedrock_budget.budgets.loading import load_budgets
 from bedrock_budget.cli import main
@@ -88,21 +90,19 @@ def grouped(payload: dict[str, Any], by: str) -> dict[str, tuple[int, Decimal]]:
     return {g[by]: (g["calls"], Decimal(g["cost_usd"])) for g in payload["groups"]}
 
 
+@pytest.mark.backends("redis", "sentinel", "cluster")
 def test_store_report_totals_equal_the_call_records(
-    fake_bedrock: FakeBedrock,
-    redis_url: str,
-    redis_prefix: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    fake_bedrock: FakeBedrock, backend: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert backend.uri is not None
     budgets_file = tmp_path / "budgets.yaml"
     budgets_file.write_text(BUDGETS)
-    records = run_workload(fake_bedrock, redis_url, redis_prefix, budgets_file)
+    records = run_workload(fake_bedrock, backend.uri, backend.prefix, budgets_file)
     assert len(records) == 17
     assert all(r.cost is not None and r.outcome == "ok" for r in records)
     total = sum((r.cost_usd for r in records), Decimal(0))
     assert total > 0
-    store = ["--store", redis_url, "--prefix", redis_prefix]
+    store = ["--store", backend.uri, "--prefix", backend.prefix]
 
     by_model = report(capsys, *store, "--by", "model")
     assert Decimal(by_model["total"]["cost_usd"]) == total

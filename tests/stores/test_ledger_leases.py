@@ -14,15 +14,17 @@ from typing import Any
 import pytest
 
 import bedrock_budget as bb
+from backends import Backend
 from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.errors import ConfigurationError, StoreUnavailableError
 from bedrock_budget.stores import Store
-
-from .conftest import Backend
+from polling import wait_until
 
 USD = 1_000_000_000
 CENT = USD // 100
 CALL = {"user": "u-1", "app": "chat"}
+
+pytestmark = pytest.mark.backends("all")
 
 
 class Clock:
@@ -72,15 +74,6 @@ def take_down(store: Store, *ops: str) -> Callable[[], None]:
             setattr(store, op, original)
 
     return restore
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def org_and_user(org: str = "100", user: str = "10") -> list[Budget]:
@@ -283,7 +276,11 @@ def test_a_lease_retires_after_its_seconds_and_others_see_the_spend(backend: Bac
     assert (seen.spent_usd, seen.reserved_usd) == (0, Decimal(2))  # only the lease is visible
     clock.advance(0.2)
     # The keeper (or the next call) closes the expired lease.
-    assert wait_for(lambda: b.read("team").spent_usd == Decimal("0.3"))
+    wait_until(
+        lambda: b.read("team").spent_usd == Decimal("0.3"),
+        2.0,
+        message=lambda: f"the other ledger to see the retired lease's spend (it sees {b.read('team')})",
+    )
     after = a.reserve(CALL, "m", None, 10 * CENT, {})
     a.settle(after, 10 * CENT, {})
     assert a.read("team").spent_usd == Decimal("0.4")
@@ -300,7 +297,9 @@ def test_the_keeper_closes_an_idle_ledgers_leases(backend: Backend) -> None:
         status = b.read("team")
         return status.reserved_usd == 0 and status.spent_usd == Decimal("0.1")
 
-    assert wait_for(settled, timeout=2.0)
+    wait_until(
+        settled, 2.0, message=lambda: f"the keeper to close the idle lease (the store has {b.read('team')})"
+    )
     assert a.leases_live == 0
     # The capacity is back: B can hold all that is left.
     b.settle(b.reserve(CALL, "m", None, 90 * CENT, {}), 90 * CENT, {})

@@ -7,8 +7,7 @@ import fakeredis
 
 from bedrock_budget.stores import CounterRef, Hold, from_uri
 from bedrock_budget.stores.redis import RedisClusterStore, RedisStore
-
-from .conftest import free_port
+from service_fixtures import free_port
 
 BOUND = 4096
 

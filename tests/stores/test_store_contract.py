@@ -1,17 +1,20 @@
-"""The store contract, run against every backend (memory, fakeredis, Redis, Redis Cluster)."""
+"""The store contract, run against every backend of tests/backends.py (memory, fakeredis, Redis, Redis
+Sentinel, Redis Cluster)."""
 
 from __future__ import annotations
 
+import pytest
+
+from backends import Backend
 from bedrock_budget.stores import CounterRef, Hold, Mark, SettleRequest, SettleStatus, Spend, Store
 from bedrock_budget.stores.base import Renewal
-from bedrock_budget.stores.memory import MemoryStore
-
-from .conftest import Backend
 
 T0 = 1_700_000_000_000  # ms; windows below are [T0/1000, T0/1000 + 86400)
 START = T0 // 1000
 END = START + 86400
 DEADLINE = T0 + 300_000
+
+pytestmark = pytest.mark.backends("all")
 
 
 def ref(budget: str = "b", scope: tuple[tuple[str, str], ...] = (), start: int = START) -> CounterRef:
@@ -172,8 +175,7 @@ def test_released_after_expiry_is_not_charged_later(store: Store) -> None:
 
 
 def test_tombstones_are_trimmed_after_retention(backend: Backend) -> None:
-    backend.options["tombstone_retention"] = 60
-    store = MemoryStore(tombstone_retention=60) if backend.name == "memory" else backend.make()
+    store = backend.make(tombstone_retention=60)
     assert store.tombstone_retention == 60
     r = ref()
     store.reserve("a", [hold(r, 100)], now_ms=T0, deadline_ms=T0 + 10)

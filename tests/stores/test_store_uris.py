@@ -26,8 +26,8 @@ from bedrock_budget.stores import (
     schemes,
 )
 from bedrock_budget.stores.redis import _SCRIPTS, RedisClusterStore, RedisSentinelStore, RedisStore
-
-from .conftest import RedisServer, free_port, wait_until
+from polling import wait_until
+from service_fixtures import RedisServer, free_port
 
 
 def test_memory_is_the_default() -> None:
@@ -185,7 +185,7 @@ def test_sentinel_end_to_end(redis_server_binary: str, tmp_path: Path) -> None:
             ).stdout
             return str(master.port) in out
 
-        wait_until(knows_master, 10, "sentinel to know the master")
+        wait_until(knows_master, 10, message="sentinel to know the master")
         store = from_uri(f"redis+sentinel://127.0.0.1:{port}/budgets/2", prefix="sen:")
         assert isinstance(store, RedisSentinelStore)
         ref = CounterRef(budget="b", scope=(), window="lifetime", timezone="UTC", start=0, end=None)

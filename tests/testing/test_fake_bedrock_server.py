@@ -15,6 +15,7 @@ import pytest
 from botocore.config import Config
 
 from bedrock_budget.testing import FakeBedrock
+from polling import wait_until
 
 from .fakebedrock_support import CLAUDE, USER_HELLO
 
@@ -62,9 +63,12 @@ def test_stop_is_quick_with_idle_and_busy_connections() -> None:
 
         caller = threading.Thread(target=slow_call)
         caller.start()
-        deadline = time.monotonic() + 5
-        while fake.request_count < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(
+            lambda: fake.request_count >= 2,
+            5,
+            interval=0.01,
+            message="the slow call to reach the fake Bedrock",
+        )
         started = time.perf_counter()
     assert time.perf_counter() - started < 2.0
     caller.join(5)

@@ -206,3 +206,20 @@ def test_redis_expires_every_tracking_key(redis_url: str) -> None:
     finally:
         client.close()
         store.close()
+
+
+def test_wrap_with_track_false_writes_nothing(fake: FakeBedrock) -> None:
+    store = MemoryStore()
+    raw = _spend_worker.client_for(fake.endpoint_url)
+    client = bb.wrap(raw, store=store, track=False)
+    with bb.attribute(user="u-1"):
+        _spend_worker.one_call(client, 0)
+    client.bedrock_budget_meter.guard.ledger.close()
+    raw.close()
+    assert bb.spend(store, by=()) == []
+    tracked = bb.wrap(_spend_worker.client_for(fake.endpoint_url), store=store, track=["user"])
+    with bb.attribute(user="u-1"):
+        _spend_worker.one_call(tracked, 0)
+    tracked.bedrock_budget_meter.guard.ledger.close()
+    assert [r.values for r in bb.spend(store, by="user")] == [("u-1",)]
+    assert bb.spend(store, by="app") == []

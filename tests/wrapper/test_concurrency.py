@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 import bedrock_budget as bb
+from backends import delete_prefix
 from bedrock_budget.budgets import Ledger
 from bedrock_budget.budgets.outcomes import BudgetStatus
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from polling import wait_until
 from service_fixtures import kill_9, spawned_worker
 
 from . import _budget_worker
@@ -101,8 +103,13 @@ def run_processes(
     # case, as it is against real Bedrock.
     fake.set_usage("*", UsageSpec(default_output_tokens=100))
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
-    outcomes = call_in_processes(fake, store_uri, prefix, limit, PROCESSES, CALLS_EACH, lease, timeout=120)
-    state = read_shared(store_uri, prefix, limit)
+    try:
+        outcomes = call_in_processes(
+            fake, store_uri, prefix, limit, PROCESSES, CALLS_EACH, lease, timeout=120
+        )
+        state = read_shared(store_uri, prefix, limit)
+    finally:
+        delete_prefix(store_uri, prefix)
     granted = sum(outcome[0] for outcome in outcomes)
     refused = sum(outcome[1] for outcome in outcomes)
     leased = sum(outcome[2] for outcome in outcomes)
@@ -179,7 +186,9 @@ KILL_LEASE: Mapping[str, float] = {"lease_fraction": 0.5, "lease_seconds": 1.0}
 
 @pytest.mark.slow
 @pytest.mark.redis
-def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redis_url: str) -> None:
+def test_killed_worker_leases_expire_without_their_spend(
+    fake: FakeBedrock, redis_url: str, request: pytest.FixtureRequest
+) -> None:
     limit = Decimal("0.02")
     limit_nanos = int(limit * NANOS_PER_USD)
     lease_nanos = int(limit_nanos * KILL_LEASE["lease_fraction"])
@@ -188,6 +197,7 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
     # The first event comes at once, the rest over a minute: the stream keeps the lease open until the kill.
     fake.configure(slow, latency=60.0, stream_deltas=3)
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
+    request.addfinalizer(lambda: delete_prefix(redis_url, prefix))
     args = (fake.endpoint_url, redis_url, prefix, str(limit), KILL_TTL, KILL_LEASE, slow, 3)
     with spawned_worker(_budget_worker.lease_then_hold, *args) as (worker, ready):
         unsettled, calls, leases_live = ready.get(timeout=60)
@@ -215,10 +225,16 @@ def test_killed_worker_leases_expire_without_their_spend(fake: FakeBedrock, redi
         # Taken with a deadline lease_seconds + reservation_ttl ahead, and renewed to reservation_ttl ahead
         # while its process lived: the lease expires within lease_seconds + reservation_ttl of the kill.
         deadline = KILL_LEASE["lease_seconds"] + KILL_TTL
-        while (state := read_shared(redis_url, prefix, str(limit))).reserved_usd:
-            assert time.monotonic() - killed < deadline + 1, "the lease outlived its store deadline"
+
+        def lease_expired() -> BudgetStatus | None:
+            state = read_shared(redis_url, prefix, str(limit))
             assert state.spent_usd == 0
-            time.sleep(0.05)
+            return None if state.reserved_usd else state
+
+        state = wait_until(
+            lease_expired, deadline + 1, interval=0.05, message="the lease to expire after the kill"
+        )
+        assert time.monotonic() - killed < deadline + 1, "the lease outlived its store deadline"
         assert state.active_reservations == 0
         assert state.spent_usd == 0  # expiry gives the lease back, never the killed process's spend
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from backends import delete_prefix
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 
 from .test_concurrency import NANOS_PER_USD, call_in_processes, read_shared
@@ -42,19 +43,22 @@ def race(fake: FakeBedrock, store_uri: str, kind: str) -> None:
     fake.set_usage("*", UsageSpec(bytes_per_token=1.0, default_output_tokens=MAX_TOKENS))
     messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": PROMPTS[kind]}]}]
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
-    outcomes = call_in_processes(
-        fake,
-        store_uri,
-        prefix,
-        str(LIMIT),
-        PROCESSES,
-        CALLS_EACH,
-        None,
-        timeout=60,
-        messages=messages,
-        max_tokens=MAX_TOKENS,
-    )
-    state = read_shared(store_uri, prefix, str(LIMIT))
+    try:
+        outcomes = call_in_processes(
+            fake,
+            store_uri,
+            prefix,
+            str(LIMIT),
+            PROCESSES,
+            CALLS_EACH,
+            None,
+            timeout=60,
+            messages=messages,
+            max_tokens=MAX_TOKENS,
+        )
+        state = read_shared(store_uri, prefix, str(LIMIT))
+    finally:
+        delete_prefix(store_uri, prefix)
     granted = sum(o[0] for o in outcomes)
     refused = sum(o[1] for o in outcomes)
     recorded_nanos = sum(o[3] for o in outcomes)

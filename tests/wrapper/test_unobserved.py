@@ -333,6 +333,9 @@ def record_fields() -> dict[str, Any]:
         "budget_warnings": ("w",),
         "blocked_by": "X",
         "family": "anthropic",
+        "clamped_from": 4000,
+        "clamped_to": 700,
+        "clamped_by": "C",
     }
 
 

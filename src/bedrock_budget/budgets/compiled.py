@@ -9,6 +9,8 @@ from functools import lru_cache
 
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.outcomes import Refusal, per_call_refusal, refusal_error
+from bedrock_budget.budgets.unattributed import UnattributedTally, missing_keys, unattributed_error
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.stores.base import CounterRef, Hold, Mark
 
@@ -28,6 +30,8 @@ class CompiledBudget:
     marks: tuple[Mark, ...]
     #: Reported when the budget refuses a call (see ``stores.base``): its limit, i.e. the 100% thresholds.
     refusal_marks: tuple[Mark, ...]
+    #: Its ``"*"`` attribution keys: a call lacking one is unattributed for this budget.
+    wildcards: tuple[str, ...]
 
     def hold(self, line: ReservationLine) -> Hold:
         budget = self.budget
@@ -57,9 +61,9 @@ def marks_of(budget: Budget) -> tuple[Mark, ...]:
 class CompiledBudgets:
     """The configured budgets, in order, and by name."""
 
-    __slots__ = ("all", "by_name")
+    __slots__ = ("all", "by_name", "unattributed")
 
-    def __init__(self, budgets: Iterable[Budget]) -> None:
+    def __init__(self, budgets: Iterable[Budget], unattributed: UnattributedTally | None = None) -> None:
         compiled: list[CompiledBudget] = []
         seen: set[str] = set()
         for order, budget in enumerate(budgets):
@@ -71,9 +75,11 @@ class CompiledBudgets:
             marks = marks_of(budget)
             enforced = budget.action != "warn"
             refusal = tuple(m for m in marks if m.percent == 100) if enforced else ()
-            compiled.append(CompiledBudget(budget, order, marks, refusal))
+            compiled.append(CompiledBudget(budget, order, marks, refusal, budget.wildcard_keys))
         self.all: tuple[CompiledBudget, ...] = tuple(compiled)
         self.by_name: dict[str, CompiledBudget] = {c.budget.name: c for c in compiled}
+        # Kept by the ledger across set_budgets, so the counts only ever grow.
+        self.unattributed = unattributed if unattributed is not None else UnattributedTally()
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -109,17 +115,48 @@ class CompiledBudgets:
         cost_nanos: int,
         tokens: Mapping[str, int],
     ) -> list[tuple[CompiledBudget, ReservationLine]]:
-        """What a call holds against each budget that applies to it, in configuration order."""
+        """What a call holds against each budget that applies to it, in configuration order. Raises
+        :class:`~bedrock_budget.errors.UnattributedCallError` for a budget that refuses unattributed calls,
+        and a refusal (block, clamp or downgrade) when the call's worst case exceeds a ``max_call_usd``."""
         lines: list[tuple[CompiledBudget, ReservationLine]] = []
+        too_large: list[Refusal] = []
         for compiled in self.all:
             budget = compiled.budget
             values = budget.match(attribution, model_id, model_family)
+            if compiled.wildcards:
+                missing = missing_keys(budget, attribution)
+                if missing:
+                    self._unattributed(compiled, missing, values, (attribution, model_id, model_family))
+                    if values is not None and budget.on_unattributed == "refuse":
+                        raise unattributed_error(budget, missing, cost_nanos)
             if values is None:
                 continue
             start, end = budget.window.bounds(now)
             ref = counter_ref(budget.name, values, budget.window.kind, budget.window.timezone, start, end)
+            if budget.max_call_nanos is not None and cost_nanos > budget.max_call_nanos:
+                too_large.append(per_call_refusal(budget, ref, cost_nanos))
             lines.append((compiled, ReservationLine(budget, ref, cost_nanos, budget.weigh(tokens))))
+        enforced = [r for r in too_large if r.action != "warn"]
+        if enforced:
+            raise refusal_error(model_id, enforced)
         return lines
+
+    def _unattributed(
+        self,
+        compiled: CompiledBudget,
+        missing: tuple[str, ...],
+        values: tuple[tuple[str, str], ...] | None,
+        call: tuple[Mapping[str, str], str, str | None],
+    ) -> None:
+        """Count a call lacking the budget's wildcard keys when the rest of the budget's scope covers it (a
+        call for another app is not an unattributed call of a per-user budget of that app)."""
+        budget = compiled.budget
+        if budget.on_unattributed == "skip":
+            attribution, model_id, model_family = call
+            filled = {**attribution, **dict.fromkeys(missing, "-")}
+            values = budget.match(filled, model_id, model_family)
+        if values is not None:
+            self.unattributed.note(budget)
 
 
 def fixed_scope(budget: Budget) -> dict[str, str]:

@@ -9,6 +9,7 @@ request body.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,17 +21,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
+from bedrock_budget.budgets.clamping import fits, largest_fitting, minimum_output
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
 from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.outcomes import Refusal
 from bedrock_budget.errors import (
     BedrockBudgetError,
+    ClampRequiredError,
     ConfigurationError,
     DowngradeRequiredError,
     UnknownModelError,
 )
 from bedrock_budget.extract.estimate import worst_case_usage
 from bedrock_budget.extract.request import inspect_request
-from bedrock_budget.pipeline.context import Admission, Admitted, CallContext, Downgrade, Refused
+from bedrock_budget.extract.types import RequestInfo
+from bedrock_budget.pipeline.context import Admission, Admitted, CallContext, Clamp, Downgrade, Refused
 from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.stores.base import Store
@@ -160,6 +165,8 @@ class StoreObserver(Protocol):
 
     def renewals(self, *, renewed: int = 0, failed: int = 0, overdue: int = 0) -> None: ...
 
+    def unattributed(self, budget: str, policy: str, *, count: int) -> None: ...
+
 
 class BudgetGuard:
     """The wrapper's budget hooks over one :class:`Ledger`."""
@@ -173,6 +180,8 @@ class BudgetGuard:
         self._seen: dict[str, int] = dict(_ledger_counts(ledger))
         self._seen_overrun_version = ledger.overruns.version
         self._seen_overruns = ledger.overruns.totals()
+        self._seen_unattributed_version = ledger.unattributed.version
+        self._seen_unattributed = ledger.unattributed.totals()
         self._report_lock = threading.Lock()
 
     def add_store_observer(self, observer: StoreObserver) -> None:
@@ -189,6 +198,7 @@ class BudgetGuard:
                 new[name] = count - self._seen[name]
                 self._seen[name] = count
             overruns = self._new_overruns()
+            unattributed = self._new_unattributed()
         leasing = ledger.lease_fraction is not None
         renewals = new["holds_renewed"] or new["renewal_failures"] or new["overdue_calls"]
         for observer in self._observers:
@@ -209,6 +219,19 @@ class BudgetGuard:
                 )
             for budget, (count, excess) in overruns.items():
                 observer.reservation_exceeded(budget, count=count, excess_nanos=excess)
+            for (budget, policy), count in unattributed.items():
+                observer.unattributed(budget, policy, count=count)
+
+    def _new_unattributed(self) -> dict[tuple[str, str], int]:
+        """Unattributed calls counted since the last report (caller holds the report lock)."""
+        tally = self.ledger.unattributed
+        if tally.version == self._seen_unattributed_version:
+            return {}
+        self._seen_unattributed_version = tally.version
+        totals = tally.totals()
+        seen = self._seen_unattributed
+        self._seen_unattributed = totals
+        return {key: count - seen.get(key, 0) for key, count in totals.items() if count != seen.get(key, 0)}
 
     def _new_overruns(self) -> dict[str, tuple[int, int]]:
         """Overruns counted since the last report, per budget (caller holds the report lock)."""
@@ -237,12 +260,46 @@ class BudgetGuard:
             )
         except DowngradeRequiredError as exc:
             return Downgrade(exc)
+        except ClampRequiredError as exc:
+            return self._clamp(ctx, exc)
         except BedrockBudgetError as exc:
             return Refused(exc)
         finally:
             self._report("reserve")
         warnings = tuple(refusal.budget.name for refusal in reservation.warnings)
         return Admitted(reservation, usage, cost_nanos, warnings)
+
+    def _clamp(self, ctx: CallContext, error: ClampRequiredError) -> Admission:
+        """The largest output cap whose worst case fits every refusing ``clamp`` budget, if it is at least
+        their ``min_output_tokens``; otherwise the refusal stands. Counts input at its bound (no CountTokens
+        round trip per candidate), so it never admits more than fits."""
+        refusals = [r for r in error.refusals if isinstance(r, Refusal)]
+        request, resolved = ctx.request, ctx.resolved
+        model = self.price_table.find(resolved.base_id) if resolved is not None else None
+        if request is None or model is None or not refusals:
+            return Refused(error)
+        current = worst_case_usage(request, model_max_output_tokens=model.max_output_tokens).output_tokens
+
+        def fit(max_output_tokens: int) -> bool:
+            capped = dataclasses.replace(request, max_output_tokens=max_output_tokens)
+            cost_nanos, usage = self._worst_case(ctx, capped)
+            return fits(refusals, cost_nanos, usage_tokens(usage))
+
+        try:
+            cap = largest_fitting(minimum_output(refusals), current - 1, fit)
+        except BedrockBudgetError:  # a model this table cannot price per call: the refusal stands
+            cap = None
+        if cap is None:
+            return Refused(error)
+        return Clamp(error, cap, request.max_output_tokens or current)
+
+    def _worst_case(self, ctx: CallContext, request: RequestInfo) -> tuple[int, Usage]:
+        """The worst case of a priceable on-demand call as ``request`` describes it."""
+        resolved = ctx.resolved
+        assert resolved is not None
+        model = self.price_table.find(resolved.base_id)
+        usage = worst_case_usage(request, model_max_output_tokens=model.max_output_tokens if model else None)
+        return self._price(ctx, request, resolved.base_id, resolved.route, usage).total_nanos, usage
 
     def _estimate(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> tuple[int, Usage, str, str | None]:
         """The worst case of the call in nano-dollars and tokens, and the model it is counted under."""
@@ -274,19 +331,22 @@ class BudgetGuard:
             return 0, usage, resolved.base_id, family
         if resolved.pricing_mode in ("provisioned", "custom_model_import"):
             return 0, usage, resolved.base_id, family
+        cost = self._price(ctx, request, resolved.base_id, resolved.route, usage)
+        return cost.total_nanos, usage, resolved.base_id, family
+
+    def _price(self, ctx: CallContext, request: RequestInfo, base_id: str, route: str, usage: Usage) -> Cost:
         try:
-            cost = self.price_table.price(
-                resolved.base_id,
+            return self.price_table.price(
+                base_id,
                 usage,
                 region=ctx.region,
-                route=resolved.route,
+                route=route,  # type: ignore[arg-type]
                 service_tier=_requested(request.service_tier, "default"),  # type: ignore[arg-type]
                 latency=_requested(request.latency, "standard"),  # type: ignore[arg-type]
             )
         except BedrockBudgetError:
             # A requested tier or latency the price table does not offer: reserve at the standard rate.
-            cost = self.price_table.price(resolved.base_id, usage, region=ctx.region, route=resolved.route)
-        return cost.total_nanos, usage, resolved.base_id, family
+            return self.price_table.price(base_id, usage, region=ctx.region, route=route)  # type: ignore[arg-type]
 
     def _dollar_budget_applies(self, ctx: CallContext, model_id: str | None = None) -> bool:
         return any(

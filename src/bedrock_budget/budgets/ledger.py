@@ -20,12 +20,14 @@ them in ONE store operation, or against none:
   call ``reserve`` again with it. It takes precedence over ``block`` refusals because the cheaper model may
   fit them too; if the model already is the downgrade target, the budget blocks instead. The wrapper should
   allow a bounded number of downgrades per call (one or two) to rule out cycles.
+- when every refusing budget is a ``clamp`` budget, :class:`~bedrock_budget.errors.ClampRequiredError`.
 - ``warn`` (shadow) budgets never refuse: they are checked and held like the others, their spend is
   recorded, and a would-be refusal is reported in ``reservation.warnings``.
+- a budget with ``on_unattributed="refuse"`` raises :class:`~bedrock_budget.errors.UnattributedCallError`
+  for a call lacking one of its ``"*"`` keys (see :mod:`bedrock_budget.budgets.unattributed`).
 
-Nothing is held when ``reserve`` raises. Tokens are given by type (``input``, ``output``, ``cache_read``,
-``cache_write``) and weighted per budget. ``settle`` may be given more than was reserved (the estimate
-was wrong); the actual amount is always recorded.
+Nothing is held when ``reserve`` raises. Tokens are given by type (input, output, cache_read, cache_write)
+and weighted per budget. ``settle`` may be given more than was reserved; the actual amount is recorded.
 
 Outage policy (``on_store_error``): ``"deny"`` raises :class:`~bedrock_budget.errors.StoreUnavailableError`
 from ``reserve``; ``"allow"`` returns an *offline* reservation and lets the call proceed (until the outage
@@ -33,13 +35,12 @@ journal is full; see :mod:`bedrock_budget.budgets.settler`). ``release`` never r
 unreleased hold expires at its deadline.
 
 Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
-the call is in flight (one store operation per quarter TTL for every hold due), for at most
-``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+the call is in flight, for at most ``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
 
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
-threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100%
-threshold is decided by its first refusal instead (``reserve``; :attr:`Alert.refused`), since such a
-budget refuses the call whose worst case would cross the limit and its spend stops short of it.
+threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100% threshold
+is decided by its first refusal instead (``reserve``; :attr:`Alert.refused`), since such a budget refuses
+the call whose worst case would cross the limit and its spend stops short of it.
 
 Settlement (``settle_mode``: ``"sync"`` by default, or ``"background"``: queued and sent in batches) and
 the outage journal: :mod:`bedrock_budget.budgets.settler` has the rules (exactly once, never overshooting,
@@ -71,7 +72,7 @@ from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
 from bedrock_budget.budgets.leases import Lease, LeaseBook
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.outcomes import Refusal, Reservation, refusals_of
+from bedrock_budget.budgets.outcomes import Reservation, refusal_error, refusals_of
 from bedrock_budget.budgets.overruns import OverrunTally
 from bedrock_budget.budgets.reads import LedgerReads
 from bedrock_budget.budgets.settings import (
@@ -82,8 +83,9 @@ from bedrock_budget.budgets.settings import (
     SettleMode,
 )
 from bedrock_budget.budgets.settler import Settler
+from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
-from bedrock_budget.errors import BudgetBlockedError, DowngradeRequiredError, StoreError
+from bedrock_budget.errors import StoreError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Spend, Store, call_tallies
 from bedrock_budget.stores.tracking import TrackEntry, Tracking
@@ -182,7 +184,8 @@ class Ledger(LedgerReads, LedgerCounters):
         self.max_call_seconds = settings.max_call_seconds
         self._clock = clock
         self._alerts = AlertDispatcher(alert_sinks)
-        self._budgets = CompiledBudgets(())
+        self.unattributed = UnattributedTally()  #: calls lacking a "*" key, see ``budgets.unattributed``
+        self._budgets = CompiledBudgets((), self.unattributed)
         #: Settled calls that cost more than their hold, per budget (see ``budgets.overruns``).
         self.overruns = OverrunTally()
         self._closed = False
@@ -228,7 +231,7 @@ class Ledger(LedgerReads, LedgerCounters):
     def set_budgets(self, budgets: Iterable[Budget]) -> None:
         """Replace the budgets. Spend already recorded is kept for every budget whose name, scope and window
         are unchanged (store keys do not depend on limits, actions or thresholds)."""
-        self._budgets = CompiledBudgets(budgets)
+        self._budgets = CompiledBudgets(budgets, self.unattributed)
         if self._leases is not None:
             # Leases were sized and granted under the old limits.
             self._leases.retire()
@@ -299,7 +302,7 @@ class Ledger(LedgerReads, LedgerCounters):
             for refusal in refusals_of(line, check)
         ]
         if not result.granted:
-            self._refuse(model_id, [r for r in refusals if r.action != "warn"])
+            raise refusal_error(model_id, [r for r in refusals if r.action != "warn"])
         if refusals:
             reservation.warnings = tuple(refusals)
             for refusal in refusals:
@@ -349,18 +352,6 @@ class Ledger(LedgerReads, LedgerCounters):
         self._settler.outage(exc, self.on_store_error)  # raises unless the call may proceed
         reservation.offline = True
         return reservation
-
-    def _refuse(self, model_id: str, refusals: Sequence[Refusal]) -> None:
-        for r in refusals:
-            target = r.downgrade_to
-            if r.action == "downgrade" and target is not None and target != model_id:
-                raise DowngradeRequiredError.from_refusal(
-                    r,
-                    downgrade_to=target,
-                    refusals=refusals,
-                    reason=f"{r.reason}; retry with the cheaper model {target}",
-                )
-        raise BudgetBlockedError.from_refusal(refusals[0], refusals=refusals)
 
     def settle(self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]) -> None:
         """Record the actual cost and tokens, replacing the hold, exactly once."""

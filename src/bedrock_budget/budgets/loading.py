@@ -16,6 +16,7 @@ YAML (a list, or a mapping keyed by name; either at top level or under ``budgets
         token_weights: {cache_read: 0.1}
         thresholds: [50, 80, 100]
         on_expired_hold: charge   # a crashed holder's calls count at their worst case (default: release)
+        on_unattributed: refuse   # calls without a user are refused (default: pool them under "(none)")
 
 A file, or an inline ``BEDROCK_BUDGETS`` document, that defines no budget is an error: an empty file is a
 mistake (a wrong path, a truncated deploy), and enforcing nothing because of it would go unnoticed.
@@ -53,13 +54,16 @@ FIELDS = frozenset(
         "timezone",
         "limit_usd",
         "limit_tokens",
+        "max_call_usd",
         "token_weights",
         "action",
         "downgrade_to",
+        "min_output_tokens",
         "thresholds",
         "model",
         "model_family",
         "on_expired_hold",
+        "on_unattributed",
     }
 )
 ENV_FILE = "BEDROCK_BUDGETS_FILE"
@@ -111,6 +115,10 @@ def _one(data: object, index: str, name: str | None = None) -> Budget:
         fields["thresholds"] = [fields["thresholds"]]
     if isinstance(fields.get("thresholds"), Sequence) and not isinstance(fields["thresholds"], str):
         fields["thresholds"] = [_whole(label, "thresholds", v) for v in fields["thresholds"]]
+    if fields.get("min_output_tokens") is not None:
+        fields["min_output_tokens"] = _whole(
+            label, "min_output_tokens", fields["min_output_tokens"], "number"
+        )
     scope = fields.get("scope")
     if isinstance(scope, Mapping):
         fields["scope"] = {k: v if isinstance(v, str) else _scalar_text(v) for k, v in scope.items()}
@@ -130,16 +138,16 @@ def _scalar_text(value: object) -> object:
     return value
 
 
-def _whole(budget: str | None, field: str, value: object) -> int:
+def _whole(budget: str | None, field: str, value: object, what: str = "percentage") -> int:
     if isinstance(value, bool):
-        raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole percentage")
+        raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole {what}")
     if isinstance(value, int):
         return value
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole percentage")
+    raise BudgetConfigError(budget, field, f"{shown(value)} is not a whole {what}")
 
 
 def budgets_from_data(data: object) -> list[Budget]:

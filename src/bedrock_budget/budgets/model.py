@@ -4,9 +4,16 @@ A :class:`Budget` is immutable and validated on construction; every problem rais
 :class:`~bedrock_budget.errors.BudgetConfigError` naming the budget and the field.
 
 Scope values match a call's attribution exactly; the value ``"*"`` means one budget per distinct value of
-that key (``scope={"user": "*"}`` caps each user separately). A call lacking a wildcard key is not covered
-by that budget. ``model`` / ``model_family`` narrow a budget to one model or family (``"*"`` again means
-one budget per model / family).
+that key (``scope={"user": "*"}`` caps each user separately). ``model`` / ``model_family`` narrow a budget
+to one model or family (``"*"`` again means one budget per model / family).
+
+``on_unattributed`` says what happens to a call that lacks an attribution key a ``"*"`` scope needs (one
+code path that forgets ``bb.attribute(user=...)`` must not escape every per-user cap): ``"pool"`` (the
+default) counts all such calls together under the value :data:`UNATTRIBUTED` (``"(none)"``), with the
+budget's own limit; ``"refuse"`` refuses them before any I/O with
+:class:`~bedrock_budget.errors.UnattributedCallError`; ``"skip"`` leaves them uncapped by this budget (the
+behaviour before the option existed, now only when asked for). Every such call is counted either way
+(``bedrock_budget_unattributed_calls_total``).
 
 Token limits count weighted tokens: each token type has a weight (default 1) with at most three decimal
 places, so weighted amounts are exact integers in milli-tokens.
@@ -37,10 +44,17 @@ from bedrock_budget.budgets.units import (
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
 from bedrock_budget.errors import BudgetConfigError, shown
 
-Action = Literal["block", "downgrade", "warn"]
+Action = Literal["block", "downgrade", "clamp", "warn"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
 ExpiredHoldPolicy = Literal["release", "charge"]
 EXPIRED_HOLD_POLICIES: Final[tuple[str, ...]] = get_args(ExpiredHoldPolicy)
+UnattributedPolicy = Literal["pool", "refuse", "skip"]
+UNATTRIBUTED_POLICIES: Final[tuple[str, ...]] = get_args(UnattributedPolicy)
+#: The scope value under which a ``"pool"`` budget counts calls that lack one of its wildcard keys; the
+#: same text reports use for calls without a value.
+UNATTRIBUTED: Final = "(none)"
+#: A ``clamp`` budget refuses a call rather than cap its output below this many tokens.
+DEFAULT_MIN_OUTPUT_TOKENS: Final = 100
 _ACTION_ALIASES: Final = {"shadow": "warn"}
 TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 DEFAULT_THRESHOLDS: Final = (50, 80, 100)
@@ -72,7 +86,9 @@ class Budget:
 
     ``Budget(name="chat-daily", scope={"app": "chat"}, window="day", timezone="UTC", limit_usd="25.00",
     action="block")``. ``limit_usd`` takes ``str``/``Decimal``/``int`` (never float); ``limit_tokens``
-    likewise, counting weighted tokens. At least one limit is required.
+    likewise, counting weighted tokens. At least one limit is required. ``max_call_usd`` caps any single
+    call's worst case: a larger one is refused (``block``), clamped to fit (``clamp``) or downgraded, like a
+    call that does not fit the limit (a ``warn`` budget lets it go).
     """
 
     __slots__ = (
@@ -85,10 +101,14 @@ class Budget:
         "limit_nanos",
         "limit_tokens",
         "limit_usd",
+        "max_call_nanos",
+        "max_call_usd",
+        "min_output_tokens",
         "model",
         "model_family",
         "name",
         "on_expired_hold",
+        "on_unattributed",
         "thresholds",
         "weight_milli",
         "window",
@@ -104,10 +124,14 @@ class Budget:
     limit_tokens: Decimal | None
     limit_nanos: int | None
     limit_milli: int | None
+    max_call_usd: Decimal | None
+    max_call_nanos: int | None
     action: str
     downgrade_to: str | None
+    min_output_tokens: int | None
     thresholds: tuple[int, ...]
     on_expired_hold: str
+    on_unattributed: str
     weight_milli: Mapping[str, int]
     _unit_weights: bool
 
@@ -120,13 +144,16 @@ class Budget:
         timezone: str = "UTC",
         limit_usd: str | Decimal | int | None = None,
         limit_tokens: str | Decimal | int | None = None,
+        max_call_usd: str | Decimal | int | None = None,
         token_weights: Mapping[str, str | Decimal | int] | None = None,
         action: str = "block",
         downgrade_to: str | None = None,
+        min_output_tokens: int | None = None,
         thresholds: Iterable[int] = DEFAULT_THRESHOLDS,
         model: str | None = None,
         model_family: str | None = None,
         on_expired_hold: str = "release",
+        on_unattributed: str = "pool",
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise _fail(
@@ -166,6 +193,9 @@ class Budget:
         set_(self, "limit_tokens", tokens)
         set_(self, "limit_nanos", None if usd is None else usd_to_nanos(usd))
         set_(self, "limit_milli", None if tokens is None else tokens_to_milli(tokens))
+        per_call = self._limit(name, "max_call_usd", max_call_usd, places=9)
+        set_(self, "max_call_usd", per_call)
+        set_(self, "max_call_nanos", None if per_call is None else usd_to_nanos(per_call))
         weights = self._weights_of(name, token_weights)
         set_(self, "_weights", MappingProxyType(weights))
         set_(self, "weight_milli", MappingProxyType({k: tokens_to_milli(v) for k, v in weights.items()}))
@@ -184,6 +214,7 @@ class Budget:
             raise _fail(name, "downgrade_to", f"only applies to action 'downgrade', not {action!r}")
         else:
             set_(self, "downgrade_to", None)
+        set_(self, "min_output_tokens", self._min_output(name, action, min_output_tokens))
         set_(self, "thresholds", self._thresholds(name, thresholds))
         if on_expired_hold not in EXPIRED_HOLD_POLICIES:
             raise _fail(
@@ -192,6 +223,13 @@ class Budget:
                 f"{shown(on_expired_hold)} is not one of {', '.join(EXPIRED_HOLD_POLICIES)}",
             )
         set_(self, "on_expired_hold", on_expired_hold)
+        if on_unattributed not in UNATTRIBUTED_POLICIES:
+            raise _fail(
+                name,
+                "on_unattributed",
+                f"{shown(on_unattributed)} is not one of {', '.join(UNATTRIBUTED_POLICIES)}",
+            )
+        set_(self, "on_unattributed", on_unattributed)
 
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Budget], tuple[dict[str, Any]]]:
         # Rebuilt from its plain data through the constructor, as replace() does, so an unpickled budget is
@@ -260,6 +298,18 @@ class Budget:
         return result
 
     @staticmethod
+    def _min_output(name: str, action: str, value: object) -> int | None:
+        if action != "clamp":
+            if value is not None:
+                raise _fail(name, "min_output_tokens", f"only applies to action 'clamp', not {action!r}")
+            return None
+        if value is None:
+            return DEFAULT_MIN_OUTPUT_TOKENS
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            raise _fail(name, "min_output_tokens", f"{shown(value)} is not a whole number from 1 to 1000000")
+        return value
+
+    @staticmethod
     def _thresholds(name: str, thresholds: Iterable[int]) -> tuple[int, ...]:
         if isinstance(thresholds, str | bytes) or not isinstance(thresholds, Iterable):
             raise _fail(name, "thresholds", f"must be a list of percentages, not {shown(thresholds)}")
@@ -290,6 +340,11 @@ class Budget:
         return self.window.timezone
 
     @property
+    def wildcard_keys(self) -> tuple[str, ...]:
+        """The attribution keys this budget keeps one counter per value of (scope value ``"*"``)."""
+        return tuple(key for key, wanted in self._scope.items() if wanted == WILDCARD)
+
+    @property
     def is_global(self) -> bool:
         return not self._scope and self.model is None and self.model_family is None
 
@@ -305,11 +360,16 @@ class Budget:
     ) -> tuple[tuple[str, str], ...] | None:
         """The concrete scope values this budget applies to for a call, or ``None`` when it does not
         apply. Values are sorted by key; ``model``/``model_family`` are included when the budget names
-        them."""
+        them. A wildcard key the call lacks takes the value :data:`UNATTRIBUTED` unless the budget skips
+        such calls (``on_unattributed="skip"``); refusing them is the ledger's part."""
         values: list[tuple[str, str]] = []
         for key, wanted in self._scope.items():
             got = attribution.get(key)
-            if not got or (wanted != WILDCARD and got != wanted):
+            if not got:
+                if wanted != WILDCARD or self.on_unattributed == "skip":
+                    return None
+                got = UNATTRIBUTED
+            elif wanted != WILDCARD and got != wanted:
                 return None
             values.append((key, got))
         if self.model is not None:
@@ -338,15 +398,21 @@ class Budget:
             data["limit_usd"] = str(self.limit_usd)
         if self.limit_tokens is not None:
             data["limit_tokens"] = str(self.limit_tokens)
+        if self.max_call_usd is not None:
+            data["max_call_usd"] = str(self.max_call_usd)
         weights = {k: str(v) for k, v in self._weights.items() if v != 1}
         if weights:
             data["token_weights"] = weights
         data["action"] = self.action
         if self.downgrade_to is not None:
             data["downgrade_to"] = self.downgrade_to
+        if self.min_output_tokens is not None:
+            data["min_output_tokens"] = self.min_output_tokens
         data["thresholds"] = list(self.thresholds)
         if self.on_expired_hold != "release":
             data["on_expired_hold"] = self.on_expired_hold
+        if self.on_unattributed != "pool":
+            data["on_unattributed"] = self.on_unattributed
         return data
 
     def replace(self, **changes: Any) -> Budget:
@@ -364,11 +430,14 @@ class Budget:
             self.window,
             self.limit_nanos,
             self.limit_milli,
+            self.max_call_nanos,
             tuple(sorted(self.weight_milli.items())),
             self.action,
             self.downgrade_to,
+            self.min_output_tokens,
             self.thresholds,
             self.on_expired_hold,
+            self.on_unattributed,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -16,9 +16,18 @@ from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.status import BudgetStatus, window_times
 from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
+from bedrock_budget.errors import BudgetBlockedError, ClampRequiredError, DowngradeRequiredError
 from bedrock_budget.stores.base import Check, CounterRef, CounterState, Mark
 
-__all__ = ["BudgetStatus", "Refusal", "Reservation", "alert_of", "refusals_of"]
+__all__ = [
+    "BudgetStatus",
+    "Refusal",
+    "Reservation",
+    "alert_of",
+    "per_call_refusal",
+    "refusal_error",
+    "refusals_of",
+]
 
 if TYPE_CHECKING:
     from bedrock_budget.budgets.leases import Lease
@@ -191,4 +200,41 @@ def alert_of(
         refused=refused_request is not None,
         held=convert(held_raw) if refused_request is not None else None,
         requested=convert(requested_raw) if requested_raw is not None else None,
+    )
+
+
+def refusal_error(model_id: str, refusals: Sequence[Refusal]) -> BudgetBlockedError:
+    """What ``reserve`` raises for the enforcing budgets that refused a call (configuration order): a
+    downgrade, when one applies; a clamp, when every refusing budget clamps; otherwise a block."""
+    for r in refusals:
+        target = r.downgrade_to
+        if r.action == "downgrade" and target is not None and target != model_id:
+            return DowngradeRequiredError.from_refusal(
+                r,
+                downgrade_to=target,
+                refusals=refusals,
+                reason=f"{r.reason}; retry with the cheaper model {target}",
+            )
+    if all(r.action == "clamp" for r in refusals):
+        return ClampRequiredError.from_refusal(refusals[0], refusals=refusals)
+    return BudgetBlockedError.from_refusal(refusals[0], refusals=refusals)
+
+
+def per_call_refusal(budget: Budget, ref: CounterRef, cost_nanos: int) -> Refusal:
+    """A budget's ``max_call_usd`` refusing a call whose worst case alone is larger (no store involved:
+    the room it reports is the per-call cap itself, so a ``clamp`` budget fits the call under it)."""
+    assert budget.max_call_nanos is not None
+    start, resets = window_times(budget, ref)
+    cap, requested = nanos_to_usd(budget.max_call_nanos), nanos_to_usd(cost_nanos)
+    return Refusal(
+        budget=budget,
+        scope=MappingProxyType(dict(ref.scope)),
+        window_start=start,
+        resets_at=resets,
+        unit="usd",
+        limit=cap,
+        spent=Decimal(0),
+        reserved=Decimal(0),
+        requested=requested,
+        reason=f"this call's worst case (${requested}) exceeds the budget's per-call cap (${cap})",
     )

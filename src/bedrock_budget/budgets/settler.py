@@ -6,6 +6,8 @@ take goes to a bounded local journal (:attr:`Ledger.journal_depth`) that is repl
 the next successful store operation or on :meth:`Ledger.flush` / close. When the journal is full, ``allow``
 stops allowing (``reserve`` raises ``StoreUnavailableError``) and any settlement that still cannot be kept
 is logged as an error and counted (:attr:`Ledger.journal_dropped`).
+With a store's circuit breaker (:mod:`bedrock_budget.stores.breaker`), the whole journal is replayed as soon
+as the breaker's probe finds the store back, on the probe's thread, so calls do not wait for the replay.
 
 Settlement mode (``settle_mode``): ``"sync"`` (the default) settles inside :meth:`Ledger.settle`, one store
 round trip. ``"background"`` makes ``settle`` queue the settlement and return, so a call costs one
@@ -90,6 +92,11 @@ class Settler:
         if file is not None:
             for request in file.take_over():
                 self.journal.append(request)
+        breaker = getattr(store, "breaker", None)
+        if breaker is not None:
+            # A store with a circuit breaker (``stores.breaker``): as soon as it answers again, the probe's
+            # thread replays the whole journal, so calls meanwhile find the replay taken and do not wait.
+            breaker.on_close(self.replay_all)
 
     def _queue_for(self, request: SettleRequest) -> SettleQueue | None:
         if self.queue is not None or request.spends:
@@ -255,6 +262,14 @@ class Settler:
             finally:
                 self._replaying.release()
 
+    def replay_all(self) -> None:
+        """Replay the whole journal unless a replay is under way already."""
+        if len(self.journal) and self._replaying.acquire(blocking=False):
+            try:
+                self._replay(None)
+            finally:
+                self._replaying.release()
+
     def _replay(self, limit: int | None) -> int:
         done = 0
         while limit is None or done < limit:
@@ -273,6 +288,9 @@ class Settler:
     def flush(self) -> int:
         """Apply queued settlements and replay the whole journal now; how many the store has not taken."""
         self.drain()
+        breaker = getattr(self.store, "breaker", None)
+        if breaker is not None and len(self.journal):
+            breaker.try_now()  # an open circuit would refuse the replay without asking the store
         with self._replaying:
             self._replay(None)
         return len(self.journal) + self.pending

@@ -64,7 +64,7 @@ def demo(
 
     Three apps and a dozen users make Converse, streaming and InvokeModel calls across cheap and
     expensive models, with prompt-cache hits and guardrail checks. A live view shows spend per app and
-    user, budget utilisation, and the calls budgets blocked or downgraded; a summary follows.
+    user, budget utilisation, and the calls budgets blocked, downgraded or clamped; a summary follows.
 
     With --metrics-port the run serves /metrics: the per-call series and the budget gauges
     (bedrock_budget_budget_*) that the Grafana dashboard in grafana/ reads. The run takes seconds, less
@@ -175,7 +175,7 @@ def _print_summary(data: dict[str, Any]) -> None:
     click.echo(
         f"summary: {data['calls_planned']} calls planned, spend {money(Decimal(data['spend_usd']))} "
         f"(store recorded {money(Decimal(data['store_spend_usd']))}), "
-        f"{data['blocked']} blocked, {data['downgraded']} downgraded"
+        f"{data['blocked']} blocked, {data['downgraded']} downgraded, {data['clamped']} clamped"
     )
     for name, app in data["apps"].items():
         click.echo(

@@ -16,6 +16,7 @@ import click
 
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
 from bedrock_budget.cli.budget_commands import budgets_option, open_store, store_options
+from bedrock_budget.cli.focus_export import check_focus_flags, focus_options, write_focus
 from bedrock_budget.cli.options import (
     DECIMAL,
     NonNegativeDecimal,
@@ -135,15 +136,18 @@ def _notes(notes: tuple[str, ...] | list[str]) -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(["table", "csv", "json", "focus"]),
     default="table",
     show_default=True,
+    help="focus: a FOCUS 1.2 cost and usage CSV of --records, one row per hour, model, Region, "
+    "pricing dimension and attribution (docs/focus.md).",
 )
 @click.option("--since", default=None, help="Spend ledger: from this UTC date or date-time (ISO 8601).")
 @click.option("--until", default=None, help="Spend ledger: up to (not including) this date or date-time.")
 @click.option("--granularity", type=click.Choice(["hour", "day"]), default=None, help="Spend ledger buckets.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Spend ledger: only the N highest.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@focus_options
 def report(
     store_uri: str | None,
     prefix: str | None,
@@ -154,6 +158,11 @@ def report(
     by: str,
     output_format: str,
     as_json: bool,
+    output_path: Path | None,
+    account_id: str | None,
+    account_name: str | None,
+    price_files: tuple[Path, ...],
+    discount_percent: Decimal | None,
     since: str | None = None,
     until: str | None = None,
     granularity: str | None = None,
@@ -172,11 +181,30 @@ def report(
       bedrock-budget report --store redis://localhost:6379/0 --by user --top 20 --since 2026-12-01
       bedrock-budget report --store redis://localhost:6379/0 --by app --window day
       bedrock-budget report --records calls.jsonl --by team --format csv > spend.csv
+      bedrock-budget report --records calls.jsonl --format focus --account-id 123456789012 --output focus.csv
     """
     from bedrock_budget.reporting.report import build_report, check_group_key
     from bedrock_budget.reporting.store_usage import usage_from_store
     from bedrock_budget.reporting.tallies import ReportError
 
+    focus_flags = {
+        "--output": output_path,
+        "--account-id": account_id,
+        "--account-name": account_name,
+        "--prices": price_files,
+        "--discount-percent": discount_percent,
+    }
+    check_focus_flags("json" if as_json else output_format, focus_flags)
+    if output_format == "focus" and not as_json:
+        write_focus(
+            records_file,
+            output_path=output_path,
+            account_id=account_id,
+            account_name=account_name,
+            price_files=price_files,
+            discount_percent=discount_percent,
+        )
+        return
     wanted = "json" if as_json else output_format
     ledger = any(v is not None for v in (since, until, granularity, top)) or "," in by
     if records_file is None and window is None and ledger:

@@ -34,6 +34,7 @@ class AppTally:
     ok: int = 0
     blocked: int = 0
     downgraded: int = 0
+    clamped: int = 0
     warned: int = 0
     partial: int = 0
     spend_nanos: int = 0
@@ -67,6 +68,7 @@ class Tally:
                 tally.ok += 1
             tally.partial += record.partial
             tally.downgraded += record.downgraded_from is not None
+            tally.clamped += record.clamped_to is not None
             tally.warned += bool(record.budget_warnings)
             nanos = record.cost.total_nanos if record.cost is not None else 0
             tally.spend_nanos += nanos
@@ -100,6 +102,7 @@ class DemoSummary:
                 "ok": t.ok,
                 "blocked": t.blocked,
                 "downgraded": t.downgraded,
+                "clamped": t.clamped,
                 "warned": t.warned,
                 "spend_usd": str(nanos_to_usd(t.spend_nanos)),
                 "input_tokens": t.input_tokens,
@@ -114,6 +117,7 @@ class DemoSummary:
             "store_spend_usd": str(nanos_to_usd(self.store_spend_nanos)),
             "blocked": sum(t.blocked for t in self.tally.apps.values()),
             "downgraded": sum(t.downgraded for t in self.tally.apps.values()),
+            "clamped": sum(t.clamped for t in self.tally.apps.values()),
             "blocked_by": dict(self.tally.blocked_by),
             "apps": apps,
             "users": {user: str(nanos_to_usd(n)) for user, n in sorted(self.tally.users.items())},

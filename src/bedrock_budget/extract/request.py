@@ -16,7 +16,7 @@ from bedrock_budget.extract.families import kind_of
 from bedrock_budget.extract.types import RequestInfo, canonical_operation
 from bedrock_budget.extract.values import as_count, as_mapping, as_text, dig
 
-__all__ = ["inspect_request"]
+__all__ = ["inspect_request", "max_token_paths"]
 
 _Path = tuple[str, ...]
 
@@ -36,6 +36,14 @@ _MAX_TOKEN_PATHS: Final[dict[str, tuple[_Path, ...]]] = {
     "deepseek": (("max_tokens",),),
     "openai_chat": (("max_completion_tokens",), ("max_tokens",)),
 }
+
+
+def max_token_paths(family: str) -> tuple[tuple[str, ...], ...]:
+    """Where a family's native InvokeModel body puts its output-token cap, preferred first; ``()`` when
+    the family has none (embeddings, images) or is not known."""
+    return _MAX_TOKEN_PATHS.get(family, ())
+
+
 _ANY_MAX_TOKEN_PATH: Final = tuple(dict.fromkeys(p for paths in _MAX_TOKEN_PATHS.values() for p in paths))
 # Claude's extended thinking (3.7 used reasoning_config during its preview).
 _THINKING_PATHS: Final[tuple[_Path, ...]] = (

@@ -200,6 +200,15 @@ def _headers_answer(counts: Counts, family: str, request: RequestInfo) -> bool:
     return not (counts.cache_write and request.cache_ttl == "1h" and family in _TTL_SPLIT_FAMILIES)
 
 
+def reads_body(operation: str, family: str, request: RequestInfo, response: Mapping[str, Any]) -> bool:
+    """Whether :func:`extract_response` will read this response's ``body`` (an InvokeModel whose headers do
+    not settle the call), so a driver whose body reads are awaitable can read it first."""
+    if canonical_operation(operation) != "InvokeModel":
+        return False
+    headers = as_mapping(dig(response, "ResponseMetadata", "HTTPHeaders")) or {}
+    return not _headers_answer(_header_counts(headers), family, request)
+
+
 def _invoke_model(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:
     headers = as_mapping(dig(response, "ResponseMetadata", "HTTPHeaders")) or {}
     tier, latency = _served_values(response)

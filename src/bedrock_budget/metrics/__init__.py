@@ -20,6 +20,7 @@ metric                                   type        labels
 ``cost_usd_total``                       counter     model, app [, user]
 ``blocked_total``                        counter     budget
 ``downgraded_total``                     counter     budget
+``clamped_total``                        counter     budget
 ``budget_warnings_total``                counter     budget
 ``unpriced_total``                       counter     model, reason
 ``label_overflow_total``                 counter     label (app, user)
@@ -28,6 +29,7 @@ metric                                   type        labels
 ``store_errors_total``                   counter     operation, kind
 ``journal_entries``                      gauge       (none)
 ``journal_dropped_total``                counter     (none)
+``unattributed_calls_total``             counter     budget, policy
 =======================================  ==========  ===============================================
 
 ``outcome`` is ok, error, blocked or partial; token ``type`` is input, output, cache_read or cache_write.
@@ -48,6 +50,12 @@ Gauges:
 ``budget_limit_usd``, ``budget_spent_usd``, ``budget_reserved_usd``, the same three in ``_tokens``,
 ``budget_utilisation_ratio{unit}``, ``budget_reset_seconds``, ``budget_counters`` (all labelled
 ``budget``) and ``store_up``.
+
+Store health (:class:`StoreHealthCollector`, registered with the store metrics, read at scrape time; one
+series set per Redis store of the process, labelled ``store``): ``store_breaker_state{store, state}`` (1 for
+the circuit breaker's current state: closed, open or half-open), ``store_breaker_transitions_total{store,
+state}`` and ``store_evicted_keys_total{store}`` (the server's ``evicted_keys``; any growth means budget
+counters may have been evicted).
 
 Cardinality
 -----------
@@ -94,6 +102,7 @@ _EXPORTS: Final = {
     "BudgetStateSource": "bedrock_budget.metrics.collector",
     "StoreBudgetSource": "bedrock_budget.metrics.collector",
     "LedgerBudgetSource": "bedrock_budget.metrics.collector",
+    "StoreHealthCollector": "bedrock_budget.metrics.store_health",
     "MetricsServer": "bedrock_budget.metrics.exposition",
     "start_http_server": "bedrock_budget.metrics.exposition",
     "make_wsgi_app": "bedrock_budget.metrics.exposition",
@@ -117,3 +126,4 @@ if TYPE_CHECKING:
     from bedrock_budget.metrics.instruments import StoreMetrics as StoreMetrics
     from bedrock_budget.metrics.instruments import store_metrics as store_metrics
     from bedrock_budget.metrics.listener import PrometheusListener as PrometheusListener
+    from bedrock_budget.metrics.store_health import StoreHealthCollector as StoreHealthCollector

@@ -77,6 +77,9 @@ class Instruments:
         self.blocked: Counter = counter(
             "blocked", "Calls refused by a budget before reaching Bedrock.", ("budget",)
         )
+        self.clamped: Counter = counter(
+            "clamped", "Calls a clamp budget sent out with a lower output-token cap.", ("budget",)
+        )
         self.downgraded: Counter = counter(
             "downgraded", "Calls a budget switched to a cheaper model.", ("budget",)
         )
@@ -217,6 +220,13 @@ class StoreMetrics:
             registry=registry,
         )
         self._budgets = CappedLabels(_BUDGET_LABELS)
+        self._unattributed = Counter(
+            PREFIX + "unattributed_calls",
+            'Calls lacking an attribution key a per-value ("*") budget needs, by budget and its '
+            'on_unattributed policy (pool: counted under "(none)"; refuse: refused; skip: not capped).',
+            ("budget", "policy"),
+            registry=registry,
+        )
         self._file_errors = Counter(
             PREFIX + "journal_file_errors",
             "Settlements the durable journal file (journal_path) could not write; they still reach the store "
@@ -238,6 +248,10 @@ class StoreMetrics:
             "longer renewed.",
             registry=registry,
         )
+        # The breaker state and evictions of this process's Redis stores, read at scrape time.
+        from bedrock_budget.metrics.store_health import StoreHealthCollector
+
+        registry.register(StoreHealthCollector())
 
     def error(self, operation: str, kind: str = "error") -> None:
         key = (operation, kind)
@@ -282,6 +296,10 @@ class StoreMetrics:
         self._exceeded.labels(label).inc(count)
         if excess_nanos:
             self._excess.labels(label).inc(excess_nanos / _NANOS_PER_USD)
+
+    def unattributed(self, budget: str, policy: str, *, count: int) -> None:
+        """Add ``count`` calls that lacked a wildcard key of ``budget`` (whose policy is ``policy``)."""
+        self._unattributed.labels(self._budgets(budget), policy).inc(count)
 
 
 _store_lock = threading.Lock()

@@ -156,8 +156,9 @@ class PrometheusListener:
             if ttft is not None:
                 children.ttft(ttft)
         if record.downgraded_from:
-            # Records do not name the downgrading budget yet; a future ``downgraded_by`` field is used as-is.
-            self._by_budget(ins.downgraded, getattr(record, "downgraded_by", None))
+            self._by_budget(ins.downgraded, record.downgraded_by)
+        if record.clamped_by is not None:
+            self._by_budget(ins.clamped, record.clamped_by)
         for budget in record.budget_warnings:
             ins.warned.labels(ins.budgets(budget)).inc()
 

@@ -2,8 +2,9 @@
 decision about it.
 
 The budget layer (``Guard``) gets a :class:`CallContext` and returns a decision — :class:`Admitted`,
-:class:`Downgrade` or :class:`Refused` — as a value. It never calls back into the pipeline and never edits
-the request: the driver applies the decision (re-resolving a downgraded model, rewriting ``modelId``).
+:class:`Downgrade`, :class:`Clamp` or :class:`Refused` — as a value. It never calls back into the pipeline
+and never edits the request: the driver applies the decision (re-resolving a downgraded model, rewriting
+``modelId``, lowering the output cap).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bedrock_budget.errors import BedrockBudgetError, DowngradeRequiredError
+from bedrock_budget.errors import BedrockBudgetError, ClampRequiredError, DowngradeRequiredError
 from bedrock_budget.extract.types import RequestInfo
 from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.resolver import ResolvedModel
@@ -55,6 +56,11 @@ class CallContext:
     downgraded_from: str | None = None
     #: The budget that switched the call to a cheaper model.
     downgraded_by: str | None = None
+    #: A ``clamp`` budget lowered the request's output cap: from what (the model's maximum when the request
+    #: set none), to what, and which budget.
+    clamped_from: int | None = None
+    clamped_to: int | None = None
+    clamped_by: str | None = None
     #: The unwrapped boto3 client, for a budget layer that counts tokens with Bedrock (CountTokens).
     client: Any = None
 
@@ -92,13 +98,27 @@ class Downgrade:
 
 
 @dataclass(frozen=True, slots=True)
+class Clamp:
+    """``clamp`` budgets refused the call's worst case, and a lower output cap fits them all: the call may
+    go out with at most ``max_output_tokens`` (down from ``from_tokens``)."""
+
+    error: ClampRequiredError
+    max_output_tokens: int
+    from_tokens: int
+
+    @property
+    def budget(self) -> str:
+        return self.error.budget
+
+
+@dataclass(frozen=True, slots=True)
 class Refused:
     """The call must not go out; ``error`` is what the caller gets."""
 
     error: BedrockBudgetError
 
 
-Admission = Admitted | Downgrade | Refused
+Admission = Admitted | Downgrade | Clamp | Refused
 
 
 class Guard(Protocol):

@@ -11,6 +11,7 @@ own is counted in ``failures`` and turns into an estimated or unpriced figure, n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,11 +27,13 @@ from bedrock_budget.extract.responses import (
     converse_self_contained,
     converse_tokens_only,
     extract_response,
+    reads_body,
 )
 from bedrock_budget.extract.streams import StreamAccumulator
 from bedrock_budget.extract.types import Extracted, RequestInfo
-from bedrock_budget.pipeline.context import CallContext, StreamOverdueError
+from bedrock_budget.pipeline.context import CallContext, Clamp, StreamOverdueError
 from bedrock_budget.pipeline.operations import Operation
+from bedrock_budget.pipeline.output_cap import cap_output
 from bedrock_budget.pipeline.safely import run_safely
 from bedrock_budget.pipeline.tags import TAGGED_OPERATIONS, RequestTagger
 from bedrock_budget.pricing.cost import Cost
@@ -145,6 +148,27 @@ class PipelineCore:
         ctx.resolved, ctx.resolution_error, ctx.family = resolved, error, family
         return True
 
+    def clamp(self, ctx: CallContext, kwargs: dict[str, Any], clamp: Clamp) -> bool:
+        """Lower the request's output cap to ``clamp.max_output_tokens`` (a ``clamp`` budget's decision).
+
+        On ``True`` ``kwargs`` carry the new cap and ``ctx.request`` says so; on ``False`` (a request whose
+        cap cannot be set: see ``pipeline.output_cap``) both are as they were and the call is refused.
+        """
+        request = ctx.request
+        thinking = (request.thinking_budget_tokens or 0) if request is not None else 0
+        if not cap_output(ctx.operation.name, ctx.family, kwargs, clamp.max_output_tokens, thinking):
+            return False
+        ctx.request = (
+            dataclasses.replace(request, max_output_tokens=clamp.max_output_tokens)
+            if request is not None
+            else inspect_request(ctx.operation.name, ctx.family, kwargs)
+        )
+        if ctx.clamped_from is None:
+            ctx.clamped_from = clamp.from_tokens
+        ctx.clamped_to = clamp.max_output_tokens
+        ctx.clamped_by = clamp.budget
+        return True
+
     def _resolve(self, model_id: str, region: str) -> tuple[ResolvedModel | None, str | None, str]:
         """The resolved model, why it could not be resolved, and its family."""
         try:
@@ -189,6 +213,17 @@ class PipelineCore:
         except Exception as exc:
             self.failures.record("usage extraction", exc)
             return Extracted(usage=_NO_USAGE, source="none", estimated=True)
+
+    def reads_body(self, ctx: CallContext, response: Any) -> bool:
+        """Whether :meth:`extract` will read ``response["body"]`` (an InvokeModel whose headers do not settle
+        the call): a driver whose bodies are read by awaiting reads it first and passes the bytes in."""
+        if ctx.operation.name != "InvokeModel" or not isinstance(response, Mapping):
+            return False
+        try:
+            return reads_body(ctx.operation.name, ctx.family, self.request_of(ctx), response)
+        except Exception as exc:
+            self.failures.record("usage extraction", exc)
+            return False
 
     def stream_state(self, ctx: CallContext, response: Mapping[str, Any]) -> StreamAccumulator | None:
         """The plain state a stream's usage accumulates in (``None`` when it cannot be set up)."""
@@ -357,6 +392,9 @@ class PipelineCore:
             budget_warnings=ctx.budget_warnings,
             blocked_by=blocked_by,
             family=ctx.family,
+            clamped_from=ctx.clamped_from,
+            clamped_to=ctx.clamped_to,
+            clamped_by=ctx.clamped_by,
         )
 
 

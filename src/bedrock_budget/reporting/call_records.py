@@ -11,7 +11,7 @@ import gzip
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,6 +33,8 @@ __all__ = ["CallRow", "Progress", "parse_record", "read_records", "records_forma
 #: Called with the number of bytes of the export read so far.
 Progress = Callable[[int], None]
 
+_NO_UNITS: Final[Mapping[str, int]] = MappingProxyType({})
+
 
 @dataclass(frozen=True, slots=True)
 class CallRow:
@@ -52,6 +54,16 @@ class CallRow:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
     cost_usd: Decimal | None = None
+    images: int = 0
+    video_seconds: int = 0
+    rerank_queries: int = 0
+    #: Guardrail policy to the text units it processed (``*_image`` policies count images).
+    guardrail_text_units: Mapping[str, int] = field(default_factory=lambda: _NO_UNITS, hash=False)
+    latency_mode: str = "standard"
+    #: Some counts were estimated rather than reported by Bedrock.
+    estimated: bool = False
+    #: The stream ended before Bedrock reported its final usage.
+    partial: bool = False
 
     @property
     def billed(self) -> bool:
@@ -65,6 +77,10 @@ class CallRow:
             or self.output_tokens
             or self.cache_read_tokens
             or self.cache_write_tokens
+            or self.images
+            or self.video_seconds
+            or self.rerank_queries
+            or any(self.guardrail_text_units.values())
         )
 
     def tally(self) -> Tally:
@@ -86,18 +102,50 @@ _COUNTS: Final = (
     "cache_read_tokens",
     "cache_write_tokens",
     "cache_write_1h_tokens",
+    "images",
+    "video_seconds",
+    "rerank_queries",
 )
 
 
 def _count(data: Mapping[str, object], name: str, where: str) -> int:
-    value = data.get(name)
+    return _whole(data.get(name), name, where)
+
+
+def _whole(value: object, name: str, where: str) -> int:
     if value is None or value == "":
         return 0
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     if type(value) is not int or value < 0:
-        raise ReportError(f"{where}: {name} must be a whole number of tokens, not {value!r:.40}")
+        raise ReportError(f"{where}: {name} must be a whole number, not {value!r:.40}")
     return value
+
+
+def _units(value: object, where: str) -> Mapping[str, int]:
+    """Guardrail text units: an object of policy to count (a JSON string of one in CSV)."""
+    if value is None or value == "" or value == {}:
+        return _NO_UNITS
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ReportError(f"{where}: guardrail_text_units is not a JSON object") from None
+    if not isinstance(value, Mapping):
+        raise ReportError(f"{where}: guardrail_text_units must be an object of policy to units")
+    units = {str(k): _whole(v, f"guardrail_text_units[{k!r}]", where) for k, v in value.items()}
+    return MappingProxyType({k: v for k, v in units.items() if v})
+
+
+def _flag(data: Mapping[str, object], name: str, where: str) -> bool:
+    value = data.get(name)
+    if value is None or value == "" or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ReportError(f"{where}: {name} must be true or false, not {value!r:.40}")
 
 
 def _text(data: Mapping[str, object], name: str, default: str) -> str:
@@ -164,6 +212,10 @@ def parse_record(data: Mapping[str, object], where: str) -> CallRow:
         outcome=_text(data, "outcome", "ok"),
         attribution=MappingProxyType(attribution),
         cost_usd=_cost(data.get("cost_usd"), where),
+        guardrail_text_units=_units(data.get("guardrail_text_units"), where),
+        latency_mode=_text(data, "latency_mode", "standard"),
+        estimated=_flag(data, "estimated", where),
+        partial=_flag(data, "partial", where),
         **{name: _count(data, name, where) for name in _COUNTS},
     )
 

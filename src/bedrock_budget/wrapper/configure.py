@@ -16,7 +16,7 @@ from bedrock_budget.pricing.table import PriceTable, default_price_table, load_p
 from bedrock_budget.records import Listener, LogListener
 from bedrock_budget.resolver import ModelResolver
 from bedrock_budget.wrapper.meter import Meter
-from bedrock_budget.wrapper.proxy import BudgetedClient, unwrap
+from bedrock_budget.wrapper.proxy import BudgetedClient, is_async_client, unwrap
 
 if TYPE_CHECKING:
     from bedrock_budget.alerts.model import Alert
@@ -111,26 +111,7 @@ def build_meter(
         request_tagger=tagger,
     )
     # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
-    budget_options = {
-        name: value
-        for name, value in (
-            ("store", store),
-            ("budgets", budgets),
-            ("on_store_error", on_store_error),
-            ("ledger", ledger),
-            ("count_tokens", count_tokens or None),
-            ("alert_sinks", alert_sinks),
-            ("reservation_ttl", reservation_ttl),
-            ("journal_size", journal_size),
-            ("settle_mode", settle_mode),
-            ("lease_fraction", lease_fraction),
-            ("lease_seconds", lease_seconds),
-            ("max_call_seconds", max_call_seconds),
-            ("journal_path", journal_path),
-            ("track", track),
-        )
-        if value is not None
-    }
+    budget_options = budget_options_given(locals())
     if budget_options:
         # Imported on first use: a client without budgets never loads the budget layer.
         from bedrock_budget.budgets.enforcement import build_guard
@@ -186,7 +167,9 @@ def wrap(
     priced and recorded but nothing is enforced.
 
     Args:
-        client: a boto3 (botocore) ``bedrock-runtime`` client.
+        client: a boto3 (botocore) ``bedrock-runtime`` client, or an aiobotocore / aioboto3 one (then an
+            async proxy is returned: its billable methods are awaited as before; budget options are
+            refused for it, as budgets are not enforced on async clients yet).
         store: where budget spend lives: a URI (``memory://``, ``redis://host:6379/0``, ``rediss://``,
             ``redis+sentinel://``, ``redis+cluster://host:7000``) or a ``Store``. Default ``memory://``.
         budgets: the budgets to enforce: ``Budget`` objects, or the path of a budgets YAML file.
@@ -236,11 +219,59 @@ def wrap(
     inner = unwrap(client)
     service = getattr(getattr(getattr(inner, "meta", None), "service_model", None), "service_name", None)
     if service != "bedrock-runtime":
+        hint = ""
+        if service is None and hasattr(inner, "__aenter__"):
+            # aiobotocore's create_client() returns a context manager, not the client.
+            hint = (
+                "; for aiobotocore, wrap the client its context gives: "
+                "async with session.create_client('bedrock-runtime') as raw: client = bb.wrap(raw)"
+            )
         raise ConfigurationError(
-            f"wrap() expects a boto3 'bedrock-runtime' client, got {service or type(inner)!r}"
+            f"wrap() expects a boto3 'bedrock-runtime' client, got {service or type(inner)!r}{hint}"
         )
     options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
+    if is_async_client(inner):
+        from bedrock_budget.dependencies import require_async
+        from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient, async_budgets_error
+
+        require_async()
+        given = budget_options_given(options)
+        if given:
+            raise async_budgets_error(list(given))
+        return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options)))
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
+
+
+#: The options of ``wrap`` that configure budgets: given any of them, ``build_meter`` builds a budget layer.
+BUDGET_OPTION_NAMES: Final = (
+    "store",
+    "budgets",
+    "on_store_error",
+    "ledger",
+    "count_tokens",
+    "alert_sinks",
+    "reservation_ttl",
+    "journal_size",
+    "settle_mode",
+    "lease_fraction",
+    "lease_seconds",
+    "max_call_seconds",
+    "journal_path",
+    "track",
+)
+
+
+def budget_options_given(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The budget options among ``options`` that were given (not None; ``count_tokens`` not False).
+    ``track=False`` alone asks for nothing; beside another option it turns the spend ledger off."""
+    given = {
+        name: options[name]
+        for name in BUDGET_OPTION_NAMES
+        if options.get(name) is not None and options.get(name) is not False
+    }
+    if given and options.get("track") is False:
+        given["track"] = False
+    return given
 
 
 def _request_tagger(tag_requests: object) -> RequestTagger | None:

@@ -4,7 +4,9 @@ inside third-party libraries — comes back wrapped."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -65,14 +67,22 @@ def instrument(
 
     The keywords are ``wrap``'s, with the same meanings and defaults (``help(bedrock_budget.wrap)`` lists
     them). All clients created while instrumented share one meter, so one set of budgets covers them.
-    Calling it again replaces the configuration; it never stacks.
+    Calling it again replaces the configuration; it never stacks. With aiobotocore installed (the
+    ``async`` extra), its ``bedrock-runtime`` clients are metered too, as ``wrap`` meters them: without
+    budgets (creating one while budgets are configured raises ``ConfigurationError``).
     """
     global _original_create_client, _meter
     from botocore.session import Session
 
-    meter = build_meter(**{name: value for name, value in locals().items() if name in OPTION_NAMES})
+    options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
+    async_clients = _aiobotocore_installed()  # checked before a meter (and its budget layer) is built
+    meter = build_meter(**options)
     with _lock:
         _meter = meter
+        if async_clients:
+            from bedrock_budget.wrapper import async_instrument
+
+            async_instrument.patch(_current_meter)
         if _original_create_client is not None:
             return
         original = Session.create_client
@@ -95,10 +105,28 @@ def uninstrument() -> None:
     from botocore.session import Session
 
     with _lock:
+        if "bedrock_budget.wrapper.async_instrument" in sys.modules:
+            from bedrock_budget.wrapper import async_instrument
+
+            async_instrument.unpatch()
         if _original_create_client is not None:
             Session.create_client = _original_create_client  # type: ignore[method-assign]
         _original_create_client = None
         _meter = None
+
+
+def _current_meter() -> Meter | None:
+    return _meter
+
+
+def _aiobotocore_installed() -> bool:
+    """Whether aiobotocore can be imported; if so, it must be a version the async proxy works with."""
+    if importlib.util.find_spec("aiobotocore") is None:
+        return False
+    from bedrock_budget.dependencies import require_async
+
+    require_async()
+    return True
 
 
 def is_instrumented() -> bool:

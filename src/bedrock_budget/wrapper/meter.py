@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bedrock_budget.errors import BedrockBudgetError
 from bedrock_budget.extract.types import Extracted
-from bedrock_budget.pipeline.context import Admitted, CallContext, Downgrade, Guard
+from bedrock_budget.pipeline.context import Admitted, CallContext, Clamp, Downgrade, Guard
 from bedrock_budget.pipeline.core import PipelineCore, error_code, request_id
 from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
@@ -29,7 +29,12 @@ from bedrock_budget.wrapper.streams import MeteredEventStream, StreamSettlement
 if TYPE_CHECKING:
     from bedrock_budget.wrapper.price_reload import PriceReloader
 
-#: How many times one call may be switched to a cheaper model by ``downgrade`` budgets.
+#: Puts a driver's stream proxy around a response's event stream: ``stream_proxy(stream, settlement)``.
+StreamProxy = Callable[[Any, StreamSettlement], Any]
+
+#: How many times one call may be changed by the budget layer (switched to a cheaper model by ``downgrade``
+#: budgets, its output cap lowered by ``clamp`` budgets, which may take a second try when another call took
+#: the room in between) before it is refused.
 MAX_DOWNGRADES = 2
 
 
@@ -94,31 +99,56 @@ class Meter:
     def call(
         self, operation: Operation, func: Callable[..., Any], kwargs: dict[str, Any], region: str
     ) -> Any:
+        """One call through the pipeline: ``begin`` → ``func(**kwargs)`` → ``completed`` (or ``abort``)."""
+        ctx = self.begin(operation, kwargs, region, func)
+        try:
+            response = func(**kwargs)
+        except BaseException as exc:
+            self.abort(ctx, exc)
+            raise
+        return self.completed(ctx, response, MeteredEventStream)
+
+    # The steps of ``call``, public for a driver that does the I/O its own way (the async proxy awaits the
+    # call between ``begin`` and ``completed``). Each is the one implementation of its step.
+
+    def begin(
+        self, operation: Operation, kwargs: dict[str, Any], region: str, func: Callable[..., Any]
+    ) -> CallContext:
+        """Before the call: prepare it and, with budgets, admit it (raising before any I/O when refused).
+
+        ``kwargs`` is the request about to be sent, and may be changed here (request tags, a downgrade's
+        ``modelId``). ``func`` is the client's bound method that will send it.
+        """
         if self.price_reloader is not None:
             self.price_reloader.check()
-        core = self.core
-        ctx = core.prepare(operation, kwargs, region)
+        ctx = self.core.prepare(operation, kwargs, region)
         guard = self._guard
         if guard is not None:
             ctx.client = getattr(func, "__self__", None)
             self._admit(guard, ctx, kwargs)
-        try:
-            response = func(**kwargs)
-        except BaseException as exc:
-            self._abort(ctx, exc)
-            raise
-        if operation.stream_key is not None and isinstance(response, dict):
-            stream = response.get(operation.stream_key)
+        return ctx
+
+    def completed(self, ctx: CallContext, response: Any, stream_proxy: StreamProxy) -> Any:
+        """After a successful call: meter ``response`` and return it for the caller. Never raises.
+
+        A streaming response's event stream is replaced by ``stream_proxy(stream, settlement)``, which must
+        feed the settlement every event and finish it exactly once; the call settles then.
+        """
+        stream_key = ctx.operation.stream_key
+        if stream_key is not None and isinstance(response, dict):
+            stream = response.get(stream_key)
             if stream is not None:
-                response[operation.stream_key] = self._meter_stream(ctx, stream, response)
+                response[stream_key] = self._meter_stream(ctx, stream, response, stream_proxy)
                 return response
-        if guard is None and not self.listeners and core.settles_quietly(ctx, response):
+        core = self.core
+        if self._guard is None and not self.listeners and core.settles_quietly(ctx, response):
             return response
-        self._finish(ctx, core.extract(ctx, response), "ok", request_id(response))
+        self.finish(ctx, core.extract(ctx, response), "ok", request_id(response))
         return response
 
     def _admit(self, guard: Guard, ctx: CallContext, kwargs: dict[str, Any]) -> None:
-        """Apply the budget layer's decision: go out, go to a cheaper model, or raise before any I/O."""
+        """Apply the budget layer's decision: go out, go to a cheaper model, go with a lower output cap, or
+        raise before any I/O."""
         for attempt in range(MAX_DOWNGRADES + 1):
             admission = guard.admit(ctx, kwargs)
             if isinstance(admission, Admitted):
@@ -132,17 +162,25 @@ class Meter:
                 kwargs["modelId"] = admission.model_id
                 ctx.downgraded_by = ctx.downgraded_by or admission.budget
                 continue
+            if (
+                isinstance(admission, Clamp)
+                and attempt < MAX_DOWNGRADES
+                and self.core.clamp(ctx, kwargs, admission)
+            ):
+                continue
             self._blocked(ctx, admission.error)
             raise admission.error
 
     # --- after the call ---------------------------------------------------------------------------------
 
-    def _meter_stream(self, ctx: CallContext, stream: Any, response: Mapping[str, Any]) -> Any:
+    def _meter_stream(
+        self, ctx: CallContext, stream: Any, response: Mapping[str, Any], stream_proxy: StreamProxy
+    ) -> Any:
         core = self.core
         rid = request_id(response)
         state = core.stream_state(ctx, response)
         if state is None:
-            self._finish(ctx, Extracted(usage=Usage(), source="none", estimated=True), "ok", rid)
+            self.finish(ctx, Extracted(usage=Usage(), source="none", estimated=True), "ok", rid)
             return stream
 
         def feed(event: dict[str, Any]) -> None:
@@ -151,12 +189,12 @@ class Meter:
         def finish(complete: bool, error: BaseException | None, first_event_at: float | None) -> None:
             extracted, outcome, error = core.stream_result(ctx, state, complete, error)
             ttft = None if first_event_at is None else first_event_at - ctx.started
-            self._finish(ctx, extracted, outcome, rid, error_code=error_code(error), ttft=ttft)
+            self.finish(ctx, extracted, outcome, rid, error_code=error_code(error), ttft=ttft)
 
         settlement = StreamSettlement(feed, finish)
         if self._guard is not None:
             run_safely(self.failures, "stream lifetime", self._guard.on_overdue, ctx, settlement.overdue)
-        return MeteredEventStream(stream, settlement)
+        return stream_proxy(stream, settlement)
 
     def _blocked(self, ctx: CallContext, exc: BedrockBudgetError) -> None:
         """Refused before any I/O (a budget, an unpriceable model, the store under 'deny')."""
@@ -175,7 +213,7 @@ class Meter:
         if record is not None:
             notify(self.listeners, record, self.failures)
 
-    def _abort(self, ctx: CallContext, exc: BaseException) -> None:
+    def abort(self, ctx: CallContext, exc: BaseException) -> None:
         """Bedrock refused or failed before inference: nothing was billed; release the hold."""
         try:
             if self._guard is not None:
@@ -185,7 +223,7 @@ class Meter:
         except Exception as inner:
             self.failures.record("error accounting", inner)
 
-    def _finish(
+    def finish(
         self,
         ctx: CallContext,
         extracted: Extracted,

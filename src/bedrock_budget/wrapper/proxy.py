@@ -6,6 +6,7 @@ client's, untouched, and ``isinstance(proxy, botocore.client.BaseClient)`` still
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import wrapt
@@ -63,8 +64,20 @@ class BudgetedClient(wrapt.BaseObjectProxy[Any]):
         return f"<bedrock_budget.BudgetedClient wrapping {self.__wrapped__!r}>"
 
 
+#: The proxy classes ``unwrap`` sees through (the async proxy adds itself when it is imported).
+PROXY_TYPES: set[type] = {BudgetedClient}
+
+
 def unwrap(client: Any) -> Any:
-    """The innermost boto3 client behind any number of bedrock-budget proxies."""
-    while type(client) is BudgetedClient:
+    """The innermost boto3 (or aiobotocore) client behind any number of bedrock-budget proxies."""
+    while type(client) in PROXY_TYPES:
         client = client.__wrapped__
     return client
+
+
+def is_async_client(client: Any) -> bool:
+    """Whether ``client`` is an aiobotocore client (its methods return awaitables). Imports nothing: a
+    process that never imported aiobotocore has no such client."""
+    module = sys.modules.get("aiobotocore.client")
+    base = getattr(module, "AioBaseClient", None)
+    return isinstance(base, type) and isinstance(client, base)

@@ -10,6 +10,11 @@ script goes straight to the master that owns its slot; when that fails (a redire
 a failover, an outage) the same call goes through ``RedisCluster``, which follows redirections and
 refreshes its view of the cluster. :meth:`RedisClusterStore.settle_many` sends one script call per slot,
 in parallel, each carrying the part of every settlement whose counters live there.
+
+Circuit breakers (:mod:`bedrock_budget.stores.breaker`) are kept per master
+(:mod:`.node_breakers`): a master that hangs makes the operations on its own slots fail fast while the
+other masters keep serving theirs. Operations that reach no single slot (listing, resets) have none. The
+eviction policy is checked on every master.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import bedrock_budget.stores.redis.eviction as eviction
 from bedrock_budget._memo import remember
-from bedrock_budget.errors import StoreError
+from bedrock_budget.errors import StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
     Check,
     CounterRef,
@@ -37,6 +45,8 @@ from bedrock_budget.stores.base import (
     SettleOutcome,
     SettleRequest,
 )
+from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
+from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
 from bedrock_budget.stores.tracking import shard, tag
@@ -57,8 +67,20 @@ class RedisClusterStore(RedisStore):
 
     schemes = ("redis+cluster", "rediss+cluster")
 
-    def __init__(self, client: Any, *, parallel: bool = True, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+    def __init__(
+        self,
+        client: Any,
+        *,
+        parallel: bool = True,
+        breaker: bool = True,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
+        # One breaker per master (see ``node_breakers``) instead of the standalone store's single one.
+        super().__init__(client, breaker=False, **kwargs)
+        self._nodes = NodeBreakers(self._name, probe_interval) if breaker else None
+        if self._nodes is not None:
+            self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
         self._parallel = parallel
         self._pool: ThreadPoolExecutor | None = None
@@ -162,12 +184,17 @@ class RedisClusterStore(RedisStore):
         # work out the slot and node again for every command, which costs more CPU than the call itself.
         # Anything unusual (a redirection, a failover, an outage) goes the cluster client's way, which
         # follows redirections and refreshes its view of the cluster; every script is safe to run twice.
-        if self._closed:
-            raise StoreError(f"budget store {self._name} is closed")
+        # The master's circuit breaker, when open, refuses at once; a failure both ways opens it.
+        self._gate()
         if not keys:
             return super()._eval(script, keys, args)
         runner = self._scripts[script]
+        breaker = None
         try:
+            if self._nodes is not None:
+                node = self._cluster().get_node_from_key(keys[0])
+                breaker = self._nodes.node(node.name, partial(self._ping_node, node))
+                breaker.check()
             node_client = self._node_client(keys[0])
             try:
                 return node_client.evalsha(runner.sha, len(keys), *keys, *args)
@@ -175,11 +202,37 @@ class RedisClusterStore(RedisStore):
                 node_client.script_load(runner.script)
                 return node_client.evalsha(runner.sha, len(keys), *keys, *args)
         except (RedisError, RedisClusterException):
+            pass
+        try:
             return super()._eval(script, keys, args)
+        except StoreUnavailableError as exc:
+            if breaker is not None:
+                breaker.failed(exc.reason)
+            raise
+
+    def _cluster(self) -> Any:
+        return self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
 
     def _node_client(self, key: str) -> Any:
-        cluster = self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
+        cluster = self._cluster()
         return cluster.get_redis_connection(cluster.get_node_from_key(key))
+
+    def _ping_node(self, node: Any) -> None:
+        self._cluster().get_redis_connection(node).ping()
+
+    def _check_policy(self) -> None:
+        # A master out of reach is skipped rather than failing every slot: its breaker's recovery (or the
+        # next outage's) checks again.
+        for server in self._servers():
+            try:
+                eviction.check_policies(self._name, [server], allow_eviction=self.allow_eviction)
+            except (RedisConnectionError, RedisTimeoutError):
+                continue
+        self._policy_checked = True
+
+    def _servers(self) -> list[Any]:
+        cluster = self._cluster()
+        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
 
     def _undo(self, reservation_id: str, groups: Sequence[Sequence[CounterRef]], now_ms: int) -> None:
         # Best effort: a hold that cannot be released now expires at its deadline.
@@ -258,7 +311,13 @@ class RedisClusterStore(RedisStore):
             return 0
         return sum(self._per_slot(refs, lambda g: self._forget_spend(g, now_ms)))
 
+    @property
+    def breaker(self) -> Breaker | None:
+        return self._nodes
+
     def close(self) -> None:
+        if self._nodes is not None:
+            self._nodes.stop()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:

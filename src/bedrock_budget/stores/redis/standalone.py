@@ -3,6 +3,11 @@
 Every operation is one Lua script loaded once per client and run with EVALSHA through redis-py's ``Script``,
 so a reservation against any number of budgets is one round trip. :meth:`RedisStore.settle_many` settles a
 batch of reservations with one script call, with the same per-counter rules as a single settle.
+
+Every operation passes a circuit breaker (:mod:`bedrock_budget.stores.breaker`; ``breaker=False`` to go
+without): once the server stops answering, operations fail at once until a background probe finds it back.
+Before its first operation, and again after an outage, the store refuses a server whose
+``maxmemory-policy`` may evict budget counters (:mod:`.eviction`; ``allow_eviction=True`` to accept one).
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import bedrock_budget.stores.redis.eviction as eviction
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import ConfigurationError, StoreError, StoreUnavailableError
+from bedrock_budget.stores import breaker as breakers
 from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
     DEFAULT_PREFIX,
@@ -83,12 +90,25 @@ class RedisStore(TrackReads, Store):
         key_slack: int = DEFAULT_KEY_SLACK,
         tombstone_retention: int = DEFAULT_TOMBSTONE_RETENTION,
         closers: Sequence[Callable[[], None]] = (),
+        breaker: bool = True,
+        probe_interval: float = breakers.DEFAULT_PROBE_INTERVAL,
+        allow_eviction: bool = False,
     ) -> None:
         super().__init__(prefix=prefix, key_slack=key_slack, tombstone_retention=tombstone_retention)
         self._client = client
         self._name = name or f"redis ({type(client).__name__})"
         self._closers = list(closers)
         self._closed = False
+        #: Whether an evicting ``maxmemory-policy`` is accepted (see :mod:`.eviction`).
+        self.allow_eviction = bool(allow_eviction)
+        self._policy_checked = False
+        self._breaker: breakers.CircuitBreaker | None = None
+        if breaker:
+            self._breaker = breakers.CircuitBreaker(
+                self._probe, name=self._name, probe_interval=probe_interval
+            )
+            self._breaker.on_close(self._recheck_policy)
+        breakers.watch(self)
         self._scripts: dict[str, Script] = {k: client.register_script(v) for k, v in _SCRIPTS.items()}
         # Every call of a window names the same counters: build their key names once (bounded: windows
         # roll over and per-user scopes come and go).
@@ -114,17 +134,64 @@ class RedisStore(TrackReads, Store):
     def client(self) -> Any:
         return self._client
 
+    @property
+    def breaker(self) -> breakers.Breaker | None:
+        """The store's circuit breaker (``None`` when made with ``breaker=False``)."""
+        return self._breaker
+
+    # -- health ---------------------------------------------------------------------------------------------
+
+    def _servers(self) -> list[Any]:
+        """A client for each server holding budget data (the one server here; each master on a cluster)."""
+        return [self._client]
+
+    def _probe(self) -> None:
+        """The breaker's probe: raises unless every server answers a PING."""
+        for server in self._servers():
+            server.ping()
+
+    def _recheck_policy(self) -> None:
+        # After an outage the server may be another one (a failover) or restarted with another config.
+        self._policy_checked = False
+
+    def _check_policy(self) -> None:
+        eviction.check_policies(self._name, self._servers(), allow_eviction=self.allow_eviction)
+        self._policy_checked = True
+
+    def evicted_keys(self) -> int | None:
+        """Keys the server(s) evicted since they started (``INFO stats``); ``None`` when not readable now
+        (the circuit is open, or the server does not answer)."""
+        if self._closed or (self._breaker is not None and self._breaker.state != "closed"):
+            return None
+        try:
+            return eviction.evicted_keys(self._servers())
+        except (RedisError, RedisClusterException, ValueError):
+            return None
+
     # -- plumbing -----------------------------------------------------------------------------------------
 
-    def _run(self, operation: Callable[[], T]) -> T:
+    def _gate(self) -> None:
+        """Refuse at once when closed or while the circuit is open; check the eviction policy first time."""
         if self._closed:
             raise StoreError(f"budget store {self._name} is closed")
+        if self._breaker is not None:
+            self._breaker.check()
+        if not self._policy_checked:
+            self._unavailable_trips(self._check_policy)
+
+    def _run(self, operation: Callable[[], T]) -> T:
+        self._gate()
+        return self._unavailable_trips(operation)
+
+    def _unavailable_trips(self, operation: Callable[[], T]) -> T:
+        """Run ``operation``, turning redis-py's errors into ours; a store out of reach opens the circuit."""
         try:
             return operation()
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(self._name, f"{type(exc).__name__}: {exc}") from exc
-        except RedisClusterException as exc:
-            raise StoreUnavailableError(self._name, f"{type(exc).__name__}: {exc}") from exc
+        except (*_UNAVAILABLE, RedisClusterException) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if self._breaker is not None:
+                self._breaker.failed(reason)
+            raise StoreUnavailableError(self._name, reason) from exc
         except RedisError as exc:
             raise StoreError(f"budget store {self._name} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -376,6 +443,8 @@ class RedisStore(TrackReads, Store):
         if self._closed:
             return
         self._closed = True
+        if self._breaker is not None:
+            self._breaker.stop()
         try:
             self._client.close()
         finally:

@@ -1,9 +1,14 @@
 """Store URIs: separating our options from redis-py's, host lists, redaction and connection settings.
 
 Store options may be given as keyword arguments or as query parameters (``prefix``, ``key_slack``,
-``tombstone_retention``, ``socket_timeout``, ``connect_timeout``, ``retries``, ``parallel``); redis-py's own
-query options (``ssl_*``, ``client_name``, ...) pass through, anything else is refused so a typo is not
-silently ignored.
+``tombstone_retention``, ``socket_timeout``, ``connect_timeout``, ``retries``, ``parallel``, ``breaker``,
+``probe_interval``, ``allow_eviction``); redis-py's own query options (``ssl_*``, ``client_name``, ...) pass
+through, anything else is refused so a typo is not silently ignored.
+
+Timeouts (seconds): ``socket_timeout`` (default 1.0) bounds each command, ``connect_timeout`` (also spelled
+``socket_connect_timeout``; default 0.5) each connection attempt, and a failed command is retried
+``retries`` times (default 1). The circuit breaker (:mod:`bedrock_budget.stores.breaker`, ``breaker=off`` to
+disable) makes only the first failure of an outage wait for them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,17 @@ from bedrock_budget.errors import ConfigurationError
 DEFAULT_SOCKET_TIMEOUT: Final = 1.0
 DEFAULT_CONNECT_TIMEOUT: Final = 0.5
 DEFAULT_RETRIES: Final = 1
-_STORE_OPTIONS: Final[tuple[str, ...]] = ("prefix", "key_slack", "tombstone_retention")
+_STORE_OPTIONS: Final[tuple[str, ...]] = (
+    "prefix",
+    "key_slack",
+    "tombstone_retention",
+    "breaker",
+    "probe_interval",
+    "allow_eviction",
+)
+_FLAGS: Final[tuple[str, ...]] = ("breaker", "allow_eviction", "parallel")
+#: Other spellings of our options (redis-py's own name for the connect timeout).
+_ALIASES: Final = {"socket_connect_timeout": "connect_timeout"}
 _CLIENT_OPTIONS: Final[tuple[str, ...]] = ("socket_timeout", "connect_timeout", "retries", "parallel")
 _PASSTHROUGH: Final = frozenset({"client_name", "username", "password"})
 
@@ -42,13 +57,14 @@ def _split_options(uri: str, options: Mapping[str, Any]) -> tuple[str, dict[str,
     ours: dict[str, Any] = {}
     theirs: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        key = _ALIASES.get(key, key)
         if key in _STORE_OPTIONS or key in _CLIENT_OPTIONS:
             ours[key] = value
         elif key in URL_QUERY_ARGUMENT_PARSERS or key.startswith("ssl_") or key in _PASSTHROUGH:
             theirs.append((key, value))
         else:
             raise ConfigurationError(f"unknown store option {key!r} in {redact(uri)!r}")
-    ours.update(options)
+    ours.update({_ALIASES.get(k, k): v for k, v in options.items()})
     store: dict[str, Any] = {k: ours.pop(k) for k in _STORE_OPTIONS if k in ours}
     for key in ("key_slack", "tombstone_retention", "retries"):
         for bag in (store, ours):
@@ -57,9 +73,22 @@ def _split_options(uri: str, options: Mapping[str, Any]) -> tuple[str, dict[str,
     for key in ("socket_timeout", "connect_timeout"):
         if key in ours:
             ours[key] = float(ours[key])
-    if "parallel" in ours and isinstance(ours["parallel"], str):
-        ours["parallel"] = ours["parallel"].lower() in ("1", "true", "yes", "on")
+    if "probe_interval" in store:
+        store["probe_interval"] = float(store["probe_interval"])
+    for key in _FLAGS:
+        for bag in (store, ours):
+            if isinstance(bag.get(key), str):
+                bag[key] = _flag(key, bag[key])
     return urlunsplit(parts._replace(query=urlencode(theirs))), store, ours
+
+
+def _flag(key: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"store option {key} must be on or off, not {value!r}")
 
 
 def _hosts(netloc: str, default_port: int) -> tuple[str | None, str | None, list[tuple[str, int]]]:

@@ -1,0 +1,87 @@
+"""Store health read at scrape time: each Redis store's circuit breaker and the keys its server evicted.
+
+Series (labelled ``store``: the store's name, its URI without the password; one per store the process
+made, so a handful at most):
+
+- ``bedrock_budget_store_breaker_state{store, state}``: 1 for the breaker's current state (``closed``,
+  ``open``, ``half-open``), 0 for the others (see :mod:`bedrock_budget.stores.breaker`).
+- ``bedrock_budget_store_breaker_transitions_total{store, state}``: transitions into each state.
+- ``bedrock_budget_store_evicted_keys_total{store}``: the server's ``evicted_keys`` (``INFO stats``; summed
+  over a cluster's masters). Any growth means budget counters may have been evicted and restarted at $0.
+  Read at most every ``cache_seconds`` and never while the breaker is open.
+
+:class:`StoreHealthCollector` is registered with the store metrics (``PrometheusListener``). State is per
+process: in multiprocess mode a collector is only exported where it is registered.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Final
+
+from bedrock_budget.stores.breaker import STATES, watched
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+PREFIX: Final = "bedrock_budget_"
+
+
+class StoreHealthCollector:
+    """A prometheus_client collector over every live Redis store of the process (see the module docstring)."""
+
+    def __init__(
+        self, *, cache_seconds: float = 5.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._evicted: dict[str, tuple[float, int | None]] = {}
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # collect() reads stores; nothing to check at registration
+
+    def _evicted_keys(self, name: str, read: Callable[[], int | None]) -> int | None:
+        with self._lock:
+            now = self._monotonic()
+            cached = self._evicted.get(name)
+            if cached is not None and now - cached[0] < self.cache_seconds:
+                return cached[1]
+            value = read()
+            self._evicted[name] = (now, value)
+            return value
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        state = GaugeMetricFamily(
+            PREFIX + "store_breaker_state",
+            "1 for the budget store circuit breaker's current state (closed, open, half-open).",
+            labels=["store", "state"],
+        )
+        transitions = CounterMetricFamily(
+            PREFIX + "store_breaker_transitions",
+            "Budget store circuit breaker transitions into each state.",
+            labels=["store", "state"],
+        )
+        evicted = CounterMetricFamily(
+            PREFIX + "store_evicted_keys",
+            "Keys the budget store's server evicted since it started (an evicted budget counter restarts "
+            "at $0).",
+            labels=["store"],
+        )
+        for store in sorted(watched(), key=lambda s: s.name):
+            breaker = store.breaker
+            if breaker is not None:
+                current = breaker.state
+                for name in STATES:
+                    state.add_metric([store.name, name], 1.0 if name == current else 0.0)
+                    transitions.add_metric([store.name, name], float(breaker.transitions[name]))
+            count = self._evicted_keys(store.name, store.evicted_keys)
+            if count is not None:
+                evicted.add_metric([store.name], float(count))
+        yield state
+        yield transitions
+        yield evicted

@@ -1,0 +1,69 @@
+"""One circuit breaker per cluster master, seen from outside as one breaker.
+
+A master that hangs makes only the operations on its own slots fail fast; the other masters keep serving
+theirs. :class:`NodeBreakers` gives the ledger, the settler and the health metrics the interface of one
+:class:`~bedrock_budget.stores.breaker.CircuitBreaker`: its state is the worst of its nodes', its
+transitions are their sum, a recovery listener hears every node's recovery, and :meth:`try_now` probes
+every node whose circuit is not closed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from bedrock_budget.stores.breaker import STATES, BreakerState, CircuitBreaker
+
+
+class NodeBreakers:
+    """The breakers of a cluster's nodes, made on first use of each node (see the module docstring)."""
+
+    def __init__(self, name: str, probe_interval: float) -> None:
+        self.name = name
+        self.probe_interval = probe_interval
+        self._lock = threading.Lock()
+        self._nodes: dict[str, CircuitBreaker] = {}
+        self._listeners: list[Callable[[], object]] = []
+
+    def node(self, key: str, probe: Callable[[], None]) -> CircuitBreaker:
+        """The breaker of the node named ``key`` (``host:port``), whose ``probe`` pings it."""
+        breaker = self._nodes.get(key)
+        if breaker is None:
+            with self._lock:
+                breaker = self._nodes.get(key)
+                if breaker is None:
+                    breaker = CircuitBreaker(
+                        probe, name=f"{self.name} node {key}", probe_interval=self.probe_interval
+                    )
+                    for listener in self._listeners:
+                        breaker.on_close(listener)
+                    self._nodes[key] = breaker
+        return breaker
+
+    @property
+    def state(self) -> BreakerState:
+        states = {breaker.state for breaker in list(self._nodes.values())}
+        return "open" if "open" in states else "half-open" if "half-open" in states else "closed"
+
+    @property
+    def transitions(self) -> dict[BreakerState, int]:
+        total: dict[BreakerState, int] = dict.fromkeys(STATES, 0)
+        for breaker in list(self._nodes.values()):
+            for state, count in breaker.transitions.items():
+                total[state] += count
+        return total
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        with self._lock:
+            self._listeners.append(callback)
+            for breaker in self._nodes.values():
+                breaker.on_close(callback)
+
+    def try_now(self) -> bool:
+        # Every node is probed, not only up to the first that still fails.
+        results = [breaker.try_now() for breaker in list(self._nodes.values())]
+        return all(results)
+
+    def stop(self) -> None:
+        for breaker in list(self._nodes.values()):
+            breaker.stop()

@@ -1,0 +1,126 @@
+"""The circuit breaker's states on their own (a probe the test controls), its URI options, and what the
+store health collector exports for it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bedrock_budget.errors import ConfigurationError, StoreUnavailableError
+from bedrock_budget.metrics import StoreHealthCollector
+from bedrock_budget.stores import from_uri
+from bedrock_budget.stores.breaker import CircuitBreaker
+from bedrock_budget.stores.redis import RedisStore
+from polling import wait_until
+
+
+class Probe:
+    """A probe that fails until told the store is back, and can be held mid-flight."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.calls = 0
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self.release.wait(10)
+        if not self.up:
+            raise ConnectionError("still down")
+
+
+def test_closed_open_half_open_closed() -> None:
+    probe = Probe()
+    breaker = CircuitBreaker(probe, name="s", probe_interval=0.05)
+    recovered: list[str] = []
+    breaker.on_close(lambda: recovered.append(breaker.state))
+    breaker.check()  # closed: nothing raised
+    breaker.failed("TimeoutError: Timeout reading")
+    assert breaker.state == "open"
+    started = time.monotonic()
+    for _ in range(1000):
+        with pytest.raises(StoreUnavailableError, match=r"circuit open .* after TimeoutError"):
+            breaker.check()
+    assert time.monotonic() - started < 0.5  # 1000 refusals, each without waiting
+    wait_until(lambda: probe.calls >= 2, 5, message="the probe to keep probing")
+    assert breaker.state in ("open", "half-open")
+    breaker.failed("another failure")  # already open: no second probe thread
+    probe.release.clear()
+    wait_until(lambda: breaker.state == "half-open", 5, message="a probe in flight")
+    with pytest.raises(StoreUnavailableError):
+        breaker.check()  # calls do not wait for the probe
+    probe.up = True
+    probe.release.set()
+    wait_until(lambda: breaker.state == "closed", 5, message="the circuit to close")
+    wait_until(lambda: recovered == ["closed"], 5, message="the listener")
+    breaker.check()
+    assert breaker.transitions["open"] >= 2
+    assert breaker.transitions["closed"] == 1
+    assert breaker.transitions["half-open"] >= 2
+
+
+def test_try_now_probes_in_the_calling_thread() -> None:
+    probe = Probe()
+    breaker = CircuitBreaker(probe, name="s", probe_interval=60)
+    assert breaker.try_now()
+    assert probe.calls == 0  # closed: nothing to probe
+    breaker.failed("ConnectionError")
+    assert not breaker.try_now()
+    assert breaker.state == "open"
+    probe.up = True
+    assert breaker.try_now()
+    assert breaker.state == "closed"
+    breaker.stop()
+
+
+def test_a_stopped_breaker_does_not_open() -> None:
+    breaker = CircuitBreaker(Probe(), name="s")
+    breaker.stop()
+    breaker.failed("ConnectionError")
+    assert breaker.state == "closed"
+    with pytest.raises(ValueError, match="probe_interval must be positive"):
+        CircuitBreaker(Probe(), name="s", probe_interval=0)
+
+
+def test_uri_options() -> None:
+    store = from_uri(
+        "redis://127.0.0.1:1/0?socket_timeout=0.25&socket_connect_timeout=0.1&probe_interval=0.3&retries=0"
+    )
+    assert isinstance(store, RedisStore)
+    assert store.breaker is not None
+    assert store.breaker.probe_interval == 0.3
+    kwargs = store.client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 0.25
+    assert kwargs["socket_connect_timeout"] == 0.1
+    assert from_uri("redis://127.0.0.1:1/0?breaker=off").breaker is None  # type: ignore[attr-defined]
+    assert from_uri("redis://127.0.0.1:1/0", breaker=False).breaker is None  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match="breaker must be on or off"):
+        from_uri("redis://127.0.0.1:1/0?breaker=sometimes")
+    # Nothing listens on port 1: the first operation fails and opens the circuit, the next fails at once.
+    with pytest.raises(StoreUnavailableError, match="ConnectionError"):
+        store.ping()
+    assert store.breaker.state != "closed"
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="circuit open"):
+        store.ping()
+    assert time.monotonic() - started < 0.05
+    store.close()
+
+
+def test_the_collector_exports_state_transitions_and_no_evictions_while_open() -> None:
+    store = from_uri("redis://127.0.0.1:1/0?connect_timeout=0.1&probe_interval=60")
+    assert isinstance(store, RedisStore)
+    registry = CollectorRegistry()
+    registry.register(StoreHealthCollector())
+    labels = {"store": store.name, "state": "open"}
+    assert registry.get_sample_value("bedrock_budget_store_breaker_state", labels) == 0
+    with pytest.raises(StoreUnavailableError):
+        store.ping()
+    assert registry.get_sample_value("bedrock_budget_store_breaker_state", labels) == 1
+    assert registry.get_sample_value("bedrock_budget_store_breaker_transitions_total", labels) == 1
+    assert registry.get_sample_value("bedrock_budget_store_evicted_keys_total", {"store": store.name}) is None
+    store.close()

@@ -1,0 +1,92 @@
+"""Real aiobotocore clients over HTTP to the local fake Bedrock, in the async venv (.venv-async).
+
+These tests live outside tests/ because aiobotocore pins its own botocore: `make async-check` (run by
+`make test`) builds .venv-async from the `async` extra and runs them there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+import bedrock_budget as bb
+from bedrock_budget.testing import FakeBedrock
+
+HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
+MESSAGES = [{"role": "user", "content": [{"text": "Say something short."}]}]
+
+
+class Records(list[bb.CallRecord]):
+    """A thread-safe listener that keeps every record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def __call__(self, record: bb.CallRecord) -> None:
+        with self._lock:
+            self.append(record)
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeBedrock]:
+    with FakeBedrock() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_server: FakeBedrock) -> Iterator[FakeBedrock]:
+    fake_server.reset()
+    yield fake_server
+    errors = fake_server.server_errors
+    fake_server.reset()
+    assert not errors, f"fake Bedrock raised while answering: {errors[0]!r}"
+
+
+@pytest.fixture
+def records() -> Records:
+    return Records()
+
+
+def client_config(**extra: Any) -> AioConfig:
+    # SigV4 with dummy keys, as the fake's own boto3 clients use; one attempt unless a test asks for more.
+    options: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "max_pool_connections": 50}
+    options.update(extra)
+    return AioConfig(**options)
+
+
+def raw_client(fake: FakeBedrock, **config: Any) -> Any:
+    """An aiobotocore client context (``async with raw_client(fake) as client``)."""
+    return get_session().create_client(
+        "bedrock-runtime",
+        endpoint_url=fake.endpoint_url,
+        region_name=fake.region,
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=client_config(**config),
+    )
+
+
+@asynccontextmanager
+async def wrapped(fake: FakeBedrock, records: Records, **options: Any) -> AsyncIterator[Any]:
+    async with raw_client(fake) as client:
+        yield bb.wrap(client, listeners=[records], **options)
+
+
+def run(coro: Any) -> Any:
+    """Run a test's coroutine on a fresh loop, then collect what it left behind (abandoned streams)."""
+    result = asyncio.run(coro)
+    gc.collect()
+    return result
+
+
+async def converse(client: Any, model: str = f"us.{HAIKU}", **extra: Any) -> Any:
+    return await client.converse(modelId=model, messages=MESSAGES, inferenceConfig={"maxTokens": 64}, **extra)

@@ -27,6 +27,7 @@ BENCHMARKS = {
     "memory": "memory_users",
     "fake-server": "fake_server_throughput",
     "journal": "journal",
+    "tracking": "tracking",
 }
 
 

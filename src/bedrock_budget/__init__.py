@@ -31,6 +31,9 @@ _EXPORTS: Final = {
     "parse_model_id": "bedrock_budget.model_ids",
     "Budget": "bedrock_budget.budgets.model",
     "load_budgets": "bedrock_budget.budgets.loading",
+    "spend": "bedrock_budget.reporting.spend",
+    "SpendRow": "bedrock_budget.reporting.spend",
+    "Tracking": "bedrock_budget.stores.tracking",
     "BedrockBudgetError": "bedrock_budget.errors",
     "BudgetExceededError": "bedrock_budget.errors",
     "StoreUnavailableError": "bedrock_budget.errors",
@@ -66,7 +69,10 @@ if TYPE_CHECKING:
     from bedrock_budget.pricing.table import load_price_table as load_price_table
     from bedrock_budget.records import CallRecord as CallRecord
     from bedrock_budget.records import LogListener as LogListener
+    from bedrock_budget.reporting.spend import SpendRow as SpendRow
+    from bedrock_budget.reporting.spend import spend as spend
     from bedrock_budget.resolver import ModelResolver as ModelResolver
+    from bedrock_budget.stores.tracking import Tracking as Tracking
     from bedrock_budget.usage import Usage as Usage
     from bedrock_budget.wrapper.configure import wrap as wrap
     from bedrock_budget.wrapper.instrument import instrument as instrument

@@ -55,6 +55,8 @@ HOSTILE = [
 TOO_LONG = "y" * 10_240
 # One hash tag per key, nothing a glob or the protocol would read as syntax.
 KEY = re.compile(rb"[^{}*?\[\]\s]*\{[^{}*?\[\]\s]+\}:[hzt]")
+# The spend ledger's keys (stores.tracking): one hash tag, then the bucket and the encoded value.
+TRACK_KEY = re.compile(rb"[^{}*?\[\]\s]*t:\{[^{}*?\[\]\s]+\}:[hd]:[0-9]+:(z|d|v:[^{}*?\[\]\s]+)")
 
 
 def budgets() -> list[bb.Budget]:
@@ -82,6 +84,9 @@ def check_keys(keyspace: KeyspaceWatch) -> list[bytes]:
     keys = keyspace.inside()
     counters: dict[bytes, set[int]] = {}
     for key in keys:
+        if TRACK_KEY.fullmatch(key):
+            counters.setdefault(key[: key.index(b"}") + 1], set()).add(key_slot(key))
+            continue
         assert KEY.fullmatch(key), key
         counters.setdefault(key[:-2], set()).add(key_slot(key))
     assert all(len(slots) == 1 for slots in counters.values())

@@ -23,6 +23,7 @@ from bedrock_budget.errors import (
 from bedrock_budget.stores import CounterRef, Hold, ReserveResult, SettleOutcome, Spend, Store
 from bedrock_budget.stores.base import CounterState, SettleRequest, Tallies
 from bedrock_budget.stores.memory import MemoryStore
+from bedrock_budget.stores.tracking import TrackEntry
 
 from .conftest import FakeClock
 
@@ -60,6 +61,7 @@ class FlakyStore(Store):
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
         tallies: Tallies | None = None,
+        track: TrackEntry | None = None,
     ) -> tuple[SettleOutcome, ...]:
         self._check("settle-charge" if charge else "settle")
         return self.inner.settle(
@@ -70,6 +72,7 @@ class FlakyStore(Store):
             tokens=tokens,
             charge=charge,
             tallies=tallies,
+            track=track,
         )
 
     def settle_many(

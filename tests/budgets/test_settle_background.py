@@ -52,6 +52,7 @@ from bedrock_budget.stores import (
 )
 from bedrock_budget.stores.base import CounterState, Tallies
 from bedrock_budget.stores.memory import MemoryStore
+from bedrock_budget.stores.tracking import TrackEntry
 
 from .conftest import FakeClock
 
@@ -90,6 +91,7 @@ class Delegating(Store):
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
         tallies: Tallies | None = None,
+        track: TrackEntry | None = None,
     ) -> tuple[SettleOutcome, ...]:
         return self.inner.settle(
             reservation_id,
@@ -99,6 +101,7 @@ class Delegating(Store):
             tokens=tokens,
             charge=charge,
             tallies=tallies,
+            track=track,
         )
 
     def settle_many(
@@ -332,7 +335,7 @@ def test_a_queued_settlement_keeps_its_hold(memory_store: MemoryStore) -> None:
 def test_a_lost_batch_is_replayed_once(backend: Backend, applied: bool) -> None:
     lossy = LosesBatches(backend.make(), lose=1, applied=applied)
     gated = Gated(lossy)
-    ledger = Ledger(gated, [shared_budget()], settle_mode="background", settle_batch=100)
+    ledger = Ledger(gated, [shared_budget()], settle_mode="background", settle_batch=100, track=False)
     for _ in range(10):
         ledger.settle(ledger.reserve(CALL, "m", None, 3 * USD, {}), 2 * USD, {})
     gated.gate.set()

@@ -39,6 +39,7 @@ from typing import Any, Final
 
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.stores.base import CounterRef, Mark, SettleRequest, Spend, call_tallies
+from bedrock_budget.stores.tracking import TrackEntry
 
 log = logging.getLogger("bedrock_budget.journal")
 
@@ -61,7 +62,32 @@ def encode(request: SettleRequest) -> dict[str, Any]:
         ],
         "charge": request.charge,
         "tallies": {model: dict(counts) for model, counts in request.tallies.items()},
+        **({} if request.track is None else {"track": encode_track(request.track)}),
     }
+
+
+def encode_track(entry: TrackEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at,
+        "cost": entry.cost,
+        "tokens": [list(p) for p in entry.tokens],
+        "dims": [list(p) for p in entry.dims],
+        "keep": [entry.hourly_days, entry.daily_days],
+    }
+
+
+def decode_track(data: Mapping[str, Any] | None) -> TrackEntry | None:
+    if data is None:
+        return None
+    hourly, daily = data["keep"]
+    return TrackEntry(
+        at=int(data["at"]),
+        cost=int(data["cost"]),
+        tokens=tuple((str(k), int(n)) for k, n in data["tokens"]),
+        dims=tuple((str(d), str(v)) for d, v in data["dims"]),
+        hourly_days=int(hourly),
+        daily_days=int(daily),
+    )
 
 
 def decode(data: Mapping[str, Any]) -> SettleRequest:
@@ -89,6 +115,7 @@ def decode(data: Mapping[str, Any]) -> SettleRequest:
             {str(m): MappingProxyType({str(k): int(v) for k, v in c.items()}) for m, c in tallies.items()}
         ),
         charge=bool(data["charge"]),
+        track=decode_track(data.get("track")),
     )
 
 

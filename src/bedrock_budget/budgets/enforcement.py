@@ -436,6 +436,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         "lease_seconds",
         "max_call_seconds",
         "journal_path",
+        "track",
     ):
         if key in options:
             ledger_options[key] = options.pop(key)

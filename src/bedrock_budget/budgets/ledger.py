@@ -74,6 +74,7 @@ from bedrock_budget.budgets.leases import Lease, LeaseBook
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation, refusal_error, refusals_of
 from bedrock_budget.budgets.overruns import OverrunTally
+from bedrock_budget.budgets.reads import LedgerReads
 from bedrock_budget.budgets.settings import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_RESERVATION_TTL,
@@ -82,12 +83,12 @@ from bedrock_budget.budgets.settings import (
     SettleMode,
 )
 from bedrock_budget.budgets.settler import Settler
-from bedrock_budget.budgets.status import BudgetStatus
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
 from bedrock_budget.errors import StoreError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Spend, Store, call_tallies
+from bedrock_budget.stores.tracking import TrackEntry, Tracking
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -132,7 +133,7 @@ def _reservation_id() -> str:
     return os.urandom(16).hex()
 
 
-class Ledger(LedgerCounters):
+class Ledger(LedgerReads, LedgerCounters):
     """Budgets enforced against a store. Thread-safe; share one per process (or per wrapped client)."""
 
     def __init__(
@@ -154,7 +155,10 @@ class Ledger(LedgerCounters):
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
         journal_path: str | os.PathLike[str] | None = None,
+        track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = True,
     ) -> None:
+        #: What every settled call adds to the spend ledger (``stores.tracking``); None: nothing.
+        self.tracking = Tracking.of(track)
         settings = LedgerSettings(
             on_store_error=on_store_error,
             reservation_ttl=reservation_ttl,
@@ -270,6 +274,7 @@ class Ledger(LedgerCounters):
             lines=lines,
             created_at=now,
             deadline=deadline,
+            attribution=attribution,
         )
         if not lines:
             return reservation
@@ -352,7 +357,10 @@ class Ledger(LedgerCounters):
         """Record the actual cost and tokens, replacing the hold, exactly once."""
         check_amount(cost_nanos, "cost_nanos")
         check_token_counts(tokens)
-        if not reservation._finish("settled") or not reservation.lines:
+        if not reservation._finish("settled"):
+            return
+        track = self._track(reservation, cost_nanos, tokens)
+        if not reservation.lines:
             return
         self._keeper.forget(reservation.id)
         if cost_nanos > reservation.cost_nanos or tokens:
@@ -363,6 +371,8 @@ class Ledger(LedgerCounters):
             self._leases.settle(
                 reservation.leases, reservation.lines, cost_nanos, weighted, reservation.model_id, tokens
             )
+            if track is not None:  # a lease settles its calls' spend in one piece: each call is tracked
+                self._settler.submit(SettleRequest(reservation.id, (), track=track))
             return
         budgets = self._budgets
         epochs = reservation.epochs or (None,) * len(reservation.lines)
@@ -377,7 +387,22 @@ class Ledger(LedgerCounters):
             for line, epoch in zip(reservation.lines, epochs, strict=True)
         )
         tallies = call_tallies(reservation.model_id, cost_nanos, tokens)
-        self._settler.submit(SettleRequest(reservation.id, spends, tallies, charge=reservation.offline))
+        self._settler.submit(
+            SettleRequest(reservation.id, spends, tallies, charge=reservation.offline, track=track)
+        )
+
+    def _track(
+        self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]
+    ) -> TrackEntry | None:
+        """The call's spend-ledger entry, bucketed at this moment; sent here when no budget covers it."""
+        if self.tracking is None:
+            return None
+        entry = self.tracking.entry(
+            reservation.attribution, reservation.model_id, cost_nanos, tokens, self._clock()
+        )
+        if not reservation.lines:
+            self._settler.submit(SettleRequest(reservation.id, (), track=entry))
+        return entry
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that failed before inference. Never raises for store errors."""
@@ -426,38 +451,6 @@ class Ledger(LedgerCounters):
         if self._leases is not None:
             self._leases.retire()
         self._settler.drain()
-
-    # -- reads ---------------------------------------------------------------------------------------------
-
-    def read(self, budget: str, scope: Mapping[str, str] | None = None) -> BudgetStatus:
-        """The current window of one budget for concrete scope values (``{"user": "u-17"}`` for a per-user
-        budget; defaults to the budget's own scope, which suits budgets without wildcards)."""
-        from bedrock_budget.reporting.budget_admin import read_window
-
-        config = self._budgets.budget(budget)
-        self._drain()
-        return read_window(self.store, config, scope, self._clock())
-
-    def status(self, budget: str | None = None) -> list[BudgetStatus]:
-        """Every current-window counter of the configured budgets (one per scope value for wildcard
-        budgets; budgets without wildcards are listed even before their first call)."""
-        from bedrock_budget.reporting.budget_admin import current_windows
-
-        self._drain()
-        return current_windows(self.store, self._budgets.budgets, budget, self._clock())
-
-    def reset(self, budget: str, scope: Mapping[str, str] | None = None) -> int:
-        """Forget the current window's spend of a budget (all scope values unless ``scope`` is given);
-        returns how many counters existed.
-
-        Live holds survive the reset (:meth:`Store.forget_spend`): reservations in flight and other
-        processes' capacity leases keep their capacity held, and their spend is charged to the fresh
-        window when they settle, so a reset never lets them overshoot it."""
-        from bedrock_budget.reporting.budget_admin import forget_window_spend
-
-        self._budgets.budget(budget)
-        self._drain()
-        return forget_window_spend(self.store, self._budgets.budgets, budget, scope, self._clock())
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

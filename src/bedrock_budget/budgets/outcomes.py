@@ -87,6 +87,8 @@ class Reservation:
     #: The leases this call was admitted against, one per line (empty: an ordinary reservation).
     leases: tuple[Lease, ...] = ()
     state: Literal["held", "settled", "released"] = "held"
+    #: Who pays for the call (for the spend ledger; never enforced from here).
+    attribution: Mapping[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

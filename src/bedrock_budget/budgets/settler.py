@@ -79,6 +79,10 @@ class Settler:
         if background is not None:
             capacity, batch, linger = background
             self.queue = SettleQueue(self.apply_batch, capacity=capacity, batch=batch, linger=linger)
+        #: Settlements with nothing but spend-ledger tracking in sync mode (a call no budget covers, a call
+        #: admitted from a lease): batched off the hot path, like background settlement. Made on first use.
+        self._track_queue: SettleQueue | None = None
+        self._track_options = background or (10_000, 64, 0.005)
         #: The local journal file (``journal_path``; see ``budgets.durable``), or None.
         self.file = file
         #: Store operations that failed (the ledger's reservations add theirs).
@@ -94,7 +98,23 @@ class Settler:
             # thread replays the whole journal, so calls meanwhile find the replay taken and do not wait.
             breaker.on_close(self.replay_all)
 
+    def _queue_for(self, request: SettleRequest) -> SettleQueue | None:
+        if self.queue is not None or request.spends:
+            return self.queue
+        queue = self._track_queue
+        if queue is None:
+            capacity, batch, linger = self._track_options
+            queue = self._track_queue = SettleQueue(
+                self.apply_batch, capacity=capacity, batch=batch, linger=linger
+            )
+        return queue
+
+    def _queues(self) -> list[SettleQueue]:
+        return [q for q in (self.queue, self._track_queue) if q is not None]
+
     def after_fork(self) -> None:
+        if self._track_queue is not None:
+            self._track_queue.after_fork()
         if self.queue is not None:
             self.queue.after_fork()
         if self.file is not None:
@@ -125,7 +145,7 @@ class Settler:
         """Queue the settlement (background mode, room in the queue) or send it now; journal it when the
         store does not take it."""
         durable = self.file
-        queue = self.queue
+        queue = self._queue_for(request)
         if durable is not None and queue is not None:
             # Queued in memory until the batch goes out: on disk first, so a killed process keeps it.
             self.durable(durable.add, request)
@@ -150,13 +170,23 @@ class Settler:
     def apply(self, request: SettleRequest) -> bool:
         """Send one settlement; False (logged, counted) when the store could not take it."""
         try:
-            outcomes = self.store.settle(
-                request.reservation_id,
-                request.spends,
-                now_ms=self._now_ms(),
-                charge=request.charge,
-                tallies=request.tallies,
-            )
+            if request.track is None:
+                outcomes = self.store.settle(
+                    request.reservation_id,
+                    request.spends,
+                    now_ms=self._now_ms(),
+                    charge=request.charge,
+                    tallies=request.tallies,
+                )
+            else:
+                outcomes = self.store.settle(
+                    request.reservation_id,
+                    request.spends,
+                    now_ms=self._now_ms(),
+                    charge=request.charge,
+                    tallies=request.tallies,
+                    track=request.track,
+                )
         except StoreError as exc:
             self.store_errors += 1
             log.warning(
@@ -252,8 +282,8 @@ class Settler:
 
     def drain(self) -> None:
         """Apply what is queued, in the calling thread."""
-        if self.queue is not None:
-            self.queue.drain()
+        for queue in self._queues():
+            queue.drain()
 
     def flush(self) -> int:
         """Apply queued settlements and replay the whole journal now; how many the store has not taken."""
@@ -267,11 +297,11 @@ class Settler:
 
     @property
     def pending(self) -> int:
-        return len(self.queue) if self.queue is not None else 0
+        return sum(len(queue) for queue in self._queues())
 
     def close_queue(self) -> None:
-        if self.queue is not None:
-            self.queue.close()
+        for queue in self._queues():
+            queue.close()
 
     def close_file(self) -> None:
         if self.file is not None:

@@ -142,6 +142,10 @@ def _notes(notes: tuple[str, ...] | list[str]) -> None:
     help="focus: a FOCUS 1.2 cost and usage CSV of --records, one row per hour, model, Region, "
     "pricing dimension and attribution (docs/focus.md).",
 )
+@click.option("--since", default=None, help="Spend ledger: from this UTC date or date-time (ISO 8601).")
+@click.option("--until", default=None, help="Spend ledger: up to (not including) this date or date-time.")
+@click.option("--granularity", type=click.Choice(["hour", "day"]), default=None, help="Spend ledger buckets.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Spend ledger: only the N highest.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @focus_options
 def report(
@@ -159,21 +163,29 @@ def report(
     account_name: str | None,
     price_files: tuple[Path, ...],
     discount_percent: Decimal | None,
+    since: str | None = None,
+    until: str | None = None,
+    granularity: str | None = None,
+    top: int | None = None,
 ) -> None:
     """Spend grouped by user, app, model or any attribution key: calls, tokens by type and cost.
 
     From the store, the numbers are the per-model tallies each budget keeps for its current window, so a
     grouping needs a budget counted by that key (--by user needs one with scope {user: "*"}); the command
-    says which budget is missing. Exported call records answer any grouping.
+    says which budget is missing. Exported call records answer any grouping. With --since, --until,
+    --granularity or --top, a KEY,KEY pair, or a store that has no budget counter for the grouping, the
+    numbers come from the spend ledger instead: every tracked key, budgets or not.
 
     \b
     Example:
+      bedrock-budget report --store redis://localhost:6379/0 --by user --top 20 --since 2026-12-01
       bedrock-budget report --store redis://localhost:6379/0 --by app --window day
       bedrock-budget report --records calls.jsonl --by team --format csv > spend.csv
       bedrock-budget report --records calls.jsonl --format focus --account-id 123456789012 --output focus.csv
     """
     from bedrock_budget.reporting.report import build_report, check_group_key
     from bedrock_budget.reporting.store_usage import usage_from_store
+    from bedrock_budget.reporting.tallies import ReportError
 
     focus_flags = {
         "--output": output_path,
@@ -193,13 +205,26 @@ def report(
             discount_percent=discount_percent,
         )
         return
+    wanted = "json" if as_json else output_format
+    ledger = any(v is not None for v in (since, until, granularity, top)) or "," in by
+    if records_file is None and window is None and ledger:
+        _ledger_report(store_uri, prefix, by, since, until, granularity or "day", top, wanted)
+        return
     check_group_key(by)
     if records_file is not None:
         usage = records_usage(records_file, keep={by}, window=window, timezone=timezone)
     else:
         budgets = _budget_list(budgets_file)
-        with open_store(store_uri, prefix) as store:
-            usage = usage_from_store(store, by=by, now=time.time(), budgets=budgets, window=window)
+        try:
+            with open_store(store_uri, prefix) as store:
+                usage = usage_from_store(store, by=by, now=time.time(), budgets=budgets, window=window)
+        except ReportError:
+            # No budget counts this grouping: the spend ledger does, when calls were tracked.
+            if window is not None or not _ledger_report(
+                store_uri, prefix, by, None, None, "day", None, wanted, required=False
+            ):
+                raise
+            return
     result = build_report(usage, by)
     if as_json or output_format == "json":
         emit_json(result.as_dict())
@@ -241,6 +266,40 @@ def report(
     )
     click.echo(f"source: {result.source}")
     _notes(result.notes)
+
+
+def _ledger_report(
+    store_uri: str | None,
+    prefix: str | None,
+    by: str,
+    since: str | None,
+    until: str | None,
+    granularity: str,
+    top: int | None,
+    output_format: str,
+    *,
+    required: bool = True,
+) -> bool:
+    """Print the spend ledger's report; False (nothing printed) when it holds nothing and is optional."""
+    from bedrock_budget.cli import spend_report
+
+    keys = spend_report.by_keys(by)
+    start = spend_report.parse_when(since, "--since")
+    end = spend_report.parse_when(until, "--until")
+    with open_store(store_uri, prefix) as store:
+        try:
+            rows = spend_report.ledger_rows(store, keys, start, end, granularity, top)
+        except NotImplementedError:
+            if required:
+                raise click.UsageError(f"the store {store.name} keeps no spend ledger") from None
+            return False
+        name = store.name
+    if not rows and not required:
+        return False
+    span = f"from {start or 'the current ' + granularity} to {end or 'now'}"
+    source = f"spend ledger in {name}, {granularity} buckets {span} (UTC)"
+    spend_report.emit(rows, keys, output_format, source, top=top)
+    return True
 
 
 def _names(values: tuple[str, ...]) -> frozenset[str]:

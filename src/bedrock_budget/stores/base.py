@@ -62,6 +62,7 @@ from urllib.parse import unquote
 
 from bedrock_budget.errors import StoreError
 from bedrock_budget.stores.keys import check_prefix, counter_tag, encode_part
+from bedrock_budget.stores.tracking import TrackEntry
 
 DEFAULT_PREFIX: Final = "bb:"
 DEFAULT_KEY_SLACK: Final = 3600
@@ -72,6 +73,9 @@ _NO_TALLIES: Final[Mapping[str, Mapping[str, int]]] = _EMPTY
 Unit = Literal["usd", "tokens"]
 #: Per-model tally increments: model id -> {"calls": n, "cost": nano-USD, token type: count}.
 Tallies = Mapping[str, Mapping[str, int]]
+#: Spend ledger reads (``stores.tracking``): values with scores per sorted set; fields per value hash.
+TrackMembers = list[list[tuple[str, float]]]
+TrackValues = list[dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +223,9 @@ class SettleRequest:
     spends: tuple[Spend, ...]
     tallies: Tallies = field(default_factory=lambda: _NO_TALLIES)
     charge: bool = False
+    #: What the call adds to the spend ledger (``stores.tracking``), applied exactly once per reservation
+    #: id in the same store operation as the spends; ``None``: not tracked.
+    track: TrackEntry | None = None
 
     @property
     def cost_nanos(self) -> int:
@@ -339,13 +346,17 @@ class Store(ABC):
         tokens: Mapping[str, int] | None = None,
         charge: bool = False,
         tallies: Tallies | None = None,
+        track: TrackEntry | None = None,
     ) -> tuple[SettleOutcome, ...]:
         """One settlement (:meth:`settle_many` with one request); raises its ``StoreError``. ``model`` and
-        ``tokens`` (raw counts by type) make the tallies of one call; ``tallies`` gives them ready made."""
+        ``tokens`` (raw counts by type) make the tallies of one call; ``tallies`` gives them ready made;
+        ``track`` is what the call adds to the spend ledger."""
         if tallies is None:
             request = SettleRequest.of_call(reservation_id, spends, model, tokens, charge=charge)
         else:
             request = SettleRequest(reservation_id, tuple(spends), tallies, charge)
+        if track is not None:
+            request = SettleRequest(request.reservation_id, request.spends, request.tallies, charge, track)
         (result,) = self.settle_many([request], now_ms=now_ms)
         if isinstance(result, StoreError):
             raise result
@@ -379,6 +390,15 @@ class Store(ABC):
     @abstractmethod
     def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
         """Every stored counter (optionally of one budget), in no particular order."""
+
+    def track_members(self, zsets: Sequence[str], *, top: int | None, now_ms: int) -> TrackMembers:
+        """The spend ledger's sorted sets (``stores.tracking``): each one's ``top`` values by spend (all when
+        ``None``), highest first, with their scores."""
+        raise NotImplementedError(f"{type(self).__name__} does not track spend")
+
+    def track_values(self, keys: Sequence[str], *, now_ms: int) -> TrackValues:
+        """The spend ledger's value hashes (``stores.tracking``), empty where a key does not exist."""
+        raise NotImplementedError(f"{type(self).__name__} does not track spend")
 
     @abstractmethod
     def ping(self) -> None:

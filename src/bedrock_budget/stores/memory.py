@@ -32,6 +32,7 @@ from bedrock_budget.stores.base import (
     parse_tallies,
     tally_items,
 )
+from bedrock_budget.stores.memory_tracking import MemoryTracks
 
 
 class _Counter:
@@ -169,6 +170,7 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._counters: dict[str, _Counter] = {}
         self._operations = 0
+        self._tracks = MemoryTracks()
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> MemoryStore:
@@ -272,6 +274,9 @@ class MemoryStore(Store):
         trim = self._trim_before(now_ms)
         outcomes: list[SettleOutcome] = []
         with self._lock:
+            if request.track is not None:
+                retention = self.tombstone_retention
+                self._tracks.apply(self.prefix, reservation_id, request.track, retention, now_ms)
             for spend in request.spends:
                 key = self.key(spend.ref)
                 counter = self._get(key, now_ms)
@@ -415,6 +420,16 @@ class MemoryStore(Store):
                 counter.tallies.clear()
         return existed
 
+    def track_members(
+        self, zsets: Sequence[str], *, top: int | None, now_ms: int
+    ) -> list[list[tuple[str, float]]]:
+        with self._lock:
+            return self._tracks.members(zsets, top, now_ms)
+
+    def track_values(self, keys: Sequence[str], *, now_ms: int) -> list[dict[str, int]]:
+        with self._lock:
+            return self._tracks.values(keys, now_ms)
+
     def ping(self) -> None:
         return None
 
@@ -422,6 +437,7 @@ class MemoryStore(Store):
         """Forget everything (tests and demos)."""
         with self._lock:
             self._counters.clear()
+            self._tracks.clear()
 
     def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
         trim = self._trim_before(now_ms)

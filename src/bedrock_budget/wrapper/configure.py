@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.stores.base import Store
+    from bedrock_budget.stores.tracking import Tracking
 
 ClientT = TypeVar("ClientT")
 
@@ -56,6 +57,7 @@ def build_meter(
     lease_seconds: float | None = None,
     max_call_seconds: float | None = None,
     journal_path: str | os.PathLike[str] | None = None,
+    track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = None,
 ) -> Meter:
     """Validate the configuration once, when the client is wrapped, not on every call."""
     listener_list = list(listeners)
@@ -156,6 +158,7 @@ def wrap(
     lease_seconds: float | None = None,
     max_call_seconds: float | None = None,
     journal_path: str | os.PathLike[str] | None = None,
+    track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = None,
 ) -> ClientT:
     """Return ``client`` metered: same methods, same return values, same class for ``isinstance``.
 
@@ -208,6 +211,10 @@ def wrap(
             a stream still open and unread after that is settled at its reserved worst case.
         journal_path: a directory for a local journal file that keeps settlements not yet in the store
             (background batches, outage spend) across a killed process; the next process replays them.
+        track: what the spend ledger tracks in the store for every settled call, budgets or not (with a
+            ``store``): ``True`` (default: user, app, every other key a call carries, and model),
+            ``False``, a list of keys and key tuples (``["user", "model", ("app", "model")]``) or a
+            ``Tracking`` (keys, pairs and retention). Read it with ``bb.spend()`` or ``report --by``.
     """
     inner = unwrap(client)
     service = getattr(getattr(getattr(inner, "meta", None), "service_model", None), "service_name", None)
@@ -250,16 +257,21 @@ BUDGET_OPTION_NAMES: Final = (
     "lease_seconds",
     "max_call_seconds",
     "journal_path",
+    "track",
 )
 
 
 def budget_options_given(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The budget options among ``options`` that were given (not None; ``count_tokens`` not False)."""
-    return {
+    """The budget options among ``options`` that were given (not None; ``count_tokens`` not False).
+    ``track=False`` alone asks for nothing; beside another option it turns the spend ledger off."""
+    given = {
         name: options[name]
         for name in BUDGET_OPTION_NAMES
         if options.get(name) is not None and options.get(name) is not False
     }
+    if given and options.get("track") is False:
+        given["track"] = False
+    return given
 
 
 def _request_tagger(tag_requests: object) -> RequestTagger | None:

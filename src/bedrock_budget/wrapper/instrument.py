@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bedrock_budget.pricing.table import PriceTable
     from bedrock_budget.resolver import ModelResolver
     from bedrock_budget.stores.base import Store
+    from bedrock_budget.stores.tracking import Tracking
 
 _lock = threading.Lock()
 _original_create_client: Any = None
@@ -60,6 +61,7 @@ def instrument(
     lease_seconds: float | None = None,
     max_call_seconds: float | None = None,
     journal_path: str | os.PathLike[str] | None = None,
+    track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = None,
 ) -> None:
     """Meter every ``bedrock-runtime`` client created from now on, also inside third-party libraries.
 

@@ -49,8 +49,17 @@ from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
+from bedrock_budget.stores.tracking import shard, tag
 
 T = TypeVar("T")
+
+
+def _part(request: SettleRequest, positions: list[int], dims: list[int]) -> SettleRequest:
+    """The part of a settlement that lives in one slot: some of its spends and tracked dimensions."""
+    track = request.track
+    if track is not None:
+        track = replace(track, dims=tuple(track.dims[d] for d in dims)) if dims else None
+    return replace(request, spends=tuple(request.spends[p] for p in positions), track=track)
 
 
 class RedisClusterStore(RedisStore):
@@ -256,22 +265,24 @@ class RedisClusterStore(RedisStore):
     def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
-        # One script call per slot, carrying the part of every settlement whose counters live there.
-        slots: dict[int, list[tuple[int, list[int]]]] = {}
+        # One script call per slot, carrying the part of every settlement whose counters (and spend ledger
+        # dimensions, see stores.tracking) live there.
+        slots: dict[int, list[tuple[int, list[int], list[int]]]] = {}
         for index, request in enumerate(requests):
-            by_slot: dict[int, list[int]] = {}
+            by_slot: dict[int, tuple[list[int], list[int]]] = {}
             for position, spend in enumerate(request.spends):
-                by_slot.setdefault(self._slot(spend.ref), []).append(position)
-            for slot, positions in by_slot.items():
-                slots.setdefault(slot, []).append((index, positions))
+                by_slot.setdefault(self._slot(spend.ref), ([], []))[0].append(position)
+            if request.track is not None:
+                rid = request.reservation_id
+                for d, (dim, value) in enumerate(request.track.dims):
+                    slot = key_slot(tag(self.prefix, dim, shard(dim, value, rid)).encode())
+                    by_slot.setdefault(slot, ([], []))[1].append(d)
+            for slot, (positions, dims) in by_slot.items():
+                slots.setdefault(slot, []).append((index, positions, dims))
         parts = list(slots.values())
         gathered = self._fan_out(
             [
-                partial(
-                    self._settle_many,
-                    [replace(requests[i], spends=tuple(requests[i].spends[p] for p in ps)) for i, ps in part],
-                    now_ms,
-                )
+                partial(self._settle_many, [_part(requests[i], ps, ds) for i, ps, ds in part], now_ms)
                 for part in parts
             ]
         )
@@ -281,10 +292,10 @@ class RedisClusterStore(RedisStore):
             if isinstance(result, BaseException):
                 if not isinstance(result, StoreError):
                     raise result
-                for index, _ in part:
+                for index, _, _ in part:
                     failed.setdefault(index, result)
                 continue
-            for (index, positions), outcomes in zip(part, result, strict=True):
+            for (index, positions, _), outcomes in zip(part, result, strict=True):
                 for position, outcome in zip(positions, outcomes, strict=True):
                     merged[index][position] = outcome
         return [

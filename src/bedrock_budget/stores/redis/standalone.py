@@ -53,6 +53,7 @@ from bedrock_budget.stores.base import (
 )
 from bedrock_budget.stores.keys import encode_part
 from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
+from bedrock_budget.stores.redis.tracking import TrackReads, track_ops
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ _UNAVAILABLE: Final = (
 T = TypeVar("T")
 
 
-class RedisStore(Store):
+class RedisStore(TrackReads, Store):
     """Standalone Redis (and Valkey, ElastiCache, Sentinel-managed masters).
 
     ``RedisStore(client)`` wraps an existing ``redis.Redis`` (or compatible, e.g. fakeredis) client, which
@@ -296,7 +297,11 @@ class RedisStore(Store):
                     parts,
                 ]
             )
-        batch = json.dumps({"c": counters, "s": settlements}, separators=(",", ":"))
+        tracked = [r for r in requests if r.track is not None]
+        payload: dict[str, object] = {"c": counters, "s": settlements}
+        if tracked:
+            payload["t"] = track_ops(self.prefix, tracked, keys, self.tombstone_retention)
+        batch = json.dumps(payload, separators=(",", ":"))
         rows = iter(self._eval("settle_many", keys, [now_ms, self._trim(now_ms), batch]))
         results: list[tuple[SettleOutcome, ...]] = []
         for request in requests:
@@ -389,12 +394,12 @@ class RedisStore(Store):
     def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
-        live = [r for r in requests if r.spends]
+        live = [r for r in requests if r.spends or r.track is not None]
         try:
             settled = iter(self._settle_many(live, now_ms) if live else ())
         except StoreError as exc:
-            return [exc if r.spends else () for r in requests]
-        return [next(settled) if r.spends else () for r in requests]
+            return [exc if r.spends or r.track is not None else () for r in requests]
+        return [next(settled) if r.spends or r.track is not None else () for r in requests]
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         if not refs:

@@ -1,0 +1,166 @@
+"""What the spend ledger costs: the hot path with tracking on against the same ledger with ``track=False``,
+measured in the same interleaved loop (so each ratio is tracking on / tracking off), and the Redis memory
+one day of tracking takes per 100,000 users.
+
+Hot path: ledger reserve+settle with two budgets (as in ``hot_path.py``), sync and background settle;
+and with no budgets at all (``wrap(store=...)`` without budgets), where tracking is the only store write
+and goes out in background batches. In background mode what is timed is what the caller waits for; the
+next timed call starts once the settle thread has applied its batch.
+
+Memory: 100,000 users, one call each, tracked by user, app and model in one hour of one day, written
+through ``settle_many`` in batches of 500, then measured with ``MEMORY USAGE`` on every key under the
+prefix (the per-key figure, so other users of the shared Redis do not count) and the change of
+``INFO memory`` ``used_memory``. The dedupe hashes (one field per call and shard, kept for a day) are
+reported apart: they grow with calls, not users.
+
+Run alone: ``.venv/bin/python bench/tracking.py`` (needs Redis on 127.0.0.1:6379: ``make services``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+from bedrock_budget.budgets import Ledger
+from bedrock_budget.stores import Store, from_uri
+from bedrock_budget.stores.base import SettleRequest
+from bedrock_budget.stores.tracking import Tracking
+from hot_path import ATTRIBUTION, BASE_MODEL, COST, TOKENS, budgets, interleaved
+from report import Row
+from services import REDIS_URL, delete_prefix, redis_available, unique_prefix
+
+TARGET_RATIO = 1.15
+USERS = 100_000
+BATCH = 500
+
+
+def _calls(ledger: Ledger) -> Any:
+    def call() -> None:
+        ledger.settle(ledger.reserve(ATTRIBUTION, BASE_MODEL, "anthropic", COST, TOKENS), COST // 2, TOKENS)
+
+    return call
+
+
+def hot_path_rows(prefixes: list[str]) -> list[Row]:
+    stores: list[Store] = []
+
+    def store() -> Store:
+        prefix = unique_prefix()
+        prefixes.append(prefix)
+        made = from_uri(REDIS_URL, prefix=prefix)
+        stores.append(made)
+        return made
+
+    fast = {"settle_mode": "background", "settle_linger": 0}
+    ledgers = {
+        "sync-on": Ledger(store(), budgets()),
+        "sync-off": Ledger(store(), budgets(), track=False),
+        "background-on": Ledger(store(), budgets(), **fast),  # type: ignore[arg-type]
+        "background-off": Ledger(store(), budgets(), track=False, **fast),  # type: ignore[arg-type]
+        "nobudget-on": Ledger(store(), settle_linger=0),
+        "nobudget-off": Ledger(store(), track=False),
+    }
+    try:
+        times = interleaved(
+            {name: _calls(ledger) for name, ledger in ledgers.items()},
+            iterations=600,
+            ledgers=list(ledgers.values()),
+        )
+    finally:
+        for ledger in ledgers.values():
+            ledger.close()
+        for made in stores:
+            made.close()
+    rows = []
+    for label, key in (
+        ("Redis, sync", "sync"),
+        ("Redis, background", "background"),
+        ("Redis, no budgets", "nobudget"),
+    ):
+        on, off = times[f"{key}-on"], times[f"{key}-off"]
+        # Without budgets the ledger does no store work at all with tracking off: the ratio would compare
+        # against almost nothing, so that row reports what tracking adds to a call instead.
+        judged = key != "nobudget"
+        rows.append(
+            Row(
+                f"tracking: ledger reserve+settle, {label}",
+                on,
+                "us",
+                off,
+                "same, track=False",
+                f"ratio <= {TARGET_RATIO:g}" if judged else "",
+                on / off <= TARGET_RATIO if judged else None,
+                "" if judged else f"adds {on - off:.0f} us a call: the entry is built and queued for a batch",
+            )
+        )
+    return rows
+
+
+def memory_rows(client: redis.Redis, prefixes: list[str]) -> list[Row]:
+    prefix = unique_prefix()
+    prefixes.append(prefix)
+    store = from_uri(REDIS_URL, prefix=prefix)
+    tracking = Tracking()
+    at = time.time()
+    before = int(client.info("memory")["used_memory"])
+    try:
+        for start in range(0, USERS, BATCH):
+            requests = [
+                SettleRequest(
+                    os.urandom(16).hex(),
+                    (),
+                    track=tracking.entry(
+                        {"user": f"user-{n:06d}", "app": f"app-{n % 20}"}, BASE_MODEL, COST, TOKENS, at
+                    ),
+                )
+                for n in range(start, start + BATCH)
+            ]
+            store.settle_many(requests, now_ms=int(at * 1000))
+        after = int(client.info("memory")["used_memory"])
+        totals = {"dedupe": 0, "ledger": 0}
+        keys = 0
+        for key in client.scan_iter(match=f"{prefix}*", count=5000):
+            keys += 1
+            kind = "dedupe" if key.endswith(b":d") else "ledger"
+            totals[kind] += int(client.memory_usage(key, samples=0) or 0)
+    finally:
+        store.close()
+    mib = 1 << 20
+    return [
+        Row(
+            "tracking: Redis memory, 100k users x 1 day (hour + day buckets)",
+            totals["ledger"] / mib,
+            "MiB",
+            note=f"MEMORY USAGE over {keys:,} keys (user, app, model, total); {totals['ledger'] / USERS:.0f} "
+            "bytes a user",
+        ),
+        Row(
+            "tracking: Redis memory, dedupe of 100k calls (kept 1 day)",
+            totals["dedupe"] / mib,
+            "MiB",
+            note=f"{totals['dedupe'] / USERS:.0f} bytes a call; INFO used_memory grew "
+            f"{(after - before) / mib:.1f} MiB in all",
+        ),
+    ]
+
+
+def run() -> list[Row]:
+    if not redis_available():
+        raise RuntimeError("Redis is not running on 127.0.0.1:6379 (make services)")
+    client = redis.Redis.from_url(REDIS_URL)
+    prefixes: list[str] = []
+    try:
+        return hot_path_rows(prefixes) + memory_rows(client, prefixes)
+    finally:
+        for prefix in prefixes:
+            delete_prefix(REDIS_URL, prefix)
+        client.close()
+
+
+if __name__ == "__main__":
+    from report import render
+
+    print(render(run()))

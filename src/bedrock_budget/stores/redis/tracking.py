@@ -1,0 +1,89 @@
+"""The spend ledger on Redis: the ``"t"`` part of the settle script's batch, and reads.
+
+Writes ride in ``settle_many.lua`` (one script call per batch, one per slot on a cluster); reads are plain
+``ZREVRANGE`` / ``HGETALL`` commands sent in one pipeline (a cluster pipeline sends each node its part).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from bedrock_budget.stores.tracking import fields_of, writes
+
+if TYPE_CHECKING:
+    from bedrock_budget.stores.base import SettleRequest
+
+T = TypeVar("T")
+
+
+def track_ops(
+    prefix: str, requests: Sequence[SettleRequest], keys: list[str], tombstone_retention: int
+) -> list[list[object]]:
+    """The ``"t"`` entries of a settle batch; appends the keys they use to ``keys`` (each once)."""
+    index: dict[str, int] = {}
+
+    def at(key: str) -> int:
+        found = index.get(key)
+        if found is None:
+            keys.append(key)
+            found = index[key] = len(keys)
+        return found
+
+    ops: list[list[object]] = []
+    for request in requests:
+        entry = request.track
+        if entry is None:
+            continue
+        fields = [[name, str(amount)] for name, amount in fields_of(entry)]
+        for write in writes(prefix, request.reservation_id, entry, tombstone_retention):
+            ops.append(
+                [
+                    request.reservation_id,
+                    at(write.dedupe),
+                    str(write.dedupe_at_ms),
+                    write.value,
+                    fields,
+                    [[at(z), at(v), str(when)] for z, v, when in write.buckets],
+                ]
+            )
+    return ops
+
+
+class TrackReads:
+    """Reads of the spend ledger for the Redis stores (standalone, Sentinel and Cluster)."""
+
+    _client: Any
+    _run: Callable[[Callable[[], Any]], Any]
+
+    def track_members(
+        self, zsets: Sequence[str], *, top: int | None, now_ms: int
+    ) -> list[list[tuple[str, float]]]:
+        if not zsets:
+            return []
+
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for key in zsets:
+                pipe.zrevrange(key, 0, -1 if top is None else top - 1, withscores=True)
+            return list(pipe.execute())
+
+        replies = self._run(read)
+        return [[(_text(member), float(score)) for member, score in reply] for reply in replies]
+
+    def track_values(self, keys: Sequence[str], *, now_ms: int) -> list[dict[str, int]]:
+        if not keys:
+            return []
+
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            return list(pipe.execute())
+
+        replies = self._run(read)
+        return [{_text(k): int(_text(v)) for k, v in reply.items()} for reply in replies]
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

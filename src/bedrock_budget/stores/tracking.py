@@ -1,0 +1,225 @@
+"""The spend ledger: what every settled call adds to hourly and daily buckets, and where it lives.
+
+A call is tracked under one *dimension* per tracked attribution key (``user``, ``app``, ``model``, ...),
+one per key pair asked for (``app+model``, values joined by ``|``) and ``_all`` (the total). Per bucket
+and value the store keeps the spend in integer nano-dollars, the call count and the tokens by type, plus a
+sorted set of values by spend for top-N reads.
+
+Buckets are UTC hours and UTC days. A call is bucketed by the time its settlement was made (when its last
+stream event was read, its response returned, or its stream closed), never by when the store took it: a
+settlement queued, batched or journalled through an outage keeps its time, so a replay lands in the
+bucket it would have landed in.
+
+Key layout (``P`` is the store prefix; ``D`` the dimension, ``S`` its shard, ``G`` ``h`` or ``d``, ``B`` the
+bucket start in epoch seconds, ``V`` the percent-encoded value)::
+
+    P t:{D/S}:G:B:z       sorted set: value -> spend (nano-dollars) in the bucket (top-N)
+    P t:{D/S}:G:B:v:V     hash: c (nano-dollars), n (calls), input, output, cache_read, cache_write
+    P t:{D/S}:h:B:d       hash: reservation ids already tracked in this shard during hour B (exactly once)
+
+Sharding: a value lives in shard ``crc32(D, value) % SHARDS`` of its dimension, so every value's totals
+are in one place and a dimension's top-N is the merge of its shards' top-N. The total (``_all``) is spread
+by the call's id instead. On Redis Cluster the hash tag ``{D/S}`` puts each (dimension, shard) in its own
+slot: a fleet's tracking writes spread over ``SHARDS`` slots per dimension instead of one.
+
+Expiry: hourly keys expire ``hourly_days`` after their hour ends, daily keys ``daily_days`` after their
+day ends, set by the store itself (Redis ``PEXPIREAT``; the memory store prunes). The dedupe hash lives for
+the store's ``tombstone_retention`` past its hour, the same horizon as a budget's exactly-once guarantee.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+from bedrock_budget.errors import ConfigurationError
+from bedrock_budget.stores.keys import encode_part
+
+SHARDS: Final = 16
+TOTAL: Final = "_all"
+TOTAL_VALUE: Final = "all"
+#: The value of a tracked key a call does not carry (parentheses never appear in an attribution id).
+UNATTRIBUTED: Final = "(none)"
+PAIR_JOIN: Final = "|"
+HOUR: Final = 3600
+DAY: Final = 86400
+DEFAULT_HOURLY_DAYS: Final = 8
+DEFAULT_DAILY_DAYS: Final = 400
+#: Keys always tracked by default, under ``(none)`` when a call does not carry them.
+DEFAULT_KEYS: Final = ("user", "app")
+#: Token types kept per value (the raw counts a settlement carries).
+TOKEN_FIELDS: Final = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEntry:
+    """What one settled call adds to the spend ledger (journalled with its settlement)."""
+
+    #: Settlement time, epoch seconds (UTC): picks the hour and day buckets.
+    at: int
+    cost: int
+    tokens: tuple[tuple[str, int], ...]
+    #: (dimension, value) pairs, ``("user", "u-17")``, ``("app+model", "chat|m")``, ``("_all", "all")``.
+    dims: tuple[tuple[str, str], ...]
+    hourly_days: int = DEFAULT_HOURLY_DAYS
+    daily_days: int = DEFAULT_DAILY_DAYS
+
+
+def dimension(keys: Sequence[str]) -> str:
+    return "+".join(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """Which keys are tracked and for how long.
+
+    ``keys=None`` (the default) tracks ``user`` and ``app`` on every call (``(none)`` when absent), every
+    other attribution key a call carries, and ``model``; a list names exactly the keys tracked (``model``
+    included only when listed). ``pairs`` adds key pairs such as ``("app", "model")``.
+    """
+
+    keys: tuple[str, ...] | None = None
+    pairs: tuple[tuple[str, ...], ...] = ()
+    hourly_days: int = DEFAULT_HOURLY_DAYS
+    daily_days: int = DEFAULT_DAILY_DAYS
+
+    def __post_init__(self) -> None:
+        from bedrock_budget.attribution import validate_key
+
+        for key in (*(self.keys or ()), *(k for pair in self.pairs for k in pair)):
+            validate_key(key)
+        if any(len(pair) < 2 for pair in self.pairs):
+            raise ConfigurationError("tracked key pairs need at least two keys, e.g. ('app', 'model')")
+        if self.hourly_days < 1 or self.daily_days < 1:
+            raise ConfigurationError("tracking retention must be at least one day")
+
+    @classmethod
+    def of(cls, track: object) -> Tracking | None:
+        """``wrap(track=...)``: ``None``/``True`` (defaults), ``False`` (off), a :class:`Tracking`, or a list
+        of keys and key tuples (``["user", "model", ("app", "model")]``)."""
+        if track is None or track is True:
+            return cls()
+        if track is False:
+            return None
+        if isinstance(track, Tracking):
+            return track
+        if isinstance(track, str) or not isinstance(track, Iterable):
+            raise ConfigurationError("track takes True, False, a Tracking or a list of keys and key tuples")
+        keys: list[str] = []
+        pairs: list[tuple[str, ...]] = []
+        for item in track:
+            if isinstance(item, str):
+                keys.append(item)
+            elif isinstance(item, tuple | list) and all(isinstance(k, str) for k in item):
+                pairs.append(tuple(item))
+            else:
+                raise ConfigurationError(f"track items are keys or tuples of keys, not {item!r}")
+        return cls(keys=tuple(keys), pairs=tuple(pairs))
+
+    def entry(
+        self, attribution: Mapping[str, str], model: str, cost: int, tokens: Mapping[str, int], at: float
+    ) -> TrackEntry:
+        values = dict(attribution)
+        values["model"] = model
+        if self.keys is None:
+            keys = [*DEFAULT_KEYS, *(k for k in sorted(attribution) if k not in DEFAULT_KEYS), "model"]
+        else:
+            keys = list(self.keys)
+        dims = [(key, values.get(key, UNATTRIBUTED)) for key in keys]
+        for pair in self.pairs:
+            dims.append((dimension(pair), PAIR_JOIN.join(values.get(k, UNATTRIBUTED) for k in pair)))
+        dims.append((TOTAL, TOTAL_VALUE))
+        return TrackEntry(
+            at=int(at),
+            cost=cost,
+            tokens=tuple((kind, n) for kind, n in tokens.items() if n),
+            dims=tuple(dims),
+            hourly_days=self.hourly_days,
+            daily_days=self.daily_days,
+        )
+
+
+# -- layout ------------------------------------------------------------------------------------------------
+
+
+def shard(dim: str, value: str, rid: str) -> int:
+    if dim == TOTAL:
+        return zlib.crc32(rid.encode()) % SHARDS
+    return zlib.crc32(f"{dim}\x00{value}".encode("utf-8", "surrogatepass")) % SHARDS
+
+
+@lru_cache(maxsize=4096)
+def tag(prefix: str, dim: str, shard_no: int) -> str:
+    return f"{prefix}t:{{{encode_part(dim)}/{shard_no}}}"
+
+
+def bucket_start(at: int, granularity: str) -> int:
+    size = HOUR if granularity == "h" else DAY
+    return at - at % size
+
+
+def zset_key(base: str, granularity: str, start: int) -> str:
+    return f"{base}:{granularity}:{start}:z"
+
+
+def value_key(base: str, granularity: str, start: int, value: str) -> str:
+    return f"{base}:{granularity}:{start}:v:{_encoded(value)}"
+
+
+@lru_cache(maxsize=65536)
+def _encoded(value: str) -> str:
+    return encode_part(value)
+
+
+def dedupe_key(base: str, hour: int) -> str:
+    return f"{base}:h:{hour}:d"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackWrite:
+    """One (dimension, value) of one call, laid out as keys: what a store applies atomically."""
+
+    dedupe: str
+    dedupe_at_ms: int
+    value: str
+    #: (sorted set, value hash, expire-at ms) for the hour and the day bucket.
+    buckets: tuple[tuple[str, str, int], ...]
+    slot_key: str
+
+
+def writes(prefix: str, rid: str, entry: TrackEntry, tombstone_retention: int) -> list[TrackWrite]:
+    hour = bucket_start(entry.at, "h")
+    day = bucket_start(entry.at, "d")
+    keep = (entry.hourly_days, entry.daily_days, tombstone_retention)
+    return [_write(prefix, dim, value, shard(dim, value, rid), hour, day, keep) for dim, value in entry.dims]
+
+
+@lru_cache(maxsize=8192)
+def _write(
+    prefix: str, dim: str, value: str, shard_no: int, hour: int, day: int, keep: tuple[int, int, int]
+) -> TrackWrite:
+    # The same (value, hour) repeats for every call of a busy user or app: laid out once.
+    hourly_days, daily_days, tombstone_retention = keep
+    base = tag(prefix, dim, shard_no)
+    hour_at = (hour + HOUR + hourly_days * DAY) * 1000
+    day_at = (day + DAY + daily_days * DAY) * 1000
+    return TrackWrite(
+        dedupe=dedupe_key(base, hour),
+        dedupe_at_ms=(hour + HOUR + tombstone_retention) * 1000,
+        value=value,
+        buckets=(
+            (zset_key(base, "h", hour), value_key(base, "h", hour, value), hour_at),
+            (zset_key(base, "d", day), value_key(base, "d", day, value), day_at),
+        ),
+        slot_key=base,
+    )
+
+
+def fields_of(entry: TrackEntry) -> list[tuple[str, int]]:
+    """The hash increments of one call, besides its call count: its cost and non-zero tokens."""
+    fields = [("c", entry.cost)] if entry.cost else []
+    fields.extend(entry.tokens)
+    return fields

@@ -1,0 +1,225 @@
+"""Spend-ledger rules: the hour-boundary rule under an injected clock, unattributed calls, retention,
+``track=False``, exactly once on a retried settlement, an outage mid-run, and the report command."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bedrock_budget as bb
+from bedrock_budget.budgets import Ledger
+from bedrock_budget.cli import main
+from bedrock_budget.stores import from_uri
+from bedrock_budget.stores.base import SettleRequest
+from bedrock_budget.stores.memory import MemoryStore
+from bedrock_budget.testing import FakeBedrock
+from service_fixtures import RedisServer, free_port
+
+from . import _spend_worker
+from .conftest import Target
+
+ELEVEN = datetime(2026, 12, 4, 11, tzinfo=UTC).timestamp()
+TOKENS = {"input": 10, "output": 5, "cache_read": 0, "cache_write": 0}
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_call_is_bucketed_by_its_settlement_time(target: Target) -> None:
+    clock = Clock(ELEVEN - 1)  # 10:59:59
+    ledger = Ledger(target.store, clock=clock)
+    early = ledger.reserve({"user": "a"}, "m", None, 0, TOKENS)
+    crossing = ledger.reserve({"user": "b"}, "m", None, 0, TOKENS)
+    clock.now = ELEVEN - 0.001  # 10:59:59.999: still hour 10
+    ledger.settle(early, 7, TOKENS)
+    clock.now = ELEVEN  # 11:00:00.000 exactly: hour 11, though reserved in hour 10
+    ledger.settle(crossing, 11, TOKENS)
+    ledger.flush()
+    rows = bb.spend(
+        target.store, by="user", since=ELEVEN - 3600, until=ELEVEN + 3600, granularity="hour",
+        per_bucket=True, now=ELEVEN,
+    )  # fmt: skip
+    got = {(r.values[0], int(r.bucket.timestamp()) if r.bucket else 0): r.cost_nanos for r in rows}
+    assert got == {("a", int(ELEVEN) - 3600): 7, ("b", int(ELEVEN)): 11}
+    (day,) = bb.spend(target.store, by=(), since=ELEVEN, now=ELEVEN)
+    assert (day.cost_nanos, day.calls, day.tokens["input"]) == (18, 2, 20)
+    ledger.close()
+
+
+def test_unattributed_calls_and_track_false(target: Target) -> None:
+    clock = Clock(ELEVEN)
+    ledger = Ledger(target.store, clock=clock)
+    ledger.settle(ledger.reserve({}, "m", None, 0, TOKENS), 5, TOKENS)
+    ledger.close()
+    quiet = Ledger(target.store, clock=clock, track=False)
+    quiet.settle(quiet.reserve({"user": "x"}, "m", None, 0, TOKENS), 9, TOKENS)
+    quiet.close()
+    rows = bb.spend(target.store, by="user", now=ELEVEN)
+    assert [(r.values, r.cost_nanos) for r in rows] == [(("(none)",), 5)]
+
+
+def test_a_settlement_sent_twice_is_tracked_once(target: Target) -> None:
+    entry = bb.Tracking().entry({"user": "u"}, "m", 42, TOKENS, ELEVEN)
+    request = SettleRequest("r-1", (), track=entry)
+    now_ms = int(ELEVEN * 1000)
+    target.store.settle_many([request, request], now_ms=now_ms)
+    target.store.settle_many([request], now_ms=now_ms)
+    (row,) = bb.spend(target.store, by="user", now=ELEVEN)
+    assert (row.cost_nanos, row.calls) == (42, 1)
+
+
+def test_buckets_expire_after_their_retention() -> None:
+    store = MemoryStore()
+    ledger = Ledger(store, clock=Clock(ELEVEN), track=bb.Tracking(hourly_days=1, daily_days=2))
+    ledger.settle(ledger.reserve({"user": "u"}, "m", None, 0, TOKENS), 5, TOKENS)
+    ledger.close()
+    hour = {"granularity": "hour", "since": ELEVEN, "until": ELEVEN + 1}
+    assert bb.spend(store, now=ELEVEN + 86400 + 3599, **hour)  # type: ignore[arg-type]
+    assert not bb.spend(store, now=ELEVEN + 86400 + 3600, **hour)  # type: ignore[arg-type]
+    day = {"since": ELEVEN, "until": ELEVEN + 1}
+    assert bb.spend(store, now=ELEVEN + 2 * 86400 + 46799, **day)  # type: ignore[arg-type]
+    assert not bb.spend(store, now=ELEVEN + 3 * 86400, **day)  # type: ignore[arg-type]
+
+
+def test_an_outage_mid_run_still_ends_exact(fake: FakeBedrock, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, free_port(), "--appendonly", "yes")  # the data outlives the restart
+    server.start()
+    uri = f"redis://127.0.0.1:{server.port}/0?socket_timeout=0.5&socket_connect_timeout=0.5"
+    store = from_uri(uri, prefix="out:")
+    raw = _spend_worker.client_for(fake.endpoint_url)
+    records: list[bb.CallRecord] = []
+    client = bb.wrap(raw, store=store, listeners=[records.append], on_store_error="allow")
+    ledger = client.bedrock_budget_meter.guard.ledger
+    try:
+        for phase in range(3):
+            if phase == 1:
+                server.stop()
+            if phase == 2:
+                server.start()
+            for i in range(8):
+                with bb.attribute(user=f"u-{i % 3}", app="chat"):
+                    _spend_worker.one_call(client, i % 4)
+            ledger._settler.drain()
+            if phase == 1:
+                assert ledger.journal_depth > 0
+        assert ledger.flush() == 0
+        total = sum(r.cost.total_nanos for r in records if r.cost is not None)
+        (row,) = bb.spend(store, by=())
+        assert (row.cost_nanos, row.calls) == (total, 24)
+        assert sum(r.cost_nanos for r in bb.spend(store, by="user")) == total
+    finally:
+        ledger.close()
+        store.close()
+        raw.close()
+        server.stop()
+
+
+def test_report_lists_every_value_and_twice_gives_the_same(
+    fake: FakeBedrock, shared_target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = shared_target
+    assert target.uri is not None
+    uri = f"{target.uri}{'&' if '?' in target.uri else '?'}prefix={target.prefix}"
+    results: Any = __import__("queue").Queue()
+    _spend_worker.mixed_calls(fake.endpoint_url, target.store, target.prefix, 7, 40, {}, results)
+    calls, nanos = results.get()
+    outputs = []
+    for by in ("user", "app", "model"):
+        for _ in range(2):
+            assert main(["report", "--store", uri, "--by", by, "--format", "json"]) == 0
+            outputs.append(capsys.readouterr().out)
+        assert outputs[-1] == outputs[-2]
+        report = json.loads(outputs[-1])
+        assert report["total"]["calls"] == calls
+        assert report["total"]["cost_usd"] == str(bb.SpendRow((), (), nanos, 0).cost_usd)
+    assert main(["report", "--store", uri, "--by", "user"]) == 0
+    table = capsys.readouterr().out
+    for user in ("u-1", "u-2", "u-3", "u-4", "u-5", "(none)"):
+        assert user in table
+    assert main(["report", "--store", uri, "--by", "user", "--top", "2", "--format", "csv"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    assert main(["report", "--store", uri, "--by", "user", "--granularity", "week"]) == 2
+
+
+def test_calls_admitted_from_leases_are_each_tracked(target: Target) -> None:
+    clock = Clock(ELEVEN)
+    budgets = [bb.Budget(name="org", window="day", limit_usd="10")]
+    ledger = Ledger(target.store, budgets, lease_fraction=0.5, clock=clock)
+    for i in range(30):
+        ledger.settle(ledger.reserve({"user": f"u{i % 4}"}, "m", None, 1000, TOKENS), 100 + i, TOKENS)
+    assert ledger.flush() == 0
+    ledger.close()
+    users = bb.spend(target.store, by="user", now=ELEVEN)
+    assert sum(r.calls for r in users) == 30
+    assert sum(r.cost_nanos for r in users) == sum(100 + i for i in range(30))
+    assert ledger.read("org").spent_usd * 10**9 == sum(100 + i for i in range(30))
+
+
+def test_cluster_tracking_spreads_over_slots() -> None:
+    from redis.crc import key_slot
+
+    from bedrock_budget.stores.tracking import shard, tag
+
+    slots = {
+        key_slot(tag("bb:", dim, shard(dim, f"u-{i}", f"r{i}")).encode())
+        for dim in ("user", "app", "model", "_all")
+        for i in range(400)
+    }
+    assert len(slots) == 4 * 16
+
+
+@pytest.mark.redis
+def test_redis_expires_every_tracking_key(redis_url: str) -> None:
+    import redis
+
+    prefix = f"bbspendttl{uuid.uuid4().hex[:8]}:"
+    store = from_uri(redis_url, prefix=prefix)
+
+    ledger = Ledger(store, track=bb.Tracking(hourly_days=2, daily_days=30))
+    ledger.settle(ledger.reserve({"user": "u", "app": "a"}, "m", None, 0, TOKENS), 5, TOKENS)
+    ledger.close()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        assert len(keys) == 4 * 5  # user, app, model, total: dedupe + (sorted set, hash) per hour and day
+        for key in keys:
+            left = client.pttl(key) / 1000
+            name = key.decode()
+            if name.endswith(":d"):
+                limit = 3600 + 86400  # the hour, then the store's tombstone retention
+            elif ":h:" in name:
+                limit = 3600 + 2 * 86400
+            else:
+                limit = 86400 + 30 * 86400
+            assert limit - 86400 - 3600 < left <= limit, (name, left)
+        client.delete(*keys)
+    finally:
+        client.close()
+        store.close()
+
+
+def test_wrap_with_track_false_writes_nothing(fake: FakeBedrock) -> None:
+    store = MemoryStore()
+    raw = _spend_worker.client_for(fake.endpoint_url)
+    client = bb.wrap(raw, store=store, track=False)
+    with bb.attribute(user="u-1"):
+        _spend_worker.one_call(client, 0)
+    client.bedrock_budget_meter.guard.ledger.close()
+    raw.close()
+    assert bb.spend(store, by=()) == []
+    tracked = bb.wrap(_spend_worker.client_for(fake.endpoint_url), store=store, track=["user"])
+    with bb.attribute(user="u-1"):
+        _spend_worker.one_call(tracked, 0)
+    tracked.bedrock_budget_meter.guard.ledger.close()
+    assert [r.values for r in bb.spend(store, by="user")] == [("u-1",)]
+    assert bb.spend(store, by="app") == []

@@ -12,8 +12,11 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from bedrock_budget.budgets.ledger import Ledger
 from bedrock_budget.metrics import BudgetCollector, BudgetState, PrometheusListener
+from bedrock_budget.metrics.top_spenders import TopSpendersCollector
 from bedrock_budget.stores.breaker import CircuitBreaker, watch
+from bedrock_budget.stores.memory import MemoryStore
 from bedrock_budget.usage import Usage
 
 from .conftest import GRAFANA, make_record, usd, with_budgets
@@ -75,6 +78,11 @@ def exported_names() -> set[str]:
     registry.register(BudgetCollector(OneBudget(state)))
     store = WatchedStore()
     watch(store)
+    tracked = MemoryStore()
+    ledger = Ledger(tracked, [])
+    ledger.settle(ledger.reserve({"user": "u"}, "m", None, 1, {"input": 1}), 1, {"input": 1})
+    ledger.close()
+    registry.register(TopSpendersCollector(tracked, top=1, cache_seconds=0))
     return {s.name for family in registry.collect() for s in family.samples}
 
 

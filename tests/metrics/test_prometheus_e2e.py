@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 import bedrock_budget as bb
 from bedrock_budget.budgets import Budget
+from bedrock_budget.budgets.ledger import Ledger
 from bedrock_budget.metrics import (
     BudgetCollector,
     MetricsServer,
@@ -27,6 +28,7 @@ from bedrock_budget.metrics import (
     StoreBudgetSource,
     start_http_server,
 )
+from bedrock_budget.metrics.top_spenders import TopSpendersCollector
 from bedrock_budget.stores import CounterRef, MemoryStore, Spend, from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from bedrock_budget.usage import Usage
@@ -127,6 +129,14 @@ def metrics_endpoint(fake: FakeBedrock, redis_url: str) -> Iterator[tuple[Metric
     listener = PrometheusListener(registry, app_labels=3)
     store = MemoryStore()
     collector = BudgetCollector(StoreBudgetSource(store, BUDGETS), cache_seconds=0.5)
+    # Who is spending: the spend ledger's top values, as `serve-metrics --top-spenders` serves them.
+    tracker = Ledger(store, [])
+    for user, nanos in (("u1", 3_000), ("u2", 5_000)):
+        tracker.settle(
+            tracker.reserve({"user": user, "app": "chat"}, HAIKU, "anthropic", nanos, {}), nanos, {}
+        )
+    tracker.close()
+    top = TopSpendersCollector(store, top=5, cache_seconds=0.5)
     usage = UsageSpec(input_tokens=120, output_tokens=30, cache_read_tokens=400, cache_write_tokens=60)
     for model in (HAIKU, SONNET, "anthropic.claude-nonexistent-v1:0"):
         fake.set_usage(model, usage)
@@ -134,7 +144,7 @@ def metrics_endpoint(fake: FakeBedrock, redis_url: str) -> Iterator[tuple[Metric
     client = bb.wrap(fake.client(), listeners=[listener])
     driver = Driver(client, listener, store)
     driver.one_round()
-    server = start_http_server(0, registry=registry, collectors=[collector])
+    server = start_http_server(0, registry=registry, collectors=[collector, top])
     driver.start()
     try:
         yield server, driver

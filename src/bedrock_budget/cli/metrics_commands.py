@@ -6,6 +6,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -18,10 +19,13 @@ def run_exporter(
     budgets_file: Path | None = None,
     prefix: str | None = None,
     cache_seconds: float = 5.0,
+    top_spenders: int = 0,
+    top_keys: tuple[str, ...] = ("user", "app", "model"),
     stop: threading.Event,
     ready: threading.Event | None = None,
 ) -> None:
-    """Serve the budget gauges until ``stop`` is set. ``ready`` is set once the port is bound."""
+    """Serve the budget gauges (and, with ``top_spenders``, the top spenders of ``top_keys`` today) until
+    ``stop`` is set. ``ready`` is set once the port is bound."""
     from prometheus_client import CollectorRegistry
 
     from bedrock_budget.budgets.loading import configured_budgets
@@ -29,14 +33,25 @@ def run_exporter(
     from bedrock_budget.metrics.exposition import start_http_server
     from bedrock_budget.stores import from_uri
 
-    budgets = configured_budgets(budgets_file)
+    # Serving only who is spending needs no budget definitions: the spend ledger is there without them.
+    budgets = configured_budgets(budgets_file, required=not top_spenders)
     options = {"prefix": prefix} if prefix is not None else {}
     with from_uri(store_uri, **options) as store:
         store.ping()
-        collector = BudgetCollector(StoreBudgetSource(store, budgets), cache_seconds=cache_seconds)
+        collectors: list[Any] = [
+            BudgetCollector(StoreBudgetSource(store, budgets), cache_seconds=cache_seconds)
+        ]
+        if top_spenders:
+            from bedrock_budget.metrics.top_spenders import TopSpendersCollector
+
+            collectors.append(
+                TopSpendersCollector(store, top=top_spenders, keys=top_keys, cache_seconds=cache_seconds)
+            )
         # A registry of its own: the exporter reports budgets, not its own process.
-        with start_http_server(port, addr, CollectorRegistry(), collectors=[collector]) as server:
+        with start_http_server(port, addr, CollectorRegistry(), collectors=collectors) as server:
             defined = f"{len(budgets)} defined budget(s)"
+            if top_spenders:
+                defined += f" and the top {top_spenders} spenders of {', '.join(top_keys)}"
             click.echo(f"serving budget metrics for {defined} from {store.name} on {server.url}", err=True)
             if ready is not None:
                 ready.set()
@@ -70,18 +85,44 @@ def run_exporter(
     show_default=True,
     help="Reuse a store read for this long, however often Prometheus scrapes.",
 )
+@click.option(
+    "--top-spenders",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Also serve the N highest-spending values of each --top-keys key today, from the spend ledger "
+    "(0: off).",
+)
+@click.option(
+    "--top-keys",
+    default="user,app,model",
+    show_default=True,
+    help="Tracked keys whose top spenders are served (comma-separated).",
+)
 def serve_metrics(
-    store_uri: str, port: int, addr: str, budgets_file: Path | None, prefix: str | None, cache_seconds: float
+    store_uri: str,
+    port: int,
+    addr: str,
+    budgets_file: Path | None,
+    prefix: str | None,
+    cache_seconds: float,
+    top_spenders: int,
+    top_keys: str,
 ) -> None:
     """Serve budget gauges (limit, spent, reserved, utilisation, time to reset) read from the budget
     store, so a fleet's budgets are scraped from one place. Runs until interrupted (Ctrl-C or SIGTERM).
 
     Per-call metrics (requests, tokens, cost, latency) come from each application's PrometheusListener.
+    With --top-spenders N it also serves who is spending today: bedrock_budget_top_spend_usd{key, rank,
+    value} for the N highest-spending users, apps and models, read from the spend ledger.
 
     \b
     Example:
       bedrock-budget serve-metrics --store redis://localhost:6379/0 --port 9464 --budgets budgets.yaml
     """
+    keys = tuple(key.strip() for key in top_keys.split(",") if key.strip())
+    if top_spenders and not keys:
+        raise click.BadParameter("name at least one tracked key", param_hint="--top-keys")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -98,6 +139,8 @@ def serve_metrics(
             budgets_file=budgets_file,
             prefix=prefix,
             cache_seconds=cache_seconds,
+            top_spenders=top_spenders,
+            top_keys=keys,
             stop=stop,
         )
     except KeyboardInterrupt:

@@ -34,6 +34,9 @@ REPEATS = 2
 COST = 7_000_003  # nano-dollars: an odd amount, so an extra or a lost settlement shows in the total
 TARGET_RATE = 5000
 TARGET_PROCESSES = 4
+UNTRACKED = "-untracked"
+#: The spend ledger's cost at ``TARGET_PROCESSES`` with background settlement (issue goal: <= 1.15x).
+TRACKING_TARGET = 1.15
 
 
 def worker(
@@ -44,11 +47,15 @@ def worker(
     from bedrock_budget.stores import from_uri
 
     store = from_uri(uri, prefix=prefix)
+    # "<mode>-untracked": the same calls with the spend ledger off (track=False), for its cost.
+    track = not mode.endswith(UNTRACKED)
+    mode = mode.removesuffix(UNTRACKED)
     options: dict[str, Any] = (
         {"settle_mode": "background", "lease_fraction": LEASE_FRACTION}
         if mode == "leased"
         else {"settle_mode": mode}
     )
+    options["track"] = track
     ledger = Ledger(store, [Budget("shared", window="lifetime", limit_usd=limit_usd)], **options)
     # Open the connection and load the scripts before the clock starts.
     warm = Ledger(store, [Budget("warm", window="lifetime", limit_usd="1000")])
@@ -210,12 +217,36 @@ def sweep(uri: str, label: str) -> list[Row]:
     return rows
 
 
+def tracking_cost(uri: str, label: str) -> list[Row]:
+    """Calls/s at ``TARGET_PROCESSES`` processes with the spend ledger on (the default) and off, same run;
+    the ratio is off/on, so above 1 means tracking costs throughput."""
+    rows: list[Row] = []
+    for mode in ("sync", "background"):
+        on = max(one_run(uri, TARGET_PROCESSES, mode, 2000.0).rate for _ in range(REPEATS))
+        off = max(one_run(uri, TARGET_PROCESSES, mode + UNTRACKED, 2000.0).rate for _ in range(REPEATS))
+        rows.append(
+            Row(
+                f"throughput: {label}, {mode} settle, {TARGET_PROCESSES} proc, spend ledger on",
+                1 / on * 1e6,
+                "us/call",
+                1 / off * 1e6,
+                "same with track=False",
+                target=f"ratio <= {TRACKING_TARGET}" if mode == "background" else "",
+                met=(off / on <= TRACKING_TARGET) if mode == "background" else None,
+                note=f"{on:,.0f} vs {off:,.0f} calls/s",
+            )
+        )
+    return rows
+
+
 def run() -> list[Row]:
     if not redis_available():
         raise RuntimeError("no Redis on 127.0.0.1:6379 (run `make services`)")
     rows = sweep(REDIS_URL, "Redis")
+    rows += tracking_cost(REDIS_URL, "Redis")
     with redis_cluster() as uri:
         rows += sweep(uri, "Cluster")
+        rows += tracking_cost(uri, "Cluster")
     return rows
 
 

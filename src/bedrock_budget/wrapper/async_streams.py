@@ -6,24 +6,16 @@ fails mid-way — a ``CancelledError`` included, since a task cancelled mid-stre
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-import wrapt
-
-from bedrock_budget.wrapper.streams import StreamSettlement
+from bedrock_budget.wrapper.streams import SettledStreamProxy, StreamSettlement
 
 __all__ = ["AsyncMeteredEventStream"]
 
 
-class AsyncMeteredEventStream(wrapt.BaseObjectProxy[Any]):
+class AsyncMeteredEventStream(SettledStreamProxy):
     """Proxies an ``AioEventStream``; everything but async iteration and closing goes straight to it."""
-
-    def __init__(self, stream: Any, settlement: StreamSettlement) -> None:
-        super().__init__(stream)
-        self._self_settlement = settlement
-        weakref.finalize(self, settlement.abandon)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._events()
@@ -42,12 +34,6 @@ class AsyncMeteredEventStream(wrapt.BaseObjectProxy[Any]):
             settlement.finish(False, exc)
             raise
         settlement.finish(True)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_settlement.finish(False)
 
     async def aclose(self) -> None:
         """Close the stream (aiobotocore's own ``close`` is synchronous; this is the awaitable form)."""

@@ -57,13 +57,24 @@ class StreamSettlement:
         self.finish(False, StreamOverdueError())
 
 
-class MeteredEventStream(wrapt.BaseObjectProxy[Any]):
-    """Proxies an ``EventStream``; everything but iteration and ``close`` goes straight to it."""
+class SettledStreamProxy(wrapt.BaseObjectProxy[Any]):
+    """What the sync and async stream proxies share: the settlement, settled as abandoned when the proxy
+    is collected and as incomplete when the caller closes the stream early."""
 
     def __init__(self, stream: Any, settlement: StreamSettlement) -> None:
         super().__init__(stream)
         self._self_settlement = settlement
         weakref.finalize(self, settlement.abandon)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_settlement.finish(False)
+
+
+class MeteredEventStream(SettledStreamProxy):
+    """Proxies an ``EventStream``; everything but iteration and ``close`` goes straight to it."""
 
     def __iter__(self) -> Iterator[Any]:
         settlement: StreamSettlement = self._self_settlement
@@ -80,12 +91,6 @@ class MeteredEventStream(wrapt.BaseObjectProxy[Any]):
             settlement.finish(False, exc)
             raise
         settlement.finish(True)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_settlement.finish(False)
 
     def __enter__(self) -> MeteredEventStream:
         return self

@@ -90,6 +90,23 @@ def series(registry: CollectorRegistry, name: str) -> list[dict[str, str]]:
     return found
 
 
+#: ``python -c`` source that runs the ``serve-metrics`` command alone (the rest of the CLI is not loaded).
+LAUNCH = (
+    "import sys, click; from bedrock_budget.cli.metrics_commands import register; "
+    "group = click.Group('bedrock-budget'); register(group); group(sys.argv[1:])"
+)
+
+
+def scrape(url: str) -> str | None:
+    """The exposition at ``url``, or ``None`` while nothing answers there."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            body: bytes = response.read()
+            return body.decode()
+    except OSError:
+        return None
+
+
 def usd(value: str | int) -> Decimal:
     return Decimal(value)
 

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import urllib.request
 from pathlib import Path
 
 import click
@@ -17,6 +16,8 @@ from bedrock_budget.cli.metrics_commands import register, run_exporter, serve_me
 from bedrock_budget.errors import ConfigurationError
 from polling import wait_until
 from service_fixtures import free_port
+
+from .conftest import LAUNCH, scrape
 
 BUDGETS_YAML = """
 budgets:
@@ -29,20 +30,6 @@ budgets:
     window: month
     limit_tokens: 2000000
 """
-
-LAUNCH = (
-    "import sys, click; from bedrock_budget.cli.metrics_commands import register; "
-    "group = click.Group('bedrock-budget'); register(group); group(sys.argv[1:])"
-)
-
-
-def scrape(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            body: bytes = response.read()
-            return body.decode()
-    except OSError:
-        return None
 
 
 def group() -> click.Group:

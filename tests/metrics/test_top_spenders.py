@@ -21,12 +21,10 @@ from bedrock_budget.testing import FakeBedrock, UsageSpec
 from polling import wait_until
 from service_fixtures import free_port
 
+from .conftest import LAUNCH, scrape
+
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 USD = 1_000_000_000
-LAUNCH = (
-    "import sys, click; from bedrock_budget.cli.metrics_commands import register; "
-    "group = click.Group('bedrock-budget'); register(group); group(sys.argv[1:])"
-)
 
 
 def track(store: MemoryStore, spends: dict[tuple[str, str], int]) -> None:
@@ -97,17 +95,6 @@ def test_reads_are_cached_between_scrapes() -> None:
         assert samples(registry, "bedrock_budget_top_spend_usd") == {}
         now[0] += 2
         assert samples(registry, "bedrock_budget_top_spend_usd") == {("user", "1", "u1"): 1.0}
-
-
-def scrape(url: str) -> str | None:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            body: bytes = response.read()
-            return body.decode()
-    except OSError:
-        return None
 
 
 def test_serve_metrics_serves_who_is_spending_from_a_fleet_without_budgets(

@@ -136,9 +136,10 @@ class CompiledBudgets:
             if budget.max_call_nanos is not None and cost_nanos > budget.max_call_nanos:
                 too_large.append(per_call_refusal(budget, ref, cost_nanos))
             lines.append((compiled, ReservationLine(budget, ref, cost_nanos, budget.weigh(tokens))))
-        enforced = [r for r in too_large if r.action != "warn"]
-        if enforced:
-            raise refusal_error(model_id, enforced)
+        if too_large:  # rare: most calls fit every per-call cap, and pay nothing here
+            enforced = [r for r in too_large if r.action != "warn"]
+            if enforced:
+                raise refusal_error(model_id, enforced)
         return lines
 
     def _unattributed(

@@ -10,20 +10,30 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.metrics.labels import OTHER, CappedLabels, TopUsers
+from bedrock_budget.metrics.series import (
+    CallSeries,
+    CallSeriesCollector,
+    NativeSeries,
+    Slot,
+    SlotKey,
+    counting_families,
+    multiprocess_mode,
+    upper_bounds,
+)
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client import CollectorRegistry, Counter
+    from prometheus_client.metrics_core import Metric
 
 PREFIX: Final = "bedrock_budget_"
 _NANOS_PER_USD: Final = 1e9
 # Budget names are configuration, not user input; the cap only guards against a generated set of them.
 _BUDGET_LABELS: Final = 100
-TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 # LLM calls take from tens of milliseconds (embeddings) to minutes (long generations).
 DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
@@ -35,8 +45,24 @@ STORE_ERROR_KINDS: Final = frozenset({"unavailable", "timeout", "error"})
 UserPolicy = CappedLabels | TopUsers | None
 
 
+class _Family:
+    """A metric family's full name (without ``_total``), help text and label names."""
+
+    __slots__ = ("doc", "labels", "name")
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...]) -> None:
+        self.name = PREFIX + name
+        self.doc = doc
+        self.labels = labels
+
+
 class Instruments:
-    """Every per-call metric of one registry, plus the label policies that feed them."""
+    """Every per-call metric of one registry, plus the label policies that feed them.
+
+    Requests, tokens, cost and the latency histograms are counted in :mod:`~bedrock_budget.metrics.series`
+    (``slot(key)`` gives a label combination's slot) and shown by one collector, together with the rarer
+    counters (blocked, clamped, ...), which stay prometheus_client metrics.
+    """
 
     def __init__(
         self,
@@ -48,32 +74,46 @@ class Instruments:
         duration_buckets: tuple[float, ...] = DURATION_BUCKETS,
         ttft_buckets: tuple[float, ...] = TTFT_BUCKETS,
     ) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter
+        from prometheus_client.metrics_core import Metric
 
         self.apps = apps
         self.users = users
         self.budgets = budgets
         self.duration_buckets = duration_buckets
         self.ttft_buckets = ttft_buckets
+        duration_bounds = upper_bounds(duration_buckets)
+        ttft_bounds = upper_bounds(ttft_buckets)
         # Fixed by the wrapper; capped anyway so records from elsewhere cannot add series.
         self.operations = CappedLabels(16)
         self.outcomes = CappedLabels(8)
         user = ("user",) if users is not None else ()
+        per_call = (
+            _Family(
+                "requests", "Metered Bedrock calls by outcome (ok, error, blocked, partial).",
+                ("operation", "model", "app", "outcome", *user),
+            ),
+            _Family(
+                "tokens", "Tokens consumed, by type (input, output, cache_read, cache_write).",
+                ("model", "app", "type", *user),
+            ),
+            _Family("cost_usd", "Priced cost of metered calls in US dollars.", ("model", "app", *user)),
+            _Family(
+                "request_duration_seconds",
+                "Wall time of metered calls (for streams: until the stream finished).",
+                ("operation", "model"),
+            ),
+            _Family(
+                "time_to_first_token_seconds",
+                "Time from request to the first streamed event.",
+                ("operation", "model"),
+            ),
+        )  # fmt: skip
 
         def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
-            return Counter(PREFIX + name, doc, labels, registry=registry)
+            # Not registered: the registry sees them through the one collector below.
+            return Counter(PREFIX + name, doc, labels, registry=None)
 
-        self.requests: Counter = counter(
-            "requests", "Metered Bedrock calls by outcome (ok, error, blocked, partial).",
-            ("operation", "model", "app", "outcome", *user),
-        )  # fmt: skip
-        self.tokens: Counter = counter(
-            "tokens", "Tokens consumed, by type (input, output, cache_read, cache_write).",
-            ("model", "app", "type", *user),
-        )  # fmt: skip
-        self.cost: Counter = counter(
-            "cost_usd", "Priced cost of metered calls in US dollars.", ("model", "app", *user)
-        )
         self.blocked: Counter = counter(
             "blocked", "Calls refused by a budget before reaching Bedrock.", ("budget",)
         )
@@ -97,20 +137,29 @@ class Instruments:
         # Created up front so a cap that never overflows shows as 0 rather than as a missing series.
         self.app_overflow: Callable[[float], None] = self.overflow.labels("app").inc
         self.user_overflow: Callable[[float], None] = self.overflow.labels("user").inc
-        self.duration: Histogram = Histogram(
-            PREFIX + "request_duration_seconds",
-            "Wall time of metered calls (for streams: until the stream finished).",
-            ("operation", "model"),
-            buckets=duration_buckets,
-            registry=registry,
-        )
-        self.ttft: Histogram = Histogram(
-            PREFIX + "time_to_first_token_seconds",
-            "Time from request to the first streamed event.",
-            ("operation", "model"),
-            buckets=ttft_buckets,
-            registry=registry,
-        )
+        others = (self.blocked, self.clamped, self.downgraded, self.warned, self.unpriced, self.overflow)
+
+        self.slot: Callable[[SlotKey], Slot]
+        per_call_metrics: Callable[[], Iterable[Metric]]
+        if multiprocess_mode():
+            native = NativeSeries(per_call, duration_bounds, ttft_bounds)
+            self.slot = native.slot
+            per_call_metrics = native.collect
+        else:
+            series = CallSeries(duration_bounds, ttft_bounds)
+            self.slot = series.slot
+
+            def per_call_metrics() -> Iterable[Metric]:
+                return counting_families(series, per_call)
+
+        def describe() -> list[Metric]:
+            kinds = ("counter", "counter", "counter", "histogram", "histogram")
+            described = [Metric(f.name, f.doc, kind) for f, kind in zip(per_call, kinds, strict=True)]
+            for counter_ in others:
+                described.extend(counter_.describe())
+            return described
+
+        registry.register(CallSeriesCollector(describe, per_call_metrics, others))
 
     def settings(self) -> tuple[object, ...]:
         return self.wanted(self.apps, self.users, self.budgets, self.duration_buckets, self.ttft_buckets)

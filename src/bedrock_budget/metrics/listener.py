@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from bedrock_budget.errors import ConfigurationError
@@ -16,6 +16,7 @@ from bedrock_budget.metrics.instruments import (
     store_metrics,
 )
 from bedrock_budget.metrics.labels import NONE, OTHER, CappedLabels, ModelLabels, TopUsers, user_policy
+from bedrock_budget.metrics.series import Slot
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter
@@ -23,35 +24,13 @@ if TYPE_CHECKING:
     from bedrock_budget.pricing.table import PriceTable
     from bedrock_budget.records import CallRecord
 
-_FEMTO_PER_USD: Final = 1e15
-_CHILD_CACHE_LIMIT: Final = 100_000
+# Raw (operation, model id, app, outcome, user) → slot, for label combinations that no cap folded.
+_ROUTE_LIMIT: Final = 4096
 _UNPRICED_REASONS: Final = (
     ("unknown model", "unknown_model"),
     ("not resolved", "unresolved"),
     ("internal", "internal_error"),
 )
-
-Inc = Callable[[float], None]
-
-
-class _Children:
-    """Bound ``inc``/``observe`` methods for one label combination, so a call does no label work."""
-
-    __slots__ = ("cache_read", "cache_write", "cost", "duration", "input", "output", "requests", "ttft")
-
-    def __init__(
-        self, ins: Instruments, operation: str, model: str, app: str, outcome: str, user: str | None
-    ):
-        extra = () if user is None else (user,)
-        self.requests: Inc = ins.requests.labels(operation, model, app, outcome, *extra).inc
-        tokens = ins.tokens
-        self.input: Inc = tokens.labels(model, app, "input", *extra).inc
-        self.output: Inc = tokens.labels(model, app, "output", *extra).inc
-        self.cache_read: Inc = tokens.labels(model, app, "cache_read", *extra).inc
-        self.cache_write: Inc = tokens.labels(model, app, "cache_write", *extra).inc
-        self.cost: Inc = ins.cost.labels(model, app, *extra).inc
-        self.duration: Inc = ins.duration.labels(operation, model).observe
-        self.ttft: Inc = ins.ttft.labels(operation, model).observe
 
 
 class PrometheusListener:
@@ -104,57 +83,31 @@ class PrometheusListener:
         self._models = ModelLabels(price_table)
         self._app_key = app_key
         self._user_key = user_key
-        self._children: dict[tuple[str, str, str, str, str | None], _Children] = {}
+        self._routes: dict[tuple[str, str | None, str | None, str, str | None], Slot] = {}
         self.store_metrics: StoreMetrics = store_metrics(registry)
 
     def __call__(self, record: CallRecord) -> None:
         ins = self._ins
         attribution: Mapping[str, str] = record.attribution
-        raw_app = attribution.get(self._app_key)
-        app = ins.apps(raw_app)
-        model = self._models(record.model_id)
+        raw_user = None if ins.users is None else attribution.get(self._user_key)
         cost = record.cost
-        users = ins.users
-        user: str | None = None
-        if users is not None:
-            raw_user = attribution.get(self._user_key)
-            if isinstance(users, TopUsers):
-                user = users(raw_user, cost.total_femto + 1 if cost is not None else 1)
-            else:
-                user = users(raw_user)
-            if user == OTHER and raw_user:
-                ins.user_overflow(1)
-        if app == OTHER and raw_app:
-            ins.app_overflow(1)
-        key = (ins.operations(record.operation), model, app, ins.outcomes(record.outcome), user)
-        children = self._children.get(key)
-        if children is None:
-            children = self._make(key)
-
-        children.requests(1)
-        usage = record.usage
-        if usage.input_tokens:
-            children.input(usage.input_tokens)
-        if usage.output_tokens:
-            children.output(usage.output_tokens)
-        if usage.cache_read_tokens:
-            children.cache_read(usage.cache_read_tokens)
-        if usage.cache_write_tokens:
-            children.cache_write(usage.cache_write_tokens)
+        femto = 0
         if cost is not None:
-            if cost.total_femto:
-                children.cost(cost.total_femto / _FEMTO_PER_USD)
-        elif record.unpriced is not None:
-            ins.unpriced.labels(model, _unpriced_reason(record.unpriced)).inc()
-
-        outcome = record.outcome
-        if outcome == "blocked":
+            femto = cost.total_femto
+            if femto < 0:
+                raise ValueError("Counters can only be incremented by non-negative amounts.")
+        key = (record.operation, record.model_id, attribution.get(self._app_key), record.outcome, raw_user)
+        slot = self._routes.get(key)
+        if slot is None:
+            slot = self._slot(key, femto)
+        if record.outcome == "blocked":
+            # A refused call never ran: no latency to observe.
+            slot.add(record.usage, femto, None, None)
             self._by_budget(ins.blocked, record.blocked_by)
         else:
-            children.duration(record.latency_seconds)
-            ttft = record.time_to_first_token_seconds
-            if ttft is not None:
-                children.ttft(ttft)
+            slot.add(record.usage, femto, record.latency_seconds, record.time_to_first_token_seconds)
+        if cost is None and record.unpriced is not None:
+            ins.unpriced.labels(self._models(record.model_id), _unpriced_reason(record.unpriced)).inc()
         if record.downgraded_from:
             self._by_budget(ins.downgraded, record.downgraded_by)
         if record.clamped_by is not None:
@@ -162,12 +115,33 @@ class PrometheusListener:
         for budget in record.budget_warnings:
             ins.warned.labels(ins.budgets(budget)).inc()
 
-    def _make(self, key: tuple[str, str, str, str, str | None]) -> _Children:
-        children = _Children(self._ins, *key)
-        # Every part of the key is already a bounded label value; the limit is a last line of defence.
-        if len(self._children) < _CHILD_CACHE_LIMIT:
-            self._children[key] = children
-        return children
+    def _slot(self, key: tuple[str, str | None, str | None, str, str | None], femto: int) -> Slot:
+        """The slot of a record's label values; remembered for its raw values unless a cap folded one of
+        them (each such call counts an overflow, and a top-N user label may change with spend)."""
+        operation, model_id, raw_app, raw_outcome, raw_user = key
+        ins = self._ins
+        app = ins.apps(raw_app)
+        op = ins.operations(operation)
+        outcome = ins.outcomes(raw_outcome)
+        remember = op != OTHER and outcome != OTHER
+        if app == OTHER and raw_app:
+            ins.app_overflow(1)
+            remember = False
+        users = ins.users
+        user: str | None = None
+        if users is not None:
+            if isinstance(users, TopUsers):
+                user = users(raw_user, femto + 1)
+                remember = False
+            else:
+                user = users(raw_user)
+            if user == OTHER and raw_user:
+                ins.user_overflow(1)
+                remember = False
+        slot = ins.slot((op, self._models(model_id), app, outcome, user))
+        if remember and len(self._routes) < _ROUTE_LIMIT:
+            self._routes[key] = slot
+        return slot
 
     def _by_budget(self, counter: Counter, names: object) -> None:
         if isinstance(names, str):

@@ -5,7 +5,7 @@ CPU-time ratios on a shared machine move by tens of per cent; an instruction cou
 (instructions of a process making W+N calls) − (the same process making W calls), divided by N, so imports,
 client creation and warm-up cancel out. Needs ``valgrind``; not part of ``run.py`` (it takes minutes)::
 
-    .venv/bin/python bench/instructions.py [N]
+    .venv/bin/python bench/instructions.py [N [MODE ...]]
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def instructions(mode: str, calls: int, calls_max: int) -> int:
 
 def main() -> None:
     calls = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    modes = [m for m in MODES if m in sys.argv[2:]] or MODES
     per_call = {}
-    for mode in MODES:
+    for mode in ("plain", *[m for m in modes if m != "plain"]):
         total = instructions(mode, calls, calls) - instructions(mode, 0, calls)
         per_call[mode] = total / calls
         ratio = per_call[mode] / per_call["plain"]

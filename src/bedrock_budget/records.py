@@ -120,6 +120,47 @@ build_record = fast_builder(CallRecord)
 Listener = Callable[[CallRecord], None]
 
 
+class PlainCallObserver:
+    """A listener that can also take a *plain* call's figures without a :class:`CallRecord` being built.
+
+    Plain: the call was priced, and no budget refused, downgraded, clamped or warned about it. When every
+    listener of a client is a ``PlainCallObserver``, the driver calls :meth:`observe_plain_call` for such
+    calls instead of building their record (which costs more than a metrics update); every other call still
+    reaches ``__call__``. ``observe_plain_call`` must do exactly what ``__call__`` does with the record these
+    fields describe (every other field at its default or irrelevant to the listener).
+    """
+
+    __slots__ = ()
+
+    def __call__(self, record: CallRecord) -> None:
+        raise NotImplementedError
+
+    def observe_plain_call(
+        self,
+        operation: str,
+        model_id: str | None,
+        attribution: Mapping[str, str],
+        outcome: Outcome,
+        usage: Usage,
+        cost: Cost,
+        latency_seconds: float,
+        time_to_first_token_seconds: float | None,
+    ) -> None:
+        raise NotImplementedError
+
+
+#: A bound :meth:`PlainCallObserver.observe_plain_call`.
+ObservePlain = Callable[[str, str | None, Mapping[str, str], Outcome, Usage, Cost, float, float | None], None]
+
+
+def plain_call_observers(listeners: tuple[Listener, ...]) -> tuple[ObservePlain, ...] | None:
+    """The ``observe_plain_call`` methods of ``listeners`` when there are some and each is a
+    :class:`PlainCallObserver`, else ``None``."""
+    if listeners and all(isinstance(listener, PlainCallObserver) for listener in listeners):
+        return tuple(listener.observe_plain_call for listener in listeners)  # type: ignore[attr-defined]
+    return None
+
+
 class LogListener:
     """Writes one structured JSON line per call to the ``bedrock_budget.calls`` logger."""
 

@@ -17,12 +17,15 @@ from bedrock_budget.metrics.instruments import (
 )
 from bedrock_budget.metrics.labels import NONE, OTHER, CappedLabels, ModelLabels, TopUsers, user_policy
 from bedrock_budget.metrics.series import Slot
+from bedrock_budget.records import PlainCallObserver
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter
 
+    from bedrock_budget.pricing.cost import Cost
     from bedrock_budget.pricing.table import PriceTable
     from bedrock_budget.records import CallRecord
+    from bedrock_budget.usage import Usage
 
 # Raw (operation, model id, app, outcome, user) → slot, for label combinations that no cap folded.
 _ROUTE_LIMIT: Final = 4096
@@ -33,7 +36,7 @@ _UNPRICED_REASONS: Final = (
 )
 
 
-class PrometheusListener:
+class PrometheusListener(PlainCallObserver):
     """Turns every :class:`~bedrock_budget.records.CallRecord` into Prometheus metrics.
 
     ``registry``: where the metrics live (default: prometheus_client's global registry). Metrics are
@@ -87,25 +90,21 @@ class PrometheusListener:
         self.store_metrics: StoreMetrics = store_metrics(registry)
 
     def __call__(self, record: CallRecord) -> None:
-        ins = self._ins
-        attribution: Mapping[str, str] = record.attribution
-        raw_user = None if ins.users is None else attribution.get(self._user_key)
         cost = record.cost
-        femto = 0
-        if cost is not None:
-            femto = cost.total_femto
-            if femto < 0:
-                raise ValueError("Counters can only be incremented by non-negative amounts.")
-        key = (record.operation, record.model_id, attribution.get(self._app_key), record.outcome, raw_user)
-        slot = self._routes.get(key)
-        if slot is None:
-            slot = self._slot(key, femto)
-        if record.outcome == "blocked":
-            # A refused call never ran: no latency to observe.
-            slot.add(record.usage, femto, None, None)
+        outcome = record.outcome
+        self.observe_plain_call(
+            record.operation,
+            record.model_id,
+            record.attribution,
+            outcome,
+            record.usage,
+            cost,
+            record.latency_seconds if outcome != "blocked" else None,
+            record.time_to_first_token_seconds,
+        )
+        ins = self._ins
+        if outcome == "blocked":
             self._by_budget(ins.blocked, record.blocked_by)
-        else:
-            slot.add(record.usage, femto, record.latency_seconds, record.time_to_first_token_seconds)
         if cost is None and record.unpriced is not None:
             ins.unpriced.labels(self._models(record.model_id), _unpriced_reason(record.unpriced)).inc()
         if record.downgraded_from:
@@ -114,6 +113,35 @@ class PrometheusListener:
             self._by_budget(ins.clamped, record.clamped_by)
         for budget in record.budget_warnings:
             ins.warned.labels(ins.budgets(budget)).inc()
+
+    def observe_plain_call(
+        self,
+        operation: str,
+        model_id: str | None,
+        attribution: Mapping[str, str],
+        outcome: str,
+        usage: Usage,
+        cost: Cost | None,
+        latency_seconds: float | None,
+        time_to_first_token_seconds: float | None,
+    ) -> None:
+        """The requests, tokens, cost and latencies of one call (all a plain call adds; see
+        :class:`~bedrock_budget.records.PlainCallObserver`). ``latency_seconds`` is ``None`` for a call
+        that never ran (refused), which is not observed in the latency histograms."""
+        femto = 0
+        if cost is not None:
+            femto = cost.total_femto
+            if femto < 0:
+                raise ValueError("Counters can only be incremented by non-negative amounts.")
+        raw_user = None if self._ins.users is None else attribution.get(self._user_key)
+        key = (operation, model_id, attribution.get(self._app_key), outcome, raw_user)
+        slot = self._routes.get(key)
+        if slot is None:
+            slot = self._slot(key, femto)
+        if latency_seconds is None:
+            slot.add(usage, femto, None, None)
+        else:
+            slot.add(usage, femto, latency_seconds, time_to_first_token_seconds)
 
     def _slot(self, key: tuple[str, str | None, str | None, str, str | None], femto: int) -> Slot:
         """The slot of a record's label values; remembered for its raw values unless a cap folded one of

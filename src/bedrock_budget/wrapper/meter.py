@@ -10,6 +10,7 @@ listener, no budget), the stages after the call run only where they could log or
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
 from bedrock_budget.pipeline.tags import RequestTagger
 from bedrock_budget.pricing.table import PriceTable
-from bedrock_budget.records import FailureCounter, Listener, Outcome, notify
+from bedrock_budget.records import FailureCounter, Listener, Outcome, notify, plain_call_observers
 from bedrock_budget.resolver import ModelResolver
 from bedrock_budget.usage import Usage
 from bedrock_budget.wrapper.streams import MeteredEventStream, StreamSettlement
@@ -55,7 +56,8 @@ class Meter:
         request_tagger: RequestTagger | None = None,
     ) -> None:
         self.failures = FailureCounter()
-        self.listeners = listeners
+        self._listeners = listeners
+        self._observers = plain_call_observers(listeners)
         self.price_reloader = price_reloader
         self.core = PipelineCore(
             price_table=price_table,
@@ -68,6 +70,15 @@ class Meter:
             request_tagger=request_tagger,
         )
         self._guard = guard
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return self._listeners
+
+    @listeners.setter
+    def listeners(self, listeners: tuple[Listener, ...]) -> None:
+        self._observers = plain_call_observers(listeners)
+        self._listeners = listeners
 
     @property
     def guard(self) -> Guard | None:
@@ -141,7 +152,7 @@ class Meter:
                 response[stream_key] = self._meter_stream(ctx, stream, response, stream_proxy)
                 return response
         core = self.core
-        if self._guard is None and not self.listeners and core.settles_quietly(ctx, response):
+        if self._guard is None and not self._listeners and core.settles_quietly(ctx, response):
             return response
         self.finish(ctx, core.extract(ctx, response), "ok", request_id(response))
         return response
@@ -198,7 +209,7 @@ class Meter:
 
     def _blocked(self, ctx: CallContext, exc: BedrockBudgetError) -> None:
         """Refused before any I/O (a budget, an unpriceable model, the store under 'deny')."""
-        if not self.listeners:
+        if not self._listeners:
             return
         budget = getattr(exc, "budget", None)
         record = run_safely(
@@ -211,7 +222,7 @@ class Meter:
             blocked_by=budget if isinstance(budget, str) else None,
         )
         if record is not None:
-            notify(self.listeners, record, self.failures)
+            notify(self._listeners, record, self.failures)
 
     def abort(self, ctx: CallContext, exc: BaseException) -> None:
         """Bedrock refused or failed before inference: nothing was billed; release the hold."""
@@ -219,7 +230,7 @@ class Meter:
             if self._guard is not None:
                 self._guard.release(ctx)
             record = self.core.record(ctx, "error", error_code=error_code(exc) or type(exc).__name__)
-            notify(self.listeners, record, self.failures)
+            notify(self._listeners, record, self.failures)
         except Exception as inner:
             self.failures.record("error accounting", inner)
 
@@ -238,7 +249,34 @@ class Meter:
         priced = core.price(ctx, extracted)
         if self._guard is not None:
             run_safely(self.failures, "settlement", self._guard.settle, ctx, priced.cost, extracted.usage)
-        if not self.listeners:
+        if not self._listeners:
+            return
+        observers = self._observers
+        cost = priced.cost
+        if (
+            observers is not None
+            and cost is not None
+            and ctx.downgraded_from is None
+            and ctx.clamped_by is None
+            and not ctx.budget_warnings
+        ):
+            # A plain call and listeners that take one without its record (see PlainCallObserver).
+            resolved = ctx.resolved
+            latency = time.perf_counter() - ctx.started
+            for observe in observers:
+                try:
+                    observe(
+                        ctx.operation.name,
+                        resolved.base_id if resolved is not None else None,
+                        ctx.attribution,
+                        outcome,
+                        extracted.usage,
+                        cost,
+                        latency,
+                        ttft,
+                    )
+                except Exception as exc:  # a listener bug must never reach the caller
+                    self.failures.record("listener", exc)
             return
         record = run_safely(
             self.failures,
@@ -253,4 +291,4 @@ class Meter:
             ttft=ttft,
         )
         if record is not None:
-            notify(self.listeners, record, self.failures)
+            notify(self._listeners, record, self.failures)

@@ -42,6 +42,7 @@ from bedrock_budget.resolver import ModelResolver, ResolvedModel
 from bedrock_budget.usage import Usage
 
 if TYPE_CHECKING:
+    from bedrock_budget.pricing.rate_card import RateCard
     from bedrock_budget.pricing.table import PriceTable
 
 logger = logging.getLogger("bedrock_budget")
@@ -94,6 +95,7 @@ class PipelineCore:
         # The last (table, model, region, served tier and latency) found to price quietly, and until when:
         # most clients call one model over and over, and comparing keys costs less than a table lookup.
         self._quiet: tuple[tuple[object, ...], float] = ((), 0.0)
+        self._last_card: tuple[tuple[object, ...], RateCard | None, float] = ((), None, 0.0)
 
     # --- before the call --------------------------------------------------------------------------------
 
@@ -265,7 +267,7 @@ class PipelineCore:
 
     def _price(self, ctx: CallContext, extracted: Extracted) -> Priced:
         usage = extracted.usage
-        guardrail = self._price_guardrail(usage)
+        guardrail = self._price_guardrail(usage) if usage.guardrail_text_units else None
         if not ctx.operation.has_model:
             return Priced(guardrail)
         resolved = ctx.resolved
@@ -278,14 +280,7 @@ class PipelineCore:
             cost = Cost(resolved.base_id, 0, (), {"pricing_mode": resolved.pricing_mode})
         else:
             try:
-                cost = self.price_table.price(
-                    resolved.base_id,
-                    usage,
-                    region=ctx.region,
-                    route=resolved.route,
-                    service_tier=extracted.served_service_tier or "default",  # type: ignore[arg-type]
-                    latency=extracted.served_latency or "standard",  # type: ignore[arg-type]
-                )
+                cost = self._card(resolved, ctx.region, extracted).price(usage)
             except UnknownModelError as exc:
                 self._warn_unpriced(resolved.base_id, exc)
                 return Priced(None, f"unknown model {resolved.base_id}")
@@ -293,6 +288,26 @@ class PipelineCore:
                 self._warn_unpriced(resolved.base_id, exc)
                 return Priced(None, str(exc))
         return Priced(cost + guardrail if guardrail is not None else cost)
+
+    def _card(self, resolved: ResolvedModel, region: str, extracted: Extracted) -> RateCard:
+        """The rate card of the call's model, region, route, served tier and latency. The last one is kept
+        until the UTC day ends (an undated card holds that long, see ``PriceTable.rate_card``): most clients
+        call one model over and over, and comparing keys costs less than the table's lookup."""
+        table = self.price_table
+        key = (table, resolved, region, extracted.served_service_tier, extracted.served_latency)
+        last_key, card, until = self._last_card
+        if last_key == key and card is not None and time.time() < until:
+            return card
+        now = time.time()
+        card = table.rate_card(
+            resolved.base_id,
+            region=region,
+            route=resolved.route,
+            service_tier=extracted.served_service_tier or "default",  # type: ignore[arg-type]
+            latency=extracted.served_latency or "standard",  # type: ignore[arg-type]
+        )
+        self._last_card = (key, card, now // 86400 * 86400 + 86400)
+        return card
 
     def _price_guardrail(self, usage: Usage) -> Cost | None:
         if not usage.guardrail_text_units:

@@ -235,15 +235,17 @@ class PriceTable:
         at: dt.date | None = None,
     ) -> RateCard:
         key = (model_id, region, route, batch, service_tier, latency, at)
+        if at is None:
+            start, end = self._day
+            if not start <= time.time() < end:
+                with self._lock:
+                    # Another UTC day may bring another price in force: rebuild undated cards. Checked
+                    # before building one too, so a card is never kept for a day it was not built in.
+                    self._cards = {k: v for k, v in self._cards.items() if k[-1] is not None}
+                    self._day = _utc_day_bounds()
         card = self._cards.get(key)
         if card is not None:
-            start, end = self._day
-            if at is not None or start <= time.time() < end:
-                return card
-            with self._lock:
-                # A new UTC day may bring a newly effective price: rebuild undated cards.
-                self._cards = {k: v for k, v in self._cards.items() if k[-1] is not None}
-                self._day = _utc_day_bounds()
+            return card
         model, ref = self._lookup(model_id)
         source_region = _source_region(ref, region)
         entry, assumed = self.entry_in_force(model, at or _utc_today())

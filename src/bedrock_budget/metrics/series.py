@@ -309,8 +309,13 @@ def _histogram(
         for le, count in zip(les, counts, strict=True):
             acc += count
             cumulative.append((le, acc))
-        # prometheus_client leaves the sum out when a bucket bound is negative.
-        metric.add_metric(labels, cumulative, total if bounds[0] >= 0 else None)
+        if bounds[0] >= 0:
+            metric.add_metric(labels, cumulative, total)
+        else:
+            # prometheus_client's Histogram leaves the sum out when a bucket bound is negative, and keeps
+            # the count (the metric family would drop both).
+            metric.add_metric(labels, cumulative, None)
+            metric.add_sample(family.name + "_count", dict(zip(family.labels, labels, strict=True)), acc)
         if created:
             metric.add_sample(family.name + "_created", dict(zip(family.labels, labels, strict=True)), at)
     return metric

@@ -139,19 +139,26 @@ def converse_tokens_only(response: object) -> Extracted | None:
     """What :func:`extract_response` gives for the commonest Converse response — self-contained (see
     :func:`converse_self_contained`) with no prompt-cache tokens — built without the general path's merging
     of sources; ``None`` for any other response, which the general path then reads."""
-    served = converse_self_contained(response)
-    if served is None:
+    # converse_self_contained's tests, inline (this runs on every call a listener or budget consumes), with
+    # its cache-write test widened: cache counts, or a cacheDetails split that may imply a write, need
+    # converse_counts' reading.
+    if type(response) is not dict or response.get("trace"):
         return None
-    usage = response["usage"]  # type: ignore[index]  # a dict, as converse_self_contained checked
-    # Cache counts, or a cacheDetails split that may imply a write, need converse_counts' reading.
+    usage = response.get("usage")
+    if type(usage) is not dict:
+        return None
+    reported_in = usage.get("inputTokens")
+    reported_out = usage.get("outputTokens")
+    if not (type(reported_in) is int and 0 <= reported_in <= MAX_COUNT):
+        return None
+    if not (type(reported_out) is int and 0 <= reported_out <= MAX_COUNT):
+        return None
     if usage.get("cacheReadInputTokens") or usage.get("cacheWriteInputTokens") or usage.get("cacheDetails"):
         return None
-    return build_extracted(
-        trusted_usage(usage["inputTokens"], usage["outputTokens"]),
-        "converse_usage",
-        served_service_tier=served[0],
-        served_latency=served[1],
-    )
+    if "serviceTier" not in response and "performanceConfig" not in response:
+        return build_extracted(trusted_usage(reported_in, reported_out), "converse_usage")
+    tier, latency = converse_served(response)
+    return build_extracted(trusted_usage(reported_in, reported_out), "converse_usage", tier, latency)
 
 
 def _converse(family: str, request: RequestInfo, response: Mapping[str, Any]) -> Extracted:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from bedrock_budget._frozen import fast_builder
 from bedrock_budget.attribution import resolve_attribution
 from bedrock_budget.errors import BedrockBudgetError, UnknownModelError
 from bedrock_budget.extract.families import family_of
@@ -63,6 +64,9 @@ class Priced:
 
     cost: Cost | None
     unpriced: str | None = None
+
+
+_build_priced = fast_builder(Priced)
 
 
 class PipelineCore:
@@ -260,6 +264,21 @@ class PipelineCore:
     def price(self, ctx: CallContext, extracted: Extracted) -> Priced:
         """Never raises: a failure of our own pricing is counted and leaves the call unpriced."""
         try:
+            resolved = ctx.resolved
+            if (
+                resolved is not None
+                and not extracted.routed_model_id
+                and not extracted.usage.guardrail_text_units
+                and ctx.operation.has_model
+                and resolved.pricing_mode not in _FREE_MODES
+            ):
+                # The commonest call, priced by the last rate card while it holds (the same test as _card's,
+                # without the frames around it).
+                table = self.price_table
+                key = (table, resolved, ctx.region, extracted.served_service_tier, extracted.served_latency)
+                last_key, card, until = self._last_card
+                if last_key == key and card is not None and time.time() < until:
+                    return _build_priced(card.price(extracted.usage))
             return self._price(ctx, extracted)
         except Exception as exc:
             self.failures.record("pricing", exc)

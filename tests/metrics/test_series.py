@@ -42,6 +42,11 @@ WORKER = Path(__file__).with_name("_multiprocess_worker.py")
 Parsed = list[tuple[str, str, str, list[tuple[str, tuple[tuple[str, str], ...], float]]]]
 
 
+#: Families of the store health collector: one series set per Redis store of the whole process, so they
+#: depend on what else the process did.
+PROCESS_WIDE = ("bedrock_budget_store_breaker_", "bedrock_budget_store_evicted_")
+
+
 def parse(text: str) -> Parsed:
     return [
         (
@@ -51,6 +56,7 @@ def parse(text: str) -> Parsed:
             [(s.name, tuple(s.labels.items()), s.value) for s in family.samples],
         )
         for family in text_string_to_metric_families(text)
+        if not family.name.startswith(PROCESS_WIDE)
     ]
 
 

@@ -34,15 +34,17 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
 
-from bedrock_budget.budgets.units import (
-    MAX_AMOUNT,
-    MILLI_PER_TOKEN,
-    to_decimal,
-    tokens_to_milli,
-    usd_to_nanos,
+from bedrock_budget.budgets.fields import fail as _fail
+from bedrock_budget.budgets.fields import (
+    limit_of,
+    min_output_of,
+    thresholds_of,
+    weights_of,
 )
+from bedrock_budget.budgets.fields import text as _text
+from bedrock_budget.budgets.units import MILLI_PER_TOKEN, tokens_to_milli, usd_to_nanos
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
-from bedrock_budget.errors import BudgetConfigError, shown
+from bedrock_budget.errors import shown
 
 Action = Literal["block", "downgrade", "clamp", "warn"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
@@ -53,10 +55,7 @@ UNATTRIBUTED_POLICIES: Final[tuple[str, ...]] = get_args(UnattributedPolicy)
 #: The scope value under which a ``"pool"`` budget counts calls that lack one of its wildcard keys; the
 #: same text reports use for calls without a value.
 UNATTRIBUTED: Final = "(none)"
-#: A ``clamp`` budget refuses a call rather than cap its output below this many tokens.
-DEFAULT_MIN_OUTPUT_TOKENS: Final = 100
 _ACTION_ALIASES: Final = {"shadow": "warn"}
-TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 DEFAULT_THRESHOLDS: Final = (50, 80, 100)
 WILDCARD: Final = "*"
 MODEL_KEY: Final = "model"
@@ -65,20 +64,6 @@ FAMILY_KEY: Final = "model_family"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 _SCOPE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _MAX_SCOPE_VALUE = 1024
-
-
-def _fail(budget: str | None, field: str, reason: str) -> BudgetConfigError:
-    return BudgetConfigError(budget, field, reason)
-
-
-def _text(budget: str | None, field: str, value: object, *, max_len: int) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(budget, field, f"must be a non-empty string, not {shown(value)}")
-    if len(value) > max_len:
-        raise _fail(budget, field, f"is longer than {max_len} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise _fail(budget, field, "must not contain control characters")
-    return value
 
 
 class Budget:
@@ -185,18 +170,18 @@ class Budget:
         except ValueError as exc:
             raise _fail(name, "timezone", str(exc)) from exc
 
-        usd = self._limit(name, "limit_usd", limit_usd, places=9)
-        tokens = self._limit(name, "limit_tokens", limit_tokens, places=3)
+        usd = limit_of(name, "limit_usd", limit_usd, places=9)
+        tokens = limit_of(name, "limit_tokens", limit_tokens, places=3)
         if usd is None and tokens is None:
             raise _fail(name, "limit_usd", "a budget needs limit_usd, limit_tokens or both")
         set_(self, "limit_usd", usd)
         set_(self, "limit_tokens", tokens)
         set_(self, "limit_nanos", None if usd is None else usd_to_nanos(usd))
         set_(self, "limit_milli", None if tokens is None else tokens_to_milli(tokens))
-        per_call = self._limit(name, "max_call_usd", max_call_usd, places=9)
+        per_call = limit_of(name, "max_call_usd", max_call_usd, places=9)
         set_(self, "max_call_usd", per_call)
         set_(self, "max_call_nanos", None if per_call is None else usd_to_nanos(per_call))
-        weights = self._weights_of(name, token_weights)
+        weights = weights_of(name, token_weights)
         set_(self, "_weights", MappingProxyType(weights))
         set_(self, "weight_milli", MappingProxyType({k: tokens_to_milli(v) for k, v in weights.items()}))
         # Every type at weight 1 (the default): weighing is a plain sum, on every reserve and settle.
@@ -214,8 +199,8 @@ class Budget:
             raise _fail(name, "downgrade_to", f"only applies to action 'downgrade', not {action!r}")
         else:
             set_(self, "downgrade_to", None)
-        set_(self, "min_output_tokens", self._min_output(name, action, min_output_tokens))
-        set_(self, "thresholds", self._thresholds(name, thresholds))
+        set_(self, "min_output_tokens", min_output_of(name, action, min_output_tokens))
+        set_(self, "thresholds", thresholds_of(name, thresholds))
         if on_expired_hold not in EXPIRED_HOLD_POLICIES:
             raise _fail(
                 name,
@@ -262,66 +247,6 @@ class Budget:
         if value is not None and value != scope[key]:
             raise _fail(name, key, f"given both as {key}={shown(value)} and scope.{key}={shown(scope[key])}")
         return scope[key]
-
-    @staticmethod
-    def _limit(name: str, field: str, value: object, *, places: int) -> Decimal | None:
-        if value is None:
-            return None
-        try:
-            number = to_decimal(value, what=field, places=places)
-        except ValueError as exc:
-            raise _fail(name, field, str(exc).removeprefix(f"{field} ")) from None
-        if number.scaleb(places) > MAX_AMOUNT:
-            raise _fail(name, field, f"{number} is too large")
-        return number
-
-    @staticmethod
-    def _weights_of(name: str, weights: Mapping[str, str | Decimal | int] | None) -> dict[str, Decimal]:
-        result = {kind: Decimal(1) for kind in TOKEN_TYPES}
-        if weights is None:
-            return result
-        if not isinstance(weights, Mapping):
-            raise _fail(
-                name, "token_weights", f"must be a mapping of token type to weight, not {shown(weights)}"
-            )
-        for kind, weight in weights.items():
-            field = f"token_weights.{kind}"
-            if kind not in TOKEN_TYPES:
-                raise _fail(name, field, f"unknown token type; expected one of {', '.join(TOKEN_TYPES)}")
-            try:
-                number = to_decimal(weight, what=field, places=3)
-            except ValueError as exc:
-                raise _fail(name, field, str(exc).removeprefix(f"{field} ")) from None
-            if number > 1000:
-                raise _fail(name, field, f"{number} is above the maximum weight 1000")
-            result[kind] = number
-        return result
-
-    @staticmethod
-    def _min_output(name: str, action: str, value: object) -> int | None:
-        if action != "clamp":
-            if value is not None:
-                raise _fail(name, "min_output_tokens", f"only applies to action 'clamp', not {action!r}")
-            return None
-        if value is None:
-            return DEFAULT_MIN_OUTPUT_TOKENS
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
-            raise _fail(name, "min_output_tokens", f"{shown(value)} is not a whole number from 1 to 1000000")
-        return value
-
-    @staticmethod
-    def _thresholds(name: str, thresholds: Iterable[int]) -> tuple[int, ...]:
-        if isinstance(thresholds, str | bytes) or not isinstance(thresholds, Iterable):
-            raise _fail(name, "thresholds", f"must be a list of percentages, not {shown(thresholds)}")
-        values = list(thresholds)
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-                raise _fail(
-                    name, "thresholds", f"{shown(value)} is not a whole percentage between 1 and 1000"
-                )
-        if len(set(values)) != len(values):
-            raise _fail(name, "thresholds", "contains duplicates")
-        return tuple(sorted(values))
 
     def __setattr__(self, key: str, value: object) -> None:
         raise AttributeError(f"Budget is immutable; use replace(): cannot set {key!r}")

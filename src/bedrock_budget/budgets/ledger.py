@@ -62,6 +62,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink
@@ -85,10 +86,13 @@ from bedrock_budget.budgets.settings import (
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
-from bedrock_budget.errors import StoreError
+from bedrock_budget.errors import ConfigurationError, StoreError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Spend, Store, call_tallies
 from bedrock_budget.stores.tracking import TrackEntry, Tracking
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.live import DefinitionsFollower
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -206,6 +210,7 @@ class Ledger(LedgerReads, LedgerCounters):
             self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )
         self.set_budgets(budgets)
+        self._follower: DefinitionsFollower | None = None
         self._settler = Settler(
             self.store,
             now_ms=self._now_ms,
@@ -235,6 +240,23 @@ class Ledger(LedgerReads, LedgerCounters):
         if self._leases is not None:
             # Leases were sized and granted under the old limits.
             self._leases.retire()
+
+    def follow_published(self, refresh_seconds: float = 1.0) -> DefinitionsFollower:
+        """Enforce the budgets published in the store (``budgets apply``) instead of the ones given, and
+        follow their changes without a restart (see :mod:`bedrock_budget.budgets.live`)."""
+        from bedrock_budget.budgets.live import DefinitionsFollower
+
+        if self._follower is not None:
+            raise ConfigurationError("this ledger already follows the store's budget definitions")
+        self._follower = DefinitionsFollower(self.store, self.set_budgets, refresh_seconds=refresh_seconds)
+        self._follower.start()
+        return self._follower
+
+    @property
+    def definitions_version(self) -> int | None:
+        """The version of the store's published budgets this ledger enforces (0: none published yet), or
+        ``None`` when it does not follow them."""
+        return self._follower.version if self._follower is not None else None
 
     def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:
         self._alerts.add(sink)
@@ -339,7 +361,7 @@ class Ledger(LedgerReads, LedgerCounters):
         budgets = self._budgets
         for lease in leases:
             self._keeper.forget(lease)
-            request = lease.settlement(budgets.current_marks(lease.budget))
+            request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
             try:
                 self._settler.submit(request)
             except Exception:
@@ -381,7 +403,7 @@ class Ledger(LedgerReads, LedgerCounters):
                 ref=line.ref,
                 usd=cost_nanos,
                 tokens=line.budget.weigh(tokens),
-                marks=budgets.current_marks(line.budget),
+                marks=budgets.current_marks(line.budget, line.ref.scope),
                 epoch=epoch,
             )
             for line, epoch in zip(reservation.lines, epochs, strict=True)
@@ -439,7 +461,7 @@ class Ledger(LedgerReads, LedgerCounters):
         return int(self._clock() * 1000)
 
     def _settled(self, request: SettleRequest, outcomes: Sequence[SettleOutcome]) -> None:
-        self._alerts.settled(request, outcomes, self._budgets.by_name)
+        self._alerts.settled(request, outcomes, self._budgets)
 
     def flush(self) -> int:
         """Apply queued settlements and replay the whole journal now; returns how many settlements the
@@ -461,6 +483,8 @@ class Ledger(LedgerReads, LedgerCounters):
             return
         self._closed = True
         self._keeper.stop()
+        if self._follower is not None:
+            self._follower.stop()
         try:
             if self._leases is not None:
                 self._leases.retire()

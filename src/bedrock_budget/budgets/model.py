@@ -42,6 +42,7 @@ from bedrock_budget.budgets.fields import (
     weights_of,
 )
 from bedrock_budget.budgets.fields import text as _text
+from bedrock_budget.budgets.overrides import LimitOverride, check_overrides
 from bedrock_budget.budgets.units import MILLI_PER_TOKEN, tokens_to_milli, usd_to_nanos
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
 from bedrock_budget.errors import shown
@@ -73,12 +74,14 @@ class Budget:
     action="block")``. ``limit_usd`` takes ``str``/``Decimal``/``int`` (never float); ``limit_tokens``
     likewise, counting weighted tokens. At least one limit is required. ``max_call_usd`` caps any single
     call's worst case: a larger one is refused (``block``), clamped to fit (``clamp``) or downgraded, like a
-    call that does not fit the limit (a ``warn`` budget lets it go).
+    call that does not fit the limit (a ``warn`` budget lets it go). ``overrides`` gives single values of
+    a wildcard budget their own limits (:mod:`bedrock_budget.budgets.overrides`).
     """
 
     __slots__ = (
         "_scope",
         "_unit_weights",
+        "_variants",
         "_weights",
         "action",
         "downgrade_to",
@@ -94,12 +97,15 @@ class Budget:
         "name",
         "on_expired_hold",
         "on_unattributed",
+        "override_key",
+        "overrides",
         "thresholds",
         "weight_milli",
         "window",
     )
 
     _scope: Mapping[str, str]
+    _variants: dict[str, Budget]
     _weights: Mapping[str, Decimal]
     name: str
     model: str | None
@@ -117,6 +123,8 @@ class Budget:
     thresholds: tuple[int, ...]
     on_expired_hold: str
     on_unattributed: str
+    overrides: Mapping[str, LimitOverride]
+    override_key: str | None
     weight_milli: Mapping[str, int]
     _unit_weights: bool
 
@@ -139,6 +147,7 @@ class Budget:
         model_family: str | None = None,
         on_expired_hold: str = "release",
         on_unattributed: str = "pool",
+        overrides: Mapping[str, Mapping[str, str | Decimal | int] | LimitOverride] | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise _fail(
@@ -215,6 +224,14 @@ class Budget:
                 f"{shown(on_unattributed)} is not one of {', '.join(UNATTRIBUTED_POLICIES)}",
             )
         set_(self, "on_unattributed", on_unattributed)
+        wildcards = self.wildcard_keys + tuple(
+            key
+            for key, value in ((MODEL_KEY, self.model), (FAMILY_KEY, self.model_family))
+            if value == WILDCARD
+        )
+        set_(self, "overrides", check_overrides(name, wildcards, overrides))
+        set_(self, "override_key", wildcards[0] if self.overrides else None)
+        set_(self, "_variants", {})
 
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Budget], tuple[dict[str, Any]]]:
         # Rebuilt from its plain data through the constructor, as replace() does, so an unpickled budget is
@@ -338,7 +355,31 @@ class Budget:
             data["on_expired_hold"] = self.on_expired_hold
         if self.on_unattributed != "pool":
             data["on_unattributed"] = self.on_unattributed
+        if self.overrides:
+            data["overrides"] = {value: o.to_dict() for value, o in self.overrides.items()}
         return data
+
+    def overridden_value(self, values: tuple[tuple[str, str], ...]) -> str | None:
+        """The wildcard value of a counter's scope values when this budget overrides it, else ``None``."""
+        key = self.override_key
+        if key is None:
+            return None
+        value = next((v for k, v in values if k == key), None)
+        return value if value is not None and value in self.overrides else None
+
+    def for_values(self, values: tuple[tuple[str, str], ...]) -> Budget:
+        """The budget as it applies to one counter (its concrete scope values, as :meth:`match` gives
+        them): itself, or a copy with the limits of the override for its wildcard value (see
+        :mod:`bedrock_budget.budgets.overrides`). Copies are made once per value and kept."""
+        value = self.overridden_value(values)
+        if value is None:
+            return self
+        override = self.overrides[value]
+        variant = self._variants.get(value)
+        if variant is None:
+            data = {k: v for k, v in self.to_dict().items() if k != "overrides"}
+            variant = self._variants[value] = _rebuild_budget({**data, **override.changes()})
+        return variant
 
     def replace(self, **changes: Any) -> Budget:
         """A copy with some fields changed (e.g. a new limit; the spend already recorded is kept because
@@ -363,6 +404,7 @@ class Budget:
             self.thresholds,
             self.on_expired_hold,
             self.on_unattributed,
+            tuple(self.overrides.items()),
         )
 
     def __eq__(self, other: object) -> bool:

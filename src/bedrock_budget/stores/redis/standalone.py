@@ -53,6 +53,7 @@ from bedrock_budget.stores.base import (
 )
 from bedrock_budget.stores.keys import encode_part
 from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
+from bedrock_budget.stores.redis.definitions import RedisDefinitions
 from bedrock_budget.stores.redis.tracking import TrackReads, track_ops
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
 
@@ -71,7 +72,7 @@ _UNAVAILABLE: Final = (
 T = TypeVar("T")
 
 
-class RedisStore(TrackReads, Store):
+class RedisStore(RedisDefinitions, TrackReads, Store):
     """Standalone Redis (and Valkey, ElastiCache, Sentinel-managed masters).
 
     ``RedisStore(client)`` wraps an existing ``redis.Redis`` (or compatible, e.g. fakeredis) client, which

@@ -230,7 +230,8 @@ class Budget:
             if value == WILDCARD
         )
         set_(self, "overrides", check_overrides(name, wildcards, overrides))
-        set_(self, "override_key", wildcards[0] if self.overrides else None)
+        # The key an override names a value of: the budget's one wildcard (none with two or more).
+        set_(self, "override_key", wildcards[0] if len(wildcards) == 1 else None)
         set_(self, "_variants", {})
 
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Budget], tuple[dict[str, Any]]]:
@@ -362,7 +363,7 @@ class Budget:
     def overridden_value(self, values: tuple[tuple[str, str], ...]) -> str | None:
         """The wildcard value of a counter's scope values when this budget overrides it, else ``None``."""
         key = self.override_key
-        if key is None:
+        if key is None or not self.overrides:
             return None
         value = next((v for k, v in values if k == key), None)
         return value if value is not None and value in self.overrides else None

@@ -66,6 +66,7 @@ class DefinitionsFollower:
         self.refresh_seconds = refresh_seconds
         #: The version this process enforces (0: none published when last read).
         self.version = 0
+        self._seen = 0  # the last version read, applied or not
         #: Versions seen but not applied (unreadable), and store reads that failed.
         self.rejected = 0
         self.read_errors = 0
@@ -82,7 +83,7 @@ class DefinitionsFollower:
         with self._lock:
             try:
                 version = self.store.definitions_version()
-                if version == self.version:
+                if version == self._seen and (version or self._warned_none):
                     self._recovered()
                     return False
                 found = published.read(self.store)
@@ -97,10 +98,10 @@ class DefinitionsFollower:
             except BedrockBudgetError as exc:  # published but unreadable: keep the last good set
                 self.rejected += 1
                 log.error("ignoring budget definitions version %d: %s", version, exc)
-                self.version = version  # logged once; the next publication is read again
+                self._seen = version  # logged once; the next publication is read again
                 return False
             self._recovered()
-            if found is None:
+            if found is None:  # never published (or removed by hand): enforce nothing, say so once
                 if not self._warned_none:
                     self._warned_none = True
                     log.warning(
@@ -111,6 +112,7 @@ class DefinitionsFollower:
                 return False
             self._apply(found.budgets)
             previous, self.version = self.version, found.version
+            self._seen = found.version
             log.info("budget definitions version %d applied (was %d)", found.version, previous)
             return True
 

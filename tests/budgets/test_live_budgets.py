@@ -279,3 +279,23 @@ def test_apply_set_and_show_from_the_cli(
     found = published.read(backend.make())
     assert found is not None
     assert found.version == 3
+
+
+def test_the_admin_api_changes_one_limit_or_override_at_a_time() -> None:
+    store = MemoryStore()
+    published.publish(store, [per_user(), bb.Budget("all", limit_usd="100")])
+    assert published.set_limit(store, "per-user", value="u-17", limit_usd="50") == 2
+    assert published.set_limit(store, "all", limit_tokens=5000) == 3
+    found = published.read(store)
+    assert found is not None
+    assert found.budget("per-user").for_values((("user", "u-17"),)).limit_usd == Decimal(50)
+    assert found.budget("all").limit_usd == Decimal(100)
+    assert found.budget("all").limit_tokens == Decimal(5000)
+    assert published.remove_override(store, "per-user", "u-17") == 4
+    with pytest.raises(ConfigurationError, match="no override"):
+        published.remove_override(store, "per-user", "u-17")
+    with pytest.raises(ConfigurationError, match="float"):
+        published.set_limit(store, "all", limit_usd=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="no budget named 'nope'"):
+        published.set_limit(store, "nope", limit_usd="1")
+    assert store.definitions_version() == 4  # refused changes published nothing

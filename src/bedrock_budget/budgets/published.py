@@ -130,6 +130,47 @@ def change(
     raise ConfigurationError(f"the budget definitions kept changing under {_ATTEMPTS} attempts; try again")
 
 
+def set_limit(
+    store: Store,
+    name: str,
+    *,
+    value: str | None = None,
+    limit_usd: str | int | Decimal | None = None,
+    limit_tokens: str | int | Decimal | None = None,
+) -> int:
+    """Change a published budget's limit, or (``value``) one value's override of it; returns the new
+    version. Every process following the store applies it within its refresh interval."""
+    limits = {"limit_usd": _text(limit_usd), "limit_tokens": _text(limit_tokens)}
+    _, version = change(
+        store, lambda budgets: replaced(budgets, with_limits(named(budgets, name), value, limits))
+    )
+    return version
+
+
+def remove_override(store: Store, name: str, value: str) -> int:
+    """Drop one value's override of a published budget (it gets the budget's own limit); the new version."""
+    _, version = change(
+        store, lambda budgets: replaced(budgets, without_override(named(budgets, name), value))
+    )
+    return version
+
+
+def _text(amount: str | int | Decimal | None) -> str | None:
+    if amount is None:
+        return None
+    if isinstance(amount, float):
+        raise ConfigurationError(f"{amount!r} is a float, which is not exact; pass a string")
+    return str(amount)
+
+
+def named(budgets: list[Budget], name: str) -> Budget:
+    for budget in budgets:
+        if budget.name == name:
+            return budget
+    known = ", ".join(b.name for b in budgets) or "none"
+    raise ConfigurationError(f"no budget named {name!r} in the store's definitions (known: {known})")
+
+
 def with_limits(budget: Budget, value: str | None, limits: Mapping[str, str | None]) -> Budget:
     """``budget`` with new limits: its own (``value`` None) or one value's override, merged into what the
     override already sets. A limit given as ``None`` is left as it is."""
@@ -155,8 +196,7 @@ def without_override(budget: Budget, value: str) -> Budget:
 
 def replaced(budgets: list[Budget], new: Budget) -> list[Budget]:
     """``budgets`` with the budget of ``new``'s name replaced by it."""
-    if not any(b.name == new.name for b in budgets):
-        raise ConfigurationError(f"no budget named {new.name!r} in the store's definitions")
+    named(budgets, new.name)
     return [new if b.name == new.name else b for b in budgets]
 
 
@@ -175,9 +215,12 @@ __all__ = [
     "decode",
     "encode",
     "limit_source",
+    "named",
     "publish",
     "read",
+    "remove_override",
     "replaced",
+    "set_limit",
     "with_limits",
     "without_override",
 ]

@@ -87,14 +87,14 @@ def set_in_store(
     from bedrock_budget.budgets import published
 
     def edit(budgets: list[Budget]) -> list[Budget]:
-        budget = _named(budgets, name)
+        budget = published.named(budgets, name)
         if remove:
             assert value is not None
             return published.replaced(budgets, published.without_override(budget, value))
         return published.replaced(budgets, published.with_limits(budget, value, limits))
 
     before_set, version = published.change(store, edit)
-    before = _named(list(before_set.budgets), name)
+    before = published.named(list(before_set.budgets), name)
     after = published.read(store)
     assert after is not None
     now = after.budget(name)
@@ -119,14 +119,6 @@ def set_in_store(
         f"({new_source}) in {store.name}, version {before_set.version} -> {version}; spend already "
         f"recorded is kept; {FOLLOW_NOTE}"
     )
-
-
-def _named(budgets: list[Budget], name: str) -> Budget:
-    for budget in budgets:
-        if budget.name == name:
-            return budget
-    known = ", ".join(b.name for b in budgets) or "none"
-    raise click.UsageError(f"unknown budget {name!r} (budgets in the store: {known})")
 
 
 def _limit_fields(budget: Budget) -> dict[str, Any]:

@@ -65,6 +65,10 @@ class StoreBudgetSource:
         self.include_undefined = include_undefined
         self._clock = clock
 
+    def set_budgets(self, budgets: Iterable[Budget]) -> None:
+        """Replace the definitions (e.g. when the store's published budgets change)."""
+        self.budgets = {b.name: b for b in budgets}
+
     def list_budget_states(self) -> list[BudgetState]:
         from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
 

@@ -13,7 +13,7 @@ from botocore.config import Config
 import bedrock_budget as bb
 
 MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
-USERS = ("u-1", "u-17")
+USERS = ("u-1", "u-17", "u-5")
 PACE_SECONDS = 0.005
 
 
@@ -32,7 +32,7 @@ def call_until_stopped(endpoint: str, store_uri: str, model: str, stop: Any, out
     out.put("warm")
     turn = 0
     while not stop.is_set():
-        user = USERS[turn % 2]
+        user = USERS[turn % len(USERS)]
         turn += 1
         started = time.monotonic()
         with bb.attribute(user=user):

@@ -34,8 +34,7 @@ from ``reserve``; ``"allow"`` returns an *offline* reservation and lets the call
 journal is full; see :mod:`bedrock_budget.budgets.settler`). ``release`` never raises for store errors: an
 unreleased hold expires at its deadline.
 
-Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
-the call is in flight, for at most ``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+Hold lifetime: ``reservation_ttl``, renewed while the call is in flight (:mod:`.keeper`).
 
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
 threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100% threshold
@@ -46,11 +45,8 @@ Settlement (``settle_mode``: ``"sync"`` by default, or ``"background"``: queued 
 the outage journal: :mod:`bedrock_budget.budgets.settler` has the rules (exactly once, never overshooting,
 batching, backpressure, shutdown, visibility).
 
-Capacity leases (``lease_fraction``, off by default): the process reserves a slice of each budget it uses
-and admits calls against it in memory, so most calls make no store round trip at all; each lease settles
-once, for all its calls, when it closes. See :mod:`bedrock_budget.budgets.leases` for the rules and
-what they cost (spend seen by other processes about ``lease_seconds`` later; some capacity briefly held
-near a limit).
+Capacity leases (``lease_fraction``, off by default): see :mod:`bedrock_budget.budgets.leases`. Budgets
+published in the store, followed live (``follow_published``): see :mod:`bedrock_budget.budgets.live`.
 """
 
 from __future__ import annotations
@@ -242,8 +238,7 @@ class Ledger(LedgerReads, LedgerCounters):
             self._leases.retire()
 
     def follow_published(self, refresh_seconds: float = 1.0) -> DefinitionsFollower:
-        """Enforce the budgets published in the store (``budgets apply``) instead of the ones given, and
-        follow their changes without a restart (see :mod:`bedrock_budget.budgets.live`)."""
+        """Enforce the budgets published in the store, following their changes (``budgets.live``)."""
         from bedrock_budget.budgets.live import DefinitionsFollower
 
         if self._follower is not None:
@@ -254,8 +249,7 @@ class Ledger(LedgerReads, LedgerCounters):
 
     @property
     def definitions_version(self) -> int | None:
-        """The version of the store's published budgets this ledger enforces (0: none published yet), or
-        ``None`` when it does not follow them."""
+        """The published version enforced (0: none yet); ``None`` when not following the store."""
         return self._follower.version if self._follower is not None else None
 
     def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:

@@ -26,8 +26,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from bedrock_budget.budgets import published
 from bedrock_budget.budgets.model import Budget
+from bedrock_budget.budgets.published import read as read_published
 from bedrock_budget.errors import BedrockBudgetError, ConfigurationError, StoreError
 from bedrock_budget.stores.base import Store
 
@@ -86,7 +86,7 @@ class DefinitionsFollower:
                 if version == self._seen and (version or self._warned_none):
                     self._recovered()
                     return False
-                found = published.read(self.store)
+                found = read_published(self.store)
             except StoreError as exc:
                 self.read_errors += 1
                 if not self._failing:

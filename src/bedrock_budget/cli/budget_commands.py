@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -71,24 +72,29 @@ def open_store(store_uri: str | None, prefix: str | None) -> Store:
     return from_uri(store_uri, **({"prefix": prefix} if prefix else {}))
 
 
-def load_budget_sources(budgets_file: Path | None, store: Store | None = None) -> tuple[list[Budget], str]:
-    """The budgets of ``--budgets``, or else of the environment, or else those published in the store,
-    and where they came from."""
+@contextmanager
+def store_and_budgets(
+    store_uri: str | None, prefix: str | None, budgets_file: Path | None
+) -> Iterator[tuple[Store, list[Budget], str]]:
+    """The store, and the budgets of ``--budgets``, or else of the environment, or else those published
+    in the store, with where they came from. A file or the environment is read before the store is
+    opened, so a bad file is the one error reported."""
     from bedrock_budget.budgets.loading import configured_budgets
 
-    if budgets_file is not None:
-        return configured_budgets(budgets_file), str(budgets_file)
-    budgets = configured_budgets(None, required=store is None)
-    if budgets:
-        return budgets, "the environment"
-    assert store is not None
-    from bedrock_budget.budgets import published
+    budgets = configured_budgets(budgets_file, required=False)
+    source = str(budgets_file) if budgets_file is not None else "the environment"
+    if budgets_file is not None and not budgets:
+        configured_budgets(budgets_file)  # raises the file's own "defines no budgets" error
+    with open_store(store_uri, prefix) as store:
+        if not budgets:
+            from bedrock_budget.budgets import published
 
-    found = published.read(store)
-    if found is None:
-        configured_budgets(None)  # raises the usual "no budgets defined" error
-    assert found is not None
-    return list(found.budgets), f"the store (version {found.version})"
+            found = published.read(store)
+            if found is None:
+                configured_budgets(None)  # raises the usual "no budgets defined" error
+            assert found is not None
+            budgets, source = list(found.budgets), f"the store (version {found.version})"
+        yield store, budgets, source
 
 
 def _when(moment: datetime | None) -> str:
@@ -177,8 +183,7 @@ def list_budgets(store_uri: str | None, prefix: str | None, budgets_file: Path |
     """
     from bedrock_budget.reporting.budget_admin import budget_windows
 
-    with open_store(store_uri, prefix) as store:
-        budgets, _ = load_budget_sources(budgets_file, store)
+    with store_and_budgets(store_uri, prefix, budgets_file) as (store, budgets, _):
         windows = budget_windows(store, budgets)
         name = store.name
     if as_json:
@@ -218,8 +223,7 @@ def show_budget(
     from bedrock_budget.cli.published_commands import effective_limit
     from bedrock_budget.reporting.budget_admin import budget_windows, find_budget, parse_scope
 
-    with open_store(store_uri, prefix) as store:
-        budgets, source = load_budget_sources(budgets_file, store)
+    with store_and_budgets(store_uri, prefix, budgets_file) as (store, budgets, source):
         budget = find_budget(budgets, name, source)
         effective = effective_limit(budget, value) if value is not None else None
         if effective is not None and not scope_pairs:
@@ -423,8 +427,7 @@ def reset_budget(
         windows_to_reset,
     )
 
-    with open_store(store_uri, prefix) as store:
-        budgets, source = load_budget_sources(budgets_file, store)
+    with store_and_budgets(store_uri, prefix, budgets_file) as (store, budgets, source):
         budget = find_budget(budgets, name, source)
         scope = parse_scope(budget, scope_pairs)
         targets = windows_to_reset(store, budgets, name, scope)

@@ -242,7 +242,7 @@ def test_apply_set_and_show_from_the_cli(
         capsys, "budgets", "set", "per-user", "--value", "u-17", "--limit-usd", "50", *cli_args
     )
     assert code == 0
-    assert "version 1 -> 2" in out
+    assert "published as version 2" in out
     assert "$50.00" in out
     code, out, _ = run(capsys, "budgets", "show", "per-user", "--value", "u-17", *cli_args, "--json")
     effective = json.loads(out)["effective"]
@@ -260,7 +260,7 @@ def test_apply_set_and_show_from_the_cli(
         capsys, "budgets", "set", "per-user", "--value", "u-17", "--remove-override", *cli_args
     )
     assert code == 0
-    assert "version 2 -> 3" in out
+    assert "published as version 3" in out
     # Bad input: one line, exit 2, nothing published.
     bad = tmp_path / "bad.yaml"
     bad.write_text("budgets:\n  per-user: {scope: {user: '*'}, limit_usd: lots}\n")

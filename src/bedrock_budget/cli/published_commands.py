@@ -65,13 +65,17 @@ def apply_file(store: Store, path: Path, *, dry_run: bool, as_json: bool) -> Non
             }
         )
         return
-    summary = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in diff.items() if names)
     if unchanged:
         click.echo(f"{path}: the store already holds these budgets (version {version}); nothing published")
-    elif dry_run:
-        click.echo(f"{path}: would publish version {version + 1} to {store.name} ({summary})")
+        return
+    for kind, names in diff.items():
+        if names:
+            click.echo(f"{kind}: {', '.join(names)}")
+    if dry_run:
+        click.echo(f"would publish version {version + 1} to {store.name} (dry run: nothing published)")
     else:
-        click.echo(f"{path}: published as version {new_version} in {store.name} ({summary}); {FOLLOW_NOTE}")
+        click.echo(f"published as version {new_version} in {store.name}")
+        click.echo(FOLLOW_NOTE)
 
 
 def set_in_store(
@@ -113,12 +117,13 @@ def set_in_store(
             }
         )
         return
-    who = f" for {now.override_key}={value}" if value is not None else ""
-    click.echo(
-        f"{name}{who}: limit {limits_text(old_limit)} ({old_source}) -> {limits_text(new_limit)} "
-        f"({new_source}) in {store.name}, version {before_set.version} -> {version}; spend already "
-        f"recorded is kept; {FOLLOW_NOTE}"
-    )
+    who = f", {now.override_key}={value}" if value is not None else ""
+    click.echo(f"{name}{who}: limit {limits_text(old_limit)} -> {limits_text(new_limit)}")
+    if old_source != new_source:
+        click.echo(f"  was {old_source}; now {new_source}")
+    click.echo(f"published as version {version} in {store.name} (was {before_set.version})")
+    click.echo("spend already recorded is kept")
+    click.echo(FOLLOW_NOTE)
 
 
 def _limit_fields(budget: Budget) -> dict[str, Any]:

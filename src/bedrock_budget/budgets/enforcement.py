@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
+from bedrock_budget.budget_options import LEDGER_OPTION_NAMES
 from bedrock_budget.budgets.clamping import fits, largest_fitting, minimum_output
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
 from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
@@ -427,18 +428,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
     ledger = options.pop("ledger", None)
     count_tokens = bool(options.pop("count_tokens", False))
     ledger_options: dict[str, Any] = {}
-    for key in (
-        "on_store_error",
-        "alert_sinks",
-        "reservation_ttl",
-        "journal_size",
-        "settle_mode",
-        "lease_fraction",
-        "lease_seconds",
-        "max_call_seconds",
-        "journal_path",
-        "track",
-    ):
+    for key in LEDGER_OPTION_NAMES:
         if key in options:
             ledger_options[key] = options.pop(key)
     store: Store | str | None = options.pop("store", None)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from bedrock_budget.attribution import validate_ids, validate_key
+from bedrock_budget.budget_options import BUDGET_OPTION_NAMES
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pipeline.tags import RequestTagger
 from bedrock_budget.pricing.table import PriceTable, default_price_table, load_price_table
@@ -244,25 +245,6 @@ def wrap(
             raise async_budgets_error(list(given))
         return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options)))
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
-
-
-#: The options of ``wrap`` that configure budgets: given any of them, ``build_meter`` builds a budget layer.
-BUDGET_OPTION_NAMES: Final = (
-    "store",
-    "budgets",
-    "on_store_error",
-    "ledger",
-    "count_tokens",
-    "alert_sinks",
-    "reservation_ttl",
-    "journal_size",
-    "settle_mode",
-    "lease_fraction",
-    "lease_seconds",
-    "max_call_seconds",
-    "journal_path",
-    "track",
-)
 
 
 def budget_options_given(options: Mapping[str, Any]) -> dict[str, Any]:

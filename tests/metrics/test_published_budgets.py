@@ -51,6 +51,11 @@ def test_serve_metrics_follows_the_published_budgets(redis_url: str) -> None:
             published.set_limit(store, "per-user", value="vip", limit_usd="200")
             # 10/200 = 5% is now below u1's 10% of 5: the fullest counter, and its limit, change.
             assert wait_until(lambda: _limit(scrape(url), "per-user") == 5.0, 10, message="the new limit")
+            text = scrape(url)
+            assert text is not None
+            # The exporter also reports the server's evictions, as the applications' own metrics do.
+            assert re.search(r'bedrock_budget_store_evicted_keys_total\{store="redis://[^"]+"\} \d', text)
+            assert 'bedrock_budget_store_breaker_state{state="closed",store=' in text
         finally:
             proc.terminate()
             _, err = proc.communicate(timeout=15)

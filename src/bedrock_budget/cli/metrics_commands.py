@@ -31,6 +31,7 @@ def run_exporter(
     from bedrock_budget.budgets.loading import configured_budgets
     from bedrock_budget.metrics.collector import BudgetCollector, StoreBudgetSource
     from bedrock_budget.metrics.exposition import start_http_server
+    from bedrock_budget.metrics.store_health import StoreHealthCollector
     from bedrock_budget.stores import from_uri
 
     options = {"prefix": prefix} if prefix is not None else {}
@@ -49,7 +50,12 @@ def run_exporter(
             budgets = list(source.budgets.values())
         elif not budgets and not top_spenders:
             configured_budgets(budgets_file)  # raises the usual "no budgets defined" error
-        collectors: list[Any] = [BudgetCollector(source, cache_seconds=cache_seconds)]
+        # The store's health as this exporter sees it: one place that reports the server's evictions (and
+        # this connection's breaker) whatever the applications export.
+        collectors: list[Any] = [
+            BudgetCollector(source, cache_seconds=cache_seconds),
+            StoreHealthCollector(cache_seconds=cache_seconds),
+        ]
         if top_spenders:
             from bedrock_budget.metrics.top_spenders import TopSpendersCollector
 

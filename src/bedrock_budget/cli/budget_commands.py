@@ -15,6 +15,7 @@ import click
 from bedrock_budget.budgets.loading import ENV_FILE, ENV_INLINE, ENV_PREFIX
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.cli.output import emit_json, money, table
+from bedrock_budget.cli.published_commands import limits_text
 from bedrock_budget.stores.base import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -110,13 +111,7 @@ def _amounts(budget: Budget, usd: Decimal, tokens: Decimal) -> str:
     return " / ".join(parts)
 
 
-def _limits(budget: Budget) -> str:
-    parts = []
-    if budget.limit_usd is not None:
-        parts.append(money(budget.limit_usd))
-    if budget.limit_tokens is not None:
-        parts.append(f"{budget.limit_tokens:,} tokens")
-    return " / ".join(parts)
+_limits = limits_text
 
 
 def _field(value: object) -> str:

@@ -44,6 +44,11 @@ still charged once (``LATE``). A hold made with ``charge_on_expiry`` is charged 
 and leaves the ``d`` marker of a charged id, so a settlement arriving later is a no-op: the worst case
 already stands in for it.
 
+Requests: a hold with ``limit_requests`` also holds ``requests`` (1 per call) under a request-count limit,
+checked like the other units; a settlement with ``Spend.requests`` turns them into requests made, and a
+release or an expiry gives them back (a ``charge_on_expiry`` hold counts them as made). Counters without a
+request limit count no requests and pay nothing for them.
+
 Tombstones (expired and charged ids) are kept for ``tombstone_retention`` seconds; keys expire
 ``key_slack`` seconds after their window ends.
 """
@@ -70,7 +75,9 @@ DEFAULT_TOMBSTONE_RETENTION: Final = 86400
 _EMPTY: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType({})
 _NO_TALLIES: Final[Mapping[str, Mapping[str, int]]] = _EMPTY
 
-Unit = Literal["usd", "tokens"]
+Unit = Literal["usd", "tokens", "requests"]
+#: The one-letter names of the units in stored alert markers (``u80``) and in script arguments.
+UNIT_LETTERS: Final[Mapping[str, str]] = MappingProxyType({"usd": "u", "tokens": "t", "requests": "r"})
 #: Per-model tally increments: model id -> {"calls": n, "cost": nano-USD, token type: count}.
 Tallies = Mapping[str, Mapping[str, int]]
 #: Spend ledger reads (``stores.tracking``): values with scores per sorted set; fields per value hash.
@@ -147,6 +154,9 @@ class Hold:
     refusal_marks: tuple[Mark, ...] = ()
     #: What expiry does with this hold: give it back (False) or charge it as spent (True).
     charge_on_expiry: bool = False
+    #: Request-count limit (``None``: requests are not counted here, at no cost) and requests to hold.
+    limit_requests: int | None = None
+    requests: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +169,7 @@ class Mark:
 
     @property
     def name(self) -> str:
-        return f"{'u' if self.unit == 'usd' else 't'}{self.percent}"
+        return f"{UNIT_LETTERS[self.unit]}{self.percent}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,8 @@ class Spend:
     marks: tuple[Mark, ...] = ()
     #: The counter's epoch as reserve reported it (``None``: unknown, e.g. spend journalled offline).
     epoch: str | None = None
+    #: Requests to count as made (``None``: the counter counts no requests).
+    requests: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +199,10 @@ class CounterState:
     #: The limits of the last reservation made (for reports without the configuration; never enforced).
     limit_usd: int | None = None
     limit_tokens: int | None = None
+    #: Requests made and held (counted only while the budget has a request limit), and that limit.
+    spent_requests: int = 0
+    held_requests: int = 0
+    limit_requests: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +215,11 @@ class Check:
     #: Refusal marks of the hold that this refusal reached first (see the module docstring).
     fired: tuple[Mark, ...] = ()
     epoch: str | None = None
+    refused_requests: bool = False
 
     @property
     def refused(self) -> bool:
-        return self.refused_usd or self.refused_tokens
+        return self.refused_usd or self.refused_tokens or self.refused_requests
 
 
 @dataclass(frozen=True, slots=True)

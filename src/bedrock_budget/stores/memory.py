@@ -32,7 +32,7 @@ from bedrock_budget.stores.base import (
     parse_tallies,
     tally_items,
 )
-from bedrock_budget.stores.memory_counter import Counter, fits, refusal_marks
+from bedrock_budget.stores.memory_counter import Counter, fits, refusal_marks, spent_in
 from bedrock_budget.stores.memory_tracking import MemoryTracks
 
 
@@ -108,7 +108,7 @@ class MemoryStore(Store):
                 return ReserveResult(granted=True, checks=tuple(repeated), repeated=True)
             granted = True
             counters: list[Counter | None] = []
-            found: list[tuple[CounterState, bool, bool]] = []
+            found: list[tuple[CounterState, tuple[bool, bool, bool]]] = []
             for key, hold in zip(keys, holds, strict=True):
                 counter = self._get(key, now_ms)
                 if counter is not None:
@@ -118,14 +118,15 @@ class MemoryStore(Store):
                 refused_tokens = not fits(
                     state.spent_tokens, state.held_tokens, hold.tokens, hold.limit_tokens
                 )
-                if hold.enforce and (refused_usd or refused_tokens):
+                refused_requests = hold.limit_requests is not None and not fits(
+                    state.spent_requests, state.held_requests, hold.requests, hold.limit_requests
+                )
+                if hold.enforce and (refused_usd or refused_tokens or refused_requests):
                     granted = False
                 counters.append(counter)
-                found.append((state, refused_usd, refused_tokens))
+                found.append((state, (refused_usd, refused_tokens, refused_requests)))
             checks: list[Check] = []
-            for key, hold, counter, (state, refused_usd, refused_tokens) in zip(
-                keys, holds, counters, found, strict=True
-            ):
+            for key, hold, counter, (state, refused) in zip(keys, holds, counters, found, strict=True):
                 ttl = hold.ref.ttl_ms(now_ms, self.key_slack)
                 fired: tuple[Mark, ...] = ()
                 if granted:
@@ -134,14 +135,17 @@ class MemoryStore(Store):
                     if counter.epoch is None:
                         counter.epoch = reservation_id
                         counter.meta = hold.ref.meta()
-                    counter.limits = (hold.limit_usd, hold.limit_tokens)
-                    counter.hold(reservation_id, hold.usd, hold.tokens, deadline_ms, hold.charge_on_expiry)
+                    counter.limits = (hold.limit_usd, hold.limit_tokens, hold.limit_requests)
+                    requests = 0 if hold.limit_requests is None else hold.requests
+                    counter.hold(
+                        reservation_id, hold.usd, hold.tokens, deadline_ms, hold.charge_on_expiry, requests
+                    )
                 elif counter is not None and hold.enforce:
-                    fired = refusal_marks(counter, hold, refused_usd, refused_tokens, now_ms)
+                    fired = refusal_marks(counter, hold, refused, now_ms)
                 if counter is not None:
                     counter.touch(ttl, now_ms)
                 epoch = counter.epoch if counter is not None else None
-                checks.append(Check(state, refused_usd, refused_tokens, fired, epoch))
+                checks.append(Check(state, refused[0], refused[1], fired, epoch, refused[2]))
             return ReserveResult(granted=granted, checks=tuple(checks))
 
     def settle_many(
@@ -188,6 +192,8 @@ class MemoryStore(Store):
                         counter.meta = spend.ref.meta()
                     counter.spent_usd += spend.usd
                     counter.spent_tokens += spend.tokens
+                    if spend.requests is not None:
+                        counter.spent_requests += spend.requests
                     counts = counter.tallies
                     for name, value in tallies:
                         if not value:
@@ -199,11 +205,7 @@ class MemoryStore(Store):
                             # budget has as many counters as users), not one per counter.
                             counts[sys.intern(name)] = value
                     for mark in spend.marks:
-                        delta, total = (
-                            (spend.usd, counter.spent_usd)
-                            if mark.unit == "usd"
-                            else (spend.tokens, counter.spent_tokens)
-                        )
+                        delta, total = spent_in(counter, spend, mark)
                         if delta and total >= mark.amount and mark.name not in counter.alerts:
                             counter.alerts[mark.name] = now_ms
                             fired.append(mark)
@@ -263,6 +265,9 @@ class MemoryStore(Store):
             alerted=tuple(sorted(counter.alerts)),
             limit_usd=counter.limits[0],
             limit_tokens=counter.limits[1],
+            spent_requests=base.spent_requests,
+            held_requests=base.held_requests,
+            limit_requests=counter.limits[2],
         )
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
@@ -298,6 +303,7 @@ class MemoryStore(Store):
                     continue
                 counter.spent_usd = 0
                 counter.spent_tokens = 0
+                counter.spent_requests = 0
                 counter.alerts.clear()
                 counter.tallies.clear()
         return existed

@@ -37,6 +37,7 @@ from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
     DEFAULT_PREFIX,
     DEFAULT_TOMBSTONE_RETENTION,
+    UNIT_LETTERS,
     Check,
     CounterRef,
     CounterState,
@@ -52,7 +53,18 @@ from bedrock_budget.stores.base import (
     tally_items,
 )
 from bedrock_budget.stores.keys import encode_part
-from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
+from bedrock_budget.stores.redis.codec import (
+    _PLACEHOLDER,
+    _SCRIPTS,
+    _int,
+    _limit,
+    _row,
+    _str,
+    read_requests,
+    request_fields,
+    reserve_requests,
+    settle_requests,
+)
 from bedrock_budget.stores.redis.tracking import TrackReads, track_ops
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
 
@@ -222,7 +234,10 @@ class RedisStore(TrackReads, Store):
             counter_keys, fixed = self._reserve_pieces(hold)
             keys.extend(counter_keys)
             charge = 1 if hold.charge_on_expiry else 0
-            parts.append(f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}",{charge}]')
+            parts.append(
+                f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}",{charge}'
+                f"{request_fields(hold)}]"
+            )
         payload = "[" + ",".join(parts) + "]"
         head, *lines = _str(self._eval("reserve", keys, [now_ms, deadline_ms, rid, payload])).split("\n")
         granted, repeated = head.split()
@@ -239,6 +254,9 @@ class RedisStore(TrackReads, Store):
                 held_tokens=int(held_tok),
                 active=int(live),
             )
+            refused_requests = False
+            if hold.limit_requests is not None:
+                state, refused_requests, fired = reserve_requests(state, fired)
             checks.append(
                 Check(
                     state,
@@ -246,6 +264,7 @@ class RedisStore(TrackReads, Store):
                     refused_tokens=refused_tok == "1",
                     fired=tuple(m for m in hold.refusal_marks if m.name in fired) if fired else (),
                     epoch=None if epoch == "-" else epoch,
+                    refused_requests=refused_requests,
                 )
             )
         return ReserveResult(granted=granted == "1", checks=tuple(checks), repeated=repeated == "1")
@@ -284,11 +303,12 @@ class RedisStore(TrackReads, Store):
                 if slot is None:
                     slot = index[(ref, spend.marks)] = len(index) + 1
                     keys.extend(self._keys(ref))
-                    thresholds = [
-                        [m.name, "u" if m.unit == "usd" else "t", str(m.amount)] for m in spend.marks
-                    ]
+                    thresholds = [[m.name, UNIT_LETTERS[m.unit], str(m.amount)] for m in spend.marks]
                     counters.append([str(ref.ttl_ms(now_ms, self.key_slack)), ref.meta(), thresholds])
-                parts.append([slot, str(spend.usd), str(spend.tokens), spend.epoch or ""])
+                part: list[object] = [slot, str(spend.usd), str(spend.tokens), spend.epoch or ""]
+                if spend.requests is not None:
+                    part.append(str(spend.requests))
+                parts.append(part)
             settlements.append(
                 [
                     request.reservation_id,
@@ -318,6 +338,8 @@ class RedisStore(TrackReads, Store):
                     held_tokens=int(held_tokens),
                     active=int(live),
                 )
+                if spend.requests is not None:
+                    state, fired = settle_requests(state, fired)
                 reached = tuple(m for m in spend.marks if m.name in fired) if fired else ()
                 outcomes.append(SettleOutcome(settle_status(int(status)), state, reached))
             results.append(tuple(outcomes))
@@ -375,7 +397,7 @@ class RedisStore(TrackReads, Store):
                 limit_usd=_limit(pairs, "lu"),
                 limit_tokens=_limit(pairs, "lt"),
             )
-            found.append((state, meta_text))
+            found.append((read_requests(state, pairs), meta_text))
         return found
 
     def _read(self, refs: Sequence[CounterRef], now_ms: int) -> tuple[CounterState, ...]:

@@ -67,7 +67,8 @@ def test_settling_moves_requests_from_held_to_made_and_never_changes_the_count(s
     assert not store.reserve("c3", [hold(r)], now_ms=T0, deadline_ms=DEADLINE).granted
     # A retried reservation (same id) holds nothing twice.
     again = store.reserve("c2", [hold(r)], now_ms=T0, deadline_ms=DEADLINE)
-    assert again.granted and again.repeated
+    assert again.granted
+    assert again.repeated
     assert requests(store, r) == (1, 2, 3)
 
 
@@ -134,5 +135,6 @@ def test_requests_refuse_all_or_nothing_across_counters(store: Store) -> None:
     assert [c.refused_requests for c in result.checks] == [False, True]
     assert requests(store, free)[:2] == (0, 0)  # a cluster held it in another slot and gave it back
     warn = store.reserve("z", [hold(free), hold(full, 1, enforce=False)], now_ms=T0, deadline_ms=DEADLINE)
-    assert warn.granted and warn.checks[1].refused_requests
+    assert warn.granted
+    assert warn.checks[1].refused_requests
     assert requests(store, full) == (0, 2, 1)

@@ -230,7 +230,7 @@ class BudgetExceededError(BedrockBudgetError):
                 text = f"{amount:f}"
             else:
                 text = format(amount.normalize(), "f")
-            return f"${text}" if unit == "usd" else f"{text} tokens"
+            return f"${text}" if unit == "usd" else f"{text} {unit}"
 
         resets = f", resets at {resets_at.isoformat()}" if resets_at else ""
         detail = f" ({reason})" if reason else ""

@@ -383,6 +383,7 @@ class Ledger(LedgerReads, LedgerCounters):
                 tokens=line.budget.weigh(tokens),
                 marks=budgets.current_marks(line.budget),
                 epoch=epoch,
+                requests=None if line.budget.limit_requests is None else 1,
             )
             for line, epoch in zip(reservation.lines, epochs, strict=True)
         )

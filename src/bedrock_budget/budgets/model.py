@@ -15,6 +15,10 @@ budget's own limit; ``"refuse"`` refuses them before any I/O with
 behaviour before the option existed, now only when asked for). Every such call is counted either way
 (``bedrock_budget_unattributed_calls_total``).
 
+``limit_requests`` caps calls per window (RPM/RPH/RPD with ``window="minute"``/``"hour"``/``"day"``). A
+call counts one request from its reservation; a released call gives it back; settling never changes the
+count. Clamping cannot make a call fit a request limit, so a ``clamp`` budget refuses there like ``block``.
+
 Token limits count weighted tokens: each token type has a weight (default 1) with at most three decimal
 places, so weighted amounts are exact integers in milli-tokens.
 
@@ -55,6 +59,8 @@ UNATTRIBUTED_POLICIES: Final[tuple[str, ...]] = get_args(UnattributedPolicy)
 UNATTRIBUTED: Final = "(none)"
 #: A ``clamp`` budget refuses a call rather than cap its output below this many tokens.
 DEFAULT_MIN_OUTPUT_TOKENS: Final = 100
+#: The largest request-count limit (a trillion calls per window).
+MAX_REQUESTS: Final = 10**12
 _ACTION_ALIASES: Final = {"shadow": "warn"}
 TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 DEFAULT_THRESHOLDS: Final = (50, 80, 100)
@@ -99,6 +105,7 @@ class Budget:
         "downgrade_to",
         "limit_milli",
         "limit_nanos",
+        "limit_requests",
         "limit_tokens",
         "limit_usd",
         "max_call_nanos",
@@ -124,6 +131,7 @@ class Budget:
     limit_tokens: Decimal | None
     limit_nanos: int | None
     limit_milli: int | None
+    limit_requests: int | None
     max_call_usd: Decimal | None
     max_call_nanos: int | None
     action: str
@@ -144,6 +152,7 @@ class Budget:
         timezone: str = "UTC",
         limit_usd: str | Decimal | int | None = None,
         limit_tokens: str | Decimal | int | None = None,
+        limit_requests: int | str | None = None,
         max_call_usd: str | Decimal | int | None = None,
         token_weights: Mapping[str, str | Decimal | int] | None = None,
         action: str = "block",
@@ -187,8 +196,10 @@ class Budget:
 
         usd = self._limit(name, "limit_usd", limit_usd, places=9)
         tokens = self._limit(name, "limit_tokens", limit_tokens, places=3)
-        if usd is None and tokens is None:
-            raise _fail(name, "limit_usd", "a budget needs limit_usd, limit_tokens or both")
+        requests = _requests_limit(name, limit_requests)
+        if usd is None and tokens is None and requests is None:
+            raise _fail(name, "limit_usd", "a budget needs limit_usd, limit_tokens or limit_requests (or several)")
+        set_(self, "limit_requests", requests)
         set_(self, "limit_usd", usd)
         set_(self, "limit_tokens", tokens)
         set_(self, "limit_nanos", None if usd is None else usd_to_nanos(usd))
@@ -398,6 +409,8 @@ class Budget:
             data["limit_usd"] = str(self.limit_usd)
         if self.limit_tokens is not None:
             data["limit_tokens"] = str(self.limit_tokens)
+        if self.limit_requests is not None:
+            data["limit_requests"] = self.limit_requests
         if self.max_call_usd is not None:
             data["max_call_usd"] = str(self.max_call_usd)
         weights = {k: str(v) for k, v in self._weights.items() if v != 1}
@@ -430,6 +443,7 @@ class Budget:
             self.window,
             self.limit_nanos,
             self.limit_milli,
+            self.limit_requests,
             self.max_call_nanos,
             tuple(sorted(self.weight_milli.items())),
             self.action,
@@ -449,6 +463,17 @@ class Budget:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "name")
         return f"Budget({self.name!r}, {fields})"
+
+
+def _requests_limit(name: str, value: object) -> int | None:
+    """A request-count limit: a whole number of calls (a string of digits from YAML or the environment)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REQUESTS:
+        raise _fail(name, "limit_requests", f"{shown(value)} is not a whole number from 1 to {MAX_REQUESTS}")
+    return value
 
 
 def _rebuild_budget(data: dict[str, Any]) -> Budget:

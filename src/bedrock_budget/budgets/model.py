@@ -198,7 +198,9 @@ class Budget:
         tokens = self._limit(name, "limit_tokens", limit_tokens, places=3)
         requests = _requests_limit(name, limit_requests)
         if usd is None and tokens is None and requests is None:
-            raise _fail(name, "limit_usd", "a budget needs limit_usd, limit_tokens or limit_requests (or several)")
+            raise _fail(
+                name, "limit_usd", "a budget needs limit_usd, limit_tokens or limit_requests (or several)"
+            )
         set_(self, "limit_requests", requests)
         set_(self, "limit_usd", usd)
         set_(self, "limit_tokens", tokens)

@@ -94,6 +94,7 @@ class StoreBudgetSource:
                 window = states[0].ref.window
             usd = max(states, key=lambda s: (s.spent_usd, s.held_usd), default=None)
             tok = max(states, key=lambda s: (s.spent_tokens, s.held_tokens), default=None)
+            req = max(states, key=lambda s: (s.spent_requests, s.held_requests), default=None)
             result.append(
                 BudgetState(
                     budget=name,
@@ -106,6 +107,9 @@ class StoreBudgetSource:
                     reserved_tokens=milli_to_tokens(tok.held_tokens) if tok else _ZERO,
                     resets_at=resets_at,
                     counters=len(states),
+                    limit_requests=budget.limit_requests if budget is not None else None,
+                    spent_requests=req.spent_requests if req else 0,
+                    reserved_requests=req.held_requests if req else 0,
                 )
             )
         return result
@@ -126,6 +130,10 @@ class _Status(Protocol):
     def spent_tokens(self) -> Decimal: ...
     @property
     def reserved_tokens(self) -> Decimal: ...
+    @property
+    def spent_requests(self) -> int: ...
+    @property
+    def reserved_requests(self) -> int: ...
 
 
 class _StatusLister(Protocol):
@@ -148,6 +156,7 @@ class LedgerBudgetSource:
             budget = items[0].budget
             usd = max(items, key=lambda s: (s.spent_usd, s.reserved_usd))
             tok = max(items, key=lambda s: (s.spent_tokens, s.reserved_tokens))
+            req = max(items, key=lambda s: (s.spent_requests, s.reserved_requests))
             resets = items[0].resets_at
             result.append(
                 BudgetState(
@@ -163,8 +172,16 @@ class LedgerBudgetSource:
                     counters=sum(
                         1
                         for s in items
-                        if s.spent_usd or s.reserved_usd or s.spent_tokens or s.reserved_tokens
+                        if s.spent_usd
+                        or s.reserved_usd
+                        or s.spent_tokens
+                        or s.reserved_tokens
+                        or s.spent_requests
+                        or s.reserved_requests
                     ),
+                    limit_requests=budget.limit_requests,
+                    spent_requests=req.spent_requests,
+                    reserved_requests=req.reserved_requests,
                 )
             )
         return result
@@ -180,7 +197,10 @@ _GAUGES: Final = (
     ("budget_limit_tokens", "Budget limit in weighted tokens for the current window."),
     ("budget_spent_tokens", "Weighted tokens spent in the budget's current window."),
     ("budget_reserved_tokens", "Weighted tokens held by calls in flight against the budget."),
-    ("budget_utilisation_ratio", "Spent divided by limit (1 = exhausted), per unit (usd, tokens)."),
+    ("budget_limit_requests", "Budget limit in requests (calls) for the current window."),
+    ("budget_spent_requests", "Requests made in the budget's current window (under a request limit)."),
+    ("budget_reserved_requests", "Requests held by calls in flight against the budget."),
+    ("budget_utilisation_ratio", "Spent divided by limit (1 = exhausted), per unit (usd, tokens, requests)."),
     ("budget_reset_seconds", "Seconds until the budget's window resets."),
     ("budget_counters", "Scope values holding spend in the current window (1 unless the scope has '*')."),
 )

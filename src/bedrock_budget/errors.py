@@ -192,7 +192,8 @@ class BudgetExceededError(BedrockBudgetError):
     """A call was refused before any byte went to Bedrock because it could exceed a budget.
 
     Amounts are ``Decimal`` USD for dollar limits; for token limits ``unit`` is ``"tokens"`` and the
-    amounts are (weighted) token counts.
+    amounts are (weighted) token counts; for request limits ``unit`` is ``"requests"`` and the amounts
+    are calls (made, held by calls in flight, and the 1 this call needs).
     """
 
     def __init__(

@@ -205,7 +205,11 @@ class MemoryStore(Store):
                             # budget has as many counters as users), not one per counter.
                             counts[sys.intern(name)] = value
                     for mark in spend.marks:
-                        delta, total = spent_in(counter, spend, mark)
+                        delta, total = (
+                            (spend.usd, counter.spent_usd)
+                            if mark.unit == "usd"
+                            else spent_in(counter, spend, mark)
+                        )
                         if delta and total >= mark.amount and mark.name not in counter.alerts:
                             counter.alerts[mark.name] = now_ms
                             fired.append(mark)

@@ -69,17 +69,18 @@ def request_fields(hold: Hold) -> str:
     return f',"{hold.limit_requests}","{mark}","{hold.requests}"'
 
 
-def reserve_requests(state: CounterState, columns: Sequence[str]) -> tuple[CounterState, bool, list[str]]:
-    """A reserve reply line's request columns (requests made, held, refused) taken off the columns after
-    the epoch; returns the state with them, whether requests refused, and the fired marks left."""
+def reserve_requests(columns: Sequence[str]) -> tuple[int, int, bool, list[str]]:
+    """A reserve reply line's request columns taken off the columns after the epoch: requests made and
+    held, whether requests refused, and the fired marks left."""
     spent, held, refused, *fired = columns
-    return replace(state, spent_requests=int(spent), held_requests=int(held)), refused == "1", fired
+    return int(spent), int(held), refused == "1", fired
 
 
-def settle_requests(state: CounterState, columns: Sequence[str]) -> tuple[CounterState, list[str]]:
-    """A settle reply row's request columns (requests made, held) taken off the columns after the state."""
+def settle_requests(columns: Sequence[str]) -> tuple[int, int, list[str]]:
+    """A settle reply row's request columns taken off the columns after the state: requests made and
+    held, and the fired marks left."""
     spent, held, *fired = columns
-    return replace(state, spent_requests=int(spent), held_requests=int(held)), fired
+    return int(spent), int(held), fired
 
 
 def read_requests(state: CounterState, pairs: Sequence[tuple[str, str]]) -> CounterState:

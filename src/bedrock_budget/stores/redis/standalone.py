@@ -246,6 +246,10 @@ class RedisStore(TrackReads, Store):
             spent_usd, held_usd, spent_tok, held_tok, live, refused_usd, refused_tok, epoch, *fired = (
                 line.split()
             )
+            spent_req = held_req = 0
+            refused_requests = False
+            if hold.limit_requests is not None:
+                spent_req, held_req, refused_requests, fired = reserve_requests(fired)
             state = CounterState(
                 ref=hold.ref,
                 spent_usd=int(spent_usd),
@@ -253,10 +257,9 @@ class RedisStore(TrackReads, Store):
                 spent_tokens=int(spent_tok),
                 held_tokens=int(held_tok),
                 active=int(live),
+                spent_requests=spent_req,
+                held_requests=held_req,
             )
-            refused_requests = False
-            if hold.limit_requests is not None:
-                state, refused_requests, fired = reserve_requests(state, fired)
             checks.append(
                 Check(
                     state,
@@ -330,6 +333,9 @@ class RedisStore(TrackReads, Store):
                 status, spent_usd, held_usd, spent_tokens, held_tokens, live, *fired = _str(
                     next(rows)
                 ).split()
+                spent_req = held_req = 0
+                if spend.requests is not None:
+                    spent_req, held_req, fired = settle_requests(fired)
                 state = CounterState(
                     ref=spend.ref,
                     spent_usd=int(spent_usd),
@@ -337,9 +343,9 @@ class RedisStore(TrackReads, Store):
                     spent_tokens=int(spent_tokens),
                     held_tokens=int(held_tokens),
                     active=int(live),
+                    spent_requests=spent_req,
+                    held_requests=held_req,
                 )
-                if spend.requests is not None:
-                    state, fired = settle_requests(state, fired)
                 reached = tuple(m for m in spend.marks if m.name in fired) if fired else ()
                 outcomes.append(SettleOutcome(settle_status(int(status)), state, reached))
             results.append(tuple(outcomes))

@@ -165,11 +165,13 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
                 "memory": _reserve_settle(memory),
                 "sync": _reserve_settle(sync),
                 "background": _reserve_settle(background),
-                "leased-sync": _reserve_settle(leased_sync),
-                "leased-background": _reserve_settle(leased_background),
+                # The same three with request limits, in the same order, so each follows what its plain
+                # twin follows (a background call's batch may still be going out during the next call).
                 "memory-requests": _reserve_settle(memory_requests),
                 "sync-requests": _reserve_settle(sync_requests),
                 "background-requests": _reserve_settle(background_requests),
+                "leased-sync": _reserve_settle(leased_sync),
+                "leased-background": _reserve_settle(leased_background),
                 "hollow": _hollow_reserve(hollow_store, client),
                 "script": _raw_reserve_script(raw_store),
             },

@@ -153,3 +153,13 @@ local function state(h, z)
   local v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht')
   return {amount(v[1]), amount(v[2]), amount(v[3]), amount(v[4]), redis.call('ZCARD', z)}
 end
+
+-- state(), and the request columns ('' unless with_requests) read with it.
+local function state_and_requests(h, z, with_requests)
+  if not with_requests then
+    return state(h, z), ''
+  end
+  local v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'sq', 'hq')
+  local row = {amount(v[1]), amount(v[2]), amount(v[3]), amount(v[4]), redis.call('ZCARD', z)}
+  return row, ' ' .. amount(v[5]) .. ' ' .. amount(v[6])
+end

@@ -56,7 +56,14 @@ for i = 1, n do
   if purge_live(h, z, t, now) > 0 then
     touch_one(t, c[TTL])
   end
-  local v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'e', 'lu', 'lt')
+  local limit_req = c[REQ_LIMIT]
+  local v
+  if limit_req then
+    -- The same read, and requests made, held and the request limit last stored (8 to 10).
+    v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'e', 'lu', 'lt', 'sq', 'hq', 'lq')
+  else
+    v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'e', 'lu', 'lt')
+  end
   local row = {amount(v[1]), amount(v[2]), amount(v[3]), amount(v[4]), redis.call('ZCARD', z), 0, 0}
   for u = 1, 2 do
     local limit = c[LIMIT + u]
@@ -67,11 +74,9 @@ for i = 1, n do
   if c[ENFORCE] == 1 and (row[6] == 1 or row[7] == 1) then
     granted = 0
   end
-  local limit_req = c[REQ_LIMIT]
   if limit_req then
     -- Requests made, held, refused, and the request limit last stored.
-    local q = redis.call('HMGET', h, 'sq', 'hq', 'lq')
-    local want = {amount(q[1]), amount(q[2]), 0, q[3]}
+    local want = {amount(v[8]), amount(v[9]), 0, v[10]}
     if not fits(want[1], want[2], c[REQ_WANT], limit_req) then
       want[3] = 1
       if c[ENFORCE] == 1 then

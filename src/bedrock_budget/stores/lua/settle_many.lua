@@ -56,11 +56,7 @@ for _, settlement in ipairs(batch['s']) do
         incr(h, pair[1], pair[2])
       end
     end
-    local row = state(h, z)
-    local extra = ''
-    if req then
-      extra = request_columns(h)
-    end
+    local row, extra = state_and_requests(h, z, req)
     if status ~= 0 then
       for _, mark in ipairs(counter[3]) do
         local name, unit, threshold = mark[1], mark[2], mark[3]

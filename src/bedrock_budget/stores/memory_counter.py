@@ -114,8 +114,9 @@ class Counter:
             spent_tokens=max(self.spent_tokens, 0),
             held_tokens=max(self.held_tokens, 0),
             active=len(self.live),
-            spent_requests=max(self.spent_requests, 0),
-            held_requests=max(self.held_requests, 0),
+            # Never negative: only what a hold added is given back.
+            spent_requests=self.spent_requests,
+            held_requests=self.held_requests,
         )
 
 

@@ -9,6 +9,10 @@ admitted call has settled, *closed*: one settlement replaces the lease's hold wi
 its calls (and their per-model tallies), exactly once, through the ledger's usual settle path (queued in
 background mode, journalled when the store is down).
 
+A budget with ``limit_requests`` leases requests the same way (``f`` of the limit, at least one): a call
+takes one from the lease, a released call puts it back, and the lease's settlement counts the calls it
+admitted and settled as requests made, giving the rest back.
+
 Why this never overshoots: a lease is a reservation like any other. The store admitted it only when
 ``spent + held + lease <= limit``, and a process admits a call only when the call's worst case fits what
 is left of its lease, so what all processes can spend is still bounded by the limit. A lease's store

@@ -34,8 +34,7 @@ from ``reserve``; ``"allow"`` returns an *offline* reservation and lets the call
 journal is full; see :mod:`bedrock_budget.budgets.settler`). ``release`` never raises for store errors: an
 unreleased hold expires at its deadline.
 
-Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
-the call is in flight, for at most ``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+Hold lifetime: ``reservation_ttl``, renewed while the call is in flight (:mod:`.keeper`).
 
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
 threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100% threshold
@@ -46,11 +45,8 @@ Settlement (``settle_mode``: ``"sync"`` by default, or ``"background"``: queued 
 the outage journal: :mod:`bedrock_budget.budgets.settler` has the rules (exactly once, never overshooting,
 batching, backpressure, shutdown, visibility).
 
-Capacity leases (``lease_fraction``, off by default): the process reserves a slice of each budget it uses
-and admits calls against it in memory, so most calls make no store round trip at all; each lease settles
-once, for all its calls, when it closes. See :mod:`bedrock_budget.budgets.leases` for the rules and
-what they cost (spend seen by other processes about ``lease_seconds`` later; some capacity briefly held
-near a limit).
+Capacity leases (``lease_fraction``, off by default): see :mod:`bedrock_budget.budgets.leases`. Budgets
+published in the store, followed live (``follow_published``): see :mod:`bedrock_budget.budgets.live`.
 """
 
 from __future__ import annotations
@@ -62,6 +58,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink
@@ -85,10 +82,13 @@ from bedrock_budget.budgets.settings import (
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
-from bedrock_budget.errors import StoreError
+from bedrock_budget.errors import ConfigurationError, StoreError
 from bedrock_budget.stores import from_uri
-from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Spend, Store, call_tallies
+from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Store, call_tallies
 from bedrock_budget.stores.tracking import TrackEntry, Tracking
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.live import DefinitionsFollower
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -206,6 +206,7 @@ class Ledger(LedgerReads, LedgerCounters):
             self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )
         self.set_budgets(budgets)
+        self._follower: DefinitionsFollower | None = None
         self._settler = Settler(
             self.store,
             now_ms=self._now_ms,
@@ -235,6 +236,21 @@ class Ledger(LedgerReads, LedgerCounters):
         if self._leases is not None:
             # Leases were sized and granted under the old limits.
             self._leases.retire()
+
+    def follow_published(self, refresh_seconds: float = 1.0) -> DefinitionsFollower:
+        """Enforce the budgets published in the store, following their changes (``budgets.live``)."""
+        from bedrock_budget.budgets.live import DefinitionsFollower
+
+        if self._follower is not None:
+            raise ConfigurationError("this ledger already follows the store's budget definitions")
+        self._follower = DefinitionsFollower(self.store, self.set_budgets, refresh_seconds=refresh_seconds)
+        self._follower.start()
+        return self._follower
+
+    @property
+    def definitions_version(self) -> int | None:
+        """The published version enforced (0: none yet); ``None`` when not following the store."""
+        return self._follower.version if self._follower is not None else None
 
     def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:
         self._alerts.add(sink)
@@ -339,7 +355,7 @@ class Ledger(LedgerReads, LedgerCounters):
         budgets = self._budgets
         for lease in leases:
             self._keeper.forget(lease)
-            request = lease.settlement(budgets.current_marks(lease.budget))
+            request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
             try:
                 self._settler.submit(request)
             except Exception:
@@ -377,14 +393,7 @@ class Ledger(LedgerReads, LedgerCounters):
         budgets = self._budgets
         epochs = reservation.epochs or (None,) * len(reservation.lines)
         spends = tuple(
-            Spend(
-                ref=line.ref,
-                usd=cost_nanos,
-                tokens=line.budget.weigh(tokens),
-                marks=budgets.current_marks(line.budget),
-                epoch=epoch,
-                requests=None if line.budget.limit_requests is None else 1,
-            )
+            line.spend(cost_nanos, tokens, budgets.current_marks(line.budget, line.ref.scope), epoch)
             for line, epoch in zip(reservation.lines, epochs, strict=True)
         )
         tallies = call_tallies(reservation.model_id, cost_nanos, tokens)
@@ -440,7 +449,7 @@ class Ledger(LedgerReads, LedgerCounters):
         return int(self._clock() * 1000)
 
     def _settled(self, request: SettleRequest, outcomes: Sequence[SettleOutcome]) -> None:
-        self._alerts.settled(request, outcomes, self._budgets.by_name)
+        self._alerts.settled(request, outcomes, self._budgets)
 
     def flush(self) -> int:
         """Apply queued settlements and replay the whole journal now; returns how many settlements the
@@ -462,6 +471,8 @@ class Ledger(LedgerReads, LedgerCounters):
             return
         self._closed = True
         self._keeper.stop()
+        if self._follower is not None:
+            self._follower.stop()
         try:
             if self._leases is not None:
                 self._leases.retire()

@@ -69,6 +69,7 @@ FIELDS = frozenset(
         "model_family",
         "on_expired_hold",
         "on_unattributed",
+        "overrides",
     }
 )
 ENV_FILE = "BEDROCK_BUDGETS_FILE"
@@ -123,6 +124,10 @@ def _one(data: object, index: str, name: str | None = None) -> Budget:
     for whole in ("min_output_tokens", "limit_requests"):
         if fields.get(whole) is not None:
             fields[whole] = _whole(label, whole, fields[whole], "number")
+    overrides = fields.get("overrides")
+    if isinstance(overrides, Mapping):
+        # ``overrides: {42: ...}`` names the value "42", as a scope value would.
+        fields["overrides"] = {k if isinstance(k, str) else _scalar_text(k): v for k, v in overrides.items()}
     scope = fields.get("scope")
     if isinstance(scope, Mapping):
         fields["scope"] = {k: v if isinstance(v, str) else _scalar_text(v) for k, v in scope.items()}

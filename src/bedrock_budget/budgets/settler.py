@@ -170,23 +170,14 @@ class Settler:
     def apply(self, request: SettleRequest) -> bool:
         """Send one settlement; False (logged, counted) when the store could not take it."""
         try:
-            if request.track is None:
-                outcomes = self.store.settle(
-                    request.reservation_id,
-                    request.spends,
-                    now_ms=self._now_ms(),
-                    charge=request.charge,
-                    tallies=request.tallies,
-                )
-            else:
-                outcomes = self.store.settle(
-                    request.reservation_id,
-                    request.spends,
-                    now_ms=self._now_ms(),
-                    charge=request.charge,
-                    tallies=request.tallies,
-                    track=request.track,
-                )
+            outcomes = self.store.settle(
+                request.reservation_id,
+                request.spends,
+                now_ms=self._now_ms(),
+                charge=request.charge,
+                tallies=request.tallies,
+                track=request.track,
+            )
         except StoreError as exc:
             self.store_errors += 1
             log.warning(

@@ -76,8 +76,9 @@ def read_window(store: Store, budget: Budget, scope: Mapping[str, str] | None, n
     values = dict(scope) if scope is not None else fixed_scope(budget)
     if any(v == WILDCARD for v in values.values()):
         raise ConfigurationError(f"budget {budget.name!r} has a wildcard scope; pass concrete scope values")
-    (state,) = store.read([current_ref(budget, values, now)], now_ms=int(now * 1000))
-    return status_of(budget, state)
+    ref = current_ref(budget, values, now)
+    (state,) = store.read([ref], now_ms=int(now * 1000))
+    return status_of(budget.for_values(ref.scope), state)
 
 
 def current_windows(
@@ -102,7 +103,9 @@ def current_windows(
         if not any(v == WILDCARD for v in fixed.values()) and not states:
             (state,) = store.read([current_ref(budget, fixed, now)], now_ms=now_ms)
             states = [state]
-        results.extend(status_of(budget, s) for s in sorted(states, key=lambda s: s.ref.scope))
+        results.extend(
+            status_of(budget.for_values(s.ref.scope), s) for s in sorted(states, key=lambda s: s.ref.scope)
+        )
     return results
 
 

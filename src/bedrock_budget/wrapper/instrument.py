@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bedrock_budget.alerts.model import Alert
     from bedrock_budget.alerts.sinks import AlertSink
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
+    from bedrock_budget.budgets.live import StoreBudgets
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.pricing.table import PriceTable
     from bedrock_budget.resolver import ModelResolver
@@ -36,7 +37,7 @@ _meter: Meter | None = None
 def instrument(
     *,
     store: Store | str | None = None,
-    budgets: Iterable[Budget] | str | Path | None = None,
+    budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
     ledger: Ledger | None = None,
     listeners: Iterable[Listener] = (),

@@ -65,6 +65,7 @@ from bedrock_budget.stores.redis.codec import (
     reserve_requests,
     settle_requests,
 )
+from bedrock_budget.stores.redis.definitions import RedisDefinitions
 from bedrock_budget.stores.redis.tracking import TrackReads, track_ops
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
 
@@ -83,7 +84,7 @@ _UNAVAILABLE: Final = (
 T = TypeVar("T")
 
 
-class RedisStore(TrackReads, Store):
+class RedisStore(RedisDefinitions, TrackReads, Store):
     """Standalone Redis (and Valkey, ElastiCache, Sentinel-managed masters).
 
     ``RedisStore(client)`` wraps an existing ``redis.Redis`` (or compatible, e.g. fakeredis) client, which

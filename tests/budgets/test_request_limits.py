@@ -4,6 +4,7 @@ status, leases and the journal, and calls through the wrapper against the fake B
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 
 import bedrock_budget as bb
+from backends import Backend
 from bedrock_budget.alerts import Alert
 from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.budgets.durable import decode, encode
 from bedrock_budget.budgets.loading import budgets_from_env, parse_budgets_yaml
+from bedrock_budget.budgets.published import read as read_published
 from bedrock_budget.cli import main
 from bedrock_budget.errors import BudgetBlockedError, BudgetConfigError, DowngradeRequiredError
 from bedrock_budget.metrics.collector import BudgetCollector, LedgerBudgetSource
@@ -230,3 +233,41 @@ def test_budgets_set_edits_the_request_limit_and_list_shows_requests(
     assert main(["budgets", "set", "rpm", "--limit-requests", "1.5", "--budgets", str(path)]) != 0
     assert "limit_requests" in capsys.readouterr().err
     assert budget == parse_budgets_yaml(path.read_text())[0]  # a refused value leaves the file alone
+
+
+def test_a_per_value_override_gives_one_user_a_request_limit_of_their_own() -> None:
+    (budget,) = parse_budgets_yaml(
+        "per-user-rpm:\n  scope: {user: '*'}\n  window: minute\n  limit_requests: 1\n"
+        "  overrides: {u-17: {limit_requests: 3}}\n"
+    )
+    ledger = Ledger(MemoryStore(), [budget])
+    for user, admitted in (("u-1", 1), ("u-17", 3)):
+        for _ in range(admitted):
+            ledger.reserve({"user": user}, "m", None, 1, {})
+        with pytest.raises(BudgetBlockedError) as refused:
+            ledger.reserve({"user": user}, "m", None, 1, {})
+        assert (refused.value.unit, refused.value.limit) == ("requests", admitted)
+    with pytest.raises(BudgetConfigError):
+        Budget("x", scope={"user": "*"}, limit_requests=1, overrides={"u-1": {"limit_requests": "1.5"}})
+
+
+@pytest.mark.backends("redis")
+def test_budgets_set_publishes_request_limits_and_overrides(
+    backend: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith("BEDROCK_BUDGET"):
+            monkeypatch.delenv(variable)
+    assert backend.uri is not None
+    store_args = ["--store", backend.uri, "--prefix", backend.prefix]
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n  per-user: {scope: {user: '*'}, window: minute, limit_requests: 10}\n")
+    assert main(["budgets", "apply", str(path), *store_args]) == 0
+    assert main(["budgets", "set", "per-user", "--value", "u-17", "--limit-requests", "50", *store_args]) == 0
+    assert main(["budgets", "set", "per-user", "--limit-requests", "20", *store_args]) == 0
+    capsys.readouterr()
+    assert main(["budgets", "show", "per-user", "--value", "u-17", *store_args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["effective"]["limit_requests"] == 50
+    published = read_published(backend.make())
+    assert published is not None
+    assert published.budget("per-user").limit_requests == 20

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "wrapper": "wrapper",
     "async-wrapper": "async_wrapper",
     "hot-path": "hot_path",
+    "request-limits": "request_limits",
     "count-tokens": "count_tokens",
     "throughput": "throughput",
     "memory": "memory_users",

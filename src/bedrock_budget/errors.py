@@ -205,7 +205,8 @@ class BudgetExceededError(BedrockBudgetError):
     """A call was refused before any byte went to Bedrock because it could exceed a budget.
 
     Amounts are ``Decimal`` USD for dollar limits; for token limits ``unit`` is ``"tokens"`` and the
-    amounts are (weighted) token counts.
+    amounts are (weighted) token counts; for request limits ``unit`` is ``"requests"`` and the amounts
+    are calls (made, held by calls in flight, and the 1 this call needs).
     """
 
     def __init__(
@@ -243,7 +244,7 @@ class BudgetExceededError(BedrockBudgetError):
                 text = f"{amount:f}"
             else:
                 text = format(amount.normalize(), "f")
-            return f"${text}" if unit == "usd" else f"{text} tokens"
+            return f"${text}" if unit == "usd" else f"{text} {unit}"
 
         resets = f", resets at {resets_at.isoformat()}" if resets_at else ""
         detail = f" ({reason})" if reason else ""

@@ -251,6 +251,7 @@ def test_apply_set_and_show_from_the_cli(
         "key": "user",
         "limit_usd": "50",
         "limit_tokens": None,
+        "limit_requests": None,
         "source": "the override for user=u-17",
     }
     code, out, _ = run(capsys, "budgets", "show", "per-user", "--value", "u-3", *cli_args)

@@ -56,6 +56,7 @@ class CompiledBudget:
             enforce=budget.action != "warn",
             refusal_marks=self.refusal_marks,
             charge_on_expiry=budget.on_expired_hold == "charge",
+            limit_requests=budget.limit_requests,
         )
 
 
@@ -67,6 +68,8 @@ def marks_of(budget: Budget) -> tuple[Mark, ...]:
             marks.append(Mark("usd", percent, -(-budget.limit_nanos * percent // 100)))
         if budget.limit_milli is not None:
             marks.append(Mark("tokens", percent, -(-budget.limit_milli * percent // 100)))
+        if budget.limit_requests is not None:
+            marks.append(Mark("requests", percent, -(-budget.limit_requests * percent // 100)))
     return tuple(marks)
 
 

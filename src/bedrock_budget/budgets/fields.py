@@ -14,6 +14,8 @@ from bedrock_budget.errors import BudgetConfigError, shown
 TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 #: A ``clamp`` budget refuses a call rather than cap its output below this many tokens.
 DEFAULT_MIN_OUTPUT_TOKENS: Final = 100
+#: The largest request-count limit (a trillion calls per window).
+MAX_REQUESTS: Final = 10**12
 
 
 def fail(budget: str | None, field: str, reason: str) -> BudgetConfigError:
@@ -40,6 +42,17 @@ def limit_of(name: str, field: str, value: object, *, places: int) -> Decimal | 
     if number.scaleb(places) > MAX_AMOUNT:
         raise fail(name, field, f"{number} is too large")
     return number
+
+
+def requests_of(name: str, field: str, value: object) -> int | None:
+    """A request-count limit: a whole number of calls (a string of digits from YAML or the environment)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REQUESTS:
+        raise fail(name, field, f"{shown(value)} is not a whole number from 1 to {MAX_REQUESTS}")
+    return value
 
 
 def weights_of(name: str, weights: Mapping[str, str | Decimal | int] | None) -> dict[str, Decimal]:

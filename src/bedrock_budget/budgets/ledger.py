@@ -84,7 +84,7 @@ from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
 from bedrock_budget.errors import ConfigurationError, StoreError
 from bedrock_budget.stores import from_uri
-from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Spend, Store, call_tallies
+from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Store, call_tallies
 from bedrock_budget.stores.tracking import TrackEntry, Tracking
 
 if TYPE_CHECKING:
@@ -393,13 +393,7 @@ class Ledger(LedgerReads, LedgerCounters):
         budgets = self._budgets
         epochs = reservation.epochs or (None,) * len(reservation.lines)
         spends = tuple(
-            Spend(
-                ref=line.ref,
-                usd=cost_nanos,
-                tokens=line.budget.weigh(tokens),
-                marks=budgets.current_marks(line.budget, line.ref.scope),
-                epoch=epoch,
-            )
+            line.spend(cost_nanos, tokens, budgets.current_marks(line.budget, line.ref.scope), epoch)
             for line, epoch in zip(reservation.lines, epochs, strict=True)
         )
         tallies = call_tallies(reservation.model_id, cost_nanos, tokens)

@@ -15,6 +15,10 @@ budget's own limit; ``"refuse"`` refuses them before any I/O with
 behaviour before the option existed, now only when asked for). Every such call is counted either way
 (``bedrock_budget_unattributed_calls_total``).
 
+``limit_requests`` caps calls per window (RPM/RPH/RPD with ``window="minute"``/``"hour"``/``"day"``). A
+call counts one request from its reservation; a released call gives it back; settling never changes the
+count. Clamping cannot make a call fit a request limit, so a ``clamp`` budget refuses there like ``block``.
+
 Token limits count weighted tokens: each token type has a weight (default 1) with at most three decimal
 places, so weighted amounts are exact integers in milli-tokens.
 
@@ -38,6 +42,7 @@ from bedrock_budget.budgets.fields import fail as _fail
 from bedrock_budget.budgets.fields import (
     limit_of,
     min_output_of,
+    requests_of,
     thresholds_of,
     weights_of,
 )
@@ -87,6 +92,7 @@ class Budget:
         "downgrade_to",
         "limit_milli",
         "limit_nanos",
+        "limit_requests",
         "limit_tokens",
         "limit_usd",
         "max_call_nanos",
@@ -115,6 +121,7 @@ class Budget:
     limit_tokens: Decimal | None
     limit_nanos: int | None
     limit_milli: int | None
+    limit_requests: int | None
     max_call_usd: Decimal | None
     max_call_nanos: int | None
     action: str
@@ -137,6 +144,7 @@ class Budget:
         timezone: str = "UTC",
         limit_usd: str | Decimal | int | None = None,
         limit_tokens: str | Decimal | int | None = None,
+        limit_requests: int | str | None = None,
         max_call_usd: str | Decimal | int | None = None,
         token_weights: Mapping[str, str | Decimal | int] | None = None,
         action: str = "block",
@@ -181,8 +189,12 @@ class Budget:
 
         usd = limit_of(name, "limit_usd", limit_usd, places=9)
         tokens = limit_of(name, "limit_tokens", limit_tokens, places=3)
-        if usd is None and tokens is None:
-            raise _fail(name, "limit_usd", "a budget needs limit_usd, limit_tokens or both")
+        requests = requests_of(name, "limit_requests", limit_requests)
+        if usd is None and tokens is None and requests is None:
+            raise _fail(
+                name, "limit_usd", "a budget needs limit_usd, limit_tokens or limit_requests (or several)"
+            )
+        set_(self, "limit_requests", requests)
         set_(self, "limit_usd", usd)
         set_(self, "limit_tokens", tokens)
         set_(self, "limit_nanos", None if usd is None else usd_to_nanos(usd))
@@ -341,6 +353,8 @@ class Budget:
             data["limit_usd"] = str(self.limit_usd)
         if self.limit_tokens is not None:
             data["limit_tokens"] = str(self.limit_tokens)
+        if self.limit_requests is not None:
+            data["limit_requests"] = self.limit_requests
         if self.max_call_usd is not None:
             data["max_call_usd"] = str(self.max_call_usd)
         weights = {k: str(v) for k, v in self._weights.items() if v != 1}
@@ -397,6 +411,7 @@ class Budget:
             self.window,
             self.limit_nanos,
             self.limit_milli,
+            self.limit_requests,
             self.max_call_nanos,
             tuple(sorted(self.weight_milli.items())),
             self.action,

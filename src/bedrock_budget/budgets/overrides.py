@@ -20,11 +20,11 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
 
-from bedrock_budget.budgets.fields import fail, limit_of, text
+from bedrock_budget.budgets.fields import fail, limit_of, requests_of, text
 from bedrock_budget.errors import shown
 
 #: The budget fields an override may set.
-OVERRIDE_FIELDS: Final = ("limit_usd", "limit_tokens")
+OVERRIDE_FIELDS: Final = ("limit_usd", "limit_tokens", "limit_requests")
 _MAX_VALUE: Final = 1024
 
 
@@ -34,11 +34,12 @@ class LimitOverride:
 
     limit_usd: Decimal | None = None
     limit_tokens: Decimal | None = None
+    limit_requests: int | None = None
 
     def to_dict(self) -> dict[str, str]:
         return {field: str(value) for field in OVERRIDE_FIELDS if (value := getattr(self, field)) is not None}
 
-    def changes(self) -> dict[str, Decimal]:
+    def changes(self) -> dict[str, Decimal | int]:
         """The budget fields this override replaces."""
         return {field: value for field in OVERRIDE_FIELDS if (value := getattr(self, field)) is not None}
 
@@ -79,6 +80,7 @@ def _one(budget: str, label: str, limits: object) -> LimitOverride:
         )
     usd = limit_of(budget, f"{label}.limit_usd", limits.get("limit_usd"), places=9)
     tokens = limit_of(budget, f"{label}.limit_tokens", limits.get("limit_tokens"), places=3)
-    if usd is None and tokens is None:
+    requests = requests_of(budget, f"{label}.limit_requests", limits.get("limit_requests"))
+    if usd is None and tokens is None and requests is None:
         raise fail(budget, label, f"sets no limit; give one of {', '.join(OVERRIDE_FIELDS)}")
-    return LimitOverride(limit_usd=usd, limit_tokens=tokens)
+    return LimitOverride(limit_usd=usd, limit_tokens=tokens, limit_requests=requests)

@@ -102,12 +102,14 @@ def _when(moment: datetime | None) -> str:
     return moment.isoformat(timespec="minutes") if moment is not None else "never"
 
 
-def _amounts(budget: Budget, usd: Decimal, tokens: Decimal) -> str:
+def _amounts(budget: Budget, usd: Decimal, tokens: Decimal, requests: int = 0) -> str:
     parts = []
     if budget.limit_usd is not None or budget.limit_tokens is None:
         parts.append(money(usd))
     if budget.limit_tokens is not None:
         parts.append(f"{tokens:,} tokens")
+    if budget.limit_requests is not None:
+        parts.append(f"{requests:,} requests")
     return " / ".join(parts)
 
 
@@ -138,8 +140,8 @@ def _rows(windows: Sequence[Any]) -> list[tuple[object, ...]]:
                 f"{budget.window.kind} {budget.timezone}",
                 _when(w.resets_at),
                 _limits(budget),
-                _amounts(budget, w.spent_usd, w.spent_tokens),
-                _amounts(budget, w.reserved_usd, w.reserved_tokens),
+                _amounts(budget, w.spent_usd, w.spent_tokens, w.spent_requests),
+                _amounts(budget, w.reserved_usd, w.reserved_tokens, w.reserved_requests),
                 "" if used is None else f"{used}%",
             )
         )
@@ -245,10 +247,11 @@ def show_budget(
             f"{_scope(w.scope)}: {budget.window.kind} window since {_when(w.window_start)}, resets "
             f"{_when(w.resets_at)}"
         )
+        spent = _amounts(budget, w.spent_usd, w.spent_tokens, w.spent_requests)
         click.echo(
-            f"  limit {_limits(w.budget)}; spent {_amounts(budget, w.spent_usd, w.spent_tokens)}; reserved "
-            f"{_amounts(budget, w.reserved_usd, w.reserved_tokens)} ({w.active_reservations} calls in flight)"
-            + ("" if used is None else f"; used {used}%")
+            f"  limit {_limits(w.budget)}; spent {spent}"
+            f"; reserved {_amounts(budget, w.reserved_usd, w.reserved_tokens, w.reserved_requests)} "
+            f"({w.active_reservations} calls in flight)" + ("" if used is None else f"; used {used}%")
         )
         if w.alerts_fired:
             click.echo(f"  alert thresholds crossed: {', '.join(w.alerts_fired)}")
@@ -300,6 +303,7 @@ def apply_budgets(
 @click.argument("name")
 @click.option("--limit-usd", default=None, help="New dollar limit, e.g. 40.00.")
 @click.option("--limit-tokens", default=None, help="New (weighted) token limit, e.g. 2000000.")
+@click.option("--limit-requests", default=None, help="New request limit per window, e.g. 600.")
 @click.option(
     "--value",
     default=None,
@@ -313,6 +317,7 @@ def set_budget(
     name: str,
     limit_usd: str | None,
     limit_tokens: str | None,
+    limit_requests: str | None,
     value: str | None,
     remove_override: bool,
     store_uri: str | None,
@@ -336,15 +341,15 @@ def set_budget(
     """
     from bedrock_budget.reporting.budget_admin import budget_windows, set_limits
 
-    if remove_override and (value is None or limit_usd is not None or limit_tokens is not None):
+    new_limits = {"limit_usd": limit_usd, "limit_tokens": limit_tokens, "limit_requests": limit_requests}
+    if remove_override and (value is None or any(v is not None for v in new_limits.values())):
         raise click.UsageError("--remove-override takes --value and no new limit")
     if store_uri and budgets_file is None:
         with open_store(store_uri, prefix) as store:
             if store.definitions_version():
                 from bedrock_budget.cli.published_commands import set_in_store
 
-                limits = {"limit_usd": limit_usd, "limit_tokens": limit_tokens}
-                set_in_store(store, name, value, limits, remove=remove_override, as_json=as_json)
+                set_in_store(store, name, value, new_limits, remove=remove_override, as_json=as_json)
                 return
     if value is not None:
         raise click.UsageError(
@@ -358,7 +363,9 @@ def set_budget(
             f"no budgets file to edit: pass --budgets FILE or set {BUDGETS_ENV} (budgets defined in "
             f"${ENV_INLINE} or ${ENV_PREFIX}<NAME> are changed where those are set)"
         )
-    before, after = set_limits(budgets_file, name, limit_usd=limit_usd, limit_tokens=limit_tokens)
+    before, after = set_limits(
+        budgets_file, name, limit_usd=limit_usd, limit_tokens=limit_tokens, limit_requests=limit_requests
+    )
     windows = []
     if store_uri:
         from bedrock_budget.budgets.loading import load_budgets

@@ -21,6 +21,8 @@ def limits_text(budget: Budget) -> str:
         parts.append(money(budget.limit_usd))
     if budget.limit_tokens is not None:
         parts.append(f"{budget.limit_tokens:,} tokens")
+    if budget.limit_requests is not None:
+        parts.append(f"{budget.limit_requests:,} requests per {budget.window.kind}")
     return " / ".join(parts)
 
 
@@ -130,6 +132,7 @@ def _limit_fields(budget: Budget) -> dict[str, Any]:
     return {
         "limit_usd": None if budget.limit_usd is None else str(budget.limit_usd),
         "limit_tokens": None if budget.limit_tokens is None else str(budget.limit_tokens),
+        "limit_requests": budget.limit_requests,
     }
 
 

@@ -101,6 +101,7 @@ class StoreBudgetSource:
             # their own, so the largest spend is not necessarily the one closest to its limit.
             usd = max(states, key=lambda s: _fill(budget, s, "usd"), default=None)
             tok = max(states, key=lambda s: _fill(budget, s, "tokens"), default=None)
+            req = max(states, key=lambda s: _fill(budget, s, "requests"), default=None)
             usd_budget = budget.for_values(usd.ref.scope) if budget is not None and usd else budget
             tok_budget = budget.for_values(tok.ref.scope) if budget is not None and tok else budget
             result.append(
@@ -115,6 +116,9 @@ class StoreBudgetSource:
                     reserved_tokens=milli_to_tokens(tok.held_tokens) if tok else _ZERO,
                     resets_at=resets_at,
                     counters=len(states),
+                    limit_requests=budget.limit_requests if budget is not None else None,
+                    spent_requests=req.spent_requests if req else 0,
+                    reserved_requests=req.held_requests if req else 0,
                 )
             )
         return result
@@ -135,6 +139,10 @@ class _Status(Protocol):
     def spent_tokens(self) -> Decimal: ...
     @property
     def reserved_tokens(self) -> Decimal: ...
+    @property
+    def spent_requests(self) -> int: ...
+    @property
+    def reserved_requests(self) -> int: ...
 
 
 class _StatusLister(Protocol):
@@ -157,6 +165,9 @@ class LedgerBudgetSource:
             usd = max(items, key=lambda s: _ratios(s.spent_usd, s.reserved_usd, s.budget.limit_usd))
             tok = max(items, key=lambda s: _ratios(s.spent_tokens, s.reserved_tokens, s.budget.limit_tokens))
             budget = items[0].budget
+            req = max(
+                items, key=lambda s: _ratios(s.spent_requests, s.reserved_requests, s.budget.limit_requests)
+            )
             resets = items[0].resets_at
             result.append(
                 BudgetState(
@@ -172,8 +183,16 @@ class LedgerBudgetSource:
                     counters=sum(
                         1
                         for s in items
-                        if s.spent_usd or s.reserved_usd or s.spent_tokens or s.reserved_tokens
+                        if s.spent_usd
+                        or s.reserved_usd
+                        or s.spent_tokens
+                        or s.reserved_tokens
+                        or s.spent_requests
+                        or s.reserved_requests
                     ),
+                    limit_requests=req.budget.limit_requests,
+                    spent_requests=req.spent_requests,
+                    reserved_requests=req.reserved_requests,
                 )
             )
         return result
@@ -189,7 +208,10 @@ _GAUGES: Final = (
     ("budget_limit_tokens", "Budget limit in weighted tokens for the current window."),
     ("budget_spent_tokens", "Weighted tokens spent in the budget's current window."),
     ("budget_reserved_tokens", "Weighted tokens held by calls in flight against the budget."),
-    ("budget_utilisation_ratio", "Spent divided by limit (1 = exhausted), per unit (usd, tokens)."),
+    ("budget_limit_requests", "Budget limit in requests (calls) for the current window."),
+    ("budget_spent_requests", "Requests made in the budget's current window (under a request limit)."),
+    ("budget_reserved_requests", "Requests held by calls in flight against the budget."),
+    ("budget_utilisation_ratio", "Spent divided by limit (1 = exhausted), per unit (usd, tokens, requests)."),
     ("budget_reset_seconds", "Seconds until the budget's window resets."),
     ("budget_counters", "Scope values holding spend in the current window (1 unless the scope has '*')."),
 )
@@ -276,7 +298,9 @@ def _labels_of(name: str) -> list[str]:
     return ["budget", "unit"] if name == "budget_utilisation_ratio" else ["budget"]
 
 
-def _ratios(spent: Decimal, held: Decimal, limit: Decimal | None) -> tuple[Fraction, Fraction]:
+def _ratios(
+    spent: Decimal | int, held: Decimal | int, limit: Decimal | int | None
+) -> tuple[Fraction, Fraction]:
     if not limit:
         return Fraction(spent), Fraction(held)
     return Fraction(spent) / Fraction(limit), Fraction(held) / Fraction(limit)
@@ -286,7 +310,10 @@ def _fill(budget: Budget | None, state: CounterState, unit: str) -> tuple[Fracti
     if unit == "usd":
         spent, held = state.spent_usd, state.held_usd
         limit = budget.for_values(state.ref.scope).limit_nanos if budget is not None else None
-    else:
+    elif unit == "tokens":
         spent, held = state.spent_tokens, state.held_tokens
         limit = budget.for_values(state.ref.scope).limit_milli if budget is not None else None
+    else:
+        spent, held = state.spent_requests, state.held_requests
+        limit = budget.for_values(state.ref.scope).limit_requests if budget is not None else None
     return _ratios(Decimal(spent), Decimal(held), Decimal(limit) if limit else None)

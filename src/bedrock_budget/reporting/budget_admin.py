@@ -247,33 +247,44 @@ def _edit(text: str, entry: Any, field: str, value: str) -> str:
 
 
 def set_limits(
-    path: Path, name: str, *, limit_usd: str | None = None, limit_tokens: str | None = None
+    path: Path,
+    name: str,
+    *,
+    limit_usd: str | None = None,
+    limit_tokens: str | None = None,
+    limit_requests: str | None = None,
 ) -> tuple[Budget, Budget]:
     """Change a budget's limits in its YAML file; returns the budget before and after.
 
     Only the limit values change in the file. The result is validated by loading the whole file again
     before it replaces the original (atomically), so a bad value never leaves a broken file behind."""
-    if limit_usd is None and limit_tokens is None:
-        raise ReportError("nothing to change: give --limit-usd and/or --limit-tokens")
+    given = (("limit_usd", limit_usd), ("limit_tokens", limit_tokens), ("limit_requests", limit_requests))
+    changes = {k: v for k, v in given if v is not None}
+    if not changes:
+        raise ReportError("nothing to change: give --limit-usd, --limit-tokens and/or --limit-requests")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read budgets file {str(path)!r}: {exc.strerror}") from exc
     before = find_budget(parse_budgets_yaml(text, source=str(path)), name, str(path))
-    changes = {k: v for k, v in (("limit_usd", limit_usd), ("limit_tokens", limit_tokens)) if v is not None}
     wanted = before.replace(**changes)
     new_text = text
     for field in changes:
         entry = _entry_node(_compose(new_text, str(path)), name)
         if entry is None:
             raise ConfigurationError(f"{path}: cannot find the entry of budget {name!r} to edit")
-        new_text = _edit(new_text, entry, field, format(getattr(wanted, field), "f"))
+        new_text = _edit(new_text, entry, field, _plain(getattr(wanted, field)))
     after_all = parse_budgets_yaml(new_text, source=str(path))
     after = find_budget(after_all, name, str(path))
     if after != wanted:
         raise ConfigurationError(f"{path}: rewriting budget {name!r} did not give the expected definition")
     _replace_file(path, new_text)
     return before, after
+
+
+def _plain(value: object) -> str:
+    # Plain notation for YAML: limits are Decimal amounts ("40.00", never "4E+1") or whole request counts.
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def _replace_file(path: Path, text: str) -> None:

@@ -37,6 +37,7 @@ from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
     DEFAULT_PREFIX,
     DEFAULT_TOMBSTONE_RETENTION,
+    UNIT_LETTERS,
     Check,
     CounterRef,
     CounterState,
@@ -52,7 +53,18 @@ from bedrock_budget.stores.base import (
     tally_items,
 )
 from bedrock_budget.stores.keys import encode_part
-from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
+from bedrock_budget.stores.redis.codec import (
+    _PLACEHOLDER,
+    _SCRIPTS,
+    _int,
+    _limit,
+    _row,
+    _str,
+    read_requests,
+    request_fields,
+    reserve_requests,
+    settle_requests,
+)
 from bedrock_budget.stores.redis.definitions import RedisDefinitions
 from bedrock_budget.stores.redis.tracking import TrackReads, track_ops
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
@@ -223,7 +235,10 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
             counter_keys, fixed = self._reserve_pieces(hold)
             keys.extend(counter_keys)
             charge = 1 if hold.charge_on_expiry else 0
-            parts.append(f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}",{charge}]')
+            parts.append(
+                f'{fixed},"{hold.usd}","{hold.tokens}","{hold.ref.ttl_ms(now_ms, slack)}",{charge}'
+                f"{request_fields(hold)}]"
+            )
         payload = "[" + ",".join(parts) + "]"
         head, *lines = _str(self._eval("reserve", keys, [now_ms, deadline_ms, rid, payload])).split("\n")
         granted, repeated = head.split()
@@ -232,6 +247,10 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
             spent_usd, held_usd, spent_tok, held_tok, live, refused_usd, refused_tok, epoch, *fired = (
                 line.split()
             )
+            spent_req = held_req = 0
+            refused_requests = False
+            if hold.limit_requests is not None:
+                spent_req, held_req, refused_requests, fired = reserve_requests(fired)
             state = CounterState(
                 ref=hold.ref,
                 spent_usd=int(spent_usd),
@@ -239,6 +258,8 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
                 spent_tokens=int(spent_tok),
                 held_tokens=int(held_tok),
                 active=int(live),
+                spent_requests=spent_req,
+                held_requests=held_req,
             )
             checks.append(
                 Check(
@@ -247,6 +268,7 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
                     refused_tokens=refused_tok == "1",
                     fired=tuple(m for m in hold.refusal_marks if m.name in fired) if fired else (),
                     epoch=None if epoch == "-" else epoch,
+                    refused_requests=refused_requests,
                 )
             )
         return ReserveResult(granted=granted == "1", checks=tuple(checks), repeated=repeated == "1")
@@ -285,11 +307,12 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
                 if slot is None:
                     slot = index[(ref, spend.marks)] = len(index) + 1
                     keys.extend(self._keys(ref))
-                    thresholds = [
-                        [m.name, "u" if m.unit == "usd" else "t", str(m.amount)] for m in spend.marks
-                    ]
+                    thresholds = [[m.name, UNIT_LETTERS[m.unit], str(m.amount)] for m in spend.marks]
                     counters.append([str(ref.ttl_ms(now_ms, self.key_slack)), ref.meta(), thresholds])
-                parts.append([slot, str(spend.usd), str(spend.tokens), spend.epoch or ""])
+                part: list[object] = [slot, str(spend.usd), str(spend.tokens), spend.epoch or ""]
+                if spend.requests is not None:
+                    part.append(str(spend.requests))
+                parts.append(part)
             settlements.append(
                 [
                     request.reservation_id,
@@ -311,6 +334,9 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
                 status, spent_usd, held_usd, spent_tokens, held_tokens, live, *fired = _str(
                     next(rows)
                 ).split()
+                spent_req = held_req = 0
+                if spend.requests is not None:
+                    spent_req, held_req, fired = settle_requests(fired)
                 state = CounterState(
                     ref=spend.ref,
                     spent_usd=int(spent_usd),
@@ -318,6 +344,8 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
                     spent_tokens=int(spent_tokens),
                     held_tokens=int(held_tokens),
                     active=int(live),
+                    spent_requests=spent_req,
+                    held_requests=held_req,
                 )
                 reached = tuple(m for m in spend.marks if m.name in fired) if fired else ()
                 outcomes.append(SettleOutcome(settle_status(int(status)), state, reached))
@@ -376,7 +404,7 @@ class RedisStore(RedisDefinitions, TrackReads, Store):
                 limit_usd=_limit(pairs, "lu"),
                 limit_tokens=_limit(pairs, "lt"),
             )
-            found.append((state, meta_text))
+            found.append((read_requests(state, pairs), meta_text))
         return found
 
     def _read(self, refs: Sequence[CounterRef], now_ms: int) -> tuple[CounterState, ...]:

@@ -82,7 +82,8 @@ class HoldKeeper:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._tracked: dict[Hashable, _Tracked] = {}
-        self._thread: threading.Thread | None = None
+        #: What renews the holds (a thread here; a loop task for the async ledger), None when idle.
+        self._thread: object | None = None
         self._stop = threading.Event()
         # A ledger dropped without close(): its thread leaves now, not at its next wake-up.
         weakref.finalize(self, self._stop.set)

@@ -21,6 +21,7 @@ from bedrock_budget.wrapper.proxy import BudgetedClient, is_async_client, unwrap
 if TYPE_CHECKING:
     from bedrock_budget.alerts.model import Alert
     from bedrock_budget.alerts.sinks import AlertSink
+    from bedrock_budget.budgets.async_ledger import AsyncLedger
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.stores.base import Store
@@ -34,7 +35,7 @@ def build_meter(
     store: Store | str | None = None,
     budgets: Iterable[Budget] | str | Path | None = None,
     on_store_error: OutagePolicy | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
     log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,
@@ -58,6 +59,7 @@ def build_meter(
     max_call_seconds: float | None = None,
     journal_path: str | os.PathLike[str] | None = None,
     track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = None,
+    asynchronous: bool = False,
 ) -> Meter:
     """Validate the configuration once, when the client is wrapped, not on every call."""
     listener_list = list(listeners)
@@ -114,9 +116,16 @@ def build_meter(
     budget_options = budget_options_given(locals())
     if budget_options:
         # Imported on first use: a client without budgets never loads the budget layer.
-        from bedrock_budget.budgets.enforcement import build_guard
+        guard: Any
+        if asynchronous:  # an aiobotocore client: the ledger's store calls are awaited on its loop
+            from bedrock_budget.budgets.async_enforcement import build_async_guard
 
-        meter.guard = guard = build_guard({**budget_options, "price_table": price_table})
+            guard = build_async_guard({**budget_options, "price_table": price_table})
+        else:
+            from bedrock_budget.budgets.enforcement import build_guard
+
+            guard = build_guard({**budget_options, "price_table": price_table})
+        meter.guard = guard
         # Listeners that watch the store (the Prometheus listener) hear about its failures and journal.
         add_observer = getattr(guard, "add_store_observer", None)
         if add_observer is not None:
@@ -135,7 +144,7 @@ def wrap(
     store: Store | str | None = None,
     budgets: Iterable[Budget] | str | Path | None = None,
     on_store_error: OutagePolicy | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
     log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,
@@ -168,8 +177,8 @@ def wrap(
 
     Args:
         client: a boto3 (botocore) ``bedrock-runtime`` client, or an aiobotocore / aioboto3 one (then an
-            async proxy is returned: its billable methods are awaited as before; budget options are
-            refused for it, as budgets are not enforced on async clients yet).
+            async proxy is returned: its billable methods are awaited as before, and budgets are enforced
+            with the store awaited on the loop; see ``budgets.async_ledger``).
         store: where budget spend lives: a URI (``memory://``, ``redis://host:6379/0``, ``rediss://``,
             ``redis+sentinel://``, ``redis+cluster://host:7000``) or a ``Store``. Default ``memory://``.
         budgets: the budgets to enforce: ``Budget`` objects, or the path of a budgets YAML file.
@@ -232,13 +241,10 @@ def wrap(
     options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
     if is_async_client(inner):
         from bedrock_budget.dependencies import require_async
-        from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient, async_budgets_error
+        from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient
 
         require_async()
-        given = budget_options_given(options)
-        if given:
-            raise async_budgets_error(list(given))
-        return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options)))
+        return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options, asynchronous=True)))
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
 
 

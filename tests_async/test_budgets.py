@@ -54,7 +54,8 @@ def test_spend_lands_once_and_matches_the_records(
                 pass
             assert await ledger.flush() == 0
             found = await state(ledger, ROOMY)
-            assert found.held_usd == 0 and found.active == 0
+            assert found.held_usd == 0
+            assert found.active == 0
             assert found.spent_usd == spent_by_records(records) > 0
             await ledger.aclose()
 
@@ -177,7 +178,8 @@ def test_downgrade_on_the_async_path(fake: FakeBedrock, records: Records) -> Non
 
     run(main())
     (record,) = records
-    assert record.downgraded_from == sonnet and record.model_id == HAIKU
+    assert record.downgraded_from == sonnet
+    assert record.model_id == HAIKU
     assert fake.calls("Converse", model=HAIKU)
 
 
@@ -195,7 +197,8 @@ def test_outage_policies(fake: FakeBedrock, records: Records) -> None:
             await converse(client)
             await converse(client)  # the circuit is open: fails fast, still allowed
             assert await ledger.flush() == 2  # journalled, not lost
-            assert ledger.journal_depth == 2 and ledger.store_errors >= 2
+            assert ledger.journal_depth == 2
+            assert ledger.store_errors >= 2
             await ledger.aclose()
 
     run(main())

@@ -15,6 +15,7 @@ the sync driver does. Settling and releasing queue their store work on the loop 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -108,7 +109,13 @@ async def call(
     ctx = meter.prepare(operation, kwargs, region, func)
     guard = meter.guard
     if guard is not None:
-        await _admit(meter, cast("AsyncBudgetGuard", guard), ctx, kwargs)
+        try:
+            await _admit(meter, cast("AsyncBudgetGuard", guard), ctx, kwargs)
+        except asyncio.CancelledError as exc:
+            # Cancelled while the store answered: nothing went to Bedrock, and the ledger gives back a
+            # hold the store granted meanwhile. The call still ends as one record.
+            meter.abort(ctx, exc)
+            raise
     try:
         response = await func(**kwargs)
     except BaseException as exc:

@@ -30,7 +30,12 @@ from bedrock_budget.stores.base import (
 )
 from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
 from bedrock_budget.stores.redis import slots
-from bedrock_budget.stores.redis.asyncio_store import _PROBE_WAIT, AsyncRedisStore, async_connection_kwargs
+from bedrock_budget.stores.redis.asyncio_store import (
+    _MAX_CONNECTIONS,
+    _PROBE_WAIT,
+    AsyncRedisStore,
+    async_connection_kwargs,
+)
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.script_calls import _KEY_MEMO_SIZE
 from bedrock_budget.stores.redis.uri import _hosts, _split_options, redact
@@ -55,6 +60,9 @@ class AsyncRedisClusterStore(AsyncRedisStore):
             self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
         self._ready = False
+        # The cluster client fails a command when a node's pool is full (it has no blocking pool): at most
+        # this many script calls are in flight, so a node never sees more; the others wait their turn.
+        self._in_flight: asyncio.Semaphore | None = None
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> AsyncRedisClusterStore:
@@ -174,8 +182,11 @@ class AsyncRedisClusterStore(AsyncRedisStore):
             node = self._client.get_node_from_key(keys[0])
             breaker = self._nodes.node(node.name, self._node_probe(node))
             breaker.check()
+        if self._in_flight is None:
+            self._in_flight = asyncio.Semaphore(_MAX_CONNECTIONS)
         try:
-            return await super()._eval_unchecked(script, keys, args)
+            async with self._in_flight:
+                return await super()._eval_unchecked(script, keys, args)
         except StoreUnavailableError as exc:
             if breaker is not None:
                 breaker.failed(exc.reason)

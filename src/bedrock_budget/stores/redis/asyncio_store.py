@@ -44,6 +44,8 @@ from bedrock_budget.stores.redis.uri import DEFAULT_RETRIES, _connection_kwargs,
 
 T = TypeVar("T")
 
+#: Connections per store (a ``max_connections`` query option overrides it); more calls wait for one.
+_MAX_CONNECTIONS = 100
 #: How long the breaker's probe waits for the loop to answer its ping (beyond the socket timeouts).
 _PROBE_WAIT = 5.0
 
@@ -98,7 +100,12 @@ class AsyncRedisStore(ScriptCalls):
         client_options.pop("parallel", None)
         kwargs = async_connection_kwargs(client_options)
         try:
-            client = aioredis.Redis.from_url(clean, **kwargs)
+            # Calls beyond the pool's size wait for a connection (for at most the socket timeout) instead
+            # of failing: a thousand calls in flight are a load, not an outage.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                clean, timeout=kwargs["socket_timeout"], **{"max_connections": _MAX_CONNECTIONS, **kwargs}
+            )
+            client = aioredis.Redis.from_pool(pool)
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"invalid Redis URI {redact(uri)!r}: {exc}") from exc
         return cls(client, name=redact(uri), **store)

@@ -60,7 +60,13 @@ from bedrock_budget.stores.asyncio_base import AsyncStore, DirectStore, as_async
 from bedrock_budget.stores.base import ReserveResult, Store
 from bedrock_budget.stores.tracking import Tracking
 
-__all__ = ["AsyncLedger"]
+__all__ = ["ASYNC_SETTLE_BATCH", "AsyncLedger"]
+
+#: Settlements per batch. Smaller than the sync background thread's 64: building and reading a batch's
+#: script call runs on the loop, 25-60 µs of CPU per settlement with two budgets and spend tracking (half of
+#: it the tracking), so 8 keeps each stretch under half a millisecond (bench/async_budgets.py), for a few
+#: more round trips.
+ASYNC_SETTLE_BATCH = 8
 
 
 class AsyncLedger(LedgerCore, LedgerCounters):
@@ -82,7 +88,7 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         journal_size: int = 10_000,
         replay_batch: int = 100,
         clock: Callable[[], float] = time.time,
-        settle_batch: int = 64,
+        settle_batch: int = ASYNC_SETTLE_BATCH,
         settle_linger: float = 0.005,
         max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
         track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = True,

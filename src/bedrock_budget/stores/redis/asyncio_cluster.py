@@ -60,9 +60,9 @@ class AsyncRedisClusterStore(AsyncRedisStore):
             self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
         self._ready = False
-        # The cluster client fails a command when a node's pool is full (it has no blocking pool): at most
-        # this many script calls are in flight, so a node never sees more; the others wait their turn.
-        self._in_flight: asyncio.Semaphore | None = None
+        # The cluster client fails a command when a node's pool is full: at most this many script calls
+        # are in flight, so a node never sees more; the others wait their turn.
+        self._max_in_flight = int(getattr(client, "max_connections", None) or _MAX_CONNECTIONS)
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> AsyncRedisClusterStore:
@@ -178,14 +178,12 @@ class AsyncRedisClusterStore(AsyncRedisStore):
         await self._gate()
         await self._unavailable_trips(self._ensure_ready)
         breaker = None
-        if self._nodes is not None and keys:
-            node = self._client.get_node_from_key(keys[0])
-            breaker = self._nodes.node(node.name, self._node_probe(node))
-            breaker.check()
-        if self._in_flight is None:
-            self._in_flight = asyncio.Semaphore(_MAX_CONNECTIONS)
         try:
-            async with self._in_flight:
+            async with self._slot_in_flight():
+                if self._nodes is not None and keys:
+                    node = self._client.get_node_from_key(keys[0])
+                    breaker = self._nodes.node(node.name, self._node_probe(node))
+                    breaker.check()
                 return await super()._eval_unchecked(script, keys, args)
         except StoreUnavailableError as exc:
             if breaker is not None:

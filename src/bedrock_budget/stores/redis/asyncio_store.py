@@ -44,7 +44,9 @@ from bedrock_budget.stores.redis.uri import DEFAULT_RETRIES, _connection_kwargs,
 
 T = TypeVar("T")
 
-#: Connections per store (a ``max_connections`` query option overrides it); more calls wait for one.
+#: Script calls in flight per store, and so connections (a ``max_connections`` query option sets it for a
+#: store made from a URI); more calls wait their turn, in order: a thousand calls in flight are a load,
+#: not an outage, and a pool that ran out would fail them as if the server were gone.
 _MAX_CONNECTIONS = 100
 #: How long the breaker's probe waits for the loop to answer its ping (beyond the socket timeouts).
 _PROBE_WAIT = 5.0
@@ -93,6 +95,9 @@ class AsyncRedisStore(ScriptCalls):
             )
             self._breaker.on_close(self._recheck_policy)
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+        pool = getattr(client, "connection_pool", None)
+        self._max_in_flight = int(getattr(pool, "max_connections", None) or _MAX_CONNECTIONS)
+        self._in_flight: asyncio.Semaphore | None = None
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> AsyncRedisStore:
@@ -100,12 +105,7 @@ class AsyncRedisStore(ScriptCalls):
         client_options.pop("parallel", None)
         kwargs = async_connection_kwargs(client_options)
         try:
-            # Calls beyond the pool's size wait for a connection (for at most the socket timeout) instead
-            # of failing: a thousand calls in flight are a load, not an outage.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                clean, timeout=kwargs["socket_timeout"], **{"max_connections": _MAX_CONNECTIONS, **kwargs}
-            )
-            client = aioredis.Redis.from_pool(pool)
+            client = aioredis.Redis.from_url(clean, **{"max_connections": _MAX_CONNECTIONS, **kwargs})
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"invalid Redis URI {redact(uri)!r}: {exc}") from exc
         return cls(client, name=redact(uri), **store)
@@ -193,7 +193,15 @@ class AsyncRedisStore(ScriptCalls):
 
     async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         await self._gate()
-        return await self._eval_unchecked(script, keys, args)
+        async with self._slot_in_flight():
+            if self._breaker is not None:
+                self._breaker.check()  # an outage found while this call waited its turn fails it at once
+            return await self._eval_unchecked(script, keys, args)
+
+    def _slot_in_flight(self) -> asyncio.Semaphore:
+        if self._in_flight is None:
+            self._in_flight = asyncio.Semaphore(self._max_in_flight)
+        return self._in_flight
 
     async def _eval_unchecked(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         runner = self._scripts[script]

@@ -127,14 +127,14 @@ class AsyncRedisClusterStore(AsyncRedisStore):
     # -- health ---------------------------------------------------------------------------------------------
 
     async def _ping_all(self) -> None:
-        await self._ensure_ready()
+        await self._initialize()
         for node in self._client.get_primaries():
             await self._client.execute_command("PING", target_nodes=node)
 
     async def _check_policy(self) -> None:
         from bedrock_budget.stores.redis import eviction
 
-        await self._ensure_ready()
+        await self._initialize()  # called with the setup lock held
         for node in self._client.get_primaries():
             try:
                 reply = await self._client.config_get("maxmemory-policy", target_nodes=node)
@@ -146,6 +146,12 @@ class AsyncRedisClusterStore(AsyncRedisStore):
         self._policy_checked = True
 
     async def _ensure_ready(self) -> None:
+        if not self._ready:
+            async with self._setup_lock():
+                await self._initialize()
+
+    async def _initialize(self) -> None:
+        # Learns the slots' masters (once; the cluster client refreshes them on redirections itself).
         if not self._ready:
             await self._client.initialize()
             self._ready = True

@@ -98,6 +98,7 @@ class AsyncRedisStore(ScriptCalls):
         pool = getattr(client, "connection_pool", None)
         self._max_in_flight = int(getattr(pool, "max_connections", None) or _MAX_CONNECTIONS)
         self._in_flight: asyncio.Semaphore | None = None
+        self._setup: asyncio.Lock | None = None
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> AsyncRedisStore:
@@ -175,7 +176,11 @@ class AsyncRedisStore(ScriptCalls):
         if self._breaker is not None:
             self._breaker.check()
         if not self._policy_checked:
-            await self._unavailable_trips(self._check_policy)
+            # Once, not once per call waiting for it: a thousand first calls are one check.
+            async with self._setup_lock():
+                if not self._policy_checked:
+                    async with self._slot_in_flight():
+                        await self._unavailable_trips(self._check_policy)
 
     async def _unavailable_trips(self, operation: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -197,6 +202,11 @@ class AsyncRedisStore(ScriptCalls):
             if self._breaker is not None:
                 self._breaker.check()  # an outage found while this call waited its turn fails it at once
             return await self._eval_unchecked(script, keys, args)
+
+    def _setup_lock(self) -> asyncio.Lock:
+        if self._setup is None:
+            self._setup = asyncio.Lock()
+        return self._setup
 
     def _slot_in_flight(self) -> asyncio.Semaphore:
         if self._in_flight is None:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from redis.crc import key_slot
 
+import bedrock_budget.stores.redis.slots as slots
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
@@ -29,7 +30,6 @@ from bedrock_budget.stores.base import (
     SettleRequest,
 )
 from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
-from bedrock_budget.stores.redis import slots
 from bedrock_budget.stores.redis.asyncio_store import (
     _MAX_CONNECTIONS,
     _PROBE_WAIT,
@@ -132,7 +132,7 @@ class AsyncRedisClusterStore(AsyncRedisStore):
             await self._client.execute_command("PING", target_nodes=node)
 
     async def _check_policy(self) -> None:
-        from bedrock_budget.stores.redis import eviction
+        import bedrock_budget.stores.redis.eviction as eviction
 
         await self._initialize()  # called with the setup lock held
         for node in self._client.get_primaries():

@@ -32,6 +32,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import bedrock_budget.stores.redis.eviction as eviction
+import bedrock_budget.stores.redis.slots as slots
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
@@ -44,7 +45,6 @@ from bedrock_budget.stores.base import (
     SettleRequest,
 )
 from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
-from bedrock_budget.stores.redis import slots
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.script_calls import _KEY_MEMO_SIZE
 from bedrock_budget.stores.redis.standalone import RedisStore

@@ -54,6 +54,7 @@ from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation
 from bedrock_budget.budgets.overruns import OverrunTally
 from bedrock_budget.budgets.settings import DEFAULT_RESERVATION_TTL, LedgerSettings, OutagePolicy
+from bedrock_budget.budgets.status import BudgetStatus, status_of
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.errors import StoreError
 from bedrock_budget.stores.asyncio_base import AsyncStore, DirectStore, as_async_store
@@ -195,6 +196,19 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         refs = self._releasing(reservation)
         if refs:
             self._settler.release_later(reservation.id, refs, partial(self._release_failed, reservation))
+
+    # -- reads ---------------------------------------------------------------------------------------------
+
+    async def read(self, budget: str, scope: Mapping[str, str] | None = None) -> BudgetStatus:
+        """The current window of one budget for concrete scope values, after this ledger's queued
+        settlements (see :meth:`Ledger.read <bedrock_budget.budgets.ledger.Ledger.read>`)."""
+        from bedrock_budget.reporting.budget_admin import window_ref
+
+        config = self._budgets.budget(budget)
+        await self.flush()
+        now = self._clock()
+        (state,) = await self.store.read([window_ref(config, scope, now)], now_ms=int(now * 1000))
+        return status_of(config, state)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from bedrock_budget.wrapper.proxy import BudgetedClient
 if TYPE_CHECKING:
     from bedrock_budget.alerts.model import Alert
     from bedrock_budget.alerts.sinks import AlertSink
+    from bedrock_budget.budgets.async_ledger import AsyncLedger
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.pricing.table import PriceTable
@@ -42,7 +43,7 @@ def instrument(
     store: Store | str | None = None,
     budgets: Iterable[Budget] | str | Path | None = None,
     on_store_error: OutagePolicy | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
     log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,

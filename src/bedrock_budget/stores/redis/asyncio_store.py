@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -37,7 +38,7 @@ from bedrock_budget.stores.base import (
     SettleRequest,
 )
 from bedrock_budget.stores.keys import check_prefix
-from bedrock_budget.stores.redis.codec import _SCRIPTS, _row
+from bedrock_budget.stores.redis.codec import _SCRIPTS
 from bedrock_budget.stores.redis.script_calls import ScriptCalls
 from bedrock_budget.stores.redis.standalone import _UNAVAILABLE
 from bedrock_budget.stores.redis.uri import DEFAULT_RETRIES, _connection_kwargs, _split_options, redact
@@ -265,11 +266,10 @@ class AsyncRedisStore(ScriptCalls):
 
     async def _read(self, refs: Sequence[CounterRef], now_ms: int) -> tuple[CounterState, ...]:
         keys = [k for ref in refs for k in self._keys(ref)]
-        raw = await self._eval("read", keys, [now_ms, self._trim(now_ms)])
-        return tuple(_row(ref, row) for ref, (row, _, _) in zip(refs, raw, strict=True))
+        found = self._read_reply(await self._eval("read", keys, [now_ms, self._trim(now_ms)]))
+        return tuple(replace(state, ref=ref) for (state, _), ref in zip(found, refs, strict=True))
 
     async def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
-        """Spent and held amounts of each counter (tallies and alert markers are read by the sync store)."""
         if not refs:
             return ()
         return await self._read(refs, now_ms)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 from bedrock_budget._memo import remember
@@ -24,10 +25,11 @@ from bedrock_budget.stores.base import (
     ReserveResult,
     SettleOutcome,
     SettleRequest,
+    parse_tallies,
     settle_status,
     tally_items,
 )
-from bedrock_budget.stores.redis.codec import _int, _str
+from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _int, _limit, _row, _str
 from bedrock_budget.stores.redis.tracking import track_ops
 
 _KEY_MEMO_SIZE: Final = 4096
@@ -233,3 +235,23 @@ class ScriptCalls:
         for position, flag in zip(order, _str(reply), strict=True):
             renewed[position] = flag == "1"
         return tuple(renewed)
+
+    # -- read -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _read_reply(raw: Any) -> list[tuple[CounterState, str]]:
+        """The read script's answer: each counter's state (with tallies, fired alerts and the limits last
+        reserved under) and its stored identity (empty for a counter that does not exist)."""
+        found: list[tuple[CounterState, str]] = []
+        for row, meta, extra in raw:
+            pairs = [(_str(extra[i]), _str(extra[i + 1])) for i in range(0, len(extra), 2)]
+            meta_text = _str(meta)
+            state = replace(
+                _row(CounterRef.from_meta(meta_text) if meta_text else _PLACEHOLDER, row),
+                models=parse_tallies(pairs),
+                alerted=tuple(sorted(k[2:] for k, _ in pairs if k.startswith("a:"))),
+                limit_usd=_limit(pairs, "lu"),
+                limit_tokens=_limit(pairs, "lt"),
+            )
+            found.append((state, meta_text))
+        return found

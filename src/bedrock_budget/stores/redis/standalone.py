@@ -43,10 +43,9 @@ from bedrock_budget.stores.base import (
     SettleOutcome,
     SettleRequest,
     Store,
-    parse_tallies,
 )
 from bedrock_budget.stores.keys import encode_part
-from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _limit, _row, _str
+from bedrock_budget.stores.redis.codec import _SCRIPTS, _str
 from bedrock_budget.stores.redis.script_calls import ScriptCalls
 from bedrock_budget.stores.redis.tracking import TrackReads
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
@@ -221,20 +220,7 @@ class RedisStore(ScriptCalls, TrackReads, Store):
 
     def _read_keys(self, bases: Sequence[str], now_ms: int) -> list[tuple[CounterState, str]]:
         keys = [f"{b}:{s}" for b in bases for s in ("h", "z", "t")]
-        raw = self._eval("read", keys, [now_ms, self._trim(now_ms)])
-        found: list[tuple[CounterState, str]] = []
-        for row, meta, extra in raw:
-            pairs = [(_str(extra[i]), _str(extra[i + 1])) for i in range(0, len(extra), 2)]
-            meta_text = _str(meta)
-            state = replace(
-                _row(CounterRef.from_meta(meta_text) if meta_text else _PLACEHOLDER, row),
-                models=parse_tallies(pairs),
-                alerted=tuple(sorted(k[2:] for k, _ in pairs if k.startswith("a:"))),
-                limit_usd=_limit(pairs, "lu"),
-                limit_tokens=_limit(pairs, "lt"),
-            )
-            found.append((state, meta_text))
-        return found
+        return self._read_reply(self._eval("read", keys, [now_ms, self._trim(now_ms)]))
 
     def _read(self, refs: Sequence[CounterRef], now_ms: int) -> tuple[CounterState, ...]:
         found = self._read_keys([self.key(r) for r in refs], now_ms)

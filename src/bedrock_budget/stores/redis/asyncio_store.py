@@ -96,6 +96,7 @@ class AsyncRedisStore(ScriptCalls):
             )
             self._breaker.on_close(self._recheck_policy)
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+        breakers.watch(self)  # the store health metrics show its breaker like a sync store's
         pool = getattr(client, "connection_pool", None)
         self._max_in_flight = int(getattr(pool, "max_connections", None) or _MAX_CONNECTIONS)
         self._in_flight: asyncio.Semaphore | None = None
@@ -158,6 +159,11 @@ class AsyncRedisStore(ScriptCalls):
             return False
         breaker.recovered()
         return True
+
+    def evicted_keys(self) -> int | None:
+        """Not read from an async store: a scrape runs off the loop and must not use its connections (the
+        sync stores of the same server report it)."""
+        return None
 
     def _recheck_policy(self) -> None:
         self._policy_checked = False

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "fake-server": "fake_server_throughput",
     "journal": "journal",
     "tracking": "tracking",
+    "live-budgets": "live_budgets",
 }
 
 

@@ -173,6 +173,19 @@ class StoreUnavailableError(StoreError):
         super().__init__(f"budget store {store} is unavailable ({reason})")
 
 
+class DefinitionsChangedError(BedrockBudgetError):
+    """Budget definitions were published by someone else since they were read: read them again, reapply
+    the change and publish again (``budgets set`` does this by itself)."""
+
+    def __init__(self, expected: int, found: int) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"the budget definitions in the store changed (version {found}, expected {expected}); "
+            "read them again and retry"
+        )
+
+
 class EvictionPolicyError(ConfigurationError):
     """The budget store's server may evict keys (its ``maxmemory-policy`` is not ``noeviction``): an evicted
     budget counter restarts at $0, so the budget would silently reset. Set the policy to ``noeviction``, or

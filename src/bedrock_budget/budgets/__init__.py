@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from bedrock_budget._lazy_exports import lazy_exports
+from bedrock_budget.budgets.fields import TOKEN_TYPES
 from bedrock_budget.budgets.loading import (
     budgets_from_data,
     budgets_from_env,
@@ -16,7 +17,7 @@ from bedrock_budget.budgets.loading import (
     load_budgets,
     parse_budgets_yaml,
 )
-from bedrock_budget.budgets.model import ACTIONS, TOKEN_TYPES, Budget
+from bedrock_budget.budgets.model import ACTIONS, Budget
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window, window_bounds
 
 _EXPORTS: Final = {

@@ -15,6 +15,7 @@ from typing import Any
 
 from bedrock_budget.budgets.async_ledger import AsyncLedger
 from bedrock_budget.budgets.enforcement import BudgetGuard, usage_tokens
+from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.errors import BedrockBudgetError, ConfigurationError
 from bedrock_budget.pipeline.context import Admission, CallContext
@@ -76,22 +77,24 @@ def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
         )
     ledger = options.pop("ledger", None)
     ledger_options = {key: options.pop(key) for key in _LEDGER_OPTIONS if key in options}
-    store = options.pop("store", "memory://")
-    budgets: Iterable[Budget] | str | Path = options.pop("budgets", ())
+    store = options.pop("store", None)
+    budgets: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
+    if isinstance(budgets, StoreBudgets) or (isinstance(budgets, str) and budgets == FROM_STORE):
+        raise ConfigurationError(
+            'budgets="store": budgets published in the store are not followed on async clients yet'
+        )
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
     if ledger is not None:
-        if ledger_options or budgets:
+        if ledger_options or budgets or store is not None:
             raise ConfigurationError("give either ledger= or store=/budgets=/on_store_error=, not both")
         if not isinstance(ledger, AsyncLedger):
             kind = type(ledger).__name__
-            raise ConfigurationError(
-                f"an async client needs a bedrock_budget.budgets.AsyncLedger, got {kind}"
-            )
+            raise ConfigurationError(f"an async client needs a budgets.AsyncLedger, got {kind}")
     else:
         if isinstance(budgets, str | Path):
             from bedrock_budget.budgets.loading import load_budgets
 
             budgets = load_budgets(budgets)
-        ledger = AsyncLedger(store, list(budgets), **ledger_options)
+        ledger = AsyncLedger(store if store is not None else "memory://", list(budgets), **ledger_options)
     return AsyncBudgetGuard(ledger, price_table)

@@ -207,8 +207,9 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         config = self._budgets.budget(budget)
         await self.flush()
         now = self._clock()
-        (state,) = await self.store.read([window_ref(config, scope, now)], now_ms=int(now * 1000))
-        return status_of(config, state)
+        ref = window_ref(config, scope, now)
+        (state,) = await self.store.read([ref], now_ms=int(now * 1000))
+        return status_of(config.for_values(ref.scope), state)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
+from bedrock_budget.budget_options import LEDGER_OPTION_NAMES
 from bedrock_budget.budgets.clamping import fits, largest_fitting, minimum_output
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
+from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Refusal, Reservation
 from bedrock_budget.errors import (
@@ -440,26 +442,27 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
     ledger = options.pop("ledger", None)
     count_tokens = bool(options.pop("count_tokens", False))
     ledger_options: dict[str, Any] = {}
-    for key in (
-        "on_store_error",
-        "alert_sinks",
-        "reservation_ttl",
-        "journal_size",
-        "settle_mode",
-        "lease_fraction",
-        "lease_seconds",
-        "max_call_seconds",
-        "journal_path",
-        "track",
-    ):
+    for key in LEDGER_OPTION_NAMES:
         if key in options:
             ledger_options[key] = options.pop(key)
-    store: Store | str = options.pop("store", "memory://")
-    budgets: Iterable[Budget] | str | Path = options.pop("budgets", ())
+    store: Store | str | None = options.pop("store", None)
+    given: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
+    follow = _published_option(given)
+    budgets: Iterable[Budget] | str | Path = () if isinstance(given, StoreBudgets) or follow else given
+    if follow is not None:
+        if ledger is not None:
+            raise ConfigurationError(
+                'give either ledger= or budgets="store"; a shared ledger follows the store\'s budgets with '
+                "ledger.follow_published()"
+            )
+        if store is None:
+            raise ConfigurationError(
+                'budgets="store" enforces the budgets published in a store: give store="redis://..." too'
+            )
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
     if ledger is not None:
-        if ledger_options or budgets:
+        if ledger_options or budgets or store is not None:
             raise ConfigurationError("give either ledger= or store=/budgets=/on_store_error=, not both")
         if not isinstance(ledger, Ledger):
             raise ConfigurationError(f"ledger must be a bedrock_budget Ledger, got {type(ledger).__name__}")
@@ -469,8 +472,20 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
 
             budgets = load_budgets(budgets)
         policy: OutagePolicy = ledger_options.pop("on_store_error", "deny")
-        ledger = Ledger(store, list(budgets), on_store_error=policy, **ledger_options)
+        uri = store if store is not None else "memory://"
+        ledger = Ledger(uri, list(budgets), on_store_error=policy, **ledger_options)
+        if follow is not None:
+            ledger.follow_published(follow.refresh_seconds)
     return BudgetGuard(ledger, price_table, count_tokens=count_tokens)
+
+
+def _published_option(budgets: object) -> StoreBudgets | None:
+    """``budgets="store"`` or a :class:`StoreBudgets`: the budgets published in the store."""
+    if isinstance(budgets, StoreBudgets):
+        return budgets
+    if isinstance(budgets, str) and budgets == FROM_STORE:
+        return StoreBudgets()
+    return None
 
 
 __all__ = ["Alert", "BudgetGuard", "build_guard", "usage_tokens"]

@@ -34,8 +34,7 @@ from ``reserve``; ``"allow"`` returns an *offline* reservation and lets the call
 journal is full; see :mod:`bedrock_budget.budgets.settler`). ``release`` never raises for store errors: an
 unreleased hold expires at its deadline.
 
-Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
-the call is in flight, for at most ``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+Hold lifetime: ``reservation_ttl``, renewed while the call is in flight (:mod:`.keeper`).
 
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
 threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100% threshold
@@ -46,11 +45,8 @@ Settlement (``settle_mode``: ``"sync"`` by default, or ``"background"``: queued 
 the outage journal: :mod:`bedrock_budget.budgets.settler` has the rules (exactly once, never overshooting,
 batching, backpressure, shutdown, visibility).
 
-Capacity leases (``lease_fraction``, off by default): the process reserves a slice of each budget it uses
-and admits calls against it in memory, so most calls make no store round trip at all; each lease settles
-once, for all its calls, when it closes. See :mod:`bedrock_budget.budgets.leases` for the rules and
-what they cost (spend seen by other processes about ``lease_seconds`` later; some capacity briefly held
-near a limit).
+Capacity leases (``lease_fraction``, off by default): see :mod:`bedrock_budget.budgets.leases`. Budgets
+published in the store, followed live (``follow_published``): see :mod:`bedrock_budget.budgets.live`.
 """
 
 from __future__ import annotations
@@ -61,6 +57,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink
@@ -84,10 +81,13 @@ from bedrock_budget.budgets.settings import (
 )
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
-from bedrock_budget.errors import StoreError
+from bedrock_budget.errors import ConfigurationError, StoreError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import Store
 from bedrock_budget.stores.tracking import Tracking
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.live import DefinitionsFollower
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -200,6 +200,7 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
             self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )
         self.set_budgets(budgets)
+        self._follower: DefinitionsFollower | None = None
         self._settler = Settler(
             self.store,
             now_ms=self._now_ms,
@@ -215,6 +216,23 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
         )
         _LIVE.add(self)
         self._settler.maybe_replay()
+
+    # -- following budgets published in the store ----------------------------------------------------------
+
+    def follow_published(self, refresh_seconds: float = 1.0) -> DefinitionsFollower:
+        """Enforce the budgets published in the store, following their changes (``budgets.live``)."""
+        from bedrock_budget.budgets.live import DefinitionsFollower
+
+        if self._follower is not None:
+            raise ConfigurationError("this ledger already follows the store's budget definitions")
+        self._follower = DefinitionsFollower(self.store, self.set_budgets, refresh_seconds=refresh_seconds)
+        self._follower.start()
+        return self._follower
+
+    @property
+    def definitions_version(self) -> int | None:
+        """The published version enforced (0: none yet); ``None`` when not following the store."""
+        return self._follower.version if self._follower is not None else None
 
     # -- the hot path ---------------------------------------------------------------------------------------
 
@@ -271,7 +289,7 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
         budgets = self._budgets
         for lease in leases:
             self._keeper.forget(lease)
-            request = lease.settlement(budgets.current_marks(lease.budget))
+            request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
             try:
                 self._settler.submit(request)
             except Exception:
@@ -318,6 +336,8 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
             return
         self._closed = True
         self._keeper.stop()
+        if self._follower is not None:
+            self._follower.stop()
         try:
             if self._leases is not None:
                 self._leases.retire()

@@ -184,7 +184,7 @@ class LedgerCore:
                 ref=line.ref,
                 usd=cost_nanos,
                 tokens=line.budget.weigh(tokens),
-                marks=budgets.current_marks(line.budget),
+                marks=budgets.current_marks(line.budget, line.ref.scope),
                 epoch=epoch,
             )
             for line, epoch in zip(reservation.lines, epochs, strict=True)
@@ -230,4 +230,4 @@ class LedgerCore:
         self._keeper.on_overdue(reservation.id, callback)
 
     def _settled(self, request: SettleRequest, outcomes: Sequence[SettleOutcome]) -> None:
-        self._alerts.settled(request, outcomes, self._budgets.by_name)
+        self._alerts.settled(request, outcomes, self._budgets)

@@ -64,6 +64,7 @@ FIELDS = frozenset(
         "model_family",
         "on_expired_hold",
         "on_unattributed",
+        "overrides",
     }
 )
 ENV_FILE = "BEDROCK_BUDGETS_FILE"
@@ -119,6 +120,10 @@ def _one(data: object, index: str, name: str | None = None) -> Budget:
         fields["min_output_tokens"] = _whole(
             label, "min_output_tokens", fields["min_output_tokens"], "number"
         )
+    overrides = fields.get("overrides")
+    if isinstance(overrides, Mapping):
+        # ``overrides: {42: ...}`` names the value "42", as a scope value would.
+        fields["overrides"] = {k if isinstance(k, str) else _scalar_text(k): v for k, v in overrides.items()}
     scope = fields.get("scope")
     if isinstance(scope, Mapping):
         fields["scope"] = {k: v if isinstance(v, str) else _scalar_text(v) for k, v in scope.items()}

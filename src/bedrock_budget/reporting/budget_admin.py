@@ -73,8 +73,9 @@ def _matches(scope: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
 
 def read_window(store: Store, budget: Budget, scope: Mapping[str, str] | None, now: float) -> BudgetStatus:
     """The current window of one budget for concrete scope values (the budget's own scope by default)."""
-    (state,) = store.read([window_ref(budget, scope, now)], now_ms=int(now * 1000))
-    return status_of(budget, state)
+    ref = window_ref(budget, scope, now)
+    (state,) = store.read([ref], now_ms=int(now * 1000))
+    return status_of(budget.for_values(ref.scope), state)
 
 
 def window_ref(budget: Budget, scope: Mapping[str, str] | None, now: float) -> CounterRef:
@@ -107,7 +108,9 @@ def current_windows(
         if not any(v == WILDCARD for v in fixed.values()) and not states:
             (state,) = store.read([current_ref(budget, fixed, now)], now_ms=now_ms)
             states = [state]
-        results.extend(status_of(budget, s) for s in sorted(states, key=lambda s: s.ref.scope))
+        results.extend(
+            status_of(budget.for_values(s.ref.scope), s) for s in sorted(states, key=lambda s: s.ref.scope)
+        )
     return results
 
 

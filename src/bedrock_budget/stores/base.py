@@ -291,6 +291,16 @@ class SettleOutcome:
         return self.status is not SettleStatus.NOOP
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedDefinitions:
+    """The budget definitions a fleet shares through its store (``budgets.published``): an opaque JSON
+    document, the version it was published as (1, 2, ...; every publication adds one) and when."""
+
+    version: int
+    document: str
+    published_ms: int
+
+
 class Store(ABC):
     """Abstract budget store. Amounts are integers: nano-dollars and milli-tokens. Times are epoch
     milliseconds passed in by the caller, so one injected clock drives windows and reservation expiry."""
@@ -399,6 +409,21 @@ class Store(ABC):
     def track_values(self, keys: Sequence[str], *, now_ms: int) -> TrackValues:
         """The spend ledger's value hashes (``stores.tracking``), empty where a key does not exist."""
         raise NotImplementedError(f"{type(self).__name__} does not track spend")
+
+    def publish_definitions(self, document: str, *, now_ms: int, expected_version: int | None = None) -> int:
+        """Store ``document`` as the fleet's budget definitions, atomically, as the next version, and return
+        that version. With ``expected_version``, only if the stored version still is that one (0: none
+        published yet); otherwise raise :class:`~bedrock_budget.errors.DefinitionsChangedError`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hold budget definitions")
+
+    def read_definitions(self) -> PublishedDefinitions | None:
+        """The published budget definitions, or ``None`` when none were published."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hold budget definitions")
+
+    def definitions_version(self) -> int:
+        """The published definitions' version (0: none): one cheap read, made by every process that
+        follows them about once a second."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hold budget definitions")
 
     @abstractmethod
     def ping(self) -> None:

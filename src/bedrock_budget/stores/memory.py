@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from bedrock_budget.errors import ConfigurationError, StoreError
+from bedrock_budget.errors import ConfigurationError, DefinitionsChangedError, StoreError
 from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
     DEFAULT_PREFIX,
@@ -23,6 +23,7 @@ from bedrock_budget.stores.base import (
     CounterState,
     Hold,
     Mark,
+    PublishedDefinitions,
     Renewal,
     ReserveResult,
     SettleOutcome,
@@ -171,6 +172,7 @@ class MemoryStore(Store):
         self._counters: dict[str, _Counter] = {}
         self._operations = 0
         self._tracks = MemoryTracks()
+        self._definitions: PublishedDefinitions | None = None
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> MemoryStore:
@@ -430,6 +432,21 @@ class MemoryStore(Store):
         with self._lock:
             return self._tracks.values(keys, now_ms)
 
+    def publish_definitions(self, document: str, *, now_ms: int, expected_version: int | None = None) -> int:
+        with self._lock:
+            current = self.definitions_version()
+            if expected_version is not None and expected_version != current:
+                raise DefinitionsChangedError(expected_version, current)
+            self._definitions = PublishedDefinitions(current + 1, document, now_ms)
+            return current + 1
+
+    def read_definitions(self) -> PublishedDefinitions | None:
+        return self._definitions
+
+    def definitions_version(self) -> int:
+        published = self._definitions
+        return published.version if published is not None else 0
+
     def ping(self) -> None:
         return None
 
@@ -438,6 +455,7 @@ class MemoryStore(Store):
         with self._lock:
             self._counters.clear()
             self._tracks.clear()
+            self._definitions = None
 
     def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
         trim = self._trim_before(now_ms)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from bedrock_budget.attribution import validate_ids, validate_key
+from bedrock_budget.budget_options import BUDGET_OPTION_NAMES
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pipeline.tags import RequestTagger
 from bedrock_budget.pricing.table import PriceTable, default_price_table, load_price_table
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from bedrock_budget.alerts.sinks import AlertSink
     from bedrock_budget.budgets.async_ledger import AsyncLedger
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
+    from bedrock_budget.budgets.live import StoreBudgets
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.stores.base import Store
     from bedrock_budget.stores.tracking import Tracking
@@ -33,7 +35,7 @@ ClientT = TypeVar("ClientT")
 def build_meter(
     *,
     store: Store | str | None = None,
-    budgets: Iterable[Budget] | str | Path | None = None,
+    budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
     ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
@@ -142,7 +144,7 @@ def wrap(
     client: ClientT,
     *,
     store: Store | str | None = None,
-    budgets: Iterable[Budget] | str | Path | None = None,
+    budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
     ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
@@ -181,7 +183,10 @@ def wrap(
             with the store awaited on the loop; see ``budgets.async_ledger``).
         store: where budget spend lives: a URI (``memory://``, ``redis://host:6379/0``, ``rediss://``,
             ``redis+sentinel://``, ``redis+cluster://host:7000``) or a ``Store``. Default ``memory://``.
-        budgets: the budgets to enforce: ``Budget`` objects, or the path of a budgets YAML file.
+        budgets: the budgets to enforce: ``Budget`` objects, the path of a budgets YAML file, or
+            ``"store"``: the budgets published in ``store`` (``bedrock-budget budgets apply``), followed
+            live, so a changed limit reaches every process within about a second
+            (``StoreBudgets(refresh_seconds=...)`` to tune; see ``bedrock_budget.budgets.live``).
         on_store_error: when the store cannot be reached: ``"deny"`` (default) refuses calls,
             ``"allow"`` lets them through and journals their spend until the store is back.
         ledger: a ``Ledger`` to share between clients, instead of ``store``/``budgets``/the ledger options.
@@ -246,25 +251,6 @@ def wrap(
         require_async()
         return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options, asynchronous=True)))
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
-
-
-#: The options of ``wrap`` that configure budgets: given any of them, ``build_meter`` builds a budget layer.
-BUDGET_OPTION_NAMES: Final = (
-    "store",
-    "budgets",
-    "on_store_error",
-    "ledger",
-    "count_tokens",
-    "alert_sinks",
-    "reservation_ttl",
-    "journal_size",
-    "settle_mode",
-    "lease_fraction",
-    "lease_seconds",
-    "max_call_seconds",
-    "journal_path",
-    "track",
-)
 
 
 def budget_options_given(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bedrock_budget.alerts.sinks import AlertSink
     from bedrock_budget.budgets.async_ledger import AsyncLedger
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
+    from bedrock_budget.budgets.live import StoreBudgets
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.pricing.table import PriceTable
     from bedrock_budget.resolver import ModelResolver
@@ -41,7 +42,7 @@ _options: dict[str, Any] = {}
 def instrument(
     *,
     store: Store | str | None = None,
-    budgets: Iterable[Budget] | str | Path | None = None,
+    budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
     ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),

@@ -21,7 +21,7 @@ def _script_text(name: str) -> str:
 
 _SCRIPTS: Final = {
     name: _script_text(f"{name}.lua")
-    for name in ("reserve", "settle_many", "release", "read", "forget_spend", "renew")
+    for name in ("reserve", "settle_many", "release", "read", "forget_spend", "renew", "publish_definitions")
 }
 
 

@@ -46,6 +46,7 @@ from bedrock_budget.stores.base import (
 )
 from bedrock_budget.stores.keys import encode_part
 from bedrock_budget.stores.redis.codec import _SCRIPTS, _str
+from bedrock_budget.stores.redis.definitions import RedisDefinitions
 from bedrock_budget.stores.redis.script_calls import ScriptCalls
 from bedrock_budget.stores.redis.tracking import TrackReads
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
@@ -64,7 +65,7 @@ _UNAVAILABLE: Final = (
 T = TypeVar("T")
 
 
-class RedisStore(ScriptCalls, TrackReads, Store):
+class RedisStore(ScriptCalls, RedisDefinitions, TrackReads, Store):
     """Standalone Redis (and Valkey, ElastiCache, Sentinel-managed masters).
 
     ``RedisStore(client)`` wraps an existing ``redis.Redis`` (or compatible, e.g. fakeredis) client, which

@@ -61,7 +61,6 @@ def build_meter(
     max_call_seconds: float | None = None,
     journal_path: str | os.PathLike[str] | None = None,
     track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = None,
-    asynchronous: bool = False,
 ) -> Meter:
     """Validate the configuration once, when the client is wrapped, not on every call."""
     listener_list = list(listeners)
@@ -114,30 +113,42 @@ def build_meter(
         price_reloader=reloader,
         request_tagger=tagger,
     )
+    if reloader is not None:
+        reloader.targets = [meter]
     # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
     budget_options = budget_options_given(locals())
     if budget_options:
         # Imported on first use: a client without budgets never loads the budget layer.
-        guard: Any
-        if asynchronous:  # an aiobotocore client: the ledger's store calls are awaited on its loop
-            from bedrock_budget.budgets.async_enforcement import build_async_guard
+        from bedrock_budget.budgets.enforcement import build_guard
 
-            guard = build_async_guard({**budget_options, "price_table": price_table})
-        else:
-            from bedrock_budget.budgets.enforcement import build_guard
-
-            guard = build_guard({**budget_options, "price_table": price_table})
-        meter.guard = guard
-        # Listeners that watch the store (the Prometheus listener) hear about its failures and journal.
-        add_observer = getattr(guard, "add_store_observer", None)
-        if add_observer is not None:
-            for listener in listener_list:
-                observer = getattr(listener, "store_metrics", None)
-                if observer is not None:
-                    add_observer(observer)
-    if reloader is not None:
-        reloader.targets = [meter, *([meter.guard] if hasattr(meter.guard, "price_table") else [])]
+        attach_guard(meter, build_guard({**budget_options, "price_table": price_table}))
     return meter
+
+
+def build_async_meter(**options: Any) -> Meter:
+    """:func:`build_meter` for aiobotocore clients: the same options, with a budget layer whose store
+    calls are awaited on the event loop (``budgets.async_enforcement``)."""
+    budget_options = budget_options_given(options)
+    meter = build_meter(**{name: value for name, value in options.items() if name not in BUDGET_OPTION_NAMES})
+    if budget_options:
+        from bedrock_budget.budgets.async_enforcement import build_async_guard
+
+        attach_guard(meter, build_async_guard({**budget_options, "price_table": meter.price_table}))
+    return meter
+
+
+def attach_guard(meter: Meter, guard: Any) -> None:
+    """Give ``meter`` its budget layer: listeners that watch the store (the Prometheus listener) hear
+    about its failures and journal, and a price reload reaches the guard's price table too."""
+    meter.guard = guard
+    add_observer = getattr(guard, "add_store_observer", None)
+    if add_observer is not None:
+        for listener in meter.listeners:
+            observer = getattr(listener, "store_metrics", None)
+            if observer is not None:
+                add_observer(observer)
+    if meter.price_reloader is not None and hasattr(guard, "price_table"):
+        meter.price_reloader.targets = [meter, guard]
 
 
 def wrap(
@@ -249,7 +260,7 @@ def wrap(
         from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient
 
         require_async()
-        return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options, asynchronous=True)))
+        return cast("ClientT", AsyncBudgetedClient(inner, build_async_meter(**options)))
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bedrock_budget.records import Listener
-from bedrock_budget.wrapper.configure import OPTION_NAMES, build_meter
+from bedrock_budget.wrapper.configure import OPTION_NAMES, build_async_meter, build_meter
 from bedrock_budget.wrapper.meter import Meter
 from bedrock_budget.wrapper.proxy import BudgetedClient
 
@@ -155,7 +155,7 @@ def _async_twin(meter: Meter, options: dict[str, Any]) -> Meter:
             # The same store object, so both meters count against one budget (a memory store is used
             # on the loop directly; another sync store runs in worker threads).
             options["store"] = ledger.store
-    return build_meter(**options, asynchronous=True)
+    return build_async_meter(**options)
 
 
 def _aiobotocore_installed() -> bool:

@@ -29,8 +29,9 @@ Call ``await ledger.aclose()`` (or ``async with``) before the loop ends: it send
 replays the journal. A loop torn down without it loses queued spend as a killed process would (their holds
 expire after ``reservation_ttl``), unless the ledger is flushed later from another loop.
 
-Not supported here yet (a :class:`~bedrock_budget.errors.ConfigurationError` says so): capacity leases
-(``lease_fraction``) and the journal file (``journal_path``).
+Not supported here yet (``wrap`` raises :class:`~bedrock_budget.errors.ConfigurationError` for them):
+capacity leases (``lease_fraction``), the journal file (``journal_path``), CountTokens estimates and
+budgets published in the store (``budgets="store"``).
 """
 
 from __future__ import annotations

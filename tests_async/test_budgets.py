@@ -213,6 +213,8 @@ def test_unsupported_options_are_refused(fake: FakeBedrock, records: Records) ->
                     bb.wrap(raw, budgets=[ROOMY], **options)
             with pytest.raises(ConfigurationError):
                 bb.wrap(raw, ledger=bb.budgets.Ledger("memory://", [ROOMY]))
+            with pytest.raises(ConfigurationError, match="published in the store"):
+                bb.wrap(raw, store="memory://", budgets="store")
 
     run(main())
 

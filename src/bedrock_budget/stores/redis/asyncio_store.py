@@ -39,6 +39,7 @@ from bedrock_budget.stores.base import (
 )
 from bedrock_budget.stores.keys import check_prefix
 from bedrock_budget.stores.redis.codec import _SCRIPTS
+from bedrock_budget.stores.redis.in_flight import InFlight
 from bedrock_budget.stores.redis.script_calls import ScriptCalls
 from bedrock_budget.stores.redis.standalone import _UNAVAILABLE
 from bedrock_budget.stores.redis.uri import DEFAULT_RETRIES, _connection_kwargs, _split_options, redact
@@ -99,7 +100,7 @@ class AsyncRedisStore(ScriptCalls):
         breakers.watch(self)  # the store health metrics show its breaker like a sync store's
         pool = getattr(client, "connection_pool", None)
         self._max_in_flight = int(getattr(pool, "max_connections", None) or _MAX_CONNECTIONS)
-        self._in_flight: asyncio.Semaphore | None = None
+        self._in_flight: InFlight | None = None
         self._setup: asyncio.Lock | None = None
 
     @classmethod
@@ -215,9 +216,9 @@ class AsyncRedisStore(ScriptCalls):
             self._setup = asyncio.Lock()
         return self._setup
 
-    def _slot_in_flight(self) -> asyncio.Semaphore:
+    def _slot_in_flight(self) -> InFlight:
         if self._in_flight is None:
-            self._in_flight = asyncio.Semaphore(self._max_in_flight)
+            self._in_flight = InFlight(self._max_in_flight)
         return self._in_flight
 
     async def _eval_unchecked(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:

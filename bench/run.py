@@ -21,6 +21,7 @@ BENCHMARKS = {
     "import": "import_time",
     "wrapper": "wrapper",
     "async-wrapper": "async_wrapper",
+    "async-budgets": "async_budgets",
     "hot-path": "hot_path",
     "request-limits": "request_limits",
     "count-tokens": "count_tokens",

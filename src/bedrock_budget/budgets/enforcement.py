@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.budget_options import LEDGER_OPTION_NAMES
@@ -26,7 +26,7 @@ from bedrock_budget.budgets.clamping import fits, largest_fitting, minimum_outpu
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
 from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.outcomes import Refusal
+from bedrock_budget.budgets.outcomes import Refusal, Reservation
 from bedrock_budget.errors import (
     BedrockBudgetError,
     ClampRequiredError,
@@ -42,6 +42,9 @@ from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.stores.base import Store
 from bedrock_budget.usage import Usage
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.async_ledger import AsyncLedger
 
 log = logging.getLogger("bedrock_budget")
 
@@ -173,7 +176,9 @@ class StoreObserver(Protocol):
 class BudgetGuard:
     """The wrapper's budget hooks over one :class:`Ledger`."""
 
-    def __init__(self, ledger: Ledger, price_table: PriceTable, *, count_tokens: bool = False) -> None:
+    def __init__(
+        self, ledger: Ledger | AsyncLedger, price_table: PriceTable, *, count_tokens: bool = False
+    ) -> None:
         self.ledger = ledger
         self.price_table = price_table
         self._token_counts = _TokenCountCache() if count_tokens else None
@@ -257,17 +262,26 @@ class BudgetGuard:
         """Reserve the call's worst case against every budget that applies, or say why it may not go out."""
         try:
             cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
-            reservation = self.ledger.reserve(
-                ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage)
-            )
-        except DowngradeRequiredError as exc:
-            return Downgrade(exc)
-        except ClampRequiredError as exc:
-            return self._clamp(ctx, exc)
+            ledger = self.ledger
+            if not isinstance(ledger, Ledger):
+                raise ConfigurationError("this budget layer serves async clients: await admit_async()")
+            reservation = ledger.reserve(ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage))
         except BedrockBudgetError as exc:
-            return Refused(exc)
+            return self._not_admitted(ctx, exc)
         finally:
             self._report("reserve")
+        return self._admitted(reservation, usage, cost_nanos)
+
+    def _not_admitted(self, ctx: CallContext, exc: BedrockBudgetError) -> Admission:
+        """The decision a refusal from the estimate or the ledger stands for."""
+        if isinstance(exc, DowngradeRequiredError):
+            return Downgrade(exc)
+        if isinstance(exc, ClampRequiredError):
+            return self._clamp(ctx, exc)
+        return Refused(exc)
+
+    @staticmethod
+    def _admitted(reservation: Reservation, usage: Usage, cost_nanos: int) -> Admitted:
         warnings = tuple(refusal.budget.name for refusal in reservation.warnings)
         return Admitted(reservation, usage, cost_nanos, warnings)
 
@@ -392,7 +406,7 @@ _LEDGER_COUNTS = (
 )
 
 
-def _ledger_counts(ledger: Ledger) -> Iterator[tuple[str, int]]:
+def _ledger_counts(ledger: Ledger | AsyncLedger) -> Iterator[tuple[str, int]]:
     for name in _LEDGER_COUNTS:
         yield name, int(getattr(ledger, name))
 

@@ -213,6 +213,15 @@ class Settler:
                         request.cost_nanos,
                     )
             return
+        if self.batch_applied(requests, results):
+            self.maybe_replay()
+
+    def batch_applied(
+        self, requests: list[SettleRequest], results: list[tuple[SettleOutcome, ...] | StoreError]
+    ) -> bool:
+        """What the store answered to a batch: journal the settlements it did not take, hand the others'
+        outcomes on. True when it took any. Never raises, does no store I/O."""
+        durable = self.file
         if durable is not None:
             self.durable(
                 durable.done,
@@ -241,8 +250,7 @@ class Settler:
                 self._on_applied(request, result)
             except Exception:
                 log.exception("alerting for reservation %s failed", request.reservation_id)
-        if applied:
-            self.maybe_replay()
+        return applied
 
     # -- the outage journal --------------------------------------------------------------------------------
 

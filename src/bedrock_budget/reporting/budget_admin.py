@@ -24,7 +24,7 @@ from bedrock_budget.budgets.model import WILDCARD, Budget
 from bedrock_budget.budgets.status import BudgetStatus, status_of
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.reporting.tallies import ReportError
-from bedrock_budget.stores.base import Store
+from bedrock_budget.stores.base import CounterRef, Store
 
 _PERCENT: Final = Decimal("0.01")
 LIMIT_FIELDS: Final = ("limit_usd", "limit_tokens")
@@ -73,12 +73,17 @@ def _matches(scope: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
 
 def read_window(store: Store, budget: Budget, scope: Mapping[str, str] | None, now: float) -> BudgetStatus:
     """The current window of one budget for concrete scope values (the budget's own scope by default)."""
+    ref = window_ref(budget, scope, now)
+    (state,) = store.read([ref], now_ms=int(now * 1000))
+    return status_of(budget.for_values(ref.scope), state)
+
+
+def window_ref(budget: Budget, scope: Mapping[str, str] | None, now: float) -> CounterRef:
+    """The counter of one budget's current window for concrete scope values (its own scope by default)."""
     values = dict(scope) if scope is not None else fixed_scope(budget)
     if any(v == WILDCARD for v in values.values()):
         raise ConfigurationError(f"budget {budget.name!r} has a wildcard scope; pass concrete scope values")
-    ref = current_ref(budget, values, now)
-    (state,) = store.read([ref], now_ms=int(now * 1000))
-    return status_of(budget.for_values(ref.scope), state)
+    return current_ref(budget, values, now)
 
 
 def current_windows(

@@ -22,6 +22,7 @@ from bedrock_budget.wrapper.proxy import BudgetedClient, is_async_client, unwrap
 if TYPE_CHECKING:
     from bedrock_budget.alerts.model import Alert
     from bedrock_budget.alerts.sinks import AlertSink
+    from bedrock_budget.budgets.async_ledger import AsyncLedger
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
     from bedrock_budget.budgets.live import StoreBudgets
     from bedrock_budget.budgets.model import Budget
@@ -36,7 +37,7 @@ def build_meter(
     store: Store | str | None = None,
     budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
     log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,
@@ -112,23 +113,42 @@ def build_meter(
         price_reloader=reloader,
         request_tagger=tagger,
     )
+    if reloader is not None:
+        reloader.targets = [meter]
     # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
     budget_options = budget_options_given(locals())
     if budget_options:
         # Imported on first use: a client without budgets never loads the budget layer.
         from bedrock_budget.budgets.enforcement import build_guard
 
-        meter.guard = guard = build_guard({**budget_options, "price_table": price_table})
-        # Listeners that watch the store (the Prometheus listener) hear about its failures and journal.
-        add_observer = getattr(guard, "add_store_observer", None)
-        if add_observer is not None:
-            for listener in listener_list:
-                observer = getattr(listener, "store_metrics", None)
-                if observer is not None:
-                    add_observer(observer)
-    if reloader is not None:
-        reloader.targets = [meter, *([meter.guard] if hasattr(meter.guard, "price_table") else [])]
+        attach_guard(meter, build_guard({**budget_options, "price_table": price_table}))
     return meter
+
+
+def build_async_meter(**options: Any) -> Meter:
+    """:func:`build_meter` for aiobotocore clients: the same options, with a budget layer whose store
+    calls are awaited on the event loop (``budgets.async_enforcement``)."""
+    budget_options = budget_options_given(options)
+    meter = build_meter(**{name: value for name, value in options.items() if name not in BUDGET_OPTION_NAMES})
+    if budget_options:
+        from bedrock_budget.budgets.async_enforcement import build_async_guard
+
+        attach_guard(meter, build_async_guard({**budget_options, "price_table": meter.price_table}))
+    return meter
+
+
+def attach_guard(meter: Meter, guard: Any) -> None:
+    """Give ``meter`` its budget layer: listeners that watch the store (the Prometheus listener) hear
+    about its failures and journal, and a price reload reaches the guard's price table too."""
+    meter.guard = guard
+    add_observer = getattr(guard, "add_store_observer", None)
+    if add_observer is not None:
+        for listener in meter.listeners:
+            observer = getattr(listener, "store_metrics", None)
+            if observer is not None:
+                add_observer(observer)
+    if meter.price_reloader is not None and hasattr(guard, "price_table"):
+        meter.price_reloader.targets = [meter, guard]
 
 
 def wrap(
@@ -137,7 +157,7 @@ def wrap(
     store: Store | str | None = None,
     budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
     log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,
@@ -170,8 +190,8 @@ def wrap(
 
     Args:
         client: a boto3 (botocore) ``bedrock-runtime`` client, or an aiobotocore / aioboto3 one (then an
-            async proxy is returned: its billable methods are awaited as before; budget options are
-            refused for it, as budgets are not enforced on async clients yet).
+            async proxy is returned: its billable methods are awaited as before, and budgets are enforced
+            with the store awaited on the loop; see ``budgets.async_ledger``).
         store: where budget spend lives: a URI (``memory://``, ``redis://host:6379/0``, ``rediss://``,
             ``redis+sentinel://``, ``redis+cluster://host:7000``) or a ``Store``. Default ``memory://``.
         budgets: the budgets to enforce: ``Budget`` objects, the path of a budgets YAML file, or
@@ -237,13 +257,10 @@ def wrap(
     options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
     if is_async_client(inner):
         from bedrock_budget.dependencies import require_async
-        from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient, async_budgets_error
+        from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient
 
         require_async()
-        given = budget_options_given(options)
-        if given:
-            raise async_budgets_error(list(given))
-        return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options)))
+        return cast("ClientT", AsyncBudgetedClient(inner, build_async_meter(**options)))
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
 
 

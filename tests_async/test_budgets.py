@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 import bedrock_budget as bb
-from bedrock_budget.budgets import AsyncLedger, Budget
+from bedrock_budget.budgets import AsyncLedger, Budget, published
 from bedrock_budget.budgets.compiled import current_ref
 from bedrock_budget.errors import BudgetExceededError, ConfigurationError, StoreUnavailableError
+from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import CounterState
+from bedrock_budget.stores.memory import MemoryStore
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from conftest import HAIKU, MESSAGES, Records, converse, raw_client, run, wrapped
 
@@ -213,8 +215,8 @@ def test_unsupported_options_are_refused(fake: FakeBedrock, records: Records) ->
                     bb.wrap(raw, budgets=[ROOMY], **options)
             with pytest.raises(ConfigurationError):
                 bb.wrap(raw, ledger=bb.budgets.Ledger("memory://", [ROOMY]))
-            with pytest.raises(ConfigurationError, match="published in the store"):
-                bb.wrap(raw, store="memory://", budgets="store")
+            with pytest.raises(ConfigurationError, match="published in a store"):
+                bb.wrap(raw, budgets="store")
 
     run(main())
 
@@ -252,3 +254,37 @@ def test_a_call_longer_than_the_ttl_keeps_its_hold(
 async def _drain(stream: Any) -> None:
     async for _ in stream:
         pass
+
+
+def test_budgets_published_in_the_store_are_followed(
+    fake: FakeBedrock, records: Records, store_uri: str
+) -> None:
+    if store_uri.startswith("memory"):
+        store: Any = MemoryStore()  # memory:// is one per process: the test and the client share this one
+    else:
+        store = from_uri(store_uri)
+    published.publish(store, [Budget("all", window="lifetime", limit_usd="0.0000001")])
+
+    async def main() -> None:
+        live = bb.StoreBudgets(refresh_seconds=0.1)
+        async with wrapped(
+            fake, records, store=store if isinstance(store, MemoryStore) else store_uri, budgets=live
+        ) as client:
+            ledger = ledger_of(client)
+            assert ledger.definitions_version == 1
+            with pytest.raises(BudgetExceededError):
+                await converse(client)
+            assert fake.request_count == 0  # refused before any I/O
+            published.set_limit(store, "all", limit_usd="10")
+            deadline = time.monotonic() + 5
+            while ledger.definitions_version != 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # the follower's thread applies it; the loop stays free
+            await converse(client)
+            assert fake.request_count == 1
+            await ledger.aclose()
+
+    try:
+        run(main())
+    finally:
+        store.close()
+    assert [record.outcome for record in records] == ["blocked", "ok"]

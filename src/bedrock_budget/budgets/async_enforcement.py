@@ -78,10 +78,17 @@ def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
     ledger = options.pop("ledger", None)
     ledger_options = {key: options.pop(key) for key in _LEDGER_OPTIONS if key in options}
     store = options.pop("store", None)
-    budgets: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
-    if isinstance(budgets, StoreBudgets) or (isinstance(budgets, str) and budgets == FROM_STORE):
+    given: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
+    follow = given if isinstance(given, StoreBudgets) else None
+    if isinstance(given, str) and given == FROM_STORE:
+        follow = StoreBudgets()
+    budgets: Iterable[Budget] | str | Path = (
+        () if follow is not None or isinstance(given, StoreBudgets) else given
+    )
+    if follow is not None and (ledger is not None or store is None):
         raise ConfigurationError(
-            'budgets="store": budgets published in the store are not followed on async clients yet'
+            'budgets="store" enforces the budgets published in a store: give store="redis://..." (and no '
+            "ledger=; a shared AsyncLedger follows them with ledger.follow_published())"
         )
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
@@ -97,4 +104,7 @@ def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
 
             budgets = load_budgets(budgets)
         ledger = AsyncLedger(store if store is not None else "memory://", list(budgets), **ledger_options)
+        if follow is not None:
+            # A URI: the follower opens a sync connection of its own; a sync store: the one behind it.
+            ledger.follow_published(follow.refresh_seconds, store=store if isinstance(store, str) else None)
     return AsyncBudgetGuard(ledger, price_table)

@@ -57,7 +57,7 @@ from bedrock_budget.budgets.overruns import OverrunTally
 from bedrock_budget.budgets.settings import DEFAULT_RESERVATION_TTL, LedgerSettings, OutagePolicy
 from bedrock_budget.budgets.status import BudgetStatus, status_of
 from bedrock_budget.budgets.unattributed import UnattributedTally
-from bedrock_budget.errors import StoreError
+from bedrock_budget.errors import ConfigurationError, StoreError
 from bedrock_budget.stores.asyncio_base import AsyncStore, DirectStore, as_async_store
 from bedrock_budget.stores.base import ReserveResult, Store
 from bedrock_budget.stores.tracking import Tracking
@@ -120,6 +120,8 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         self.unattributed = UnattributedTally()
         self.overruns = OverrunTally()
         self._leases = None
+        self._follower = None
+        self._definitions_store: Store | None = None  # a sync store of our own the follower reads
         self._closed = False
         self._budgets = CompiledBudgets((), self.unattributed)
         self.set_budgets(budgets)
@@ -219,6 +221,25 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         the store has not taken yet (0 when it took all)."""
         return await self._settler.flush()
 
+    def follow_published(self, refresh_seconds: float = 1.0, *, store: Store | str | None = None) -> Any:
+        """Enforce the budgets published in the store, following their changes (``budgets.live``). The
+        follower reads them from a thread of its own, through a sync connection: ``store`` (a URI or a sync
+        store naming the same data), by default the sync store behind this ledger's. Loading the first set
+        is one blocking read, made here."""
+        reading: Store | None
+        if isinstance(store, str):
+            from bedrock_budget.stores import from_uri
+
+            reading = self._definitions_store = from_uri(store, prefix=self.store.prefix)
+        else:
+            reading = store if store is not None else getattr(self.store, "sync", None)
+        if reading is None:
+            raise ConfigurationError(
+                "follow_published(store=...) needs the store's URI (or a sync store) to read the "
+                "published budgets from"
+            )
+        return self._follow(reading, refresh_seconds)
+
     async def aclose(self) -> None:
         """Flush (best effort), stop renewing, close the alert sinks (in a worker thread: they join theirs)
         and a store this ledger made."""
@@ -226,6 +247,10 @@ class AsyncLedger(LedgerCore, LedgerCounters):
             return
         self._closed = True
         self._keeper.stop()
+        if self._follower is not None:
+            await asyncio.to_thread(self._follower.stop)
+        if self._definitions_store is not None:
+            self._definitions_store.close()
         try:
             remaining = await self.flush()
             if remaining:

@@ -81,7 +81,7 @@ from bedrock_budget.budgets.settings import (
 )
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
-from bedrock_budget.errors import ConfigurationError, StoreError
+from bedrock_budget.errors import StoreError
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.base import Store
 from bedrock_budget.stores.tracking import Tracking
@@ -200,7 +200,7 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
             self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )
         self.set_budgets(budgets)
-        self._follower: DefinitionsFollower | None = None
+        self._follower = None
         self._settler = Settler(
             self.store,
             now_ms=self._now_ms,
@@ -221,18 +221,7 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
 
     def follow_published(self, refresh_seconds: float = 1.0) -> DefinitionsFollower:
         """Enforce the budgets published in the store, following their changes (``budgets.live``)."""
-        from bedrock_budget.budgets.live import DefinitionsFollower
-
-        if self._follower is not None:
-            raise ConfigurationError("this ledger already follows the store's budget definitions")
-        self._follower = DefinitionsFollower(self.store, self.set_budgets, refresh_seconds=refresh_seconds)
-        self._follower.start()
-        return self._follower
-
-    @property
-    def definitions_version(self) -> int | None:
-        """The published version enforced (0: none yet); ``None`` when not following the store."""
-        return self._follower.version if self._follower is not None else None
+        return self._follow(self.store, refresh_seconds)
 
     # -- the hot path ---------------------------------------------------------------------------------------
 

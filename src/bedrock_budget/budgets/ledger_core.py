@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink
@@ -26,16 +27,20 @@ from bedrock_budget.budgets.settings import OutagePolicy
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
-from bedrock_budget.errors import StoreError
+from bedrock_budget.errors import ConfigurationError, StoreError
 from bedrock_budget.stores.base import (
     CounterRef,
     Hold,
     ReserveResult,
     SettleOutcome,
     SettleRequest,
+    Store,
     call_tallies,
 )
 from bedrock_budget.stores.tracking import TrackEntry, Tracking
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.live import DefinitionsFollower
 
 log = logging.getLogger("bedrock_budget.ledger")
 
@@ -59,6 +64,7 @@ class LedgerCore:
     _keeper: HoldKeeper
     _leases: LeaseBook | None
     _settler: Settler
+    _follower: DefinitionsFollower | None
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -73,6 +79,21 @@ class LedgerCore:
         if self._leases is not None:
             # Leases were sized and granted under the old limits.
             self._leases.retire()
+
+    def _follow(self, store: Store, refresh_seconds: float) -> DefinitionsFollower:
+        """Follow the budgets published in ``store`` (read from a thread of its own: ``budgets.live``)."""
+        from bedrock_budget.budgets.live import DefinitionsFollower
+
+        if self._follower is not None:
+            raise ConfigurationError("this ledger already follows the store's budget definitions")
+        self._follower = DefinitionsFollower(store, self.set_budgets, refresh_seconds=refresh_seconds)
+        self._follower.start()
+        return self._follower
+
+    @property
+    def definitions_version(self) -> int | None:
+        """The published version enforced (0: none yet); ``None`` when not following the store."""
+        return self._follower.version if self._follower is not None else None
 
     def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:
         self._alerts.add(sink)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -33,10 +32,10 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import bedrock_budget.stores.redis.eviction as eviction
+import bedrock_budget.stores.redis.slots as slots
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
-    Check,
     CounterRef,
     CounterState,
     Hold,
@@ -47,19 +46,11 @@ from bedrock_budget.stores.base import (
 )
 from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
-from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
+from bedrock_budget.stores.redis.script_calls import _KEY_MEMO_SIZE
+from bedrock_budget.stores.redis.standalone import RedisStore
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
-from bedrock_budget.stores.tracking import shard, tag
 
 T = TypeVar("T")
-
-
-def _part(request: SettleRequest, positions: list[int], dims: list[int]) -> SettleRequest:
-    """The part of a settlement that lives in one slot: some of its spends and tracked dimensions."""
-    track = request.track
-    if track is not None:
-        track = replace(track, dims=tuple(track.dims[d] for d in dims)) if dims else None
-    return replace(request, spends=tuple(request.spends[p] for p in positions), track=track)
 
 
 class RedisClusterStore(RedisStore):
@@ -118,10 +109,7 @@ class RedisClusterStore(RedisStore):
         return slot
 
     def _groups(self, refs: Sequence[CounterRef]) -> list[list[int]]:
-        groups: dict[int, list[int]] = {}
-        for index, ref in enumerate(refs):
-            groups.setdefault(self._slot(ref), []).append(index)
-        return list(groups.values())
+        return slots.groups(refs, self._slot)
 
     def _fan_out(self, calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
         """Run calls (one per slot); each result is a value or the exception it raised."""
@@ -158,26 +146,13 @@ class RedisClusterStore(RedisStore):
                 for group in groups
             ]
         )
-        failure = next((p for p in parts if isinstance(p, BaseException)), None)
-        granted = failure is None and all(isinstance(p, ReserveResult) and p.granted for p in parts)
-        if not granted:
-            undo = [
-                group
-                for group, part in zip(groups, parts, strict=True)
-                if isinstance(part, ReserveResult) and part.granted
-            ]
-            self._undo(reservation_id, [[holds[i].ref for i in g] for g in undo], now_ms)
+        result, failure, undo = slots.reserve_outcome(holds, groups, parts)
+        if undo:
+            self._undo(reservation_id, undo, now_ms)
         if failure is not None:
             raise failure
-        checks: list[Check | None] = [None] * len(holds)
-        for group, part in zip(groups, parts, strict=True):
-            assert isinstance(part, ReserveResult)
-            for index, check in zip(group, part.checks, strict=True):
-                checks[index] = check
-        repeated = all(isinstance(p, ReserveResult) and p.repeated for p in parts)
-        return ReserveResult(
-            granted=granted, checks=tuple(c for c in checks if c is not None), repeated=repeated
-        )
+        assert result is not None
+        return result
 
     def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         # Straight to the master of the keys' slot (one slot per call, see _groups): RedisCluster would
@@ -239,19 +214,14 @@ class RedisClusterStore(RedisStore):
         self._fan_out([partial(self._release, reservation_id, group, now_ms) for group in groups])
 
     def _per_slot(self, items: Sequence[Any], run: Callable[[list[Any]], Sequence[T]]) -> tuple[T, ...]:
-        groups = self._groups([item if isinstance(item, CounterRef) else item.ref for item in items])
+        groups = self._groups([slots.ref_of(item) for item in items])
         if len(groups) <= 1:
             return tuple(run(list(items)))
         parts = self._fan_out([partial(run, [items[i] for i in group]) for group in groups])
         for part in parts:
             if isinstance(part, BaseException):
                 raise part
-        merged: list[Any] = [None] * len(items)
-        for group, part in zip(groups, parts, strict=True):
-            assert not isinstance(part, BaseException)
-            for index, value in zip(group, part, strict=True):
-                merged[index] = value
-        return tuple(merged)
+        return slots.merge(len(items), groups, cast(list[Sequence[T]], parts))
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         return self._per_slot(refs, lambda g: self._release(reservation_id, g, now_ms))
@@ -267,41 +237,11 @@ class RedisClusterStore(RedisStore):
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
         # One script call per slot, carrying the part of every settlement whose counters (and spend ledger
         # dimensions, see stores.tracking) live there.
-        slots: dict[int, list[tuple[int, list[int], list[int]]]] = {}
-        for index, request in enumerate(requests):
-            by_slot: dict[int, tuple[list[int], list[int]]] = {}
-            for position, spend in enumerate(request.spends):
-                by_slot.setdefault(self._slot(spend.ref), ([], []))[0].append(position)
-            if request.track is not None:
-                rid = request.reservation_id
-                for d, (dim, value) in enumerate(request.track.dims):
-                    slot = key_slot(tag(self.prefix, dim, shard(dim, value, rid)).encode())
-                    by_slot.setdefault(slot, ([], []))[1].append(d)
-            for slot, (positions, dims) in by_slot.items():
-                slots.setdefault(slot, []).append((index, positions, dims))
-        parts = list(slots.values())
+        parts = slots.settle_parts(requests, self._slot, self.prefix)
         gathered = self._fan_out(
-            [
-                partial(self._settle_many, [_part(requests[i], ps, ds) for i, ps, ds in part], now_ms)
-                for part in parts
-            ]
+            [partial(self._settle_many, slots.part_requests(requests, part), now_ms) for part in parts]
         )
-        merged: list[dict[int, SettleOutcome]] = [{} for _ in requests]
-        failed: dict[int, StoreError] = {}
-        for part, result in zip(parts, gathered, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, StoreError):
-                    raise result
-                for index, _, _ in part:
-                    failed.setdefault(index, result)
-                continue
-            for (index, positions, _), outcomes in zip(part, result, strict=True):
-                for position, outcome in zip(positions, outcomes, strict=True):
-                    merged[index][position] = outcome
-        return [
-            failed[index] if index in failed else tuple(merged[index][p] for p in range(len(request.spends)))
-            for index, request in enumerate(requests)
-        ]
+        return slots.merge_settled(requests, parts, gathered)
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
         return self._per_slot(refs, lambda g: self._read(g, now_ms))

@@ -38,8 +38,9 @@ as the store being down under the ``deny`` policy); blocked calls are not observ
 Money is kept exact (integer femto-dollars) everywhere else and becomes a float only when handed to
 Prometheus. A call adds to plain per-label-combination counts under one lock (:mod:`.series`); one
 collector on the registry turns them into the families above when it is scraped (in multiprocess mode,
-where each worker must write its own files, they are prometheus_client metrics instead). The budget layer reports store failures and its journal through :class:`StoreMetrics`
-(``listener.store_metrics`` or :func:`store_metrics`).
+where each worker must write its own files, they are prometheus_client metrics instead). The budget layer
+reports store failures and its journal through :class:`StoreMetrics` (``listener.store_metrics`` or
+:func:`store_metrics`).
 
 Budget gauges come from :class:`BudgetCollector`, which reads the budget store at scrape time (cached for
 5 s) through a :class:`StoreBudgetSource` (store + budget definitions) or a :class:`LedgerBudgetSource` (an

@@ -106,7 +106,7 @@ def test_aiobotocore_out_of_range_is_a_typed_error(
                 with pytest.raises(DependencyVersionError) as caught:
                     bb.wrap(client)
                 error = caught.value
-                assert (error.package, error.found, error.needed) == ("aiobotocore", "2.24.2", ">=2.25,<4")
+                assert (error.package, error.found, error.needed) == ("aiobotocore", "2.24.2", ">=2.25.1,<4")
                 assert "bedrock-budget[async]" in str(error)
 
         run(main())

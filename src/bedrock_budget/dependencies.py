@@ -6,8 +6,8 @@ check fails first, with a :class:`~bedrock_budget.errors.DependencyVersionError`
 the version found and the range needed.
 
 The ranges are the ones the test suites run against: wrapt 1.14 to 2.x (the proxies' base class takes
-either line, :mod:`bedrock_budget.wrapper.proxy_base`), and aiobotocore 2.25 (what aioboto3 up to 15.5 pins,
-with wrapt 1.x and botocore 1.40) to 3.x.
+either line, :mod:`bedrock_budget.wrapper.proxy_base`), and aiobotocore 2.25.1 (what aioboto3 up to 15.5
+pins, with wrapt 1.x and botocore 1.40) to 3.x.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bedrock_budget.errors import DependencyVersionError
 _RANGES: Final[dict[str, tuple[tuple[int, ...], tuple[int, ...] | None, str]]] = {
     "wrapt": ((1, 14), None, ">=1.14"),
     "botocore": ((1, 38), None, ">=1.38"),
-    "aiobotocore": ((2, 25), (4, 0), ">=2.25,<4"),
+    "aiobotocore": ((2, 25, 1), (4, 0), ">=2.25.1,<4"),
 }
 _ASYNC_HINT: Final = "install the async extra: pip install 'bedrock-budget[async]'"
 _HINTS: Final = {

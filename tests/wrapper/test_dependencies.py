@@ -22,6 +22,7 @@ from bedrock_budget.errors import BedrockBudgetError, DependencyVersionError
         ("wrapt", None),
         ("botocore", "1.37.38"),
         ("aiobotocore", "2.24.2"),
+        ("aiobotocore", "2.25.0"),
         ("aiobotocore", "4.0.0"),
         ("aiobotocore", "not-a-version"),
     ],

@@ -27,12 +27,18 @@ from bedrock_budget.wrapper.proxy_base import ProxyBase
 from conftest import HAIKU, MESSAGES, Records, client, converse, run
 
 
+def release(module: Any) -> tuple[int, ...]:
+    numbers = version_tuple(module.__version__)
+    assert numbers is not None, module.__version__
+    return numbers
+
+
 def test_the_venv_is_what_aioboto3_pins() -> None:
     """The point of this venv: if aioboto3 moves on, the check says so instead of testing something else."""
-    assert version_tuple(aioboto3.__version__)[:2] == (15, 5)  # type: ignore[index]
-    assert version_tuple(aiobotocore.__version__)[:2] == (2, 25)  # type: ignore[index]
-    assert version_tuple(botocore.__version__)[:2] == (1, 40)  # type: ignore[index]
-    assert version_tuple(wrapt.__version__)[0] == 1  # type: ignore[index]
+    assert release(aioboto3)[:2] == (15, 5)
+    assert release(aiobotocore)[:3] == (2, 25, 1)
+    assert release(botocore)[:2] == (1, 40)
+    assert release(wrapt)[0] == 1
     assert not hasattr(wrapt, "BaseObjectProxy")
     assert issubclass(ProxyBase, wrapt.ObjectProxy)
     require_async()  # in range: no DependencyVersionError

@@ -104,10 +104,14 @@ def test_not_instrumented_nothing_is_recorded(fake: FakeBedrock, records: Record
     assert records == []
 
 
-def test_instrument_with_budgets_refuses_the_async_call_before_bedrock(fake: FakeBedrock) -> None:
-    """Budgets are not enforced on async clients yet: the call is refused, never let through unchecked."""
-    daily = bb.Budget(name="daily", scope={}, window="day", timezone="UTC", limit_usd="1.00", action="block")
-    bb.instrument(budgets=[daily])
-    with pytest.raises(bb.ConfigurationError, match="async"):
+def test_a_budget_under_instrument_never_lets_the_async_call_through_unchecked(fake: FakeBedrock) -> None:
+    """A budget too small for any call: the call fails with our error before a byte reaches Bedrock —
+    refused as over budget where async clients enforce budgets, or refused as unenforceable where they
+    do not yet (ConfigurationError). Either way nothing is sent, and llama-index does not retry it."""
+    tiny = bb.Budget(
+        name="tiny", scope={}, window="day", timezone="UTC", limit_usd="0.000001", action="block"
+    )
+    bb.instrument(budgets=[tiny])
+    with pytest.raises(bb.BedrockBudgetError):
         run(llm(fake).acomplete("Say something short."))
     assert fake.request_count == 0

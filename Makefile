@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 FOCUS_VENV := .venv-focus
 FOCUS_STAMP := $(FOCUS_VENV)/.installed
 
-.PHONY: demo test checks lint typecheck unit dist-check async-check bench services clean
+.PHONY: demo test checks lint typecheck unit dist-check async-check aioboto3-check bench services clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ services:
 	@bash .ci/ensure-services.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests tests_async bench examples .ci
+	$(VENV)/bin/ruff check src tests tests_async tests_aioboto3 bench examples .ci
 	$(VENV)/bin/ruff format --check src .ci
 
 typecheck: $(STAMP)
@@ -52,10 +52,15 @@ dist-check: $(STAMP)
 async-check: services
 	bash .ci/check-async.sh
 
-# Everything the suite needs, and the checks that do not share its services, run side by side (the three
+# The same tests, and the aioboto3 ones (tests_aioboto3/: its Session, instrument(), llama-index), in
+# .venv-aioboto3: aioboto3 15.5 pins aiobotocore 2.25.1, and with it wrapt 1.x and botocore 1.40.
+aioboto3-check: services
+	bash .ci/check-aioboto3.sh
+
+# Everything the suite needs, and the checks that do not share its services, run side by side (the four
 # venvs build at once; the async tests run while the wheel is checked), each job's output kept together.
 # The suite itself runs alone afterwards: its timing-sensitive tests get the machine to themselves.
-checks: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check async-check
+checks: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check async-check aioboto3-check
 
 test:
 	$(MAKE) --no-print-directory --jobs=4 --output-sync=target checks
@@ -66,4 +71,4 @@ bench: $(STAMP) services
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) $(FOCUS_VENV) .venv-async .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
+	rm -rf $(VENV) $(FOCUS_VENV) .venv-async .venv-aioboto3 .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

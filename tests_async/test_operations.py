@@ -178,7 +178,10 @@ def test_invoke_model_body_reads_as_before(model: str, fake: FakeBedrock, record
             head = await returned.read(5)
             rest = b"".join([chunk async for chunk in returned.iter_chunks(7)])
             second = await client.invoke_model(modelId=model, body=body)
-            async with second["body"] as again:
+            # The body itself, not what `async with` gives: aiobotocore 2.x's own body gives its aiohttp
+            # response there, which has no iter_lines.
+            again = second["body"]
+            async with again:
                 lines = [line async for line in again.iter_lines()]
             return expected, head + rest, lines, returned
 

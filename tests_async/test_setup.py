@@ -109,7 +109,7 @@ def test_instrument_with_budgets_holds_sync_and_async_clients_to_one_budget(fake
 def test_aiobotocore_out_of_range_is_a_typed_error(
     fake: FakeBedrock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aiobotocore, "__version__", "2.25.1")
+    monkeypatch.setattr(aiobotocore, "__version__", "2.24.2")
     require.cache_clear()
     try:
 
@@ -118,7 +118,7 @@ def test_aiobotocore_out_of_range_is_a_typed_error(
                 with pytest.raises(DependencyVersionError) as caught:
                     bb.wrap(client)
                 error = caught.value
-                assert (error.package, error.found, error.needed) == ("aiobotocore", "2.25.1", ">=3.0,<4")
+                assert (error.package, error.found, error.needed) == ("aiobotocore", "2.24.2", ">=2.25.1,<4")
                 assert "bedrock-budget[async]" in str(error)
 
         run(main())

@@ -1,10 +1,13 @@
 """The versions of the packages the wrapper builds on, checked when a client is wrapped or instrumented.
 
-pip keeps them in range when it installs bedrock-budget, but a later ``pip install`` of something else (an
-old ``aioboto3`` pins ``aiobotocore`` 2.x, which pins ``wrapt`` below 2.0 and an older ``botocore``) can
+pip keeps them in range when it installs bedrock-budget, but a later ``pip install`` of something else can
 move them out of it. Then the wrapper would fail on first use with an ``AttributeError`` deep inside; this
 check fails first, with a :class:`~bedrock_budget.errors.DependencyVersionError` that names the package,
 the version found and the range needed.
+
+The ranges are the ones the test suites run against: wrapt 1.14 to 2.x (the proxies' base class takes
+either line, :mod:`bedrock_budget.wrapper.proxy_base`), and aiobotocore 2.25.1 (what aioboto3 up to 15.5
+pins, with wrapt 1.x and botocore 1.40) to 3.x.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from bedrock_budget.errors import DependencyVersionError
 
 #: package -> (lowest version, first version too new or None, the range as pip writes it)
 _RANGES: Final[dict[str, tuple[tuple[int, ...], tuple[int, ...] | None, str]]] = {
-    "wrapt": ((2, 0), None, ">=2.0"),
+    "wrapt": ((1, 14), None, ">=1.14"),
     "botocore": ((1, 38), None, ">=1.38"),
-    "aiobotocore": ((3, 0), (4, 0), ">=3.0,<4"),
+    "aiobotocore": ((2, 25, 1), (4, 0), ">=2.25.1,<4"),
 }
 _ASYNC_HINT: Final = "install the async extra: pip install 'bedrock-budget[async]'"
 _HINTS: Final = {
-    "wrapt": "aiobotocore 2.x (and aioboto3 up to 15.x, which pins it) holds wrapt below 2.0; " + _ASYNC_HINT,
+    "wrapt": "pip install -U wrapt",
     "botocore": "pip install -U boto3 botocore",
     "aiobotocore": _ASYNC_HINT,
 }

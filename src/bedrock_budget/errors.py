@@ -110,9 +110,9 @@ class ConfigurationError(BedrockBudgetError, ValueError):
 
 
 class DependencyVersionError(BedrockBudgetError, ImportError):
-    """An installed package is outside the range bedrock-budget works with (e.g. ``wrapt`` 1.x, pulled
-    in by an old ``aiobotocore``). ``package``, ``found`` (its version, or ``None`` when it is missing) and
-    ``needed`` (the range, as pip writes it) say what to install."""
+    """An installed package is outside the range bedrock-budget works with (e.g. a ``wrapt`` older than
+    1.14, or an ``aiobotocore`` older than 2.25.1). ``package``, ``found`` (its version, or ``None`` when it
+    is missing) and ``needed`` (the range, as pip writes it) say what to install."""
 
     def __init__(self, package: str, found: str | None, needed: str, hint: str = "") -> None:
         self.package = package

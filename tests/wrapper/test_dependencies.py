@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import bedrock_budget
 from bedrock_budget.dependencies import check_version, version_tuple
 from bedrock_budget.errors import BedrockBudgetError, DependencyVersionError
 
@@ -16,11 +17,12 @@ from bedrock_budget.errors import BedrockBudgetError, DependencyVersionError
 @pytest.mark.parametrize(
     ("package", "found"),
     [
-        ("wrapt", "1.17.2"),
+        ("wrapt", "1.13.3"),
         ("wrapt", "1.10.10"),
         ("wrapt", None),
         ("botocore", "1.37.38"),
-        ("aiobotocore", "2.25.1"),
+        ("aiobotocore", "2.24.2"),
+        ("aiobotocore", "2.25.0"),
         ("aiobotocore", "4.0.0"),
         ("aiobotocore", "not-a-version"),
     ],
@@ -38,7 +40,16 @@ def test_out_of_range(package: str, found: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("package", "found"),
-    [("wrapt", "2.0.0"), ("wrapt", "2.5.2"), ("botocore", "1.43.117"), ("aiobotocore", "3.0.0rc1")],
+    [
+        ("wrapt", "1.14.0"),
+        ("wrapt", "1.17.3"),
+        ("wrapt", "2.0.0"),
+        ("wrapt", "2.5.2"),
+        ("botocore", "1.40.61"),
+        ("botocore", "1.43.117"),
+        ("aiobotocore", "2.25.1"),
+        ("aiobotocore", "3.0.0rc1"),
+    ],
 )
 def test_in_range(package: str, found: str) -> None:
     check_version(package, found)
@@ -51,10 +62,10 @@ def test_version_tuple() -> None:
 
 
 def test_old_wrapt_fails_at_wrap_with_the_versions_not_an_attribute_error(tmp_path: Path) -> None:
-    """What an old aioboto3 install leaves behind: wrapt 1.x, which has no BaseObjectProxy."""
+    """A wrapt older than any the proxies were tested with."""
     fake_wrapt = tmp_path / "wrapt"
     fake_wrapt.mkdir()
-    (fake_wrapt / "__init__.py").write_text('__version__ = "1.17.2"\nclass ObjectProxy:\n    pass\n')
+    (fake_wrapt / "__init__.py").write_text('__version__ = "1.13.3"\nclass ObjectProxy:\n    pass\n')
     script = textwrap.dedent(
         """
         import boto3
@@ -71,7 +82,8 @@ def test_old_wrapt_fails_at_wrap_with_the_versions_not_an_attribute_error(tmp_pa
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
-        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        # The fake wrapt first, then the source under test (not whichever copy the venv has installed).
+        env={"PYTHONPATH": f"{tmp_path}:{Path(bedrock_budget.__file__).parents[1]}", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -79,6 +91,6 @@ def test_old_wrapt_fails_at_wrap_with_the_versions_not_an_attribute_error(tmp_pa
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "DependencyVersionError wrapt 1.17.2 >=2.0"
-    assert "aiobotocore 2.x" in lines[1]
+    assert lines[0] == "DependencyVersionError wrapt 1.13.3 >=1.14"
+    assert "pip install -U wrapt" in lines[1]
     assert lines[2] == lines[0]  # every attempt fails the same way, never with an AttributeError

@@ -19,14 +19,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-import wrapt
-
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pipeline.operations import BILLABLE, Operation
 from bedrock_budget.wrapper.async_body import BufferedBody
 from bedrock_budget.wrapper.async_streams import AsyncMeteredEventStream
 from bedrock_budget.wrapper.meter import MAX_DOWNGRADES, Meter
 from bedrock_budget.wrapper.proxy import PROXY_TYPES
+from bedrock_budget.wrapper.proxy_base import ProxyBase
 
 if TYPE_CHECKING:
     from bedrock_budget.budgets.async_enforcement import AsyncBudgetGuard
@@ -39,7 +38,7 @@ _APPLY_GUARDRAIL = BILLABLE["apply_guardrail"]
 _START_ASYNC_INVOKE = BILLABLE["start_async_invoke"]
 
 
-class AsyncBudgetedClient(wrapt.BaseObjectProxy[Any]):
+class AsyncBudgetedClient(ProxyBase):
     """What ``bb.wrap`` returns for an aiobotocore client: same methods (billable ones are coroutines, as
     before), ``isinstance`` to aiobotocore's client class holds, and ``async with`` gives the proxy."""
 

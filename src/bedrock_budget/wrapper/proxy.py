@@ -9,10 +9,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import wrapt
-
 from bedrock_budget.wrapper.meter import Meter
 from bedrock_budget.wrapper.operations import BILLABLE
+from bedrock_budget.wrapper.proxy_base import ProxyBase
 
 _CONVERSE = BILLABLE["converse"]
 _CONVERSE_STREAM = BILLABLE["converse_stream"]
@@ -22,7 +21,7 @@ _APPLY_GUARDRAIL = BILLABLE["apply_guardrail"]
 _START_ASYNC_INVOKE = BILLABLE["start_async_invoke"]
 
 
-class BudgetedClient(wrapt.BaseObjectProxy[Any]):
+class BudgetedClient(ProxyBase):
     def __init__(self, client: Any, meter: Meter) -> None:
         super().__init__(client)
         self._self_meter = meter

@@ -9,9 +9,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import wrapt
-
 from bedrock_budget.pipeline.context import StreamOverdueError
+from bedrock_budget.wrapper.proxy_base import ProxyBase
 
 # finish(complete, error, first_event_at) — called exactly once per stream; ``error`` is
 # :class:`StreamOverdueError` when the stream outlived the maximum call lifetime unread.
@@ -57,7 +56,7 @@ class StreamSettlement:
         self.finish(False, StreamOverdueError())
 
 
-class SettledStreamProxy(wrapt.BaseObjectProxy[Any]):
+class SettledStreamProxy(ProxyBase):
     """What the sync and async stream proxies share: the settlement, settled as abandoned when the proxy
     is collected and as incomplete when the caller closes the stream early."""
 

@@ -165,17 +165,28 @@ def test_calls_admitted_from_leases_are_each_tracked(target: Target) -> None:
     assert ledger.read("org").spent_usd * 10**9 == sum(100 + i for i in range(30))
 
 
-def test_cluster_tracking_spreads_over_slots() -> None:
+def test_cluster_tracking_spreads_over_slots_and_one_call_stays_in_few() -> None:
     from redis.crc import key_slot
 
-    from bedrock_budget.stores.tracking import shard, tag
+    from bedrock_budget.stores.tracking import writes
 
-    slots = {
-        key_slot(tag("bb:", dim, shard(dim, f"u-{i}", f"r{i}")).encode())
-        for dim in ("user", "app", "model", "_all")
+    tracking = bb.Tracking()
+    per_call: list[int] = []
+    slots: set[int] = set()
+    for i in range(400):
+        entry = tracking.entry({"user": f"u-{i}", "app": "chat"}, "m", 1, {}, ELEVEN)
+        found = {key_slot(w.slot_key.encode()) for w in writes("bb:", f"r{i}", entry, 86400)}
+        per_call.append(len(found))
+        slots |= found
+    assert len(slots) == 16  # no hot slot for a fleet: every shard is used
+    assert max(per_call) <= 3  # user (with the total), app, model
+    total_only = bb.Tracking(keys=())
+    spread = {
+        key_slot(w.slot_key.encode())
         for i in range(400)
+        for w in writes("bb:", f"r{i}", total_only.entry({}, "m", 1, {}, ELEVEN), 86400)
     }
-    assert len(slots) == 4 * 16
+    assert len(spread) == 16  # a total tracked alone spreads by call
 
 
 @pytest.mark.redis
@@ -185,17 +196,23 @@ def test_redis_expires_every_tracking_key(redis_url: str) -> None:
     prefix = f"bbspendttl{uuid.uuid4().hex[:8]}:"
     store = from_uri(redis_url, prefix=prefix)
 
-    ledger = Ledger(store, track=bb.Tracking(hourly_days=2, daily_days=30))
+    from bedrock_budget.stores.tracking import writes
+
+    tracking = bb.Tracking(hourly_days=2, daily_days=30)
+    ledger = Ledger(store, track=tracking)
     ledger.settle(ledger.reserve({"user": "u", "app": "a"}, "m", None, 0, TOKENS), 5, TOKENS)
     ledger.close()
     client = redis.Redis.from_url(redis_url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*"))
-        assert len(keys) == 4 * 5  # user, app, model, total: dedupe + (sorted set, hash) per hour and day
+        entry = tracking.entry({"user": "u", "app": "a"}, "m", 5, {}, 0)
+        shards = {w.shard for w in writes(prefix, "r", entry, 1)}
+        # user, app, model, total: (sorted set, hash) per hour and day; a dedupe hash per shard written
+        assert len(keys) == 4 * 4 + len(shards)
         for key in keys:
             left = client.pttl(key) / 1000
             name = key.decode()
-            if name.endswith(":d"):
+            if "}:d:" in name:
                 limit = 3600 + 86400  # the hour, then the store's tombstone retention
             elif ":h:" in name:
                 limit = 3600 + 2 * 86400

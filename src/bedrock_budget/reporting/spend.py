@@ -23,10 +23,10 @@ from bedrock_budget.stores.base import Store
 from bedrock_budget.stores.tracking import (
     DAY,
     HOUR,
-    PAIR_JOIN,
     SHARDS,
     TOTAL,
     dimension,
+    split_pair,
     tag,
     value_key,
     zset_key,
@@ -82,10 +82,10 @@ def spend(
     if len(buckets) > MAX_BUCKETS:
         raise ConfigurationError(f"the range spans {len(buckets)} {granularity}s; read at most {MAX_BUCKETS}")
     now_ms = int(clock * 1000)
-    bases = [tag(store.prefix, dim, s) for s in range(SHARDS)]
+    bases = [tag(store.prefix, s) for s in range(SHARDS)]
     single = top is not None and len(buckets) == 1
     members = store.track_members(
-        [zset_key(base, code, b) for base in bases for b in buckets],
+        [zset_key(base, dim, code, b) for base in bases for b in buckets],
         top=top if single else None,
         now_ms=now_ms,
     )
@@ -97,7 +97,7 @@ def spend(
             shards.setdefault(value, set()).add(index // len(buckets))
     chosen = sorted(scores, key=lambda v: (-scores[v], v))[:top]
     places = [(v, s, b) for v in chosen for s in sorted(shards[v]) for b in buckets]
-    read = store.track_values([value_key(bases[s], code, b, v) for v, s, b in places], now_ms=now_ms)
+    read = store.track_values([value_key(bases[s], dim, code, b, v) for v, s, b in places], now_ms=now_ms)
     sums: dict[tuple[str, int | None], dict[str, int]] = {}
     for (value, _, bucket), fields in zip(places, read, strict=True):
         if not fields:
@@ -114,7 +114,7 @@ _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def _row(keys: tuple[str, ...], value: str, bucket: int | None, fields: Mapping[str, int]) -> SpendRow:
-    values = tuple(value.split(PAIR_JOIN)) if len(keys) > 1 else (value,)
+    values = split_pair(value) if len(keys) > 1 else (value,)
     return SpendRow(
         by=keys,
         values=values,

@@ -10,8 +10,9 @@
 --   "c": [[ttl_ms, meta, [[mark_name, unit, amount], ...]], ...]                       (one per counter)
 --   "s": [[id, mode ('s'/'c'), [[tally_field, value], ...],                            (one per settlement)
 --          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)], ...]], ...] }
---   "t": [[id, dedupe_key_index, dedupe_expire_at_ms, value, [[field, value], ...],    (spend ledger:
---          [[zset_key_index, value_key_index, expire_at_ms], ...]], ...] }             one per dimension)
+--   "t": [[id, dedupe_key_index, dedupe_expire_at_ms, cost, [[field, value], ...],     (spend ledger:
+--          [[member, [[zset_key_index, value_key_index, expire_at_ms], ...]], ...]], ...] } one per
+--                                                                                      call and shard)
 -- KEYS: three per counter, in counter order, then the spend ledger's keys (indexes are into all of KEYS).
 -- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [fired ...]"
 -- (one bulk string instead of nested arrays keeps the reply cheap to parse).
@@ -68,28 +69,26 @@ for _, settlement in ipairs(batch['s']) do
   end
 end
 
--- The spend ledger (see stores/tracking.py): each (call, dimension) once per dedupe hash, whatever the
+-- The spend ledger (see stores/tracking.py): each call once per shard's dedupe hash, whatever the
 -- counters above said, so a call with no budget is tracked exactly once too.
 for _, op in ipairs(batch['t'] or {}) do
-  local rid, dedupe, value, fields = op[1], KEYS[op[2]], op[4], op[5]
-  if redis.call('HSETNX', dedupe, rid, '1') == 1 then
+  local dedupe = KEYS[op[2]]
+  if redis.call('HSETNX', dedupe, op[1], '1') == 1 then
     redis.call('PEXPIREAT', dedupe, op[3])
-    local cost = '0'
-    for _, pair in ipairs(fields) do
-      if pair[1] == 'c' then
-        cost = pair[2]
-      end
-    end
-    for _, bucket in ipairs(op[6]) do
-      local z, v = KEYS[bucket[1]], KEYS[bucket[2]]
-      redis.call('ZINCRBY', z, cost, value)
-      -- A bucket's keys expire at a time fixed by the bucket: set once, when a value first appears in it.
-      if redis.call('HINCRBY', v, 'n', 1) == 1 then
-        redis.call('PEXPIREAT', z, bucket[3])
-        redis.call('PEXPIREAT', v, bucket[3])
-      end
-      for _, pair in ipairs(fields) do
-        incr(v, pair[1], pair[2])
+    local cost, fields = op[4], op[5]
+    for _, dim in ipairs(op[6]) do
+      local value = dim[1]
+      for _, bucket in ipairs(dim[2]) do
+        local z, v = KEYS[bucket[1]], KEYS[bucket[2]]
+        redis.call('ZINCRBY', z, cost, value)
+        -- A bucket's keys expire at a time fixed by the bucket: set once, when a value first appears in it.
+        if redis.call('HINCRBY', v, 'n', 1) == 1 then
+          redis.call('PEXPIREAT', z, bucket[3])
+          redis.call('PEXPIREAT', v, bucket[3])
+        end
+        for _, pair in ipairs(fields) do
+          incr(v, pair[1], pair[2])
+        end
       end
     end
   end

@@ -49,17 +49,14 @@ from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
-from bedrock_budget.stores.tracking import shard, tag
+from bedrock_budget.stores.tracking import TrackWrite, writes
 
 T = TypeVar("T")
 
 
-def _part(request: SettleRequest, positions: list[int], dims: list[int]) -> SettleRequest:
-    """The part of a settlement that lives in one slot: some of its spends and tracked dimensions."""
-    track = request.track
-    if track is not None:
-        track = replace(track, dims=tuple(track.dims[d] for d in dims)) if dims else None
-    return replace(request, spends=tuple(request.spends[p] for p in positions), track=track)
+def _part(request: SettleRequest, positions: list[int]) -> SettleRequest:
+    """The spends of a settlement that live in one slot (its spend-ledger writes there go beside it)."""
+    return replace(request, spends=tuple(request.spends[p] for p in positions))
 
 
 class RedisClusterStore(RedisStore):
@@ -82,6 +79,7 @@ class RedisClusterStore(RedisStore):
         if self._nodes is not None:
             self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
+        self._tag_slots: dict[str, int] = {}
         self._parallel = parallel
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -266,26 +264,20 @@ class RedisClusterStore(RedisStore):
         self, requests: Sequence[SettleRequest], *, now_ms: int
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
         # One script call per slot, carrying the part of every settlement whose counters (and spend ledger
-        # dimensions, see stores.tracking) live there.
-        slots: dict[int, list[tuple[int, list[int], list[int]]]] = {}
+        # shards, see stores.tracking) live there: a batch's tracking takes at most one call per shard.
+        slots: dict[int, list[tuple[int, list[int], list[TrackWrite]]]] = {}
+        retention = self.tombstone_retention
         for index, request in enumerate(requests):
-            by_slot: dict[int, tuple[list[int], list[int]]] = {}
+            by_slot: dict[int, tuple[list[int], list[TrackWrite]]] = {}
             for position, spend in enumerate(request.spends):
                 by_slot.setdefault(self._slot(spend.ref), ([], []))[0].append(position)
             if request.track is not None:
-                rid = request.reservation_id
-                for d, (dim, value) in enumerate(request.track.dims):
-                    slot = key_slot(tag(self.prefix, dim, shard(dim, value, rid)).encode())
-                    by_slot.setdefault(slot, ([], []))[1].append(d)
-            for slot, (positions, dims) in by_slot.items():
-                slots.setdefault(slot, []).append((index, positions, dims))
+                for write in writes(self.prefix, request.reservation_id, request.track, retention):
+                    by_slot.setdefault(self._key_slot(write.slot_key), ([], []))[1].append(write)
+            for slot, (positions, found) in by_slot.items():
+                slots.setdefault(slot, []).append((index, positions, found))
         parts = list(slots.values())
-        gathered = self._fan_out(
-            [
-                partial(self._settle_many, [_part(requests[i], ps, ds) for i, ps, ds in part], now_ms)
-                for part in parts
-            ]
-        )
+        gathered = self._fan_out([partial(self._settle_slot, requests, part, now_ms) for part in parts])
         merged: list[dict[int, SettleOutcome]] = [{} for _ in requests]
         failed: dict[int, StoreError] = {}
         for part, result in zip(parts, gathered, strict=True):
@@ -302,6 +294,22 @@ class RedisClusterStore(RedisStore):
             failed[index] if index in failed else tuple(merged[index][p] for p in range(len(request.spends)))
             for index, request in enumerate(requests)
         ]
+
+    def _settle_slot(
+        self,
+        requests: Sequence[SettleRequest],
+        part: Sequence[tuple[int, list[int], list[TrackWrite]]],
+        now_ms: int,
+    ) -> list[tuple[SettleOutcome, ...]]:
+        return self._settle_many(
+            [_part(requests[i], positions) for i, positions, _ in part], now_ms, [w for _, _, w in part]
+        )
+
+    def _key_slot(self, key: str) -> int:
+        slot = self._tag_slots.get(key)
+        if slot is None:
+            slot = remember(self._tag_slots, key, key_slot(key.encode("utf-8")), _KEY_MEMO_SIZE)
+        return slot
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
         return self._per_slot(refs, lambda g: self._read(g, now_ms))

@@ -55,6 +55,7 @@ from bedrock_budget.stores.keys import encode_part
 from bedrock_budget.stores.redis.codec import _PLACEHOLDER, _SCRIPTS, _int, _limit, _row, _str
 from bedrock_budget.stores.redis.tracking import TrackReads, track_ops
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, redact
+from bedrock_budget.stores.tracking import TrackWrite
 
 if TYPE_CHECKING:
     from redis.commands.core import Script
@@ -268,9 +269,15 @@ class RedisStore(TrackReads, Store):
             remember(self._reserve_memo, memo_key, pieces, _KEY_MEMO_SIZE)
         return pieces
 
-    def _settle_many(self, requests: Sequence[SettleRequest], now_ms: int) -> list[tuple[SettleOutcome, ...]]:
+    def _settle_many(
+        self,
+        requests: Sequence[SettleRequest],
+        now_ms: int,
+        tracks: Sequence[Sequence[TrackWrite]] | None = None,
+    ) -> list[tuple[SettleOutcome, ...]]:
         # One JSON argument for the whole batch (see settle_many.lua); each distinct counter (with its
         # thresholds) is listed once and spends refer to it by 1-based index. Amounts go as strings.
+        # ``tracks``: each request's spend-ledger writes (a cluster slot's part), by default all of them.
         index: dict[tuple[CounterRef, tuple[Mark, ...]], int] = {}
         keys: list[str] = []
         counters: list[list[object]] = []
@@ -297,10 +304,9 @@ class RedisStore(TrackReads, Store):
                     parts,
                 ]
             )
-        tracked = [r for r in requests if r.track is not None]
         payload: dict[str, object] = {"c": counters, "s": settlements}
-        if tracked:
-            payload["t"] = track_ops(self.prefix, tracked, keys, self.tombstone_retention)
+        if tracks is not None or any(r.track is not None for r in requests):
+            payload["t"] = track_ops(self.prefix, requests, keys, self.tombstone_retention, tracks)
         batch = json.dumps(payload, separators=(",", ":"))
         rows = iter(self._eval("settle_many", keys, [now_ms, self._trim(now_ms), batch]))
         results: list[tuple[SettleOutcome, ...]] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bedrock_budget.stores.tracking import fields_of, writes
+from bedrock_budget.stores.tracking import TrackWrite, fields_of, writes
 
 if TYPE_CHECKING:
     from bedrock_budget.stores.base import SettleRequest
@@ -18,9 +18,15 @@ T = TypeVar("T")
 
 
 def track_ops(
-    prefix: str, requests: Sequence[SettleRequest], keys: list[str], tombstone_retention: int
+    prefix: str,
+    requests: Sequence[SettleRequest],
+    keys: list[str],
+    tombstone_retention: int,
+    tracks: Sequence[Sequence[TrackWrite]] | None = None,
 ) -> list[list[object]]:
-    """The ``"t"`` entries of a settle batch; appends the keys they use to ``keys`` (each once)."""
+    """The ``"t"`` entries of a settle batch, one per call and shard; appends the keys they use to ``keys``
+    (each once). ``tracks`` gives each request's writes (a cluster sends one slot's part); by default
+    every write of each request's entry."""
     index: dict[str, int] = {}
 
     def at(key: str) -> int:
@@ -31,20 +37,28 @@ def track_ops(
         return found
 
     ops: list[list[object]] = []
-    for request in requests:
+    for position, request in enumerate(requests):
         entry = request.track
         if entry is None:
             continue
+        rid = request.reservation_id
+        found = writes(prefix, rid, entry, tombstone_retention) if tracks is None else tracks[position]
+        if not found:
+            continue
         fields = [[name, str(amount)] for name, amount in fields_of(entry)]
-        for write in writes(prefix, request.reservation_id, entry, tombstone_retention):
+        cost = str(entry.cost)
+        for write in found:
             ops.append(
                 [
-                    request.reservation_id,
+                    rid,
                     at(write.dedupe),
                     str(write.dedupe_at_ms),
-                    write.value,
+                    cost,
                     fields,
-                    [[at(z), at(v), str(when)] for z, v, when in write.buckets],
+                    [
+                        [value, [[at(z), at(v), str(when)] for z, v, when in places]]
+                        for value, places in write.dims
+                    ],
                 ]
             )
     return ops

@@ -78,6 +78,22 @@ def test_a_settlement_sent_twice_is_tracked_once(target: Target) -> None:
     assert (row.cost_nanos, row.calls) == (42, 1)
 
 
+def test_a_batch_sums_exactly_beyond_doubles_and_skips_calls_already_tracked(target: Target) -> None:
+    big = 2**53 + 1  # nano-dollars a double cannot hold: summed in a batch, it must stay exact
+    tracking = bb.Tracking()
+    now_ms = int(ELEVEN * 1000)
+
+    def call(n: int, cost: int) -> SettleRequest:
+        return SettleRequest(f"r-{n}", (), track=tracking.entry({"user": "u"}, "m", cost, TOKENS, ELEVEN))
+
+    target.store.settle_many([call(0, big)], now_ms=now_ms)
+    target.store.settle_many([call(0, big), call(1, big), call(2, 999_999_999), call(1, big)], now_ms=now_ms)
+    expected = 2 * big + 999_999_999
+    for by in ("user", "model", ()):
+        (row,) = bb.spend(target.store, by=by, now=ELEVEN)
+        assert (row.cost_nanos, row.calls, row.tokens["input"]) == (expected, 3, 30), by
+
+
 def test_buckets_expire_after_their_retention() -> None:
     store = MemoryStore()
     ledger = Ledger(store, clock=Clock(ELEVEN), track=bb.Tracking(hourly_days=1, daily_days=2))

@@ -306,7 +306,9 @@ class RedisStore(TrackReads, Store):
             )
         payload: dict[str, object] = {"c": counters, "s": settlements}
         if tracks is not None or any(r.track is not None for r in requests):
-            payload["t"] = track_ops(self.prefix, requests, keys, self.tombstone_retention, tracks)
+            payload["w"], payload["t"] = track_ops(
+                self.prefix, requests, keys, self.tombstone_retention, tracks
+            )
         batch = json.dumps(payload, separators=(",", ":"))
         rows = iter(self._eval("settle_many", keys, [now_ms, self._trim(now_ms), batch]))
         results: list[tuple[SettleOutcome, ...]] = []

@@ -23,10 +23,11 @@ def track_ops(
     keys: list[str],
     tombstone_retention: int,
     tracks: Sequence[Sequence[TrackWrite]] | None = None,
-) -> list[list[object]]:
-    """The ``"t"`` entries of a settle batch, one per call and shard; appends the keys they use to ``keys``
-    (each once). ``tracks`` gives each request's writes (a cluster sends one slot's part); by default
-    every write of each request's entry."""
+) -> tuple[list[list[object]], list[list[object]]]:
+    """The ``"w"`` and ``"t"`` parts of a settle batch (see ``settle_many.lua``); appends the keys they use
+    to ``keys`` (each once). ``tracks`` gives each request's writes (a cluster sends one slot's part); by
+    default every write of each request's entry. Each distinct layout (a user's dimensions in one shard and
+    hour) is listed once and calls refer to it by index."""
     index: dict[str, int] = {}
 
     def at(key: str) -> int:
@@ -36,6 +37,9 @@ def track_ops(
             found = index[key] = len(keys)
         return found
 
+    layouts: list[list[object]] = []
+    # Writes come from the layout cache, so one layout is one object: known by identity within a batch.
+    listed: dict[int, int] = {}
     ops: list[list[object]] = []
     for position, request in enumerate(requests):
         entry = request.track
@@ -46,22 +50,22 @@ def track_ops(
         if not found:
             continue
         fields = [[name, str(amount)] for name, amount in fields_of(entry)]
-        cost = str(entry.cost)
         for write in found:
-            ops.append(
-                [
-                    rid,
-                    at(write.dedupe),
-                    str(write.dedupe_at_ms),
-                    cost,
-                    fields,
+            layout = listed.get(id(write))
+            if layout is None:
+                layouts.append(
                     [
-                        [value, [[at(z), at(v), str(when)] for z, v, when in places]]
-                        for value, places in write.dims
-                    ],
-                ]
-            )
-    return ops
+                        at(write.dedupe),
+                        str(write.dedupe_at_ms),
+                        [
+                            [value, [[at(z), at(v), str(when)] for z, v, when in places]]
+                            for value, places in write.dims
+                        ],
+                    ]
+                )
+                layout = listed[id(write)] = len(layouts)
+            ops.append([rid, layout, fields])
+    return layouts, ops
 
 
 class TrackReads:

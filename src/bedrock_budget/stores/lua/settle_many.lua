@@ -11,7 +11,7 @@
 --   "s": [[id, mode ('s'/'c'), [[tally_field, value], ...],                            (one per settlement)
 --          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)], ...]], ...] }
 --   "w": [[dedupe_key_index, dedupe_expire_at_ms,                                       (spend ledger
---          [[member, [[zset_key_index, value_key_index, expire_at_ms], ...]], ...]], ...]  layouts)
+--          [[member, [[zset_key, value_key, expire_at_ms], ...]], ...]], ...]            layouts)
 --   "t": [[id, layout_index (1-based), [[field, value], ...]], ...] }                   (one per call
 --                                                                                      and shard)
 -- KEYS: three per counter, in counter order, then the spend ledger's keys (indexes are into all of KEYS).
@@ -73,7 +73,9 @@ end
 -- The spend ledger (see stores/tracking.py): each call once per shard's dedupe hash, whatever the
 -- counters above said, so a call with no budget is tracked exactly once too. The calls found new are
 -- summed per value hash first (a batch often carries many calls of the same user, app and model), then
--- each hash and sorted set is written once. Sums are kept in 10^9 limbs, so they stay exact.
+-- each hash and sorted set is written once. Sums are kept in 10^9 limbs, so they stay exact. A layout
+-- names its sorted sets and hashes as strings rather than KEYS: they carry the hash tag of the shard's
+-- dedupe key, which is in KEYS, so they are in its slot.
 local layouts = batch['w'] or {}
 local sums, order, expiring = {}, {}, {}
 for _, op in ipairs(batch['t'] or {}) do
@@ -113,7 +115,7 @@ for _, op in ipairs(batch['t'] or {}) do
 end
 for _, v in ipairs(order) do
   local sum = sums[v]
-  local key, z = KEYS[v], KEYS[sum.z]
+  local key, z = v, sum.z
   local cost = '0'
   local totals = {}
   for _, name in ipairs(sum.names) do

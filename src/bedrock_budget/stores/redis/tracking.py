@@ -24,10 +24,12 @@ def track_ops(
     tombstone_retention: int,
     tracks: Sequence[Sequence[TrackWrite]] | None = None,
 ) -> tuple[list[list[object]], list[list[object]]]:
-    """The ``"w"`` and ``"t"`` parts of a settle batch (see ``settle_many.lua``); appends the keys they use
-    to ``keys`` (each once). ``tracks`` gives each request's writes (a cluster sends one slot's part); by
-    default every write of each request's entry. Each distinct layout (a user's dimensions in one shard and
-    hour) is listed once and calls refer to it by index."""
+    """The ``"w"`` and ``"t"`` parts of a settle batch (see ``settle_many.lua``); appends each shard's
+    dedupe key to ``keys`` (once): the script names the shard's other keys itself, from the layout, and
+    they share the dedupe key's hash tag. redis-py packs every key argument in Python, at a cost that
+    would be most of what tracking adds to a settlement. ``tracks`` gives each request's writes (a cluster
+    sends one slot's part); by default every write of each request's entry. Each distinct layout (a user's
+    dimensions in one shard and hour) is listed once and calls refer to it by index."""
     index: dict[str, int] = {}
 
     def at(key: str) -> int:
@@ -58,7 +60,7 @@ def track_ops(
                         at(write.dedupe),
                         str(write.dedupe_at_ms),
                         [
-                            [value, [[at(z), at(v), str(when)] for z, v, when in places]]
+                            [value, [[z, v, str(when)] for z, v, when in places]]
                             for value, places in write.dims
                         ],
                     ]

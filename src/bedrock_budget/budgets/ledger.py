@@ -219,6 +219,8 @@ class Ledger(LedgerReads, LedgerCounters):
             ),
             file=JournalFile(journal_path) if journal_path is not None else None,
         )
+        #: Synchronous settlements on a network store send their spend-ledger entries in batches apart.
+        self._track_apart = self.store.batch_tracking and self._settler.queue is None
         _LIVE.add(self)
         self._settler.maybe_replay()
 
@@ -387,6 +389,11 @@ class Ledger(LedgerReads, LedgerCounters):
             for line, epoch in zip(reservation.lines, epochs, strict=True)
         )
         tallies = call_tallies(reservation.model_id, cost_nanos, tokens)
+        if track is not None and self._track_apart:
+            # Settled synchronously on a network store: the entry goes in a batch of its own (see
+            # ``Store.batch_tracking``), exactly once all the same (its own dedupe, its own journal entry).
+            self._settler.submit(SettleRequest(reservation.id, (), track=track))
+            track = None
         self._settler.submit(
             SettleRequest(reservation.id, spends, tallies, charge=reservation.offline, track=track)
         )

@@ -81,6 +81,7 @@ class RedisStore(TrackReads, Store):
     """
 
     schemes: tuple[str, ...] = ("redis", "rediss", "unix")
+    batch_tracking = True
 
     def __init__(
         self,

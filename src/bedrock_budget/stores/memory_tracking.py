@@ -1,6 +1,7 @@
 """The memory store's spend ledger: the Redis layout of ``stores.tracking`` as dictionaries.
 
-Same keys, same exactly-once rule (a reservation id is applied once per shard and hour) and same expiry as
+Same keys, same exactly-once rule (a call's writes are applied together, once per reservation id, checked
+in the dedupe hash of its first shard) and same expiry as
 the Lua script; expired keys are pruned every few thousand writes and never read. The memory store's lock
 makes each settlement atomic. A bucket (one sorted set in Redis) holds its values' hashes, which expire
 with it, so a write checks one expiry per bucket. Top-N reads sort a bucket's values
@@ -47,14 +48,18 @@ class MemoryTracks:
             self.sweep(now_ms)
         fields = fields_of(entry)
         buckets = self._buckets
-        for write in writes(prefix, rid, entry, tombstone_retention):
-            found = self._dedupe.get(write.dedupe)
-            if found is None or found[0] <= now_ms:
-                found = self._dedupe[write.dedupe] = (write.dedupe_at_ms, set())
-            seen = found[1]
-            if rid in seen:
-                continue
-            seen.add(rid)
+        laid_out = writes(prefix, rid, entry, tombstone_retention)
+        if not laid_out:
+            return
+        first = laid_out[0]
+        found = self._dedupe.get(first.dedupe)
+        if found is None or found[0] <= now_ms:
+            found = self._dedupe[first.dedupe] = (first.dedupe_at_ms, set())
+        seen = found[1]
+        if rid in seen:
+            return
+        seen.add(rid)
+        for write in laid_out:
             for value, places in write.dims:
                 for zkey, vkey, at_ms in places:
                     bucket = buckets.get(zkey)

@@ -15,16 +15,17 @@ bucket start in epoch seconds, ``V`` the percent-encoded value)::
 
     P t:{P t/S}:k:D:G:B:z     sorted set: value -> spend (nano-dollars) in the bucket (top-N)
     P t:{P t/S}:k:D:G:B:v:V   hash: c (nano-dollars), n (calls), input, output, cache_read, cache_write
-    P t:{P t/S}:d:B           hash: reservation ids already tracked in this shard during hour B (exactly once)
+    P t:{P t/S}:d:B           hash: reservation ids tracked during hour B whose first write was in shard S
 
 Sharding: a value lives in shard ``crc32(D, value) % SHARDS``, so every value's totals are in one place
 and a dimension's top-N is the merge of its shards' top-N. The total (``_all``) has one value, read by
 summing every shard, so it goes where the call's first other dimension goes (by the call's id when it has
-none). All dimensions share the ``SHARDS`` shards, and one call's writes in one shard are applied together
-under one exactly-once check. On Redis Cluster the hash tag ``{P t/S}`` makes each shard a slot: a fleet's
-tracking writes spread over ``SHARDS`` slots, and one call's over at most as many slots as it has
-dimensions besides the total, so a batch of settlements needs at most ``SHARDS`` script calls for its
-tracking however many calls it carries.
+none). All dimensions share the ``SHARDS`` shards. A store applies a call's writes that go in one script
+(all of them, except on a cluster: those of one slot) together, under one exactly-once check: a field in
+the dedupe hash of the first of those writes' shards. On Redis Cluster the hash tag ``{P t/S}`` makes
+each shard a slot: a fleet's tracking writes spread over ``SHARDS`` slots, and one call's over at most as
+many slots as it has dimensions besides the total, so a batch of settlements needs at most ``SHARDS``
+script calls for its tracking however many calls it carries.
 
 Expiry: hourly keys expire ``hourly_days`` after their hour ends, daily keys ``daily_days`` after their
 day ends, set by the store itself (Redis ``PEXPIREAT``; the memory store prunes). The dedupe hash lives for
@@ -228,8 +229,7 @@ DimWrite = tuple[str, tuple[tuple[str, str, int], ...]]
 
 @dataclass(frozen=True, slots=True)
 class TrackWrite:
-    """The part of one call's entry that lives in one shard: what a store applies atomically, once per
-    reservation id (one dedupe field, however many of the call's dimensions the shard holds)."""
+    """The part of one call's entry that lives in one shard (one or more of its dimensions)."""
 
     shard: int
     slot_key: str

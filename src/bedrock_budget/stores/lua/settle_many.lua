@@ -12,8 +12,7 @@
 --          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)], ...]], ...] }
 --   "w": [[dedupe_key_index, dedupe_expire_at_ms,                                       (spend ledger
 --          [[member, [[zset_key, value_key, expire_at_ms], ...]], ...]], ...]            layouts)
---   "t": [[id, layout_index (1-based), [[field, value], ...]], ...] }                   (one per call
---                                                                                      and shard)
+--   "t": [[id, [layout_index (1-based), ...], [[field, value], ...]], ...] }            (one per call)
 -- KEYS: three per counter, in counter order, then the spend ledger's keys (indexes are into all of KEYS).
 -- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [fired ...]"
 -- (one bulk string instead of nested arrays keeps the reply cheap to parse).
@@ -70,8 +69,9 @@ for _, settlement in ipairs(batch['s']) do
   end
 end
 
--- The spend ledger (see stores/tracking.py): each call once per shard's dedupe hash, whatever the
--- counters above said, so a call with no budget is tracked exactly once too. The calls found new are
+-- The spend ledger (see stores/tracking.py): each call once, whatever the counters above said, so a call
+-- with no budget is tracked exactly once too. A call's writes in this script are applied together, so
+-- one field in the dedupe hash of its first shard here covers them all. The calls found new are
 -- summed per value hash first (a batch often carries many calls of the same user, app and model), then
 -- each hash and sorted set is written once. Sums are kept in 10^9 limbs, so they stay exact. A layout
 -- names its sorted sets and hashes as strings rather than KEYS: they carry the hash tag of the shard's
@@ -79,15 +79,16 @@ end
 local layouts = batch['w'] or {}
 local sums, order, expiring = {}, {}, {}
 for _, op in ipairs(batch['t'] or {}) do
-  local layout = layouts[op[2]]
-  local dedupe = KEYS[layout[1]]
+  local first = layouts[op[2][1]]
+  local dedupe = KEYS[first[1]]
   if redis.call('HSETNX', dedupe, op[1], '1') == 1 then
     if not expiring[dedupe] then
       expiring[dedupe] = true
-      redis.call('PEXPIREAT', dedupe, layout[2])
+      redis.call('PEXPIREAT', dedupe, first[2])
     end
     local fields = op[3]
-    for _, dim in ipairs(layout[3]) do
+    for _, place in ipairs(op[2]) do
+    for _, dim in ipairs(layouts[place][3]) do
       for _, bucket in ipairs(dim[2]) do
         local v = bucket[2]
         local sum = sums[v]
@@ -110,6 +111,7 @@ for _, op in ipairs(batch['t'] or {}) do
           sum.hi[name] = sum.hi[name] + hi + carry
         end
       end
+    end
     end
   end
 end

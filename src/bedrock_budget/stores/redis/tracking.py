@@ -29,7 +29,9 @@ def track_ops(
     they share the dedupe key's hash tag. redis-py packs every key argument in Python, at a cost that
     would be most of what tracking adds to a settlement. ``tracks`` gives each request's writes (a cluster
     sends one slot's part); by default every write of each request's entry. Each distinct layout (a user's
-    dimensions in one shard and hour) is listed once and calls refer to it by index."""
+    dimensions in one shard and hour) is listed once and calls refer to it by index. A call's writes sent
+    together are applied together, so one exactly-once check (in its first shard's dedupe hash) covers
+    them."""
     index: dict[str, int] = {}
 
     def at(key: str) -> int:
@@ -52,6 +54,7 @@ def track_ops(
         if not found:
             continue
         fields = [[name, str(amount)] for name, amount in fields_of(entry)]
+        places: list[int] = []
         for write in found:
             layout = listed.get(id(write))
             if layout is None:
@@ -66,7 +69,8 @@ def track_ops(
                     ]
                 )
                 layout = listed[id(write)] = len(layouts)
-            ops.append([rid, layout, fields])
+            places.append(layout)
+        ops.append([rid, places, fields])
     return layouts, ops
 
 

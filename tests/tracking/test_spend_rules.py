@@ -181,21 +181,20 @@ def test_calls_admitted_from_leases_are_each_tracked(target: Target) -> None:
     assert ledger.read("org").spent_usd * 10**9 == sum(100 + i for i in range(30))
 
 
-def test_cluster_tracking_spreads_over_slots_and_one_call_stays_in_few() -> None:
+def test_one_call_is_one_slot_and_no_slot_is_hot_for_the_fleet() -> None:
     from redis.crc import key_slot
 
     from bedrock_budget.stores.tracking import writes
 
     tracking = bb.Tracking()
-    per_call: list[int] = []
-    slots: set[int] = set()
+    slots: list[int] = []
     for i in range(400):
         entry = tracking.entry({"user": f"u-{i}", "app": "chat"}, "m", 1, {}, ELEVEN)
-        found = {key_slot(w.slot_key.encode()) for w in writes("bb:", f"r{i}", entry, 86400)}
-        per_call.append(len(found))
-        slots |= found
-    assert len(slots) == 16  # no hot slot for a fleet: every shard is used
-    assert max(per_call) <= 3  # user (with the total), app, model
+        (write,) = writes("bb:", f"r{i}", entry, 86400)  # every dimension of a call in one place
+        slots.append(key_slot(write.slot_key.encode()))
+    # The app, the model and the total every call carries are spread over every shard's slot.
+    assert len(set(slots)) == 16
+    assert max(slots.count(slot) for slot in slots) < 400 / 16 * 2
     total_only = bb.Tracking(keys=())
     spread = {
         key_slot(w.slot_key.encode())
@@ -203,6 +202,29 @@ def test_cluster_tracking_spreads_over_slots_and_one_call_stays_in_few() -> None
         for w in writes("bb:", f"r{i}", total_only.entry({}, "m", 1, {}, ELEVEN), 86400)
     }
     assert len(spread) == 16  # a total tracked alone spreads by call
+
+
+def test_top_is_exact_for_values_spread_over_shards(target: Target) -> None:
+    # Apps are spread over the shards of their users' calls. Each user's calls favour another app, so
+    # every shard ranks the apps differently: the top apps over all shards must still come out exact.
+    tracking = bb.Tracking()
+    now_ms = int(ELEVEN * 1000)
+    requests = []
+    expected: dict[str, int] = {}
+    for u in range(48):
+        for a in range(12):
+            cost = 1000 + (u * 7 + a * 13) % 97 * (3 if a == u % 12 else 1)
+            expected[f"app-{a}"] = expected.get(f"app-{a}", 0) + cost
+            entry = tracking.entry({"user": f"u-{u}", "app": f"app-{a}"}, "m", cost, TOKENS, ELEVEN)
+            requests.append(SettleRequest(f"r-{u}-{a}", (), track=entry))
+    target.store.settle_many(requests, now_ms=now_ms)
+    ranking = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))
+    for top in (1, 3, 5, 12, 20):
+        rows = bb.spend(target.store, by="app", top=top, now=ELEVEN)
+        assert [(r.values[0], r.cost_nanos) for r in rows] == ranking[:top], top
+        assert all(r.calls == 48 for r in rows)
+    hours = bb.spend(target.store, by="app", top=4, granularity="hour", now=ELEVEN)
+    assert [(r.values[0], r.cost_nanos) for r in hours] == ranking[:4]
 
 
 @pytest.mark.redis

@@ -15,17 +15,19 @@ bucket start in epoch seconds, ``V`` the percent-encoded value)::
 
     P t:{P t/S}:k:D:G:B:z     sorted set: value -> spend (nano-dollars) in the bucket (top-N)
     P t:{P t/S}:k:D:G:B:v:V   hash: c (nano-dollars), n (calls), input, output, cache_read, cache_write
-    P t:{P t/S}:d:B           hash: reservation ids tracked during hour B whose first write was in shard S
+    P t:{P t/S}:d:B           hash: reservation ids tracked in shard S during hour B (exactly once)
 
-Sharding: a value lives in shard ``crc32(D, value) % SHARDS``, so every value's totals are in one place
-and a dimension's top-N is the merge of its shards' top-N. The total (``_all``) has one value, read by
-summing every shard, so it goes where the call's first other dimension goes (by the call's id when it has
-none). All dimensions share the ``SHARDS`` shards. A store applies a call's writes that go in one script
-(all of them, except on a cluster: those of one slot) together, under one exactly-once check: a field in
-the dedupe hash of the first of those writes' shards. On Redis Cluster the hash tag ``{P t/S}`` makes
-each shard a slot: a fleet's tracking writes spread over ``SHARDS`` slots, and one call's over at most as
-many slots as it has dimensions besides the total, so a batch of settlements needs at most ``SHARDS``
-script calls for its tracking however many calls it carries.
+Sharding: a call's writes all go to one shard, ``crc32(D, value) % SHARDS`` of its first tracked
+dimension (``user`` by default; by the call's id when it tracks only the total). So one call is one
+write in one place (one script, one Redis Cluster slot, one exactly-once check: a field in the shard's
+dedupe hash), a value of the first key lives in one shard, and the values every call carries (an app,
+a model, the total) are spread over all shards instead of making one key, or one cluster slot, hot for
+the whole fleet. A value of another key may be in several shards: reads sum them, and a top-N read
+merges each shard's top-N and checks the result against what any value not yet seen could reach (see
+``reporting.spend``). On Redis Cluster the hash tag ``{P t/S}`` makes each shard a slot: a batch of
+settlements needs at most ``SHARDS`` script calls for its tracking however many calls it carries, and a
+batch of one user's calls one. (Sharding each value by itself instead puts one call in up to one slot per
+dimension and every call of an app in that app's slot: measured in ``bench/RESULTS.md``.)
 
 Expiry: hourly keys expire ``hourly_days`` after their hour ends, daily keys ``daily_days`` after their
 day ends, set by the store itself (Redis ``PEXPIREAT``; the memory store prunes). The dedupe hash lives for
@@ -191,7 +193,7 @@ def split_pair(joined: str) -> tuple[str, ...]:
 
 
 def shard(dim: str, value: str) -> int:
-    """The shard holding a (dimension, value)'s keys (not the total's: see :func:`writes`)."""
+    """The shard of the calls whose first tracked dimension has this value."""
     return zlib.crc32(f"{dim}\x00{value}".encode("utf-8", "surrogatepass")) % SHARDS
 
 
@@ -211,6 +213,11 @@ def zset_key(base: str, dim: str, granularity: str, start: int) -> str:
 
 def value_key(base: str, dim: str, granularity: str, start: int, value: str) -> str:
     return f"{base}:k:{_encoded(dim)}:{granularity}:{start}:v:{_encoded(value)}"
+
+
+def encode_value(value: str) -> str:
+    """The last part of a value-hash key: ``value_key(..., "") + encode_value(value)`` is the key."""
+    return _encoded(value)
 
 
 @lru_cache(maxsize=65536)
@@ -239,7 +246,8 @@ class TrackWrite:
 
 
 def writes(prefix: str, rid: str, entry: TrackEntry, tombstone_retention: int) -> tuple[TrackWrite, ...]:
-    """An entry's writes, one per shard it touches (laid out once per dimensions and hour: cached)."""
+    """An entry's writes, one per shard it touches (one, see the module docstring; laid out once per
+    dimensions and hour: cached)."""
     at = entry.at
     dims = entry.dims
     spread = zlib.crc32(rid.encode()) % SHARDS if len(dims) == 1 else 0
@@ -260,25 +268,22 @@ def _layout(
     hour_at = (hour + HOUR + hourly_days * DAY) * 1000
     day_at = (day + DAY + daily_days * DAY) * 1000
     home = next((shard(dim, value) for dim, value in dims if dim != TOTAL), spread)
-    groups: dict[int, list[DimWrite]] = {}
+    base = tag(prefix, home)
+    laid_out: list[DimWrite] = []
     for dim, value in dims:
-        shard_no = home if dim == TOTAL else shard(dim, value)
-        base = tag(prefix, shard_no)
         buckets = (
             (zset_key(base, dim, "h", hour), value_key(base, dim, "h", hour, value), hour_at),
             (zset_key(base, dim, "d", day), value_key(base, dim, "d", day, value), day_at),
         )
-        groups.setdefault(shard_no, []).append((value, buckets))
-    dedupe_at_ms = (hour + HOUR + tombstone_retention) * 1000
-    return tuple(
+        laid_out.append((value, buckets))
+    return (
         TrackWrite(
-            shard=shard_no,
-            slot_key=tag(prefix, shard_no),
-            dedupe=dedupe_key(tag(prefix, shard_no), hour),
-            dedupe_at_ms=dedupe_at_ms,
-            dims=tuple(group),
-        )
-        for shard_no, group in groups.items()
+            shard=home,
+            slot_key=base,
+            dedupe=dedupe_key(base, hour),
+            dedupe_at_ms=(hour + HOUR + tombstone_retention) * 1000,
+            dims=tuple(laid_out),
+        ),
     )
 
 

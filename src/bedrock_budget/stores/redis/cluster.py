@@ -123,7 +123,7 @@ class RedisClusterStore(RedisStore):
 
     def _fan_out(self, calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
         """Run calls (one per slot); each result is a value or the exception it raised."""
-        if len(calls) == 1 or not self._parallel:
+        if len(calls) <= 1 or not self._parallel:
             results: list[T | BaseException] = []
             for call in calls:
                 try:
@@ -131,8 +131,13 @@ class RedisClusterStore(RedisStore):
                 except Exception as exc:  # collected so the caller can undo the slots that succeeded
                     results.append(exc)
             return results
-        futures: list[Future[T]] = [self._executor().submit(call) for call in calls]
+        # The first call runs on this thread while the pool runs the others: one hand-off fewer.
+        futures: list[Future[T]] = [self._executor().submit(call) for call in calls[1:]]
         gathered: list[T | BaseException] = []
+        try:
+            gathered.append(calls[0]())
+        except Exception as exc:
+            gathered.append(exc)
         for future in futures:
             error = future.exception()
             gathered.append(error if error is not None else future.result())

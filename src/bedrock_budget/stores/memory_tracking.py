@@ -14,9 +14,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from bedrock_budget.stores.tracking import TrackEntry, fields_of, writes
+from bedrock_budget.stores.tracking import TrackEntry, TrackWrite, fields_of, writes
 
 _SWEEP_EVERY = 4096
+_RESOLVED = 4096
 
 
 class _Bucket:
@@ -41,13 +42,14 @@ class MemoryTracks:
         #: Dedupe key -> (expires at ms, reservation ids).
         self._dedupe: dict[str, tuple[int, set[str]]] = {}
         self._writes = 0
+        #: id(layout) -> (the layout, when its first bucket expires, its value hashes): see ``apply``.
+        self._resolved: dict[int, tuple[TrackWrite, int, list[dict[str, int]]]] = {}
 
     def apply(self, prefix: str, rid: str, entry: TrackEntry, tombstone_retention: int, now_ms: int) -> None:
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:
             self.sweep(now_ms)
         fields = fields_of(entry)
-        buckets = self._buckets
         laid_out = writes(prefix, rid, entry, tombstone_retention)
         if not laid_out:
             return
@@ -60,21 +62,38 @@ class MemoryTracks:
             return
         seen.add(rid)
         for write in laid_out:
-            for value, places in write.dims:
-                for zkey, vkey, at_ms in places:
-                    bucket = buckets.get(zkey)
-                    if bucket is None or bucket.expires_ms <= now_ms:
-                        if bucket is not None:
-                            self._drop(zkey, bucket)
-                        bucket = buckets[zkey] = _Bucket(at_ms)
-                    counts = bucket.values.get(value)
-                    if counts is None:
-                        counts = bucket.values[value] = {"c": 0, "n": 0}
-                        bucket.keys.append(vkey)
-                        self._hashes[vkey] = (bucket, counts)
-                    counts["n"] += 1
-                    for name, amount in fields:
-                        counts[name] = counts.get(name, 0) + amount
+            # A busy user's calls repeat one layout: its value hashes are looked up once while they live.
+            held = self._resolved.get(id(write))
+            if held is None or held[0] is not write or held[1] <= now_ms:
+                held = self._resolved[id(write)] = self._resolve(write, now_ms)
+                if len(self._resolved) > _RESOLVED:
+                    self._resolved.clear()
+                    self._resolved[id(write)] = held
+            for counts in held[2]:
+                counts["n"] += 1
+                for name, amount in fields:
+                    counts[name] = counts.get(name, 0) + amount
+
+    def _resolve(self, write: TrackWrite, now_ms: int) -> tuple[TrackWrite, int, list[dict[str, int]]]:
+        """The value hashes a write adds to (made where missing), and when the first of them expires."""
+        buckets = self._buckets
+        found: list[dict[str, int]] = []
+        until = None
+        for value, places in write.dims:
+            for zkey, vkey, at_ms in places:
+                bucket = buckets.get(zkey)
+                if bucket is None or bucket.expires_ms <= now_ms:
+                    if bucket is not None:
+                        self._drop(zkey, bucket)
+                    bucket = buckets[zkey] = _Bucket(at_ms)
+                counts = bucket.values.get(value)
+                if counts is None:
+                    counts = bucket.values[value] = {"c": 0, "n": 0}
+                    bucket.keys.append(vkey)
+                    self._hashes[vkey] = (bucket, counts)
+                found.append(counts)
+                until = bucket.expires_ms if until is None else min(until, bucket.expires_ms)
+        return write, until if until is not None else now_ms, found
 
     def _drop(self, zkey: str, bucket: _Bucket) -> None:
         del self._buckets[zkey]

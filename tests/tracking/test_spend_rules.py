@@ -274,3 +274,60 @@ def test_wrap_with_track_false_writes_nothing(fake: FakeBedrock) -> None:
     tracked.bedrock_budget_meter.guard.ledger.close()
     assert [r.values for r in bb.spend(store, by="user")] == [("u-1",)]
     assert bb.spend(store, by="app") == []
+
+
+PAIRED = [  # values holding the pair separator and the escape character, alone and together
+    ({"app": "a|b", "tenant": "t"}, "m"),
+    ({"app": "a", "tenant": "b|t"}, "m"),
+    ({"app": "a\\", "tenant": "|b"}, "m|x"),
+    ({"app": "a\\|b", "tenant": ""}, "m\\"),
+    ({"app": "|", "tenant": "\\\\|"}, "|m|"),
+]
+
+
+def test_pair_values_holding_the_separator_stay_apart(
+    target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracking = bb.Tracking(keys=("app",), pairs=(("app", "tenant"), ("app", "tenant", "model")))
+    now_ms = int(ELEVEN * 1000)
+    requests = [
+        SettleRequest(f"r-{n}", (), track=tracking.entry(ids, model, 100 + n, TOKENS, ELEVEN))
+        for n, (ids, model) in enumerate(PAIRED)
+    ]
+    target.store.settle_many(requests, now_ms=now_ms)
+    pairs = bb.spend(target.store, by=("app", "tenant"), now=ELEVEN)
+    assert sorted((r.values, r.cost_nanos) for r in pairs) == sorted(
+        ((ids["app"], ids["tenant"]), 100 + n) for n, (ids, _) in enumerate(PAIRED)
+    )
+    triples = bb.spend(target.store, by=("app", "tenant", "model"), now=ELEVEN, top=2)
+    assert [(r.values, r.cost_nanos) for r in triples] == [
+        (("|", "\\\\|", "|m|"), 104),
+        (("a\\|b", "", "m\\"), 103),
+    ]
+    if target.uri is None:
+        return
+    uri = f"{target.uri}{'&' if '?' in target.uri else '?'}prefix={target.prefix}"
+    since = datetime.fromtimestamp(ELEVEN, UTC).date().isoformat()
+    argv = ["report", "--store", uri, "--by", "app,tenant", "--since", since, "--format", "json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(tuple(r["values"]) for r in report["rows"]) == sorted(
+        (ids["app"], ids["tenant"]) for ids, _ in PAIRED
+    )
+    assert main([*argv[:-2], "--format", "csv"]) == 0
+    import csv
+
+    rows = list(csv.reader(capsys.readouterr().out.splitlines()))[1:]
+    assert sorted((r[0], r[1]) for r in rows) == sorted((ids["app"], ids["tenant"]) for ids, _ in PAIRED)
+
+
+def test_split_pair_inverts_join_pair() -> None:
+    from bedrock_budget.stores.tracking import join_pair, split_pair
+
+    samples = ["", "|", "\\", "\\|", "|\\", "a|b", "a\\b", "\\\\", "||", "x"]
+    for first in samples:
+        for second in samples:
+            for third in ("", "|", "m"):
+                values = (first, second, third)
+                assert split_pair(join_pair(values)) == values
+    assert join_pair(["plain", "values"]) == "plain|values"  # what was stored before escaping existed

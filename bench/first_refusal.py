@@ -92,8 +92,7 @@ def share_at_first_refusal(
 
 def main() -> None:
     print(
-        f"{MODEL}, {PROMPT_BYTES}-byte prompts, maxTokens {MAX_TOKENS}, "
-        f"{OUTPUT_TOKENS} output tokens billed"
+        f"{MODEL}, {PROMPT_BYTES}-byte prompts, maxTokens {MAX_TOKENS}, {OUTPUT_TOKENS} output tokens billed"
     )
     print(
         f"{'content':<8} {'limit':>7} {'reservation':<20} {'calls':>6} {'spent / limit at first refusal':>31}"

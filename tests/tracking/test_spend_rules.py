@@ -331,3 +331,24 @@ def test_split_pair_inverts_join_pair() -> None:
                 values = (first, second, third)
                 assert split_pair(join_pair(values)) == values
     assert join_pair(["plain", "values"]) == "plain|values"  # what was stored before escaping existed
+
+
+def test_budgeted_sync_settlements_are_tracked_exactly(target: Target) -> None:
+    # On Redis the entries of synchronous settlements go in batches apart from the budget counters
+    # (Store.batch_tracking); either way every call is tracked once and the sums match the budget.
+    clock = Clock(ELEVEN)
+    budgets = [bb.Budget(name="org", window="day", limit_usd="10")]
+    ledger = Ledger(target.store, budgets, clock=clock)
+    assert ledger._track_apart is target.store.batch_tracking
+    assert target.store.batch_tracking is (target.kind != "memory")
+    for i in range(40):
+        reservation = ledger.reserve({"user": f"u{i % 3}", "app": "chat"}, "m", None, 1000, TOKENS)
+        ledger.settle(reservation, 100 + i, TOKENS)
+    assert ledger.flush() == 0
+    spent = ledger.read("org").spent_usd * 10**9
+    ledger.close()
+    total = sum(100 + i for i in range(40))
+    assert spent == total
+    for by in ("user", "app", "model", ()):
+        rows = bb.spend(target.store, by=by, now=ELEVEN)
+        assert (sum(r.cost_nanos for r in rows), sum(r.calls for r in rows)) == (total, 40), by

@@ -121,9 +121,10 @@ class RedisClusterStore(RedisStore):
             groups.setdefault(self._slot(ref), []).append(index)
         return list(groups.values())
 
-    def _fan_out(self, calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
-        """Run calls (one per slot); each result is a value or the exception it raised."""
-        if len(calls) <= 1 or not self._parallel:
+    def _fan_out(self, calls: Sequence[Callable[[], T]], parallel: bool = True) -> list[T | BaseException]:
+        """Run calls (one per slot); each result is a value or the exception it raised. ``parallel=False``
+        runs them in order on this thread."""
+        if len(calls) <= 1 or not (parallel and self._parallel):
             results: list[T | BaseException] = []
             for call in calls:
                 try:
@@ -282,7 +283,11 @@ class RedisClusterStore(RedisStore):
             for slot, (positions, found) in by_slot.items():
                 slots.setdefault(slot, []).append((index, positions, found))
         parts = list(slots.values())
-        gathered = self._fan_out([partial(self._settle_slot, requests, part, now_ms) for part in parts])
+        # A batch (the settle thread, a flush) goes slot after slot: no caller waits on it, and handing
+        # slots to the pool's threads costs a batch more CPU, and more GIL from the callers, than it saves.
+        # A single settlement may have a caller waiting: its slots go in parallel.
+        calls = [partial(self._settle_slot, requests, part, now_ms) for part in parts]
+        gathered = self._fan_out(calls, parallel=len(requests) == 1)
         merged: list[dict[int, SettleOutcome]] = [{} for _ in requests]
         failed: dict[int, StoreError] = {}
         for part, result in zip(parts, gathered, strict=True):

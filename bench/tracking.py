@@ -10,7 +10,7 @@ next timed call starts once the settle thread has applied its batch.
 Memory: 100,000 users, one call each, tracked by user, app and model in one hour of one day, written
 through ``settle_many`` in batches of 500, then measured with ``MEMORY USAGE`` on every key under the
 prefix (the per-key figure, so other users of the shared Redis do not count) and the change of
-``INFO memory`` ``used_memory``. The dedupe hashes (one field per call and shard, kept for a day) are
+``INFO memory`` ``used_memory``. The dedupe hashes (one field per call, kept for a day) are
 reported apart: they grow with calls, not users.
 
 CPU: the same ledger calls (one shared budget, as in ``throughput.py``) against a Redis and a 3-master
@@ -130,7 +130,7 @@ def memory_rows(client: redis.Redis, prefixes: list[str]) -> list[Row]:
         keys = 0
         for key in client.scan_iter(match=f"{prefix}*", count=5000):
             keys += 1
-            kind = "dedupe" if key.endswith(b":d") else "ledger"
+            kind = "dedupe" if b"}:d:" in key else "ledger"
             totals[kind] += int(client.memory_usage(key, samples=0) or 0)
     finally:
         store.close()

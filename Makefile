@@ -47,8 +47,9 @@ unit: $(STAMP) $(FOCUS_STAMP)
 dist-check: $(STAMP)
 	bash .ci/check-dist.sh
 
-# The async (aiobotocore) client tests, in their own venv (.venv-async): aiobotocore pins botocore.
-async-check:
+# The async (aiobotocore) client tests, in their own venv (.venv-async): aiobotocore pins botocore. Their
+# budget tests use the real Redis and start a Cluster, so they wait for the services.
+async-check: services
 	bash .ci/check-async.sh
 
 # Everything the suite needs, and the checks that do not share its services, run side by side (the three

@@ -55,6 +55,11 @@ def budgets() -> list[Budget]:
     ]
 
 
+def request_budgets() -> list[Budget]:
+    # The same two budgets, each also capping requests (never reached here): what a request limit adds.
+    return [b.replace(limit_requests=10**9) for b in budgets()]
+
+
 def leased_budgets() -> list[Budget]:
     # 1 % of the per-user limit is 100 calls of COST: a refill every 100 calls, as a busy user would see.
     return [
@@ -147,6 +152,9 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
     background = Ledger(redis_store(), budgets(), settle_mode="background", settle_linger=0)
     leased_sync = leased(redis_store())
     leased_background = leased(redis_store(), settle_mode="background", settle_linger=0)
+    memory_requests = Ledger(MemoryStore(), request_budgets())
+    sync_requests = Ledger(redis_store(), request_budgets())
+    background_requests = Ledger(redis_store(), request_budgets(), settle_mode="background", settle_linger=0)
     hollow_store, raw_store = redis_store(), redis_store()
     assert isinstance(hollow_store, RedisStore)
     assert isinstance(raw_store, RedisStore)
@@ -157,13 +165,18 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
                 "memory": _reserve_settle(memory),
                 "sync": _reserve_settle(sync),
                 "background": _reserve_settle(background),
+                # The same three with request limits, in the same order, so each follows what its plain
+                # twin follows (a background call's batch may still be going out during the next call).
+                "memory-requests": _reserve_settle(memory_requests),
+                "sync-requests": _reserve_settle(sync_requests),
+                "background-requests": _reserve_settle(background_requests),
                 "leased-sync": _reserve_settle(leased_sync),
                 "leased-background": _reserve_settle(leased_background),
                 "hollow": _hollow_reserve(hollow_store, client),
                 "script": _raw_reserve_script(raw_store),
             },
             iterations=600,
-            ledgers=[background, leased_background],
+            ledgers=[background, leased_background, background_requests],
             means=frozenset({"leased-sync", "leased-background"}),
         )
         background.flush()
@@ -177,7 +190,16 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
         server_us = (usec_after - usec_before) / max(1, calls_after - calls_before)
         probe.close()
     finally:
-        for ledger in (memory, sync, background, leased_sync, leased_background):
+        for ledger in (
+            memory,
+            sync,
+            background,
+            leased_sync,
+            leased_background,
+            memory_requests,
+            sync_requests,
+            background_requests,
+        ):
             ledger.close()
         for store in stores:
             store.close()
@@ -221,6 +243,21 @@ def ledger_rows(client: redis.Redis, evalsha: Callable[[], Any], prefixes: list[
             "leased-sync",
             f"lease_fraction={LEASE_FRACTION:g}: mean per call; every 100 calls one refill and one lease "
             "settlement, both synchronous",
+        ),
+        row(
+            "hot path: ledger reserve+settle, memory store, request limits",
+            "memory-requests",
+            "both budgets also have limit_requests: the request count is held and settled with the amounts",
+        ),
+        row(
+            "hot path: ledger reserve+settle, Redis, sync, request limits",
+            "sync-requests",
+            "both budgets also have limit_requests, in the same two round trips",
+        ),
+        row(
+            "hot path: ledger reserve+settle, Redis, background, request limits",
+            "background-requests",
+            "both budgets also have limit_requests, in the same reserve round trip",
         ),
         row(
             "  of which: ledger reserve with a no-op script",

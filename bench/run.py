@@ -21,13 +21,16 @@ BENCHMARKS = {
     "import": "import_time",
     "wrapper": "wrapper",
     "async-wrapper": "async_wrapper",
+    "async-budgets": "async_budgets",
     "hot-path": "hot_path",
+    "request-limits": "request_limits",
     "count-tokens": "count_tokens",
     "throughput": "throughput",
     "memory": "memory_users",
     "fake-server": "fake_server_throughput",
     "journal": "journal",
     "tracking": "tracking",
+    "live-budgets": "live_budgets",
 }
 
 

@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 import bedrock_budget as bb
-from bedrock_budget.budgets import Ledger
+from bedrock_budget.budgets import BudgetStatus, Ledger
 
 USER_BUDGET = "per-user-daily"
 DEFAULT_MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -93,6 +93,44 @@ class BudgetOut(BaseModel):
     resets_at: str | None
 
 
+def add_error_handlers(app: FastAPI) -> None:
+    """Budget refusals become 429 with ``Retry-After``, a store outage 503, a bad user id 400."""
+
+    @app.exception_handler(bb.BudgetExceededError)
+    async def budget_exceeded(request: Request, exc: bb.BudgetExceededError) -> JSONResponse:
+        headers = {}
+        if exc.resets_at is not None:
+            wait = (exc.resets_at - datetime.now(UTC)).total_seconds()
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        body = {
+            "error": "budget_exceeded",
+            "budget": exc.budget,
+            "resets_at": exc.resets_at.isoformat() if exc.resets_at else None,
+        }
+        return JSONResponse(body, status_code=429, headers=headers)
+
+    @app.exception_handler(bb.StoreUnavailableError)
+    async def store_down(request: Request, exc: bb.StoreUnavailableError) -> JSONResponse:
+        # Outage policy "deny": without the budget store nobody's spend can be checked, so fail closed.
+        return JSONResponse({"error": "budget_store_unavailable"}, status_code=503)
+
+    @app.exception_handler(bb.AttributionError)
+    async def bad_user_id(request: Request, exc: bb.AttributionError) -> JSONResponse:
+        return JSONResponse({"error": "invalid X-User-Id"}, status_code=400)
+
+
+def budget_out(user: str, status: BudgetStatus) -> BudgetOut:
+    limit_usd = status.limit_usd
+    assert limit_usd is not None  # the budget above is a dollar budget
+    return BudgetOut(
+        user=user,
+        limit_usd=str(limit_usd),
+        spent_usd=str(status.spent_usd),
+        remaining_usd=str(max(limit_usd - status.spent_usd - status.reserved_usd, 0)),
+        resets_at=status.resets_at.isoformat() if status.resets_at else None,
+    )
+
+
 def bedrock_client() -> Any:
     # An unset BEDROCK_ENDPOINT_URL means boto3's regional endpoint, so the app serves AWS and the fake.
     return boto3.client(
@@ -123,27 +161,7 @@ def create_app(
     app = FastAPI(title="chat", lifespan=lifespan)
     app.add_middleware(UserAttribution)
 
-    @app.exception_handler(bb.BudgetExceededError)
-    async def budget_exceeded(request: Request, exc: bb.BudgetExceededError) -> JSONResponse:
-        headers = {}
-        if exc.resets_at is not None:
-            wait = (exc.resets_at - datetime.now(UTC)).total_seconds()
-            headers["Retry-After"] = str(max(1, math.ceil(wait)))
-        body = {
-            "error": "budget_exceeded",
-            "budget": exc.budget,
-            "resets_at": exc.resets_at.isoformat() if exc.resets_at else None,
-        }
-        return JSONResponse(body, status_code=429, headers=headers)
-
-    @app.exception_handler(bb.StoreUnavailableError)
-    async def store_down(request: Request, exc: bb.StoreUnavailableError) -> JSONResponse:
-        # Outage policy "deny": without the budget store nobody's spend can be checked, so fail closed.
-        return JSONResponse({"error": "budget_store_unavailable"}, status_code=503)
-
-    @app.exception_handler(bb.AttributionError)
-    async def bad_user_id(request: Request, exc: bb.AttributionError) -> JSONResponse:
-        return JSONResponse({"error": "invalid X-User-Id"}, status_code=400)
+    add_error_handlers(app)
 
     # A plain `def`: boto3 blocks, so FastAPI runs it in its thread pool (with the request's context).
     @app.post("/chat", dependencies=[Depends(require_user)])
@@ -159,16 +177,7 @@ def create_app(
 
     @app.get("/budget")
     def budget(user: Annotated[str, Depends(require_user)]) -> BudgetOut:
-        status = ledger.read(USER_BUDGET, {"user": user})
-        limit_usd = status.limit_usd
-        assert limit_usd is not None  # the budget above is a dollar budget
-        return BudgetOut(
-            user=user,
-            limit_usd=str(limit_usd),
-            spent_usd=str(status.spent_usd),
-            remaining_usd=str(max(limit_usd - status.spent_usd - status.reserved_usd, 0)),
-            resets_at=status.resets_at.isoformat() if status.resets_at else None,
-        )
+        return budget_out(user, ledger.read(USER_BUDGET, {"user": user}))
 
     return app
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +22,21 @@ from aiobotocore.session import get_session
 
 import bedrock_budget as bb
 from bedrock_budget.testing import FakeBedrock
+
+# The real services and their helpers are the main suite's (tests/): the same Redis, the same Cluster fixture.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from backends import delete_prefix
+from no_skips import pytest_make_collect_report, pytest_runtest_makereport
+from service_fixtures import cluster_url, redis_server_binary, redis_url
+
+__all__ = [
+    "cluster_url",
+    "pytest_make_collect_report",
+    "pytest_runtest_makereport",
+    "redis_server_binary",
+    "redis_url",
+]
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Say something short."}]}]
@@ -90,3 +108,15 @@ def run(coro: Any) -> Any:
 
 async def converse(client: Any, model: str = f"us.{HAIKU}", **extra: Any) -> Any:
     return await client.converse(modelId=model, messages=MESSAGES, inferenceConfig={"maxTokens": 64}, **extra)
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
+def store_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A budget store URI of each kind, under a key prefix of the test's own (deleted afterwards)."""
+    prefix = f"t-async2-{uuid.uuid4().hex[:12]}:"
+    if request.param == "memory":
+        yield "memory://"
+        return
+    base = request.getfixturevalue("redis_url" if request.param == "redis" else "cluster_url")
+    yield f"{base}?prefix={prefix}"
+    delete_prefix(base, prefix)

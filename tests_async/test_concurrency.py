@@ -7,11 +7,16 @@ import asyncio
 import gc
 import json
 import random
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 import bedrock_budget as bb
+from bedrock_budget.budgets.compiled import current_ref
+from bedrock_budget.stores.base import CounterState
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from conftest import HAIKU, MESSAGES, Records, converse, run, wrapped
 
@@ -75,6 +80,38 @@ INVOKE_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_cancellation_storm_gives_exactly_one_record_per_call(fake: FakeBedrock, records: Records) -> None:
+    storm(fake, records)
+
+
+# The storm again with budgets on the real Redis and Cluster: every hold is settled or released, and the
+# store's spend is exactly what the records cost.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_cancellation_storm_with_budgets_leaves_no_hold(
+    fake: FakeBedrock, records: Records, store_uri: str
+) -> None:
+    budget = bb.Budget("storm", limit_usd="10")
+    found: list[CounterState] = []
+
+    async def check(client: Any) -> None:
+        ledger = client.bedrock_budget_meter.guard.ledger
+        assert await ledger.flush() == 0
+        ref = current_ref(budget, {}, time.time())
+        found.extend(await ledger.store.read([ref], now_ms=int(time.time() * 1000)))
+        await ledger.aclose()
+
+    storm(fake, records, check, store=store_uri, budgets=[budget])
+    (state,) = found
+    assert state.held_usd == 0
+    assert state.active == 0
+    assert state.spent_usd == sum(r.cost.total_nanos for r in records if r.cost is not None) > 0
+
+
+def storm(
+    fake: FakeBedrock, records: Records, after: Callable[[Any], Awaitable[None]] | None = None, **options: Any
+) -> None:
+    """300 calls of three kinds, most cancelled at a random point; ``after(client)`` runs once they are
+    over and collected, before the client closes."""
     fake.configure(HAIKU, usage=UsageSpec(input_tokens=40, output_tokens=20), latency=0.3, stream_deltas=8)
     fake.configure(HAIKU, first_byte_delay=0.01)
     rng = random.Random(20261204)
@@ -83,7 +120,7 @@ def test_cancellation_storm_gives_exactly_one_record_per_call(fake: FakeBedrock,
     finished: set[int] = set()
 
     async def main() -> None:
-        async with wrapped(fake, records) as client:
+        async with wrapped(fake, records, **options) as client:
             midway = {i: asyncio.Event() for i in range(calls)}
 
             async def one(i: int, kind: int) -> None:
@@ -130,6 +167,8 @@ def test_cancellation_storm_gives_exactly_one_record_per_call(fake: FakeBedrock,
             for _ in range(5):  # let the loop finalize abandoned stream generators
                 gc.collect()
                 await asyncio.sleep(0.02)
+            if after is not None:
+                await after(client)
 
     run(main())
     gc.collect()
@@ -140,7 +179,7 @@ def test_cancellation_storm_gives_exactly_one_record_per_call(fake: FakeBedrock,
     # A spread of fates, so the storm tested something: finished, cut off mid-stream, and refused before
     # any response (cancelled while waiting for a connection or for Bedrock).
     outcomes = Counter(record.outcome for record in records)
-    assert outcomes["ok"] >= 1
+    assert outcomes["ok"] >= 1, (outcomes, Counter(r.error_code for r in records))
     assert outcomes["partial"] >= 30
     assert outcomes["error"] >= 5
     assert {f"c{i}" for i in finished} <= {r.attribution["user"] for r in records if r.outcome == "ok"}

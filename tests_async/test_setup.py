@@ -1,4 +1,4 @@
-"""instrument() for aiobotocore, the refusal of budgets on async clients, and the dependency check."""
+"""instrument() for aiobotocore, budget options on async clients, and the dependency check."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 from aiobotocore.session import get_session
 
 import bedrock_budget as bb
+from bedrock_budget.budgets import AsyncLedger
 from bedrock_budget.dependencies import require
 from bedrock_budget.errors import DependencyVersionError
-from bedrock_budget.testing import FakeBedrock
+from bedrock_budget.testing import FakeBedrock, UsageSpec
 from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient
-from conftest import Records, client_config, converse, raw_client, run
+from conftest import HAIKU, MESSAGES, Records, client_config, converse, raw_client, run
 
 DAILY = bb.Budget(name="daily", scope={}, window="day", timezone="UTC", limit_usd="1.00", action="block")
 
@@ -62,36 +63,47 @@ def test_instrument_meters_clients_created_afterwards(fake: FakeBedrock, records
     run(main())
 
 
-def test_wrap_with_budgets_is_refused(fake: FakeBedrock) -> None:
+def test_wrap_with_budget_options_builds_an_async_budget_layer(fake: FakeBedrock) -> None:
     async def main() -> None:
         async with raw_client(fake) as client:
-            for options in (
-                {"budgets": [DAILY]},
-                {"store": "memory://"},
-                {"count_tokens": True},
-                {"on_store_error": "allow"},
-            ):
-                with pytest.raises(bb.ConfigurationError, match="not enforced on async") as caught:
-                    bb.wrap(client, **options)
-                assert next(iter(options)) in str(caught.value)
-            await converse(bb.wrap(client))  # without budget options it meters
+            for options in ({"budgets": [DAILY]}, {"store": "memory://"}, {"on_store_error": "allow"}):
+                wrapped = bb.wrap(client, **options)
+                ledger = wrapped.bedrock_budget_meter.guard.ledger
+                assert isinstance(ledger, AsyncLedger)
+                await converse(wrapped)
+                await ledger.aclose()
 
     run(main())
-    assert fake.request_count == 1
+    assert fake.request_count == 3
 
 
-def test_instrument_with_budgets_refuses_async_clients_not_sync_ones(fake: FakeBedrock) -> None:
-    bb.instrument(budgets=[DAILY])
+def test_instrument_with_budgets_holds_sync_and_async_clients_to_one_budget(fake: FakeBedrock) -> None:
+    fake.set_usage(HAIKU, UsageSpec(input_tokens=12, output_tokens=30))
+    small = bb.Budget(name="small", limit_usd="0.002")
+    bb.instrument(budgets=[small])
     sync_client = fake.client()
     assert type(sync_client).__name__ == "BudgetedClient"
+    sync_calls = 0
+    refused = None
+    for _ in range(100):
+        try:
+            sync_client.converse(modelId=HAIKU, messages=MESSAGES, inferenceConfig={"maxTokens": 64})
+        except bb.BudgetExceededError as exc:
+            refused = exc
+            break
+        sync_calls += 1
+    assert refused is not None
+    assert sync_calls > 0
 
     async def main() -> None:
-        with pytest.raises(bb.ConfigurationError, match="not enforced on async"):
-            async with create(fake):
-                pass
+        async with create(fake) as client:
+            assert isinstance(client, AsyncBudgetedClient)
+            # The memory store the sync clients spent from: the budget is exhausted for async calls too.
+            with pytest.raises(bb.BudgetExceededError):
+                await converse(client)
 
     run(main())
-    assert fake.request_count == 0
+    assert fake.request_count == sync_calls
 
 
 def test_aiobotocore_out_of_range_is_a_typed_error(

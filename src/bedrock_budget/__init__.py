@@ -30,6 +30,7 @@ _EXPORTS: Final = {
     "ModelResolver": "bedrock_budget.resolver",
     "parse_model_id": "bedrock_budget.model_ids",
     "Budget": "bedrock_budget.budgets.model",
+    "StoreBudgets": "bedrock_budget.budgets.live",
     "load_budgets": "bedrock_budget.budgets.loading",
     "spend": "bedrock_budget.reporting.spend",
     "SpendRow": "bedrock_budget.reporting.spend",
@@ -51,6 +52,7 @@ __getattr__, __dir__ = lazy_exports(
 if TYPE_CHECKING:
     from bedrock_budget.attribution import attribute as attribute
     from bedrock_budget.attribution import current_attribution as current_attribution
+    from bedrock_budget.budgets.live import StoreBudgets as StoreBudgets
     from bedrock_budget.budgets.loading import load_budgets as load_budgets
     from bedrock_budget.budgets.model import Budget as Budget
     from bedrock_budget.errors import AttributionError as AttributionError

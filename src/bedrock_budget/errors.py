@@ -173,6 +173,19 @@ class StoreUnavailableError(StoreError):
         super().__init__(f"budget store {store} is unavailable ({reason})")
 
 
+class DefinitionsChangedError(BedrockBudgetError):
+    """Budget definitions were published by someone else since they were read: read them again, reapply
+    the change and publish again (``budgets set`` does this by itself)."""
+
+    def __init__(self, expected: int, found: int) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"the budget definitions in the store changed (version {found}, expected {expected}); "
+            "read them again and retry"
+        )
+
+
 class EvictionPolicyError(ConfigurationError):
     """The budget store's server may evict keys (its ``maxmemory-policy`` is not ``noeviction``): an evicted
     budget counter restarts at $0, so the budget would silently reset. Set the policy to ``noeviction``, or
@@ -192,7 +205,8 @@ class BudgetExceededError(BedrockBudgetError):
     """A call was refused before any byte went to Bedrock because it could exceed a budget.
 
     Amounts are ``Decimal`` USD for dollar limits; for token limits ``unit`` is ``"tokens"`` and the
-    amounts are (weighted) token counts.
+    amounts are (weighted) token counts; for request limits ``unit`` is ``"requests"`` and the amounts
+    are calls (made, held by calls in flight, and the 1 this call needs).
     """
 
     def __init__(
@@ -230,7 +244,7 @@ class BudgetExceededError(BedrockBudgetError):
                 text = f"{amount:f}"
             else:
                 text = format(amount.normalize(), "f")
-            return f"${text}" if unit == "usd" else f"{text} tokens"
+            return f"${text}" if unit == "usd" else f"{text} {unit}"
 
         resets = f", resets at {resets_at.isoformat()}" if resets_at else ""
         detail = f" ({reason})" if reason else ""

@@ -40,7 +40,7 @@ def test_the_documented_example() -> None:
         ({"limit_usd": True}, "limit_usd", "bool"),
         ({"limit_usd": "1e30"}, "limit_usd", "too large"),
         ({"limit_tokens": "1.0001"}, "limit_tokens", "3 decimal places"),
-        ({}, "limit_usd", "needs limit_usd, limit_tokens or both"),
+        ({}, "limit_usd", "needs limit_usd, limit_tokens or limit_requests"),
         ({"limit_usd": "1", "window": "fortnight"}, "window", "fortnight"),
         ({"limit_usd": "1", "timezone": "Mars/Olympus"}, "timezone", "Mars/Olympus"),
         ({"limit_usd": "1", "action": "explode"}, "action", "explode"),

@@ -202,3 +202,12 @@ def test_new_row_fields_parse_from_csv_text() -> None:
     assert dict(parsed.guardrail_text_units) == {"content_filters": 3}
     with pytest.raises(ValueError, match="estimated must be true or false"):
         parse_record({"timestamp": "2026-11-01T10:15:00", "model_id": LARGE, "estimated": "maybe"}, "x")
+
+
+def test_batch_calls_are_priced_per_dimension_at_the_batch_rate(acme: PriceTable) -> None:
+    # 1,000 input at $5 and 100 output at $25 per 1M (half the on-demand rate): $0.0075.
+    out = lines(acme, [row(pricing_mode="batch", cost_usd="0.0075")])
+    assert [(r["SkuMeter"], r["ListUnitPrice"], r["BilledCost"], r["x_PriceStatus"]) for r in out] == [
+        ("Input Tokens", "0.000005", "0.005", "priced"),
+        ("Output Tokens", "0.000025", "0.0025", "priced"),
+    ]

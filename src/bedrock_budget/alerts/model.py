@@ -12,7 +12,8 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A threshold crossed: fired once per (budget, scope values, window start, unit, threshold) across
-    every process sharing the store. Amounts are USD for ``unit == "usd"``, weighted tokens otherwise."""
+    every process sharing the store. Amounts are USD for ``unit == "usd"``, weighted tokens for ``"tokens"``
+    and calls for ``"requests"``."""
 
     budget: str
     scope: Mapping[str, str]
@@ -36,7 +37,7 @@ class Alert:
     @property
     def message(self) -> str:
         def amount(value: Decimal) -> str:
-            return f"${value}" if self.unit == "usd" else f"{value} tokens"
+            return f"${value}" if self.unit == "usd" else f"{value} {self.unit}"
 
         scope = ", ".join(f"{k}={v}" for k, v in self.scope.items()) or "global"
         if self.refused:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from bedrock_budget._lazy_exports import lazy_exports
+from bedrock_budget.budgets.fields import TOKEN_TYPES
 from bedrock_budget.budgets.loading import (
     budgets_from_data,
     budgets_from_env,
@@ -16,10 +17,11 @@ from bedrock_budget.budgets.loading import (
     load_budgets,
     parse_budgets_yaml,
 )
-from bedrock_budget.budgets.model import ACTIONS, TOKEN_TYPES, Budget
+from bedrock_budget.budgets.model import ACTIONS, Budget
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window, window_bounds
 
 _EXPORTS: Final = {
+    "AsyncLedger": "bedrock_budget.budgets.async_ledger",
     "BudgetStatus": "bedrock_budget.budgets.status",
     "Ledger": "bedrock_budget.budgets.ledger",
     "Refusal": "bedrock_budget.budgets.outcomes",
@@ -43,6 +45,7 @@ __all__ += sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:
+    from bedrock_budget.budgets.async_ledger import AsyncLedger as AsyncLedger
     from bedrock_budget.budgets.ledger import Ledger as Ledger
     from bedrock_budget.budgets.lines import ReservationLine as ReservationLine
     from bedrock_budget.budgets.outcomes import Refusal as Refusal

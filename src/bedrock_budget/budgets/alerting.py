@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink, as_sink
-from bedrock_budget.budgets.compiled import CompiledBudget
+from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.budgets.outcomes import alert_of
 from bedrock_budget.stores.base import Check, SettleOutcome, SettleRequest
@@ -50,13 +50,13 @@ class AlertDispatcher:
         self,
         request: SettleRequest,
         outcomes: Sequence[SettleOutcome],
-        by_name: dict[str, CompiledBudget],
+        budgets: CompiledBudgets,
     ) -> None:
         """Alerts for thresholds a settlement reached (of budgets still configured)."""
         for spend, outcome in zip(request.spends, outcomes, strict=True):
             if not outcome.fired:
                 continue
-            compiled = by_name.get(spend.ref.budget)
+            compiled = budgets.current(spend.ref.budget, spend.ref.scope)
             if compiled is None:
                 continue
             for mark in outcome.fired:

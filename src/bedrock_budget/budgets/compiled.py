@@ -4,7 +4,7 @@ counters (budget windows) it is held and settled against."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from bedrock_budget.budgets.lines import ReservationLine
@@ -32,6 +32,18 @@ class CompiledBudget:
     refusal_marks: tuple[Mark, ...]
     #: Its ``"*"`` attribution keys: a call lacking one is unattributed for this budget.
     wildcards: tuple[str, ...]
+    #: Compiled copies for the values the budget overrides (``budgets.overrides``), made on first use.
+    variants: dict[str, CompiledBudget] = field(default_factory=dict, compare=False)
+
+    def for_values(self, values: tuple[tuple[str, str], ...]) -> CompiledBudget:
+        """This budget as it applies to one counter: itself, or the copy with the value's override."""
+        value = self.budget.overridden_value(values)
+        if value is None:
+            return self
+        variant = self.variants.get(value)
+        if variant is None:
+            variant = self.variants[value] = compile_budget(self.budget.for_values(values), self.order)
+        return variant
 
     def hold(self, line: ReservationLine) -> Hold:
         budget = self.budget
@@ -44,6 +56,7 @@ class CompiledBudget:
             enforce=budget.action != "warn",
             refusal_marks=self.refusal_marks,
             charge_on_expiry=budget.on_expired_hold == "charge",
+            limit_requests=budget.limit_requests,
         )
 
 
@@ -55,7 +68,15 @@ def marks_of(budget: Budget) -> tuple[Mark, ...]:
             marks.append(Mark("usd", percent, -(-budget.limit_nanos * percent // 100)))
         if budget.limit_milli is not None:
             marks.append(Mark("tokens", percent, -(-budget.limit_milli * percent // 100)))
+        if budget.limit_requests is not None:
+            marks.append(Mark("requests", percent, -(-budget.limit_requests * percent // 100)))
     return tuple(marks)
+
+
+def compile_budget(budget: Budget, order: int) -> CompiledBudget:
+    marks = marks_of(budget)
+    refusal = tuple(m for m in marks if m.percent == 100) if budget.action != "warn" else ()
+    return CompiledBudget(budget, order, marks, refusal, budget.wildcard_keys)
 
 
 class CompiledBudgets:
@@ -72,10 +93,7 @@ class CompiledBudgets:
             if budget.name in seen:
                 raise ConfigurationError(f"two budgets are named {budget.name!r}")
             seen.add(budget.name)
-            marks = marks_of(budget)
-            enforced = budget.action != "warn"
-            refusal = tuple(m for m in marks if m.percent == 100) if enforced else ()
-            compiled.append(CompiledBudget(budget, order, marks, refusal, budget.wildcard_keys))
+            compiled.append(compile_budget(budget, order))
         self.all: tuple[CompiledBudget, ...] = tuple(compiled)
         self.by_name: dict[str, CompiledBudget] = {c.budget.name: c for c in compiled}
         # Kept by the ledger across set_budgets, so the counts only ever grow.
@@ -91,9 +109,17 @@ class CompiledBudgets:
             raise ConfigurationError(f"no budget named {name!r}")
         return compiled.budget
 
-    def current_marks(self, budget: Budget) -> tuple[Mark, ...]:
-        # Thresholds follow the budget as configured now, so a raised limit moves its alert points.
-        compiled = self.by_name.get(budget.name)
+    def current(self, name: str, scope: tuple[tuple[str, str], ...]) -> CompiledBudget | None:
+        """The budget ``name`` as configured now for one counter (its override applied), if it still is."""
+        compiled = self.by_name.get(name)
+        if compiled is None or not compiled.budget.overrides:
+            return compiled
+        return compiled.for_values(scope)
+
+    def current_marks(self, budget: Budget, scope: tuple[tuple[str, str], ...]) -> tuple[Mark, ...]:
+        # Thresholds follow the budget as configured now, so a raised limit (or a new override for this
+        # counter's value) moves its alert points.
+        compiled = self.current(budget.name, scope)
         return compiled.marks if compiled is not None else marks_of(budget)
 
     def matching(
@@ -131,6 +157,9 @@ class CompiledBudgets:
                         raise unattributed_error(budget, missing, cost_nanos)
             if values is None:
                 continue
+            if budget.overrides:
+                compiled = compiled.for_values(values)
+                budget = compiled.budget
             start, end = budget.window.bounds(now)
             ref = counter_ref(budget.name, values, budget.window.kind, budget.window.timezone, start, end)
             if budget.max_call_nanos is not None and cost_nanos > budget.max_call_nanos:

@@ -57,6 +57,7 @@ def encode(request: SettleRequest) -> dict[str, Any]:
                 "tokens": s.tokens,
                 "marks": [[m.unit, m.percent, m.amount] for m in s.marks],
                 "epoch": s.epoch,
+                **({} if s.requests is None else {"requests": s.requests}),
             }
             for s in request.spends
         ],
@@ -98,6 +99,7 @@ def decode(data: Mapping[str, Any]) -> SettleRequest:
             tokens=int(s["tokens"]),
             marks=tuple(Mark(unit, int(percent), int(amount)) for unit, percent, amount in s["marks"]),
             epoch=s["epoch"],
+            requests=None if s.get("requests") is None else int(s["requests"]),
         )
         for s in data["spends"]
     )

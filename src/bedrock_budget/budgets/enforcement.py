@@ -18,13 +18,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bedrock_budget.alerts.model import Alert
+from bedrock_budget.budget_options import LEDGER_OPTION_NAMES
 from bedrock_budget.budgets.clamping import fits, largest_fitting, minimum_output
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
+from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.outcomes import Refusal
+from bedrock_budget.budgets.outcomes import Refusal, Reservation
 from bedrock_budget.errors import (
     BedrockBudgetError,
     ClampRequiredError,
@@ -40,6 +42,9 @@ from bedrock_budget.pricing.cost import Cost
 from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.stores.base import Store
 from bedrock_budget.usage import Usage
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.async_ledger import AsyncLedger
 
 log = logging.getLogger("bedrock_budget")
 
@@ -171,7 +176,9 @@ class StoreObserver(Protocol):
 class BudgetGuard:
     """The wrapper's budget hooks over one :class:`Ledger`."""
 
-    def __init__(self, ledger: Ledger, price_table: PriceTable, *, count_tokens: bool = False) -> None:
+    def __init__(
+        self, ledger: Ledger | AsyncLedger, price_table: PriceTable, *, count_tokens: bool = False
+    ) -> None:
         self.ledger = ledger
         self.price_table = price_table
         self._token_counts = _TokenCountCache() if count_tokens else None
@@ -255,17 +262,26 @@ class BudgetGuard:
         """Reserve the call's worst case against every budget that applies, or say why it may not go out."""
         try:
             cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
-            reservation = self.ledger.reserve(
-                ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage)
-            )
-        except DowngradeRequiredError as exc:
-            return Downgrade(exc)
-        except ClampRequiredError as exc:
-            return self._clamp(ctx, exc)
+            ledger = self.ledger
+            if not isinstance(ledger, Ledger):
+                raise ConfigurationError("this budget layer serves async clients: await admit_async()")
+            reservation = ledger.reserve(ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage))
         except BedrockBudgetError as exc:
-            return Refused(exc)
+            return self._not_admitted(ctx, exc)
         finally:
             self._report("reserve")
+        return self._admitted(reservation, usage, cost_nanos)
+
+    def _not_admitted(self, ctx: CallContext, exc: BedrockBudgetError) -> Admission:
+        """The decision a refusal from the estimate or the ledger stands for."""
+        if isinstance(exc, DowngradeRequiredError):
+            return Downgrade(exc)
+        if isinstance(exc, ClampRequiredError):
+            return self._clamp(ctx, exc)
+        return Refused(exc)
+
+    @staticmethod
+    def _admitted(reservation: Reservation, usage: Usage, cost_nanos: int) -> Admitted:
         warnings = tuple(refusal.budget.name for refusal in reservation.warnings)
         return Admitted(reservation, usage, cost_nanos, warnings)
 
@@ -390,7 +406,7 @@ _LEDGER_COUNTS = (
 )
 
 
-def _ledger_counts(ledger: Ledger) -> Iterator[tuple[str, int]]:
+def _ledger_counts(ledger: Ledger | AsyncLedger) -> Iterator[tuple[str, int]]:
     for name in _LEDGER_COUNTS:
         yield name, int(getattr(ledger, name))
 
@@ -426,26 +442,27 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
     ledger = options.pop("ledger", None)
     count_tokens = bool(options.pop("count_tokens", False))
     ledger_options: dict[str, Any] = {}
-    for key in (
-        "on_store_error",
-        "alert_sinks",
-        "reservation_ttl",
-        "journal_size",
-        "settle_mode",
-        "lease_fraction",
-        "lease_seconds",
-        "max_call_seconds",
-        "journal_path",
-        "track",
-    ):
+    for key in LEDGER_OPTION_NAMES:
         if key in options:
             ledger_options[key] = options.pop(key)
-    store: Store | str = options.pop("store", "memory://")
-    budgets: Iterable[Budget] | str | Path = options.pop("budgets", ())
+    store: Store | str | None = options.pop("store", None)
+    given: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
+    follow = _published_option(given)
+    budgets: Iterable[Budget] | str | Path = () if isinstance(given, StoreBudgets) or follow else given
+    if follow is not None:
+        if ledger is not None:
+            raise ConfigurationError(
+                'give either ledger= or budgets="store"; a shared ledger follows the store\'s budgets with '
+                "ledger.follow_published()"
+            )
+        if store is None:
+            raise ConfigurationError(
+                'budgets="store" enforces the budgets published in a store: give store="redis://..." too'
+            )
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
     if ledger is not None:
-        if ledger_options or budgets:
+        if ledger_options or budgets or store is not None:
             raise ConfigurationError("give either ledger= or store=/budgets=/on_store_error=, not both")
         if not isinstance(ledger, Ledger):
             raise ConfigurationError(f"ledger must be a bedrock_budget Ledger, got {type(ledger).__name__}")
@@ -455,8 +472,20 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
 
             budgets = load_budgets(budgets)
         policy: OutagePolicy = ledger_options.pop("on_store_error", "deny")
-        ledger = Ledger(store, list(budgets), on_store_error=policy, **ledger_options)
+        uri = store if store is not None else "memory://"
+        ledger = Ledger(uri, list(budgets), on_store_error=policy, **ledger_options)
+        if follow is not None:
+            ledger.follow_published(follow.refresh_seconds)
     return BudgetGuard(ledger, price_table, count_tokens=count_tokens)
+
+
+def _published_option(budgets: object) -> StoreBudgets | None:
+    """``budgets="store"`` or a :class:`StoreBudgets`: the budgets published in the store."""
+    if isinstance(budgets, StoreBudgets):
+        return budgets
+    if isinstance(budgets, str) and budgets == FROM_STORE:
+        return StoreBudgets()
+    return None
 
 
 __all__ = ["Alert", "BudgetGuard", "build_guard", "usage_tokens"]

@@ -82,7 +82,8 @@ class HoldKeeper:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._tracked: dict[Hashable, _Tracked] = {}
-        self._thread: threading.Thread | None = None
+        #: What renews the holds (a thread here; a loop task for the async ledger), None when idle.
+        self._thread: object | None = None
         self._stop = threading.Event()
         # A ledger dropped without close(): its thread leaves now, not at its next wake-up.
         weakref.finalize(self, self._stop.set)
@@ -136,6 +137,13 @@ class HoldKeeper:
         how many holds were renewed. Never raises."""
         if now is None:
             now = self.clock()
+        due, overdue = self._collect(now)
+        renewed = self._renew(due, now) if due else 0
+        self._run_overdue(overdue)
+        return renewed
+
+    def _collect(self, now: float) -> tuple[list[_Tracked], list[Callable[[], None]]]:
+        """The holds due for renewal, and the callbacks of the calls that are overdue (untracked now)."""
         due: list[_Tracked] = []
         overdue: list[Callable[[], None]] = []
         # Half a period of slack: a hold renewed just after the last tick is renewed at the next but one,
@@ -161,37 +169,51 @@ class HoldKeeper:
                         )
                 elif tracked.renewed_at <= threshold:
                     due.append(tracked)
-        renewed = self._renew(due, now) if due else 0
+        return due, overdue
+
+    @staticmethod
+    def _run_overdue(overdue: Sequence[Callable[[], None]]) -> None:
         for callback in overdue:
             try:
                 callback()
             except Exception:
                 log.exception("settling an overdue call failed")
-        return renewed
+
+    def _renewals(self, due: Sequence[_Tracked]) -> list[Renewal]:
+        """What renewing ``due`` asks of the store (nothing: calls admitted from a lease, whose lease is
+        what holds and is tracked itself, or a store that cannot renew)."""
+        if self._disabled:
+            return []
+        return [Renewal(t.reservation_id, ref) for t in due for ref in t.refs]
 
     def _renew(self, due: Sequence[_Tracked], now: float) -> int:
-        renewals = [Renewal(t.reservation_id, ref) for t in due for ref in t.refs]
-        if not renewals or self._disabled:
-            return 0  # calls admitted from a lease: the lease is what holds, and it is tracked itself
+        renewals = self._renewals(due)
+        if not renewals:
+            return 0
         now_ms = int(now * 1000)
         try:
             live = self.store.renew(renewals, now_ms=now_ms, deadline_ms=now_ms + int(self.ttl * 1000))
-        except NotImplementedError:
+        except Exception as exc:
+            self._renew_failed(exc, due)
+            return 0
+        return self._renewed(due, live, now)
+
+    def _renew_failed(self, exc: Exception, due: Sequence[_Tracked]) -> None:
+        if isinstance(exc, NotImplementedError):
             self._disabled = True
             log.warning(
                 "budget store %s cannot renew holds: calls longer than reservation_ttl (%.0f s) lose theirs",
                 self.store.name,
                 self.ttl,
             )
-            return 0
-        except StoreError as exc:
-            self.failures += 1
+            return
+        self.failures += 1
+        if isinstance(exc, StoreError):
             log.warning("could not renew %d holds (%s); retrying in %.1f s", len(due), exc, self.period)
-            return 0
-        except Exception:
-            self.failures += 1
-            log.exception("renewing %d holds failed; retrying in %.1f s", len(due), self.period)
-            return 0
+        else:
+            log.error("renewing %d holds failed; retrying in %.1f s", len(due), self.period, exc_info=exc)
+
+    def _renewed(self, due: Sequence[_Tracked], live: Sequence[bool], now: float) -> int:
         self.renewals += 1
         for tracked in due:
             tracked.renewed_at = now

@@ -9,6 +9,10 @@ admitted call has settled, *closed*: one settlement replaces the lease's hold wi
 its calls (and their per-model tallies), exactly once, through the ledger's usual settle path (queued in
 background mode, journalled when the store is down).
 
+A budget with ``limit_requests`` leases requests the same way (``f`` of the limit, at least one): a call
+takes one from the lease, a released call puts it back, and the lease's settlement counts the calls it
+admitted and settled as requests made, giving the rest back.
+
 Why this never overshoots: a lease is a reservation like any other. The store admitted it only when
 ``spent + held + lease <= limit``, and a process admits a call only when the call's worst case fits what
 is left of its lease, so what all processes can spend is still bounded by the limit. A lease's store
@@ -85,23 +89,31 @@ class Lease:
     in_flight: int = 0
     spent_usd: int = 0
     spent_tokens: int = 0
+    #: Requests held under a request limit (``None``: no limit), left to admit, and made (calls settled).
+    requests: int | None = None
+    requests_left: int = 0
+    spent_requests: int = 0
     tallies: dict[str, dict[str, int]] = field(default_factory=dict)
     retired: bool = False
     closed: bool = False
 
     def fits(self, line: ReservationLine) -> bool:
-        return (self.usd is None or self.usd_left >= line.usd) and (
-            self.tokens is None or self.tokens_left >= line.tokens
+        return (
+            (self.usd is None or self.usd_left >= line.usd)
+            and (self.tokens is None or self.tokens_left >= line.tokens)
+            and (self.requests is None or self.requests_left >= 1)
         )
 
     def take(self, line: ReservationLine) -> None:
         self.usd_left -= line.usd
         self.tokens_left -= line.tokens
+        self.requests_left -= 1
         self.in_flight += 1
 
     def give_back(self, line: ReservationLine) -> None:
         self.usd_left += line.usd
         self.tokens_left += line.tokens
+        self.requests_left += 1
         self.in_flight -= 1
 
     def charge(
@@ -114,6 +126,7 @@ class Lease:
         self.in_flight -= 1
         self.spent_usd += usd
         self.spent_tokens += tokens
+        self.spent_requests += 1  # the call's request stays taken: settling never changes the count
         add_call(self.tallies, model, usd, counts)
 
     @property
@@ -130,6 +143,7 @@ class Lease:
             tokens=self.spent_tokens,
             marks=marks if self.used else (),
             epoch=self.epoch,
+            requests=None if self.requests is None else self.spent_requests,
         )
         return SettleRequest(self.id, (spend,), self.tallies)
 
@@ -181,7 +195,7 @@ class LeaseBook:
         # counters (per-user budgets of a busy fleet) have one; the count breaks ties between equal times.
         self._due: list[tuple[float, int, Lease]] = []
         self._order = itertools.count()
-        self._free: dict[CounterRef, tuple[int | None, int | None]] = {}
+        self._free: dict[CounterRef, tuple[int | None, int | None, int | None]] = {}
         self._keeper: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -258,10 +272,15 @@ class LeaseBook:
         """The hold of a new lease for one line's counter; None when it could admit no call but this one
         (near the limit, or a call as large as a lease), where an ordinary reservation does as well."""
         budget = line.budget
-        free_usd, free_tokens = self._free.get(line.ref, (None, None))
+        free_usd, free_tokens, free_requests = self._free.get(line.ref, (None, None, None))
         usd = _share(budget.limit_nanos, self.fraction, line.usd, free_usd)
         tokens = _share(budget.limit_milli, self.fraction, line.tokens, free_tokens)
-        if (usd is None or usd == line.usd) and (tokens is None or tokens == line.tokens):
+        requests = _share(budget.limit_requests, self.fraction, 1, free_requests)
+        if (
+            (usd is None or usd == line.usd)
+            and (tokens is None or tokens == line.tokens)
+            and (requests is None or requests == 1)
+        ):
             return None
         return Hold(
             ref=line.ref,
@@ -274,6 +293,8 @@ class LeaseBook:
             # A lease that expires unsettled lost the spend of every call it admitted, which the whole
             # lease bounds: charged, it is never undercounted.
             charge_on_expiry=budget.on_expired_hold == "charge",
+            limit_requests=budget.limit_requests,
+            requests=requests or 1,
         )
 
     def install(
@@ -290,7 +311,7 @@ class LeaseBook:
         installed: list[Lease] = []
         with self._lock:
             for line, hold, check in zip(lines, holds, checks, strict=True):
-                self._note(line, check, hold.usd, hold.tokens)
+                self._note(line, check, hold.usd, hold.tokens, hold.requests)
                 previous = self._live.get(line.ref)
                 if previous is not None:
                     # Another thread refilled the same counter meanwhile: its lease stops admitting calls.
@@ -298,6 +319,7 @@ class LeaseBook:
                 budget = line.budget
                 usd = hold.usd if budget.limit_nanos is not None else None
                 tokens = hold.tokens if budget.limit_milli is not None else None
+                requests = hold.requests if budget.limit_requests is not None else None
                 lease = self._live[line.ref] = Lease(
                     id=lease_id,
                     ref=line.ref,
@@ -308,6 +330,8 @@ class LeaseBook:
                     epoch=check.epoch,
                     usd_left=usd or 0,
                     tokens_left=tokens or 0,
+                    requests=requests,
+                    requests_left=requests or 0,
                 )
                 heapq.heappush(self._due, (lease.grant_until, next(self._order), lease))
                 installed.append(lease)
@@ -321,9 +345,11 @@ class LeaseBook:
         so the next lease request is sized to it."""
         with self._lock:
             for line, check in zip(lines, checks, strict=True):
-                self._note(line, check, line.usd if granted else 0, line.tokens if granted else 0)
+                self._note(
+                    line, check, line.usd if granted else 0, line.tokens if granted else 0, int(granted)
+                )
 
-    def _note(self, line: ReservationLine, check: Check, usd: int, tokens: int) -> None:
+    def _note(self, line: ReservationLine, check: Check, usd: int, tokens: int, requests: int) -> None:
         state = check.state
         budget = line.budget
         free_usd = (
@@ -336,7 +362,12 @@ class LeaseBook:
             if budget.limit_milli is None
             else budget.limit_milli - state.spent_tokens - state.held_tokens - tokens
         )
-        self._free[line.ref] = (free_usd, free_tokens)
+        free_requests = (
+            None
+            if budget.limit_requests is None
+            else budget.limit_requests - state.spent_requests - state.held_requests - requests
+        )
+        self._free[line.ref] = (free_usd, free_tokens, free_requests)
         if len(self._free) > 4 * len(self._live) + 1024:
             # Counters of past windows and idle scopes: forget what was seen, the next request re-learns it.
             self._free = {ref: self._free[ref] for ref in self._live if ref in self._free}

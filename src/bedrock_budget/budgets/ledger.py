@@ -34,8 +34,7 @@ from ``reserve``; ``"allow"`` returns an *offline* reservation and lets the call
 journal is full; see :mod:`bedrock_budget.budgets.settler`). ``release`` never raises for store errors: an
 unreleased hold expires at its deadline.
 
-Hold lifetime: a hold's deadline is ``reservation_ttl`` ahead, and a daemon thread keeps moving it while
-the call is in flight, for at most ``max_call_seconds``; see :mod:`bedrock_budget.budgets.keeper`.
+Hold lifetime: ``reservation_ttl``, renewed while the call is in flight (:mod:`.keeper`).
 
 Threshold alerts are decided by the store during ``settle`` (once per budget, scope values, window and
 threshold across all processes) and handed to the sinks. A ``block`` or ``downgrade`` budget's 100% threshold
@@ -46,11 +45,8 @@ Settlement (``settle_mode``: ``"sync"`` by default, or ``"background"``: queued 
 the outage journal: :mod:`bedrock_budget.budgets.settler` has the rules (exactly once, never overshooting,
 batching, backpressure, shutdown, visibility).
 
-Capacity leases (``lease_fraction``, off by default): the process reserves a slice of each budget it uses
-and admits calls against it in memory, so most calls make no store round trip at all; each lease settles
-once, for all its calls, when it closes. See :mod:`bedrock_budget.budgets.leases` for the rules and
-what they cost (spend seen by other processes about ``lease_seconds`` later; some capacity briefly held
-near a limit).
+Capacity leases (``lease_fraction``, off by default): see :mod:`bedrock_budget.budgets.leases`. Budgets
+published in the store, followed live (``follow_published``): see :mod:`bedrock_budget.budgets.live`.
 """
 
 from __future__ import annotations
@@ -60,8 +56,9 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink
@@ -71,8 +68,9 @@ from bedrock_budget.budgets.counters import LedgerCounters
 from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
 from bedrock_budget.budgets.leases import Lease, LeaseBook
+from bedrock_budget.budgets.ledger_core import LedgerCore, _reservation_id
 from bedrock_budget.budgets.model import Budget
-from bedrock_budget.budgets.outcomes import Reservation, refusal_error, refusals_of
+from bedrock_budget.budgets.outcomes import Reservation
 from bedrock_budget.budgets.overruns import OverrunTally
 from bedrock_budget.budgets.reads import LedgerReads
 from bedrock_budget.budgets.settings import (
@@ -84,11 +82,13 @@ from bedrock_budget.budgets.settings import (
 )
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
-from bedrock_budget.budgets.units import check_amount, check_token_counts
 from bedrock_budget.errors import StoreError
 from bedrock_budget.stores import from_uri
-from bedrock_budget.stores.base import SettleOutcome, SettleRequest, Spend, Store, call_tallies
-from bedrock_budget.stores.tracking import TrackEntry, Tracking
+from bedrock_budget.stores.base import SettleRequest, Store
+from bedrock_budget.stores.tracking import Tracking
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.live import DefinitionsFollower
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -128,12 +128,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _reservation_id() -> str:
-    # 128 random bits as 32 hex digits, like uuid4().hex, for a quarter of the cost.
-    return os.urandom(16).hex()
-
-
-class Ledger(LedgerReads, LedgerCounters):
+class Ledger(LedgerCore, LedgerReads, LedgerCounters):
     """Budgets enforced against a store. Thread-safe; share one per process (or per wrapped client)."""
 
     def __init__(
@@ -206,6 +201,7 @@ class Ledger(LedgerReads, LedgerCounters):
             self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )
         self.set_budgets(budgets)
+        self._follower = None
         self._settler = Settler(
             self.store,
             now_ms=self._now_ms,
@@ -224,30 +220,11 @@ class Ledger(LedgerReads, LedgerCounters):
         _LIVE.add(self)
         self._settler.maybe_replay()
 
-    # -- configuration -------------------------------------------------------------------------------------
+    # -- following budgets published in the store ----------------------------------------------------------
 
-    @property
-    def budgets(self) -> tuple[Budget, ...]:
-        return self._budgets.budgets
-
-    def set_budgets(self, budgets: Iterable[Budget]) -> None:
-        """Replace the budgets. Spend already recorded is kept for every budget whose name, scope and window
-        are unchanged (store keys do not depend on limits, actions or thresholds)."""
-        self._budgets = CompiledBudgets(budgets, self.unattributed)
-        if self._leases is not None:
-            # Leases were sized and granted under the old limits.
-            self._leases.retire()
-
-    def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:
-        self._alerts.add(sink)
-
-    # -- matching --------------------------------------------------------------------------------------------
-
-    def matching(
-        self, attribution: Mapping[str, str], model_id: str, model_family: str | None
-    ) -> list[tuple[Budget, tuple[tuple[str, str], ...]]]:
-        """Every budget that applies to a call, with the concrete scope values it is counted under."""
-        return self._budgets.matching(attribution, model_id, model_family)
+    def follow_published(self, refresh_seconds: float = 1.0) -> DefinitionsFollower:
+        """Enforce the budgets published in the store, following their changes (``budgets.live``)."""
+        return self._follow(self.store, refresh_seconds)
 
     # -- the hot path ---------------------------------------------------------------------------------------
 
@@ -260,58 +237,21 @@ class Ledger(LedgerReads, LedgerCounters):
         tokens: Mapping[str, int],
     ) -> Reservation:
         """Hold a call's worst case against every applicable budget (see the module docstring)."""
-        check_amount(cost_nanos, "cost_nanos")
-        check_token_counts(tokens)
-        now = self._clock()
-        found = self._budgets.lines(attribution, model_id, model_family, now, cost_nanos, tokens)
-        rid = _reservation_id()
-        deadline = now + self.reservation_ttl
-        lines = tuple(line for _, line in found)
-        reservation = Reservation(
-            id=rid,
-            model_id=model_id,
-            model_family=model_family,
-            cost_nanos=cost_nanos,
-            tokens=MappingProxyType(dict(tokens)),
-            lines=lines,
-            created_at=now,
-            deadline=deadline,
-            attribution=attribution,
-        )
-        if not lines:
+        reservation, holds = self._plan(attribution, model_id, model_family, cost_nanos, tokens)
+        if not holds:
             return reservation
+        now = reservation.created_at
         if self._leases is not None and not self._closed:
             leased = self._reserve_leased(reservation, now)
             if leased is not None:
                 return leased
-        holds = [compiled.hold(line) for compiled, line in found]
         try:
-            result = self.store.reserve(rid, holds, now_ms=int(now * 1000), deadline_ms=int(deadline * 1000))
+            result = self.store.reserve(
+                reservation.id, holds, now_ms=int(now * 1000), deadline_ms=int(reservation.deadline * 1000)
+            )
         except StoreError as exc:
             return self._reserve_offline(reservation, exc)
-        reservation.epochs = tuple(check.epoch for check in result.checks)
-        if self._leases is not None:
-            self._leases.seen(lines, result.checks, granted=result.granted)
-        if not result.granted:
-            try:
-                self._alerts.refused(lines, result.checks)
-            except Exception:  # the refusal must reach the caller whatever an alert does
-                log.exception("alerting for refused reservation %s failed", rid)
-        refusals = [
-            refusal
-            for line, check in zip(lines, result.checks, strict=True)
-            if check.refused
-            for refusal in refusals_of(line, check)
-        ]
-        if not result.granted:
-            raise refusal_error(model_id, [r for r in refusals if r.action != "warn"])
-        if refusals:
-            reservation.warnings = tuple(refusals)
-            for refusal in refusals:
-                log.info(
-                    "shadow budget %s would have refused the call: %s", refusal.budget.name, refusal.reason
-                )
-        self._keeper.track(rid, rid, tuple([line.ref for line in lines]), now, owner=reservation)
+        self._interpret(reservation, result)
         self._settler.maybe_replay()
         return reservation
 
@@ -341,7 +281,7 @@ class Ledger(LedgerReads, LedgerCounters):
         budgets = self._budgets
         for lease in leases:
             self._keeper.forget(lease)
-            request = lease.settlement(budgets.current_marks(lease.budget))
+            request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
             try:
                 self._settler.submit(request)
             except Exception:
@@ -350,103 +290,29 @@ class Ledger(LedgerReads, LedgerCounters):
                 log.exception("settling lease %s (%d nano-USD) failed; journalled", lease.id, lease.spent_usd)
                 self._settler.journal.append(request)
 
-    def _reserve_offline(self, reservation: Reservation, exc: StoreError) -> Reservation:
-        self._settler.outage(exc, self.on_store_error)  # raises unless the call may proceed
-        reservation.offline = True
-        return reservation
-
     def settle(self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]) -> None:
         """Record the actual cost and tokens, replacing the hold, exactly once."""
-        check_amount(cost_nanos, "cost_nanos")
-        check_token_counts(tokens)
-        if not reservation._finish("settled"):
+        request = self._settlement(reservation, cost_nanos, tokens)
+        if request is None:
             return
-        track = self._track(reservation, cost_nanos, tokens)
-        if not reservation.lines:
-            return
-        self._keeper.forget(reservation.id)
-        if cost_nanos > reservation.cost_nanos or tokens:
-            self.overruns.note(reservation, cost_nanos, tokens)
-        if reservation.leases:
-            assert self._leases is not None
-            weighted = [line.budget.weigh(tokens) for line in reservation.lines]
-            self._leases.settle(
-                reservation.leases, reservation.lines, cost_nanos, weighted, reservation.model_id, tokens
-            )
-            if track is not None:  # a lease settles its calls' spend in one piece: each call is tracked
-                self._settler.submit(SettleRequest(reservation.id, (), track=track))
-            return
-        budgets = self._budgets
-        epochs = reservation.epochs or (None,) * len(reservation.lines)
-        spends = tuple(
-            Spend(
-                ref=line.ref,
-                usd=cost_nanos,
-                tokens=line.budget.weigh(tokens),
-                marks=budgets.current_marks(line.budget),
-                epoch=epoch,
-            )
-            for line, epoch in zip(reservation.lines, epochs, strict=True)
-        )
-        tallies = call_tallies(reservation.model_id, cost_nanos, tokens)
-        if track is not None and self._track_apart:
+        if request.track is not None and request.spends and self._track_apart:
             # Settled synchronously on a network store: the entry goes in a batch of its own (see
             # ``Store.batch_tracking``), exactly once all the same (its own dedupe, its own journal entry).
-            self._settler.submit(SettleRequest(reservation.id, (), track=track))
-            track = None
-        self._settler.submit(
-            SettleRequest(reservation.id, spends, tallies, charge=reservation.offline, track=track)
-        )
-
-    def _track(
-        self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]
-    ) -> TrackEntry | None:
-        """The call's spend-ledger entry, bucketed at this moment; sent here when no budget covers it."""
-        if self.tracking is None:
-            return None
-        entry = self.tracking.entry(
-            reservation.attribution, reservation.model_id, cost_nanos, tokens, self._clock()
-        )
-        if not reservation.lines:
-            self._settler.submit(SettleRequest(reservation.id, (), track=entry))
-        return entry
+            self._settler.submit(SettleRequest(request.reservation_id, (), track=request.track))
+            request = replace(request, track=None)
+        self._settler.submit(request)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that failed before inference. Never raises for store errors."""
-        if not reservation._finish("released") or not reservation.lines or reservation.offline:
-            return
-        self._keeper.forget(reservation.id)
-        if reservation.leases:
-            assert self._leases is not None
-            self._leases.release(reservation.leases, reservation.lines)
+        refs = self._releasing(reservation)
+        if not refs:
             return
         try:
-            self.store.release(
-                reservation.id, [line.ref for line in reservation.lines], now_ms=self._now_ms()
-            )
+            self.store.release(reservation.id, refs, now_ms=self._now_ms())
         except StoreError as exc:
-            self._settler.store_errors += 1
-            log.warning(
-                "could not release reservation %s (%s); its hold expires at its deadline", reservation.id, exc
-            )
-
-    def on_overdue(self, reservation: Reservation, callback: Callable[[], None]) -> None:
-        """Settle a call that outlives ``max_call_seconds`` with ``callback`` (run on the hold keeper's
-        thread; it should settle or release ``reservation``) instead of letting its hold lapse. The wrapper
-        uses it to settle streams their caller never reads or closes (see ``budgets.keeper``)."""
-        if reservation.leases and reservation.state == "held":
-            # A call admitted from a lease holds nothing of its own to renew (its leases are renewed), so
-            # it is tracked only once something is to happen when it is overdue: off the leased hot path.
-            self._keeper.track(reservation.id, reservation.id, (), reservation.created_at, owner=reservation)
-        self._keeper.on_overdue(reservation.id, callback)
+            self._release_failed(reservation, exc)
 
     # -- settlement plumbing -------------------------------------------------------------------------------
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
-    def _settled(self, request: SettleRequest, outcomes: Sequence[SettleOutcome]) -> None:
-        self._alerts.settled(request, outcomes, self._budgets.by_name)
 
     def flush(self) -> int:
         """Apply queued settlements and replay the whole journal now; returns how many settlements the
@@ -468,6 +334,8 @@ class Ledger(LedgerReads, LedgerCounters):
             return
         self._closed = True
         self._keeper.stop()
+        if self._follower is not None:
+            self._follower.stop()
         try:
             if self._leases is not None:
                 self._leases.retire()

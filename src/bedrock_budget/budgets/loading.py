@@ -17,6 +17,10 @@ YAML (a list, or a mapping keyed by name; either at top level or under ``budgets
         thresholds: [50, 80, 100]
         on_expired_hold: charge   # a crashed holder's calls count at their worst case (default: release)
         on_unattributed: refuse   # calls without a user are refused (default: pool them under "(none)")
+      - name: chat-rpm
+        scope: {app: chat}
+        window: minute
+        limit_requests: 600       # requests per minute (hour, day: RPH, RPD); alone or beside the others
 
 A file, or an inline ``BEDROCK_BUDGETS`` document, that defines no budget is an error: an empty file is a
 mistake (a wrong path, a truncated deploy), and enforcing nothing because of it would go unnoticed.
@@ -54,6 +58,7 @@ FIELDS = frozenset(
         "timezone",
         "limit_usd",
         "limit_tokens",
+        "limit_requests",
         "max_call_usd",
         "token_weights",
         "action",
@@ -64,6 +69,7 @@ FIELDS = frozenset(
         "model_family",
         "on_expired_hold",
         "on_unattributed",
+        "overrides",
     }
 )
 ENV_FILE = "BEDROCK_BUDGETS_FILE"
@@ -115,10 +121,13 @@ def _one(data: object, index: str, name: str | None = None) -> Budget:
         fields["thresholds"] = [fields["thresholds"]]
     if isinstance(fields.get("thresholds"), Sequence) and not isinstance(fields["thresholds"], str):
         fields["thresholds"] = [_whole(label, "thresholds", v) for v in fields["thresholds"]]
-    if fields.get("min_output_tokens") is not None:
-        fields["min_output_tokens"] = _whole(
-            label, "min_output_tokens", fields["min_output_tokens"], "number"
-        )
+    for whole in ("min_output_tokens", "limit_requests"):
+        if fields.get(whole) is not None:
+            fields[whole] = _whole(label, whole, fields[whole], "number")
+    overrides = fields.get("overrides")
+    if isinstance(overrides, Mapping):
+        # ``overrides: {42: ...}`` names the value "42", as a scope value would.
+        fields["overrides"] = {k if isinstance(k, str) else _scalar_text(k): v for k, v in overrides.items()}
     scope = fields.get("scope")
     if isinstance(scope, Mapping):
         fields["scope"] = {k: v if isinstance(v, str) else _scalar_text(v) for k, v in scope.items()}

@@ -15,6 +15,10 @@ budget's own limit; ``"refuse"`` refuses them before any I/O with
 behaviour before the option existed, now only when asked for). Every such call is counted either way
 (``bedrock_budget_unattributed_calls_total``).
 
+``limit_requests`` caps calls per window (RPM/RPH/RPD with ``window="minute"``/``"hour"``/``"day"``). A
+call counts one request from its reservation; a released call gives it back; settling never changes the
+count. Clamping cannot make a call fit a request limit, so a ``clamp`` budget refuses there like ``block``.
+
 Token limits count weighted tokens: each token type has a weight (default 1) with at most three decimal
 places, so weighted amounts are exact integers in milli-tokens.
 
@@ -34,15 +38,19 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
 
-from bedrock_budget.budgets.units import (
-    MAX_AMOUNT,
-    MILLI_PER_TOKEN,
-    to_decimal,
-    tokens_to_milli,
-    usd_to_nanos,
+from bedrock_budget.budgets.fields import fail as _fail
+from bedrock_budget.budgets.fields import (
+    limit_of,
+    min_output_of,
+    requests_of,
+    thresholds_of,
+    weights_of,
 )
+from bedrock_budget.budgets.fields import text as _text
+from bedrock_budget.budgets.overrides import LimitOverride, check_overrides
+from bedrock_budget.budgets.units import MILLI_PER_TOKEN, tokens_to_milli, usd_to_nanos
 from bedrock_budget.budgets.windows import WINDOW_KINDS, Window
-from bedrock_budget.errors import BudgetConfigError, shown
+from bedrock_budget.errors import shown
 
 Action = Literal["block", "downgrade", "clamp", "warn"]
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
@@ -53,10 +61,7 @@ UNATTRIBUTED_POLICIES: Final[tuple[str, ...]] = get_args(UnattributedPolicy)
 #: The scope value under which a ``"pool"`` budget counts calls that lack one of its wildcard keys; the
 #: same text reports use for calls without a value.
 UNATTRIBUTED: Final = "(none)"
-#: A ``clamp`` budget refuses a call rather than cap its output below this many tokens.
-DEFAULT_MIN_OUTPUT_TOKENS: Final = 100
 _ACTION_ALIASES: Final = {"shadow": "warn"}
-TOKEN_TYPES: Final = ("input", "output", "cache_read", "cache_write")
 DEFAULT_THRESHOLDS: Final = (50, 80, 100)
 WILDCARD: Final = "*"
 MODEL_KEY: Final = "model"
@@ -67,20 +72,6 @@ _SCOPE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _MAX_SCOPE_VALUE = 1024
 
 
-def _fail(budget: str | None, field: str, reason: str) -> BudgetConfigError:
-    return BudgetConfigError(budget, field, reason)
-
-
-def _text(budget: str | None, field: str, value: object, *, max_len: int) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(budget, field, f"must be a non-empty string, not {shown(value)}")
-    if len(value) > max_len:
-        raise _fail(budget, field, f"is longer than {max_len} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise _fail(budget, field, "must not contain control characters")
-    return value
-
-
 class Budget:
     """One budget definition.
 
@@ -88,17 +79,20 @@ class Budget:
     action="block")``. ``limit_usd`` takes ``str``/``Decimal``/``int`` (never float); ``limit_tokens``
     likewise, counting weighted tokens. At least one limit is required. ``max_call_usd`` caps any single
     call's worst case: a larger one is refused (``block``), clamped to fit (``clamp``) or downgraded, like a
-    call that does not fit the limit (a ``warn`` budget lets it go).
+    call that does not fit the limit (a ``warn`` budget lets it go). ``overrides`` gives single values of
+    a wildcard budget their own limits (:mod:`bedrock_budget.budgets.overrides`).
     """
 
     __slots__ = (
         "_scope",
         "_unit_weights",
+        "_variants",
         "_weights",
         "action",
         "downgrade_to",
         "limit_milli",
         "limit_nanos",
+        "limit_requests",
         "limit_tokens",
         "limit_usd",
         "max_call_nanos",
@@ -109,12 +103,15 @@ class Budget:
         "name",
         "on_expired_hold",
         "on_unattributed",
+        "override_key",
+        "overrides",
         "thresholds",
         "weight_milli",
         "window",
     )
 
     _scope: Mapping[str, str]
+    _variants: dict[str, Budget]
     _weights: Mapping[str, Decimal]
     name: str
     model: str | None
@@ -124,6 +121,7 @@ class Budget:
     limit_tokens: Decimal | None
     limit_nanos: int | None
     limit_milli: int | None
+    limit_requests: int | None
     max_call_usd: Decimal | None
     max_call_nanos: int | None
     action: str
@@ -132,6 +130,8 @@ class Budget:
     thresholds: tuple[int, ...]
     on_expired_hold: str
     on_unattributed: str
+    overrides: Mapping[str, LimitOverride]
+    override_key: str | None
     weight_milli: Mapping[str, int]
     _unit_weights: bool
 
@@ -144,6 +144,7 @@ class Budget:
         timezone: str = "UTC",
         limit_usd: str | Decimal | int | None = None,
         limit_tokens: str | Decimal | int | None = None,
+        limit_requests: int | str | None = None,
         max_call_usd: str | Decimal | int | None = None,
         token_weights: Mapping[str, str | Decimal | int] | None = None,
         action: str = "block",
@@ -154,6 +155,7 @@ class Budget:
         model_family: str | None = None,
         on_expired_hold: str = "release",
         on_unattributed: str = "pool",
+        overrides: Mapping[str, Mapping[str, str | Decimal | int] | LimitOverride] | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise _fail(
@@ -185,18 +187,22 @@ class Budget:
         except ValueError as exc:
             raise _fail(name, "timezone", str(exc)) from exc
 
-        usd = self._limit(name, "limit_usd", limit_usd, places=9)
-        tokens = self._limit(name, "limit_tokens", limit_tokens, places=3)
-        if usd is None and tokens is None:
-            raise _fail(name, "limit_usd", "a budget needs limit_usd, limit_tokens or both")
+        usd = limit_of(name, "limit_usd", limit_usd, places=9)
+        tokens = limit_of(name, "limit_tokens", limit_tokens, places=3)
+        requests = requests_of(name, "limit_requests", limit_requests)
+        if usd is None and tokens is None and requests is None:
+            raise _fail(
+                name, "limit_usd", "a budget needs limit_usd, limit_tokens or limit_requests (or several)"
+            )
+        set_(self, "limit_requests", requests)
         set_(self, "limit_usd", usd)
         set_(self, "limit_tokens", tokens)
         set_(self, "limit_nanos", None if usd is None else usd_to_nanos(usd))
         set_(self, "limit_milli", None if tokens is None else tokens_to_milli(tokens))
-        per_call = self._limit(name, "max_call_usd", max_call_usd, places=9)
+        per_call = limit_of(name, "max_call_usd", max_call_usd, places=9)
         set_(self, "max_call_usd", per_call)
         set_(self, "max_call_nanos", None if per_call is None else usd_to_nanos(per_call))
-        weights = self._weights_of(name, token_weights)
+        weights = weights_of(name, token_weights)
         set_(self, "_weights", MappingProxyType(weights))
         set_(self, "weight_milli", MappingProxyType({k: tokens_to_milli(v) for k, v in weights.items()}))
         # Every type at weight 1 (the default): weighing is a plain sum, on every reserve and settle.
@@ -214,8 +220,8 @@ class Budget:
             raise _fail(name, "downgrade_to", f"only applies to action 'downgrade', not {action!r}")
         else:
             set_(self, "downgrade_to", None)
-        set_(self, "min_output_tokens", self._min_output(name, action, min_output_tokens))
-        set_(self, "thresholds", self._thresholds(name, thresholds))
+        set_(self, "min_output_tokens", min_output_of(name, action, min_output_tokens))
+        set_(self, "thresholds", thresholds_of(name, thresholds))
         if on_expired_hold not in EXPIRED_HOLD_POLICIES:
             raise _fail(
                 name,
@@ -230,6 +236,15 @@ class Budget:
                 f"{shown(on_unattributed)} is not one of {', '.join(UNATTRIBUTED_POLICIES)}",
             )
         set_(self, "on_unattributed", on_unattributed)
+        wildcards = self.wildcard_keys + tuple(
+            key
+            for key, value in ((MODEL_KEY, self.model), (FAMILY_KEY, self.model_family))
+            if value == WILDCARD
+        )
+        set_(self, "overrides", check_overrides(name, wildcards, overrides))
+        # The key an override names a value of: the budget's one wildcard (none with two or more).
+        set_(self, "override_key", wildcards[0] if len(wildcards) == 1 else None)
+        set_(self, "_variants", {})
 
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], Budget], tuple[dict[str, Any]]]:
         # Rebuilt from its plain data through the constructor, as replace() does, so an unpickled budget is
@@ -262,66 +277,6 @@ class Budget:
         if value is not None and value != scope[key]:
             raise _fail(name, key, f"given both as {key}={shown(value)} and scope.{key}={shown(scope[key])}")
         return scope[key]
-
-    @staticmethod
-    def _limit(name: str, field: str, value: object, *, places: int) -> Decimal | None:
-        if value is None:
-            return None
-        try:
-            number = to_decimal(value, what=field, places=places)
-        except ValueError as exc:
-            raise _fail(name, field, str(exc).removeprefix(f"{field} ")) from None
-        if number.scaleb(places) > MAX_AMOUNT:
-            raise _fail(name, field, f"{number} is too large")
-        return number
-
-    @staticmethod
-    def _weights_of(name: str, weights: Mapping[str, str | Decimal | int] | None) -> dict[str, Decimal]:
-        result = {kind: Decimal(1) for kind in TOKEN_TYPES}
-        if weights is None:
-            return result
-        if not isinstance(weights, Mapping):
-            raise _fail(
-                name, "token_weights", f"must be a mapping of token type to weight, not {shown(weights)}"
-            )
-        for kind, weight in weights.items():
-            field = f"token_weights.{kind}"
-            if kind not in TOKEN_TYPES:
-                raise _fail(name, field, f"unknown token type; expected one of {', '.join(TOKEN_TYPES)}")
-            try:
-                number = to_decimal(weight, what=field, places=3)
-            except ValueError as exc:
-                raise _fail(name, field, str(exc).removeprefix(f"{field} ")) from None
-            if number > 1000:
-                raise _fail(name, field, f"{number} is above the maximum weight 1000")
-            result[kind] = number
-        return result
-
-    @staticmethod
-    def _min_output(name: str, action: str, value: object) -> int | None:
-        if action != "clamp":
-            if value is not None:
-                raise _fail(name, "min_output_tokens", f"only applies to action 'clamp', not {action!r}")
-            return None
-        if value is None:
-            return DEFAULT_MIN_OUTPUT_TOKENS
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
-            raise _fail(name, "min_output_tokens", f"{shown(value)} is not a whole number from 1 to 1000000")
-        return value
-
-    @staticmethod
-    def _thresholds(name: str, thresholds: Iterable[int]) -> tuple[int, ...]:
-        if isinstance(thresholds, str | bytes) or not isinstance(thresholds, Iterable):
-            raise _fail(name, "thresholds", f"must be a list of percentages, not {shown(thresholds)}")
-        values = list(thresholds)
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-                raise _fail(
-                    name, "thresholds", f"{shown(value)} is not a whole percentage between 1 and 1000"
-                )
-        if len(set(values)) != len(values):
-            raise _fail(name, "thresholds", "contains duplicates")
-        return tuple(sorted(values))
 
     def __setattr__(self, key: str, value: object) -> None:
         raise AttributeError(f"Budget is immutable; use replace(): cannot set {key!r}")
@@ -398,6 +353,8 @@ class Budget:
             data["limit_usd"] = str(self.limit_usd)
         if self.limit_tokens is not None:
             data["limit_tokens"] = str(self.limit_tokens)
+        if self.limit_requests is not None:
+            data["limit_requests"] = self.limit_requests
         if self.max_call_usd is not None:
             data["max_call_usd"] = str(self.max_call_usd)
         weights = {k: str(v) for k, v in self._weights.items() if v != 1}
@@ -413,7 +370,31 @@ class Budget:
             data["on_expired_hold"] = self.on_expired_hold
         if self.on_unattributed != "pool":
             data["on_unattributed"] = self.on_unattributed
+        if self.overrides:
+            data["overrides"] = {value: o.to_dict() for value, o in self.overrides.items()}
         return data
+
+    def overridden_value(self, values: tuple[tuple[str, str], ...]) -> str | None:
+        """The wildcard value of a counter's scope values when this budget overrides it, else ``None``."""
+        key = self.override_key
+        if key is None or not self.overrides:
+            return None
+        value = next((v for k, v in values if k == key), None)
+        return value if value is not None and value in self.overrides else None
+
+    def for_values(self, values: tuple[tuple[str, str], ...]) -> Budget:
+        """The budget as it applies to one counter (its concrete scope values, as :meth:`match` gives
+        them): itself, or a copy with the limits of the override for its wildcard value (see
+        :mod:`bedrock_budget.budgets.overrides`). Copies are made once per value and kept."""
+        value = self.overridden_value(values)
+        if value is None:
+            return self
+        override = self.overrides[value]
+        variant = self._variants.get(value)
+        if variant is None:
+            data = {k: v for k, v in self.to_dict().items() if k != "overrides"}
+            variant = self._variants[value] = _rebuild_budget({**data, **override.changes()})
+        return variant
 
     def replace(self, **changes: Any) -> Budget:
         """A copy with some fields changed (e.g. a new limit; the spend already recorded is kept because
@@ -430,6 +411,7 @@ class Budget:
             self.window,
             self.limit_nanos,
             self.limit_milli,
+            self.limit_requests,
             self.max_call_nanos,
             tuple(sorted(self.weight_milli.items())),
             self.action,
@@ -438,6 +420,7 @@ class Budget:
             self.thresholds,
             self.on_expired_hold,
             self.on_unattributed,
+            tuple(self.overrides.items()),
         )
 
     def __eq__(self, other: object) -> bool:

@@ -125,9 +125,15 @@ def refusals_of(line: ReservationLine, check: Check) -> list[Refusal]:
                 "",
             )
         )
+    if check.refused_requests:
+        units.append(
+            ("requests", budget.limit_requests, state.spent_requests, state.held_requests, 1, Decimal, "")
+        )
     for unit, limit, spent, held, requested, convert, sign in units:
         assert limit is not None
-        if requested > limit:
+        if unit == "requests":
+            reason = f"the limit of {limit} requests per {budget.window.kind} would be exceeded"
+        elif requested > limit:
             noun = "" if unit == "usd" else " tokens"
             reason = (
                 f"this call's worst case alone ({sign}{convert(requested)}{noun}) exceeds the budget's limit "
@@ -172,10 +178,14 @@ def alert_of(
             nanos_to_usd,
         )
         requested_raw = refused_request.usd if refused_request is not None else None
-    else:
+    elif mark.unit == "tokens":
         limit_raw, spent_raw, held_raw = budget.limit_milli, state.spent_tokens, state.held_tokens
         convert = milli_to_tokens
         requested_raw = refused_request.tokens if refused_request is not None else None
+    else:
+        limit_raw, spent_raw, held_raw = budget.limit_requests, state.spent_requests, state.held_requests
+        convert = Decimal
+        requested_raw = 1 if refused_request is not None else None
     if limit_raw is None:
         return None
     start, resets = window_times(budget, ref)
@@ -205,7 +215,8 @@ def alert_of(
 
 def refusal_error(model_id: str, refusals: Sequence[Refusal]) -> BudgetBlockedError:
     """What ``reserve`` raises for the enforcing budgets that refused a call (configuration order): a
-    downgrade, when one applies; a clamp, when every refusing budget clamps; otherwise a block."""
+    downgrade, when one applies; a clamp, when every refusing budget clamps (a request limit never clamps:
+    a smaller call is still a call); otherwise a block."""
     for r in refusals:
         target = r.downgrade_to
         if r.action == "downgrade" and target is not None and target != model_id:
@@ -215,7 +226,7 @@ def refusal_error(model_id: str, refusals: Sequence[Refusal]) -> BudgetBlockedEr
                 refusals=refusals,
                 reason=f"{r.reason}; retry with the cheaper model {target}",
             )
-    if all(r.action == "clamp" for r in refusals):
+    if all(r.action == "clamp" and r.unit != "requests" for r in refusals):
         return ClampRequiredError.from_refusal(refusals[0], refusals=refusals)
     return BudgetBlockedError.from_refusal(refusals[0], refusals=refusals)
 

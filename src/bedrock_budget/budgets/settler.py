@@ -170,23 +170,14 @@ class Settler:
     def apply(self, request: SettleRequest) -> bool:
         """Send one settlement; False (logged, counted) when the store could not take it."""
         try:
-            if request.track is None:
-                outcomes = self.store.settle(
-                    request.reservation_id,
-                    request.spends,
-                    now_ms=self._now_ms(),
-                    charge=request.charge,
-                    tallies=request.tallies,
-                )
-            else:
-                outcomes = self.store.settle(
-                    request.reservation_id,
-                    request.spends,
-                    now_ms=self._now_ms(),
-                    charge=request.charge,
-                    tallies=request.tallies,
-                    track=request.track,
-                )
+            outcomes = self.store.settle(
+                request.reservation_id,
+                request.spends,
+                now_ms=self._now_ms(),
+                charge=request.charge,
+                tallies=request.tallies,
+                track=request.track,
+            )
         except StoreError as exc:
             self.store_errors += 1
             log.warning(
@@ -222,6 +213,15 @@ class Settler:
                         request.cost_nanos,
                     )
             return
+        if self.batch_applied(requests, results):
+            self.maybe_replay()
+
+    def batch_applied(
+        self, requests: list[SettleRequest], results: list[tuple[SettleOutcome, ...] | StoreError]
+    ) -> bool:
+        """What the store answered to a batch: journal the settlements it did not take, hand the others'
+        outcomes on. True when it took any. Never raises, does no store I/O."""
+        durable = self.file
         if durable is not None:
             self.durable(
                 durable.done,
@@ -250,8 +250,7 @@ class Settler:
                 self._on_applied(request, result)
             except Exception:
                 log.exception("alerting for reservation %s failed", request.reservation_id)
-        if applied:
-            self.maybe_replay()
+        return applied
 
     # -- the outage journal --------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ _TOKEN_KINDS: Final = ("input", "output", "cache_read", "cache_write")
 @dataclass(frozen=True, slots=True)
 class BudgetStatus:
     """One budget window (one scope value of a wildcard budget). Amounts are Decimal USD and weighted
-    tokens."""
+    tokens; requests are counted only while the budget has ``limit_requests``."""
 
     budget: Budget
     scope: Mapping[str, str]
@@ -41,6 +41,9 @@ class BudgetStatus:
     ref: CounterRef | None = field(repr=False, compare=False)
     #: Alert thresholds already reached in this window (filled in by detailed listings only).
     alerts_fired: tuple[str, ...] = ()
+    #: Requests made (calls settled) and held by calls in flight, under a request limit.
+    spent_requests: int = 0
+    reserved_requests: int = 0
 
     @property
     def limit_usd(self) -> Decimal | None:
@@ -51,23 +54,26 @@ class BudgetStatus:
         return self.budget.limit_tokens
 
     @property
+    def limit_requests(self) -> int | None:
+        return self.budget.limit_requests
+
+    def _used(self) -> list[tuple[Decimal, Decimal]]:
+        # Spent and limit in each limited unit (requests made count like spend).
+        pairs = [(self.spent_usd, self.limit_usd), (self.spent_tokens, self.limit_tokens)]
+        if self.budget.limit_requests is not None:
+            pairs.append((Decimal(self.spent_requests), Decimal(self.budget.limit_requests)))
+        return [(spent, limit) for spent, limit in pairs if limit]
+
+    @property
     def utilisation(self) -> Decimal | None:
         """Spent over limit (0..1+) in the tighter unit; None without limits, or for a zero limit."""
-        ratios = [
-            spent / limit
-            for spent, limit in ((self.spent_usd, self.limit_usd), (self.spent_tokens, self.limit_tokens))
-            if limit
-        ]
+        ratios = [spent / limit for spent, limit in self._used()]
         return max(ratios) if ratios else None
 
     @property
     def utilisation_percent(self) -> Decimal | None:
         """Spent over limit in the tighter unit, as a percentage; ``None`` without a non-zero limit."""
-        ratios = [
-            spent * 100 / limit
-            for spent, limit in ((self.spent_usd, self.limit_usd), (self.spent_tokens, self.limit_tokens))
-            if limit
-        ]
+        ratios = [spent * 100 / limit for spent, limit in self._used()]
         return max(ratios).quantize(_PERCENT, ROUND_HALF_UP) if ratios else None
 
     def as_dict(self, *, detail: bool = False) -> dict[str, object]:
@@ -85,6 +91,9 @@ class BudgetStatus:
             "limit_tokens": None if budget.limit_tokens is None else str(budget.limit_tokens),
             "spent_tokens": str(self.spent_tokens),
             "reserved_tokens": str(self.reserved_tokens),
+            "limit_requests": budget.limit_requests,
+            "spent_requests": self.spent_requests,
+            "reserved_requests": self.reserved_requests,
             "utilisation_percent": None
             if self.utilisation_percent is None
             else str(self.utilisation_percent),
@@ -125,4 +134,6 @@ def status_of(budget: Budget, state: CounterState, alerts_fired: tuple[str, ...]
         models=state.models,
         ref=state.ref,
         alerts_fired=alerts_fired,
+        spent_requests=state.spent_requests,
+        reserved_requests=state.held_requests,
     )

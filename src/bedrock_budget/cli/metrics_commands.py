@@ -31,15 +31,30 @@ def run_exporter(
     from bedrock_budget.budgets.loading import configured_budgets
     from bedrock_budget.metrics.collector import BudgetCollector, StoreBudgetSource
     from bedrock_budget.metrics.exposition import start_http_server
+    from bedrock_budget.metrics.store_health import StoreHealthCollector
     from bedrock_budget.stores import from_uri
 
-    # Serving only who is spending needs no budget definitions: the spend ledger is there without them.
-    budgets = configured_budgets(budgets_file, required=not top_spenders)
     options = {"prefix": prefix} if prefix is not None else {}
     with from_uri(store_uri, **options) as store:
         store.ping()
+        # A file or the environment first; else the budgets published in the store, followed as they
+        # change. Serving only who is spending needs no budget definitions at all.
+        budgets = configured_budgets(budgets_file, required=False)
+        source = StoreBudgetSource(store, budgets)
+        follower = None
+        if not budgets and store.definitions_version():
+            from bedrock_budget.budgets.live import DefinitionsFollower
+
+            follower = DefinitionsFollower(store, source.set_budgets, refresh_seconds=max(cache_seconds, 1.0))
+            follower.start()
+            budgets = list(source.budgets.values())
+        elif not budgets and not top_spenders:
+            configured_budgets(budgets_file)  # raises the usual "no budgets defined" error
+        # The store's health as this exporter sees it: one place that reports the server's evictions (and
+        # this connection's breaker) whatever the applications export.
         collectors: list[Any] = [
-            BudgetCollector(StoreBudgetSource(store, budgets), cache_seconds=cache_seconds)
+            BudgetCollector(source, cache_seconds=cache_seconds),
+            StoreHealthCollector(cache_seconds=cache_seconds),
         ]
         if top_spenders:
             from bedrock_budget.metrics.top_spenders import TopSpendersCollector
@@ -50,13 +65,19 @@ def run_exporter(
         # A registry of its own: the exporter reports budgets, not its own process.
         with start_http_server(port, addr, CollectorRegistry(), collectors=collectors) as server:
             defined = f"{len(budgets)} defined budget(s)"
+            if follower is not None:
+                defined += f" (published in the store, version {follower.version}, followed)"
             if top_spenders:
                 defined += f" and the top {top_spenders} spenders of {', '.join(top_keys)}"
             click.echo(f"serving budget metrics for {defined} from {store.name} on {server.url}", err=True)
             if ready is not None:
                 ready.set()
-            while not stop.wait(0.5):
-                pass
+            try:
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                if follower is not None:
+                    follower.stop()
 
 
 @click.command("serve-metrics")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Final, Protocol
 
 from bedrock_budget.metrics.state_reader import (
@@ -64,6 +65,10 @@ class StoreBudgetSource:
         self.include_undefined = include_undefined
         self._clock = clock
 
+    def set_budgets(self, budgets: Iterable[Budget]) -> None:
+        """Replace the definitions (e.g. when the store's published budgets change)."""
+        self.budgets = {b.name: b for b in budgets}
+
     def list_budget_states(self) -> list[BudgetState]:
         from bedrock_budget.budgets.units import milli_to_tokens, nanos_to_usd
 
@@ -92,20 +97,28 @@ class StoreBudgetSource:
                 ends = {s.ref.end for s in states}
                 resets_at = min((e for e in ends if e is not None), default=None)
                 window = states[0].ref.window
-            usd = max(states, key=lambda s: (s.spent_usd, s.held_usd), default=None)
-            tok = max(states, key=lambda s: (s.spent_tokens, s.held_tokens), default=None)
+            # The fullest counter relative to its own limit: a per-value override gives one user a limit of
+            # their own, so the largest spend is not necessarily the one closest to its limit.
+            usd = max(states, key=lambda s: _fill(budget, s, "usd"), default=None)
+            tok = max(states, key=lambda s: _fill(budget, s, "tokens"), default=None)
+            req = max(states, key=lambda s: _fill(budget, s, "requests"), default=None)
+            usd_budget = budget.for_values(usd.ref.scope) if budget is not None and usd else budget
+            tok_budget = budget.for_values(tok.ref.scope) if budget is not None and tok else budget
             result.append(
                 BudgetState(
                     budget=name,
                     window=window,
-                    limit_usd=budget.limit_usd if budget is not None else None,
+                    limit_usd=usd_budget.limit_usd if usd_budget is not None else None,
                     spent_usd=nanos_to_usd(usd.spent_usd) if usd else _ZERO,
                     reserved_usd=nanos_to_usd(usd.held_usd) if usd else _ZERO,
-                    limit_tokens=budget.limit_tokens if budget is not None else None,
+                    limit_tokens=tok_budget.limit_tokens if tok_budget is not None else None,
                     spent_tokens=milli_to_tokens(tok.spent_tokens) if tok else _ZERO,
                     reserved_tokens=milli_to_tokens(tok.held_tokens) if tok else _ZERO,
                     resets_at=resets_at,
                     counters=len(states),
+                    limit_requests=budget.limit_requests if budget is not None else None,
+                    spent_requests=req.spent_requests if req else 0,
+                    reserved_requests=req.held_requests if req else 0,
                 )
             )
         return result
@@ -126,6 +139,10 @@ class _Status(Protocol):
     def spent_tokens(self) -> Decimal: ...
     @property
     def reserved_tokens(self) -> Decimal: ...
+    @property
+    def spent_requests(self) -> int: ...
+    @property
+    def reserved_requests(self) -> int: ...
 
 
 class _StatusLister(Protocol):
@@ -145,26 +162,37 @@ class LedgerBudgetSource:
             groups.setdefault(status.budget.name, []).append(status)
         result: list[BudgetState] = []
         for name, items in sorted(groups.items()):
+            usd = max(items, key=lambda s: _ratios(s.spent_usd, s.reserved_usd, s.budget.limit_usd))
+            tok = max(items, key=lambda s: _ratios(s.spent_tokens, s.reserved_tokens, s.budget.limit_tokens))
             budget = items[0].budget
-            usd = max(items, key=lambda s: (s.spent_usd, s.reserved_usd))
-            tok = max(items, key=lambda s: (s.spent_tokens, s.reserved_tokens))
+            req = max(
+                items, key=lambda s: _ratios(s.spent_requests, s.reserved_requests, s.budget.limit_requests)
+            )
             resets = items[0].resets_at
             result.append(
                 BudgetState(
                     budget=name,
                     window=budget.window.kind,
-                    limit_usd=budget.limit_usd,
+                    limit_usd=usd.budget.limit_usd,
                     spent_usd=usd.spent_usd,
                     reserved_usd=usd.reserved_usd,
-                    limit_tokens=budget.limit_tokens,
+                    limit_tokens=tok.budget.limit_tokens,
                     spent_tokens=tok.spent_tokens,
                     reserved_tokens=tok.reserved_tokens,
                     resets_at=resets.timestamp() if resets is not None else None,
                     counters=sum(
                         1
                         for s in items
-                        if s.spent_usd or s.reserved_usd or s.spent_tokens or s.reserved_tokens
+                        if s.spent_usd
+                        or s.reserved_usd
+                        or s.spent_tokens
+                        or s.reserved_tokens
+                        or s.spent_requests
+                        or s.reserved_requests
                     ),
+                    limit_requests=req.budget.limit_requests,
+                    spent_requests=req.spent_requests,
+                    reserved_requests=req.reserved_requests,
                 )
             )
         return result
@@ -180,7 +208,10 @@ _GAUGES: Final = (
     ("budget_limit_tokens", "Budget limit in weighted tokens for the current window."),
     ("budget_spent_tokens", "Weighted tokens spent in the budget's current window."),
     ("budget_reserved_tokens", "Weighted tokens held by calls in flight against the budget."),
-    ("budget_utilisation_ratio", "Spent divided by limit (1 = exhausted), per unit (usd, tokens)."),
+    ("budget_limit_requests", "Budget limit in requests (calls) for the current window."),
+    ("budget_spent_requests", "Requests made in the budget's current window (under a request limit)."),
+    ("budget_reserved_requests", "Requests held by calls in flight against the budget."),
+    ("budget_utilisation_ratio", "Spent divided by limit (1 = exhausted), per unit (usd, tokens, requests)."),
     ("budget_reset_seconds", "Seconds until the budget's window resets."),
     ("budget_counters", "Scope values holding spend in the current window (1 unless the scope has '*')."),
 )
@@ -265,3 +296,24 @@ _FAMILY_OF: Final = {
 
 def _labels_of(name: str) -> list[str]:
     return ["budget", "unit"] if name == "budget_utilisation_ratio" else ["budget"]
+
+
+def _ratios(
+    spent: Decimal | int, held: Decimal | int, limit: Decimal | int | None
+) -> tuple[Fraction, Fraction]:
+    if not limit:
+        return Fraction(spent), Fraction(held)
+    return Fraction(spent) / Fraction(limit), Fraction(held) / Fraction(limit)
+
+
+def _fill(budget: Budget | None, state: CounterState, unit: str) -> tuple[Fraction, Fraction]:
+    if unit == "usd":
+        spent, held = state.spent_usd, state.held_usd
+        limit = budget.for_values(state.ref.scope).limit_nanos if budget is not None else None
+    elif unit == "tokens":
+        spent, held = state.spent_tokens, state.held_tokens
+        limit = budget.for_values(state.ref.scope).limit_milli if budget is not None else None
+    else:
+        spent, held = state.spent_requests, state.held_requests
+        limit = budget.for_values(state.ref.scope).limit_requests if budget is not None else None
+    return _ratios(Decimal(spent), Decimal(held), Decimal(limit) if limit else None)

@@ -19,14 +19,15 @@ from typing import Final, Literal, Protocol, runtime_checkable
 log = logging.getLogger("bedrock_budget.metrics")
 
 GaugeKind = Literal["limit", "spent", "reserved", "utilisation", "reset_seconds", "counters"]
-Unit = Literal["usd", "tokens"]
+Unit = Literal["usd", "tokens", "requests"]
 _ZERO: Final = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetState:
-    """One budget's current window, in dollars and (weighted) tokens. ``resets_at`` is epoch seconds
-    (``None``: a lifetime budget); ``counters`` is how many scope values hold spend in this window."""
+    """One budget's current window, in dollars, (weighted) tokens and requests (calls, counted under a
+    request limit). ``resets_at`` is epoch seconds (``None``: a lifetime budget); ``counters`` is how many
+    scope values hold spend in this window."""
 
     budget: str
     window: str = ""
@@ -38,6 +39,9 @@ class BudgetState:
     reserved_tokens: Decimal = _ZERO
     resets_at: float | None = None
     counters: int = 0
+    limit_requests: int | None = None
+    spent_requests: int = 0
+    reserved_requests: int = 0
 
 
 @runtime_checkable
@@ -125,6 +129,12 @@ def gauge_points(states: Sequence[BudgetState], now: float) -> Iterator[GaugePoi
         per_unit: tuple[tuple[Unit, Decimal | None, Decimal, Decimal], ...] = (
             ("usd", s.limit_usd, s.spent_usd, s.reserved_usd),
             ("tokens", s.limit_tokens, s.spent_tokens, s.reserved_tokens),
+            (
+                "requests",
+                None if s.limit_requests is None else Decimal(s.limit_requests),
+                Decimal(s.spent_requests),
+                Decimal(s.reserved_requests),
+            ),
         )
         for unit, limit, spent, reserved in per_unit:
             if limit is not None:

@@ -47,6 +47,15 @@ _INSTRUMENTS: Final[dict[tuple[GaugeKind, Unit | None], tuple[str, str, str]]] =
     ("reserved", "tokens"): (
         names.BUDGET_TOKENS_RESERVED, names.UNIT_TOKEN, "Weighted tokens held by calls in flight.",
     ),
+    ("limit", "requests"): (
+        names.BUDGET_REQUEST_LIMIT, names.UNIT_REQUEST, "Budget limit in requests for the current window.",
+    ),
+    ("spent", "requests"): (
+        names.BUDGET_REQUESTS_SPENT, names.UNIT_REQUEST, "Requests made in the current window.",
+    ),
+    ("reserved", "requests"): (
+        names.BUDGET_REQUESTS_RESERVED, names.UNIT_REQUEST, "Requests held by calls in flight.",
+    ),
     ("reset_seconds", None): (
         names.BUDGET_TIME_TO_RESET, names.UNIT_SECONDS, "Seconds until the budget's window resets.",
     ),
@@ -90,7 +99,7 @@ class BudgetGauges:
             names.BUDGET_UTILIZATION,
             callbacks=[self._observe_utilization],
             unit=names.UNIT_RATIO,
-            description="Spent divided by limit (1 = exhausted), per unit (usd, tokens).",
+            description="Spent divided by limit (1 = exhausted), per unit (usd, tokens, requests).",
         )
         meter.create_observable_gauge(
             names.STORE_UP,

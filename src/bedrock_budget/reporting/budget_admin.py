@@ -24,7 +24,7 @@ from bedrock_budget.budgets.model import WILDCARD, Budget
 from bedrock_budget.budgets.status import BudgetStatus, status_of
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.reporting.tallies import ReportError
-from bedrock_budget.stores.base import Store
+from bedrock_budget.stores.base import CounterRef, Store
 
 _PERCENT: Final = Decimal("0.01")
 LIMIT_FIELDS: Final = ("limit_usd", "limit_tokens")
@@ -73,11 +73,17 @@ def _matches(scope: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
 
 def read_window(store: Store, budget: Budget, scope: Mapping[str, str] | None, now: float) -> BudgetStatus:
     """The current window of one budget for concrete scope values (the budget's own scope by default)."""
+    ref = window_ref(budget, scope, now)
+    (state,) = store.read([ref], now_ms=int(now * 1000))
+    return status_of(budget.for_values(ref.scope), state)
+
+
+def window_ref(budget: Budget, scope: Mapping[str, str] | None, now: float) -> CounterRef:
+    """The counter of one budget's current window for concrete scope values (its own scope by default)."""
     values = dict(scope) if scope is not None else fixed_scope(budget)
     if any(v == WILDCARD for v in values.values()):
         raise ConfigurationError(f"budget {budget.name!r} has a wildcard scope; pass concrete scope values")
-    (state,) = store.read([current_ref(budget, values, now)], now_ms=int(now * 1000))
-    return status_of(budget, state)
+    return current_ref(budget, values, now)
 
 
 def current_windows(
@@ -102,7 +108,9 @@ def current_windows(
         if not any(v == WILDCARD for v in fixed.values()) and not states:
             (state,) = store.read([current_ref(budget, fixed, now)], now_ms=now_ms)
             states = [state]
-        results.extend(status_of(budget, s) for s in sorted(states, key=lambda s: s.ref.scope))
+        results.extend(
+            status_of(budget.for_values(s.ref.scope), s) for s in sorted(states, key=lambda s: s.ref.scope)
+        )
     return results
 
 
@@ -244,33 +252,44 @@ def _edit(text: str, entry: Any, field: str, value: str) -> str:
 
 
 def set_limits(
-    path: Path, name: str, *, limit_usd: str | None = None, limit_tokens: str | None = None
+    path: Path,
+    name: str,
+    *,
+    limit_usd: str | None = None,
+    limit_tokens: str | None = None,
+    limit_requests: str | None = None,
 ) -> tuple[Budget, Budget]:
     """Change a budget's limits in its YAML file; returns the budget before and after.
 
     Only the limit values change in the file. The result is validated by loading the whole file again
     before it replaces the original (atomically), so a bad value never leaves a broken file behind."""
-    if limit_usd is None and limit_tokens is None:
-        raise ReportError("nothing to change: give --limit-usd and/or --limit-tokens")
+    given = (("limit_usd", limit_usd), ("limit_tokens", limit_tokens), ("limit_requests", limit_requests))
+    changes = {k: v for k, v in given if v is not None}
+    if not changes:
+        raise ReportError("nothing to change: give --limit-usd, --limit-tokens and/or --limit-requests")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read budgets file {str(path)!r}: {exc.strerror}") from exc
     before = find_budget(parse_budgets_yaml(text, source=str(path)), name, str(path))
-    changes = {k: v for k, v in (("limit_usd", limit_usd), ("limit_tokens", limit_tokens)) if v is not None}
     wanted = before.replace(**changes)
     new_text = text
     for field in changes:
         entry = _entry_node(_compose(new_text, str(path)), name)
         if entry is None:
             raise ConfigurationError(f"{path}: cannot find the entry of budget {name!r} to edit")
-        new_text = _edit(new_text, entry, field, format(getattr(wanted, field), "f"))
+        new_text = _edit(new_text, entry, field, _plain(getattr(wanted, field)))
     after_all = parse_budgets_yaml(new_text, source=str(path))
     after = find_budget(after_all, name, str(path))
     if after != wanted:
         raise ConfigurationError(f"{path}: rewriting budget {name!r} did not give the expected definition")
     _replace_file(path, new_text)
     return before, after
+
+
+def _plain(value: object) -> str:
+    # Plain notation for YAML: limits are Decimal amounts ("40.00", never "4E+1") or whole request counts.
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def _replace_file(path: Path, text: str) -> None:

@@ -8,8 +8,6 @@ kept as one charge per request, so the export never states a price the call was 
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal
@@ -18,8 +16,8 @@ from bedrock_budget.errors import BedrockBudgetError
 from bedrock_budget.pricing import PriceTable
 from bedrock_budget.pricing.cost import Cost, RawLine
 from bedrock_budget.reporting.call_records import CallRow
+from bedrock_budget.reporting.repricing import reprice
 from bedrock_budget.reporting.tallies import ReportError
-from bedrock_budget.usage import Usage
 
 __all__ = ["CAPACITY_MODES", "Charge", "PriceStatus", "call_charges", "femto_of"]
 
@@ -82,37 +80,6 @@ def _unrated(row: CallRow) -> tuple[Charge, ...]:
     return tuple(Charge(name, count, 0, 0) for name, count in _counts(row).items() if count)
 
 
-def _reprice(row: CallRow, table: PriceTable) -> Cost:
-    day = row.timestamp.astimezone(dt.UTC).date()
-    if row.cache_write_1h_tokens > row.cache_write_tokens:
-        raise ReportError("cache_write_1h_tokens exceeds cache_write_tokens")
-    usage = Usage(
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        cache_read_tokens=row.cache_read_tokens,
-        cache_write_tokens=row.cache_write_tokens,
-        cache_write_1h_tokens=row.cache_write_1h_tokens,
-        images=row.images,
-        video_seconds=row.video_seconds,
-        rerank_queries=row.rerank_queries,
-    )
-    cost = table.price(
-        row.model,
-        usage,
-        region=row.region,
-        route=row.route,  # type: ignore[arg-type]
-        service_tier=row.service_tier,  # type: ignore[arg-type]
-        latency=row.latency_mode,  # type: ignore[arg-type]
-        at=day,
-    )
-    units: Mapping[str, int] = row.guardrail_text_units
-    if units:
-        text = {k: v for k, v in units.items() if not k.endswith("_image")}
-        images = {k: v for k, v in units.items() if k.endswith("_image")}
-        cost = cost + table.price_guardrail(text, image_units=images, at=day)
-    return cost
-
-
 def _lines(cost: Cost) -> list[RawLine]:
     return [line for line in cost.raw_lines if line[1]]
 
@@ -137,8 +104,8 @@ def _table_charges(
 ) -> tuple[Charge, ...] | None:
     """The price table's lines for the call, when they add up to the recorded cost exactly."""
     try:
-        contracted = _reprice(row, contracted_prices)
-        listed = _reprice(row, list_prices)
+        contracted = reprice(row, contracted_prices)
+        listed = reprice(row, list_prices)
     except (BedrockBudgetError, ValueError):
         return None
     if contracted.total_femto != recorded:

@@ -19,8 +19,7 @@ from decimal import Decimal
 from typing import Final, cast
 
 from bedrock_budget.errors import BedrockBudgetError
-from bedrock_budget.model_ids import Route
-from bedrock_budget.pricing.table import PriceTable, ServiceTier
+from bedrock_budget.pricing.table import PriceTable
 from bedrock_budget.reporting.call_records import CallRow
 from bedrock_budget.reporting.invocation_logs import LOGGED_OPERATIONS, InvocationLogRecord, LogReadStats
 from bedrock_budget.reporting.reconcile_results import (
@@ -31,6 +30,7 @@ from bedrock_budget.reporting.reconcile_results import (
     Kind,
     ReconcileResult,
 )
+from bedrock_budget.reporting.repricing import reprice
 from bedrock_budget.usage import Usage
 
 __all__ = ["DEFAULT_DETAILS", "reconcile"]
@@ -38,8 +38,6 @@ __all__ = ["DEFAULT_DETAILS", "reconcile"]
 #: How many discrepancies (largest dollar effect first) a result lists.
 DEFAULT_DETAILS: Final = 20
 _FREE_MODES: Final = frozenset({"provisioned", "custom_model_import"})
-_ROUTES: Final = frozenset({"in_region", "geo", "global"})
-_TIERS: Final = frozenset({"default", "priority", "flex", "reserved"})
 _ORDER: Final = {kind: index for index, (kind, _) in enumerate(CLASSES)}
 _NO_IDENTITY: Final = "(no identity in the log)"
 
@@ -75,16 +73,8 @@ class _Pricer:
         if row.pricing_mode in _FREE_MODES:
             return Decimal(0)
         try:
-            return self._prices.price(
-                row.model,
-                self._usage(counts, row.cache_write_1h_tokens),
-                region=row.region,
-                route=cast(Route, row.route) if row.route in _ROUTES else None,
-                batch=row.pricing_mode == "batch",
-                service_tier=cast(ServiceTier, row.service_tier if row.service_tier in _TIERS else "default"),
-                latency="optimized" if row.latency_mode == "optimized" else "standard",
-                at=row.timestamp.date(),
-            ).total_usd
+            usage = self._usage(counts, row.cache_write_1h_tokens)
+            return reprice(row, self._prices, usage, guardrails=False).total_usd
         except (BedrockBudgetError, ValueError):
             return None
 

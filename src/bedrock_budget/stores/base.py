@@ -44,6 +44,11 @@ still charged once (``LATE``). A hold made with ``charge_on_expiry`` is charged 
 and leaves the ``d`` marker of a charged id, so a settlement arriving later is a no-op: the worst case
 already stands in for it.
 
+Requests: a hold with ``limit_requests`` also holds ``requests`` (1 per call) under a request-count limit,
+checked like the other units; a settlement with ``Spend.requests`` turns them into requests made, and a
+release or an expiry gives them back (a ``charge_on_expiry`` hold counts them as made). Counters without a
+request limit count no requests and pay nothing for them.
+
 Tombstones (expired and charged ids) are kept for ``tombstone_retention`` seconds; keys expire
 ``key_slack`` seconds after their window ends.
 """
@@ -55,13 +60,19 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from types import MappingProxyType, TracebackType
 from typing import Final, Literal
-from urllib.parse import unquote
 
 from bedrock_budget.errors import StoreError
-from bedrock_budget.stores.keys import check_prefix, counter_tag, encode_part
+from bedrock_budget.stores.keys import check_prefix, counter_tag
+
+# Re-exported: the tallies were defined here first, and stores import them from here.
+from bedrock_budget.stores.tallies import Tallies as Tallies
+from bedrock_budget.stores.tallies import add_call as add_call
+from bedrock_budget.stores.tallies import call_tallies as call_tallies
+from bedrock_budget.stores.tallies import parse_tallies as parse_tallies
+from bedrock_budget.stores.tallies import tally_items as tally_items
+from bedrock_budget.stores.tallies import tally_prefix as tally_prefix
 from bedrock_budget.stores.tracking import TrackEntry
 
 DEFAULT_PREFIX: Final = "bb:"
@@ -70,9 +81,9 @@ DEFAULT_TOMBSTONE_RETENTION: Final = 86400
 _EMPTY: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType({})
 _NO_TALLIES: Final[Mapping[str, Mapping[str, int]]] = _EMPTY
 
-Unit = Literal["usd", "tokens"]
-#: Per-model tally increments: model id -> {"calls": n, "cost": nano-USD, token type: count}.
-Tallies = Mapping[str, Mapping[str, int]]
+Unit = Literal["usd", "tokens", "requests"]
+#: The one-letter names of the units in stored alert markers (``u80``) and in script arguments.
+UNIT_LETTERS: Final[Mapping[str, str]] = MappingProxyType({"usd": "u", "tokens": "t", "requests": "r"})
 #: Spend ledger reads (``stores.tracking``): values with scores per sorted set; fields per value hash.
 TrackMembers = list[list[tuple[str, float]]]
 TrackValues = list[dict[str, int]]
@@ -147,6 +158,9 @@ class Hold:
     refusal_marks: tuple[Mark, ...] = ()
     #: What expiry does with this hold: give it back (False) or charge it as spent (True).
     charge_on_expiry: bool = False
+    #: Request-count limit (``None``: requests are not counted here, at no cost) and requests to hold.
+    limit_requests: int | None = None
+    requests: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +173,7 @@ class Mark:
 
     @property
     def name(self) -> str:
-        return f"{'u' if self.unit == 'usd' else 't'}{self.percent}"
+        return f"{UNIT_LETTERS[self.unit]}{self.percent}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +186,8 @@ class Spend:
     marks: tuple[Mark, ...] = ()
     #: The counter's epoch as reserve reported it (``None``: unknown, e.g. spend journalled offline).
     epoch: str | None = None
+    #: Requests to count as made (``None``: the counter counts no requests).
+    requests: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +203,10 @@ class CounterState:
     #: The limits of the last reservation made (for reports without the configuration; never enforced).
     limit_usd: int | None = None
     limit_tokens: int | None = None
+    #: Requests made and held (counted only while the budget has a request limit), and that limit.
+    spent_requests: int = 0
+    held_requests: int = 0
+    limit_requests: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +219,11 @@ class Check:
     #: Refusal marks of the hold that this refusal reached first (see the module docstring).
     fired: tuple[Mark, ...] = ()
     epoch: str | None = None
+    refused_requests: bool = False
 
     @property
     def refused(self) -> bool:
-        return self.refused_usd or self.refused_tokens
+        return self.refused_usd or self.refused_tokens or self.refused_requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +310,16 @@ class SettleOutcome:
     @property
     def recorded(self) -> bool:
         return self.status is not SettleStatus.NOOP
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedDefinitions:
+    """The budget definitions a fleet shares through its store (``budgets.published``): an opaque JSON
+    document, the version it was published as (1, 2, ...; every publication adds one) and when."""
+
+    version: int
+    document: str
+    published_ms: int
 
 
 class Store(ABC):
@@ -404,6 +435,21 @@ class Store(ABC):
         """The spend ledger's value hashes (``stores.tracking``), empty where a key does not exist."""
         raise NotImplementedError(f"{type(self).__name__} does not track spend")
 
+    def publish_definitions(self, document: str, *, now_ms: int, expected_version: int | None = None) -> int:
+        """Store ``document`` as the fleet's budget definitions, atomically, as the next version, and return
+        that version. With ``expected_version``, only if the stored version still is that one (0: none
+        published yet); otherwise raise :class:`~bedrock_budget.errors.DefinitionsChangedError`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hold budget definitions")
+
+    def read_definitions(self) -> PublishedDefinitions | None:
+        """The published budget definitions, or ``None`` when none were published."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hold budget definitions")
+
+    def definitions_version(self) -> int:
+        """The published definitions' version (0: none): one cheap read, made by every process that
+        follows them about once a second."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hold budget definitions")
+
     @abstractmethod
     def ping(self) -> None:
         """Raise :class:`~bedrock_budget.errors.StoreUnavailableError` when the store cannot be reached."""
@@ -421,50 +467,3 @@ class Store(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} prefix={self.prefix!r}>"
-
-
-def add_call(tallies: dict[str, dict[str, int]], model: str, cost: int, counts: Mapping[str, int]) -> None:
-    """Add one call to per-model tallies: a call, its cost (nano-USD) and each non-zero token count. The one
-    place tallies are computed, for a single settlement and for a lease's running total alike."""
-    tally = tallies.get(model)
-    if tally is None:
-        tally = tallies[model] = {}
-    tally["calls"] = tally.get("calls", 0) + 1
-    tally["cost"] = tally.get("cost", 0) + cost
-    for kind, count in counts.items():
-        if count:
-            tally[kind] = tally.get(kind, 0) + count
-
-
-def call_tallies(model: str, cost: int, counts: Mapping[str, int]) -> Tallies:
-    """The tallies of a settlement for one call."""
-    tallies: dict[str, dict[str, int]] = {}
-    add_call(tallies, model, cost, counts)
-    return tallies
-
-
-def tally_items(tallies: Tallies) -> list[tuple[str, int]]:
-    """Stored field names (``m:<model>:<kind>``) and increments of a settlement's tallies."""
-    return [
-        (tally_prefix(name) + kind, value)
-        for name, counts in tallies.items()
-        for kind, value in counts.items()
-        if value
-    ]
-
-
-def parse_tallies(items: Mapping[str, str] | Sequence[tuple[str, str]]) -> Mapping[str, Mapping[str, int]]:
-    pairs = items.items() if isinstance(items, Mapping) else items
-    models: dict[str, dict[str, int]] = {}
-    for name, value in pairs:
-        if not name.startswith("m:"):
-            continue
-        model, _, kind = name[2:].rpartition(":")
-        models.setdefault(unquote(model), {})[kind] = int(value)
-    return MappingProxyType({k: MappingProxyType(v) for k, v in models.items()})
-
-
-@lru_cache(maxsize=1024)
-def tally_prefix(model: str) -> str:
-    # Percent-encoding the model id costs microseconds and every settlement of a model repeats it.
-    return f"m:{encode_part(model)}:"

@@ -156,6 +156,11 @@ class CircuitBreaker:
         self._close()
         return True
 
+    def recovered(self) -> None:
+        """The store answered a probe made elsewhere (an async store pings on its own event loop, where
+        :meth:`try_now` would wait for itself): close the circuit."""
+        self._close()
+
     def on_close(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` (on the probe thread) whenever the circuit closes again. Bound methods are held
         weakly, so subscribing does not keep their object alive."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from bedrock_budget.errors import ConfigurationError, StoreError
+from bedrock_budget.errors import ConfigurationError, DefinitionsChangedError, StoreError
 from bedrock_budget.stores.base import (
     DEFAULT_KEY_SLACK,
     DEFAULT_PREFIX,
@@ -23,6 +23,7 @@ from bedrock_budget.stores.base import (
     CounterState,
     Hold,
     Mark,
+    PublishedDefinitions,
     Renewal,
     ReserveResult,
     SettleOutcome,
@@ -32,126 +33,8 @@ from bedrock_budget.stores.base import (
     parse_tallies,
     tally_items,
 )
+from bedrock_budget.stores.memory_counter import Counter, fits, refusal_marks, spent_in
 from bedrock_budget.stores.memory_tracking import MemoryTracks
-
-
-class _Counter:
-    __slots__ = (
-        "alerts",
-        "epoch",
-        "expires",
-        "held_tokens",
-        "held_usd",
-        "holds",
-        "limits",
-        "live",
-        "meta",
-        "next_deadline",
-        "oldest_tomb",
-        "spent_tokens",
-        "spent_usd",
-        "tallies",
-        "tombs",
-    )
-
-    def __init__(self) -> None:
-        self.spent_usd = 0
-        self.held_usd = 0
-        self.spent_tokens = 0
-        self.held_tokens = 0
-        # Held amounts and whether expiry charges them (``Hold.charge_on_expiry``).
-        self.holds: dict[str, tuple[int, int, bool]] = {}
-        self.live: dict[str, int] = {}
-        self.tombs: dict[str, int] = {}
-        self.alerts: dict[str, int] = {}
-        self.tallies: dict[str, int] = {}
-        self.meta: str | None = None
-        self.epoch: str | None = None
-        self.limits: tuple[int | None, int | None] = (None, None)
-        self.expires: int | None = None
-        # Lower bounds on the earliest live deadline and the oldest tombstone: purging scans only when
-        # something can be due, so a busy shared counter costs O(1) per operation, not O(holds).
-        self.next_deadline: int | None = None
-        self.oldest_tomb: int | None = None
-
-    def drop_hold(self, rid: str) -> bool:
-        if self.live.pop(rid, None) is None:
-            return False
-        usd, tokens, _ = self.holds.pop(rid, (0, 0, False))
-        self.held_usd -= usd
-        self.held_tokens -= tokens
-        if not self.live:
-            # A dict keeps its grown table after its last key goes; most counters sit idle between calls
-            # (one per user for a per-user budget), so give the table back.
-            self.live = {}
-            self.holds = {}
-        return True
-
-    def purge(self, now: int, trim_before: int) -> None:
-        if self.next_deadline is not None and self.next_deadline <= now:
-            expired = [rid for rid, deadline in self.live.items() if deadline <= now]
-            for rid in expired:
-                usd, tokens, charge = self.holds.get(rid, (0, 0, False))
-                self.drop_hold(rid)
-                if charge:
-                    # Charged at its worst case; the 'd' marker makes a later settlement a no-op.
-                    self.spent_usd += usd
-                    self.spent_tokens += tokens
-                    self.tomb("d" + rid, now)
-                else:
-                    self.tomb("x" + rid, now)
-            self.next_deadline = min(self.live.values(), default=None)
-        if self.oldest_tomb is not None and self.oldest_tomb < trim_before:
-            for member in [m for m, when in self.tombs.items() if when < trim_before]:
-                del self.tombs[member]
-            self.oldest_tomb = min(self.tombs.values(), default=None)
-
-    def hold(self, rid: str, usd: int, tokens: int, deadline: int, charge: bool = False) -> None:
-        self.held_usd += usd
-        self.held_tokens += tokens
-        self.holds[rid] = (usd, tokens, charge)
-        self.live[rid] = deadline
-        if self.next_deadline is None or deadline < self.next_deadline:
-            self.next_deadline = deadline
-
-    def tomb(self, member: str, now: int) -> None:
-        self.tombs[member] = now
-        if self.oldest_tomb is None or now < self.oldest_tomb:
-            self.oldest_tomb = now
-
-    def touch(self, ttl: int, now: int) -> None:
-        if ttl:
-            self.expires = now + ttl
-
-    def state(self, ref: CounterRef) -> CounterState:
-        return CounterState(
-            ref=ref,
-            spent_usd=max(self.spent_usd, 0),
-            held_usd=max(self.held_usd, 0),
-            spent_tokens=max(self.spent_tokens, 0),
-            held_tokens=max(self.held_tokens, 0),
-            active=len(self.live),
-        )
-
-
-def _fits(spent: int, held: int, requested: int, limit: int | None) -> bool:
-    return limit is None or spent + held + requested <= limit
-
-
-def _refusal_marks(
-    counter: _Counter, hold: Hold, refused_usd: bool, refused_tokens: bool, now_ms: int
-) -> tuple[Mark, ...]:
-    fired: list[Mark] = []
-    for mark in hold.refusal_marks:
-        refused, requested, limit = (
-            (refused_usd, hold.usd, hold.limit_usd)
-            if mark.unit == "usd"
-            else (refused_tokens, hold.tokens, hold.limit_tokens)
-        )
-        if refused and _fits(0, 0, requested, limit) and mark.name not in counter.alerts:
-            counter.alerts[mark.name] = now_ms
-            fired.append(mark)
-    return tuple(fired)
 
 
 class MemoryStore(Store):
@@ -168,9 +51,10 @@ class MemoryStore(Store):
     ) -> None:
         super().__init__(prefix=prefix, key_slack=key_slack, tombstone_retention=tombstone_retention)
         self._lock = threading.Lock()
-        self._counters: dict[str, _Counter] = {}
+        self._counters: dict[str, Counter] = {}
         self._operations = 0
         self._tracks = MemoryTracks()
+        self._definitions: PublishedDefinitions | None = None
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> MemoryStore:
@@ -183,17 +67,17 @@ class MemoryStore(Store):
     def name(self) -> str:
         return "memory://"
 
-    def _get(self, key: str, now: int) -> _Counter | None:
+    def _get(self, key: str, now: int) -> Counter | None:
         counter = self._counters.get(key)
         if counter is not None and counter.expires is not None and counter.expires <= now:
             del self._counters[key]
             return None
         return counter
 
-    def _obtain(self, key: str, now: int) -> _Counter:
+    def _obtain(self, key: str, now: int) -> Counter:
         counter = self._get(key, now)
         if counter is None:
-            counter = self._counters[key] = _Counter()
+            counter = self._counters[key] = Counter()
         return counter
 
     def _trim_before(self, now_ms: int) -> int:
@@ -225,25 +109,26 @@ class MemoryStore(Store):
                     )
                 return ReserveResult(granted=True, checks=tuple(repeated), repeated=True)
             granted = True
-            counters: list[_Counter | None] = []
-            found: list[tuple[CounterState, bool, bool]] = []
+            counters: list[Counter | None] = []
+            found: list[tuple[CounterState, tuple[bool, bool, bool]]] = []
             for key, hold in zip(keys, holds, strict=True):
                 counter = self._get(key, now_ms)
                 if counter is not None:
                     counter.purge(now_ms, trim)
                 state = counter.state(hold.ref) if counter else CounterState(hold.ref)
-                refused_usd = not _fits(state.spent_usd, state.held_usd, hold.usd, hold.limit_usd)
-                refused_tokens = not _fits(
+                refused_usd = not fits(state.spent_usd, state.held_usd, hold.usd, hold.limit_usd)
+                refused_tokens = not fits(
                     state.spent_tokens, state.held_tokens, hold.tokens, hold.limit_tokens
                 )
-                if hold.enforce and (refused_usd or refused_tokens):
+                refused_requests = hold.limit_requests is not None and not fits(
+                    state.spent_requests, state.held_requests, hold.requests, hold.limit_requests
+                )
+                if hold.enforce and (refused_usd or refused_tokens or refused_requests):
                     granted = False
                 counters.append(counter)
-                found.append((state, refused_usd, refused_tokens))
+                found.append((state, (refused_usd, refused_tokens, refused_requests)))
             checks: list[Check] = []
-            for key, hold, counter, (state, refused_usd, refused_tokens) in zip(
-                keys, holds, counters, found, strict=True
-            ):
+            for key, hold, counter, (state, refused) in zip(keys, holds, counters, found, strict=True):
                 ttl = hold.ref.ttl_ms(now_ms, self.key_slack)
                 fired: tuple[Mark, ...] = ()
                 if granted:
@@ -252,14 +137,17 @@ class MemoryStore(Store):
                     if counter.epoch is None:
                         counter.epoch = reservation_id
                         counter.meta = hold.ref.meta()
-                    counter.limits = (hold.limit_usd, hold.limit_tokens)
-                    counter.hold(reservation_id, hold.usd, hold.tokens, deadline_ms, hold.charge_on_expiry)
+                    counter.limits = (hold.limit_usd, hold.limit_tokens, hold.limit_requests)
+                    requests = 0 if hold.limit_requests is None else hold.requests
+                    counter.hold(
+                        reservation_id, hold.usd, hold.tokens, deadline_ms, hold.charge_on_expiry, requests
+                    )
                 elif counter is not None and hold.enforce:
-                    fired = _refusal_marks(counter, hold, refused_usd, refused_tokens, now_ms)
+                    fired = refusal_marks(counter, hold, refused, now_ms)
                 if counter is not None:
                     counter.touch(ttl, now_ms)
                 epoch = counter.epoch if counter is not None else None
-                checks.append(Check(state, refused_usd, refused_tokens, fired, epoch))
+                checks.append(Check(state, refused[0], refused[1], fired, epoch, refused[2]))
             return ReserveResult(granted=granted, checks=tuple(checks))
 
     def settle_many(
@@ -306,6 +194,8 @@ class MemoryStore(Store):
                         counter.meta = spend.ref.meta()
                     counter.spent_usd += spend.usd
                     counter.spent_tokens += spend.tokens
+                    if spend.requests is not None:
+                        counter.spent_requests += spend.requests
                     counts = counter.tallies
                     for name, value in tallies:
                         if not value:
@@ -320,7 +210,7 @@ class MemoryStore(Store):
                         delta, total = (
                             (spend.usd, counter.spent_usd)
                             if mark.unit == "usd"
-                            else (spend.tokens, counter.spent_tokens)
+                            else spent_in(counter, spend, mark)
                         )
                         if delta and total >= mark.amount and mark.name not in counter.alerts:
                             counter.alerts[mark.name] = now_ms
@@ -368,7 +258,7 @@ class MemoryStore(Store):
                 counter.touch(ref.ttl_ms(now_ms, self.key_slack), now_ms)
         return tuple(dropped)
 
-    def _full_state(self, ref: CounterRef, counter: _Counter) -> CounterState:
+    def _full_state(self, ref: CounterRef, counter: Counter) -> CounterState:
         base = counter.state(ref)
         return CounterState(
             ref=ref,
@@ -381,6 +271,9 @@ class MemoryStore(Store):
             alerted=tuple(sorted(counter.alerts)),
             limit_usd=counter.limits[0],
             limit_tokens=counter.limits[1],
+            spent_requests=base.spent_requests,
+            held_requests=base.held_requests,
+            limit_requests=counter.limits[2],
         )
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
@@ -416,6 +309,7 @@ class MemoryStore(Store):
                     continue
                 counter.spent_usd = 0
                 counter.spent_tokens = 0
+                counter.spent_requests = 0
                 counter.alerts.clear()
                 counter.tallies.clear()
         return existed
@@ -430,6 +324,21 @@ class MemoryStore(Store):
         with self._lock:
             return self._tracks.values(keys, now_ms)
 
+    def publish_definitions(self, document: str, *, now_ms: int, expected_version: int | None = None) -> int:
+        with self._lock:
+            current = self.definitions_version()
+            if expected_version is not None and expected_version != current:
+                raise DefinitionsChangedError(expected_version, current)
+            self._definitions = PublishedDefinitions(current + 1, document, now_ms)
+            return current + 1
+
+    def read_definitions(self) -> PublishedDefinitions | None:
+        return self._definitions
+
+    def definitions_version(self) -> int:
+        published = self._definitions
+        return published.version if published is not None else 0
+
     def ping(self) -> None:
         return None
 
@@ -438,6 +347,7 @@ class MemoryStore(Store):
         with self._lock:
             self._counters.clear()
             self._tracks.clear()
+            self._definitions = None
 
     def list(self, *, now_ms: int, budget: str | None = None) -> list[CounterState]:
         trim = self._trim_before(now_ms)

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient, async_budgets_error
+from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient
 from bedrock_budget.wrapper.meter import Meter
 
 _original: Any = None
@@ -34,11 +34,6 @@ def patch(current_meter: Callable[[], Meter | None]) -> None:
         meter = current_meter()
         if service_name != "bedrock-runtime" or meter is None:
             return client
-        if meter.guard is not None:
-            # Budgets that an async client would not enforce: refuse the client rather than let its calls
-            # through unchecked.
-            await client.close()
-            raise async_budgets_error(["budgets (from instrument())"])
         return AsyncBudgetedClient(client, meter)
 
     session_class._create_client = _create_client

@@ -6,14 +6,18 @@ nothing runs when the coroutine is created, and a call's record is emitted once 
 stream's end) has arrived. Attribution is read in ``begin``, inside the awaiting task, so each task of an
 ``asyncio.gather`` is charged to its own ``bb.attribute(...)``.
 
-Budgets are not enforced on async clients yet (their store calls would block the event loop): wrapping one
-with budget options raises :class:`~bedrock_budget.errors.ConfigurationError` instead of not enforcing.
+With budgets the meter's guard is an :class:`~bedrock_budget.budgets.async_enforcement.AsyncBudgetGuard`:
+the reservation is awaited between ``prepare`` and the call (a refusal raises before any request is sent),
+and the meter's own decision step (``apply_admission``) turns it into a downgrade, a clamp or a refusal, as
+the sync driver does. Settling and releasing queue their store work on the loop and never wait. Leaving
+``async with client`` flushes the ledger's queued settlements.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import wrapt
 
@@ -21,8 +25,11 @@ from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pipeline.operations import BILLABLE, Operation
 from bedrock_budget.wrapper.async_body import BufferedBody
 from bedrock_budget.wrapper.async_streams import AsyncMeteredEventStream
-from bedrock_budget.wrapper.meter import Meter
+from bedrock_budget.wrapper.meter import MAX_DOWNGRADES, Meter
 from bedrock_budget.wrapper.proxy import PROXY_TYPES
+
+if TYPE_CHECKING:
+    from bedrock_budget.budgets.async_enforcement import AsyncBudgetGuard
 
 _CONVERSE = BILLABLE["converse"]
 _CONVERSE_STREAM = BILLABLE["converse_stream"]
@@ -37,8 +44,8 @@ class AsyncBudgetedClient(wrapt.BaseObjectProxy[Any]):
     before), ``isinstance`` to aiobotocore's client class holds, and ``async with`` gives the proxy."""
 
     def __init__(self, client: Any, meter: Meter) -> None:
-        if meter.guard is not None:
-            raise async_budgets_error(["budgets"])
+        if meter.guard is not None and not hasattr(meter.guard, "admit_async"):
+            raise ConfigurationError("an async client needs an async budget layer: wrap it with bb.wrap()")
         super().__init__(client)
         self._self_meter = meter
         self._self_region = getattr(getattr(client, "meta", None), "region_name", None) or "us-east-1"
@@ -79,6 +86,9 @@ class AsyncBudgetedClient(wrapt.BaseObjectProxy[Any]):
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
+        guard = self._self_meter.guard
+        if guard is not None:
+            await cast("AsyncBudgetGuard", guard).ledger.flush()
         return await self.__wrapped__.__aexit__(*exc_info)
 
     def __repr__(self) -> str:
@@ -96,7 +106,16 @@ async def call(
     region: str,
 ) -> Any:
     """One awaited call through the pipeline: the sync driver's steps around ``await func(**kwargs)``."""
-    ctx = meter.begin(operation, kwargs, region, func)
+    ctx = meter.prepare(operation, kwargs, region, func)
+    guard = meter.guard
+    if guard is not None:
+        try:
+            await _admit(meter, cast("AsyncBudgetGuard", guard), ctx, kwargs)
+        except asyncio.CancelledError as exc:
+            # Cancelled while the store answered: nothing went to Bedrock, and the ledger gives back a
+            # hold the store granted meanwhile. The call still ends as one record.
+            meter.abort(ctx, exc)
+            raise
     try:
         response = await func(**kwargs)
     except BaseException as exc:
@@ -105,6 +124,13 @@ async def call(
     if operation is _INVOKE_MODEL and meter.core.reads_body(ctx, response):
         return await _completed_with_body(meter, ctx, response)
     return meter.completed(ctx, response, AsyncMeteredEventStream)
+
+
+async def _admit(meter: Meter, guard: AsyncBudgetGuard, ctx: Any, kwargs: dict[str, Any]) -> None:
+    """The budget layer's decisions for one call, awaited, applied by the meter (raises when refused)."""
+    for attempt in range(MAX_DOWNGRADES + 1):
+        if meter.apply_admission(ctx, kwargs, await guard.admit_async(ctx, kwargs), attempt):
+            return
 
 
 async def _completed_with_body(meter: Meter, ctx: Any, response: dict[str, Any]) -> Any:
@@ -131,12 +157,3 @@ async def _completed_with_body(meter: Meter, ctx: Any, response: dict[str, Any])
     meter.completed(ctx, response, AsyncMeteredEventStream)
     response["body"] = BufferedBody(data)
     return response
-
-
-def async_budgets_error(options: list[str]) -> ConfigurationError:
-    return ConfigurationError(
-        "budgets are not enforced on async (aiobotocore) clients yet, and a budget that silently did not "
-        f"hold would be worse than none: {', '.join(sorted(options))} given. Wrap the async client without "
-        "budget options to meter it (records, exact prices, listeners), or send budgeted calls through a "
-        "boto3 client"
-    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from bedrock_budget.attribution import validate_ids, validate_key
+from bedrock_budget.budget_options import BUDGET_OPTION_NAMES
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.pipeline.tags import RequestTagger
 from bedrock_budget.pricing.table import PriceTable, default_price_table, load_price_table
@@ -21,7 +22,9 @@ from bedrock_budget.wrapper.proxy import BudgetedClient, is_async_client, unwrap
 if TYPE_CHECKING:
     from bedrock_budget.alerts.model import Alert
     from bedrock_budget.alerts.sinks import AlertSink
+    from bedrock_budget.budgets.async_ledger import AsyncLedger
     from bedrock_budget.budgets.ledger import Ledger, OutagePolicy, SettleMode
+    from bedrock_budget.budgets.live import StoreBudgets
     from bedrock_budget.budgets.model import Budget
     from bedrock_budget.stores.base import Store
     from bedrock_budget.stores.tracking import Tracking
@@ -32,9 +35,9 @@ ClientT = TypeVar("ClientT")
 def build_meter(
     *,
     store: Store | str | None = None,
-    budgets: Iterable[Budget] | str | Path | None = None,
+    budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
     log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,
@@ -110,32 +113,51 @@ def build_meter(
         price_reloader=reloader,
         request_tagger=tagger,
     )
+    if reloader is not None:
+        reloader.targets = [meter]
     # Only what the caller gave reaches the budget layer, so the ledger keeps its own defaults.
     budget_options = budget_options_given(locals())
     if budget_options:
         # Imported on first use: a client without budgets never loads the budget layer.
         from bedrock_budget.budgets.enforcement import build_guard
 
-        meter.guard = guard = build_guard({**budget_options, "price_table": price_table})
-        # Listeners that watch the store (the Prometheus listener) hear about its failures and journal.
-        add_observer = getattr(guard, "add_store_observer", None)
-        if add_observer is not None:
-            for listener in listener_list:
-                observer = getattr(listener, "store_metrics", None)
-                if observer is not None:
-                    add_observer(observer)
-    if reloader is not None:
-        reloader.targets = [meter, *([meter.guard] if hasattr(meter.guard, "price_table") else [])]
+        attach_guard(meter, build_guard({**budget_options, "price_table": price_table}))
     return meter
+
+
+def build_async_meter(**options: Any) -> Meter:
+    """:func:`build_meter` for aiobotocore clients: the same options, with a budget layer whose store
+    calls are awaited on the event loop (``budgets.async_enforcement``)."""
+    budget_options = budget_options_given(options)
+    meter = build_meter(**{name: value for name, value in options.items() if name not in BUDGET_OPTION_NAMES})
+    if budget_options:
+        from bedrock_budget.budgets.async_enforcement import build_async_guard
+
+        attach_guard(meter, build_async_guard({**budget_options, "price_table": meter.price_table}))
+    return meter
+
+
+def attach_guard(meter: Meter, guard: Any) -> None:
+    """Give ``meter`` its budget layer: listeners that watch the store (the Prometheus listener) hear
+    about its failures and journal, and a price reload reaches the guard's price table too."""
+    meter.guard = guard
+    add_observer = getattr(guard, "add_store_observer", None)
+    if add_observer is not None:
+        for listener in meter.listeners:
+            observer = getattr(listener, "store_metrics", None)
+            if observer is not None:
+                add_observer(observer)
+    if meter.price_reloader is not None and hasattr(guard, "price_table"):
+        meter.price_reloader.targets = [meter, guard]
 
 
 def wrap(
     client: ClientT,
     *,
     store: Store | str | None = None,
-    budgets: Iterable[Budget] | str | Path | None = None,
+    budgets: Iterable[Budget] | str | Path | StoreBudgets | None = None,
     on_store_error: OutagePolicy | None = None,
-    ledger: Ledger | None = None,
+    ledger: Ledger | AsyncLedger | None = None,
     listeners: Iterable[Listener] = (),
     log_calls: bool = False,
     attribution: Mapping[str, str] | None = None,
@@ -168,11 +190,14 @@ def wrap(
 
     Args:
         client: a boto3 (botocore) ``bedrock-runtime`` client, or an aiobotocore / aioboto3 one (then an
-            async proxy is returned: its billable methods are awaited as before; budget options are
-            refused for it, as budgets are not enforced on async clients yet).
+            async proxy is returned: its billable methods are awaited as before, and budgets are enforced
+            with the store awaited on the loop; see ``budgets.async_ledger``).
         store: where budget spend lives: a URI (``memory://``, ``redis://host:6379/0``, ``rediss://``,
             ``redis+sentinel://``, ``redis+cluster://host:7000``) or a ``Store``. Default ``memory://``.
-        budgets: the budgets to enforce: ``Budget`` objects, or the path of a budgets YAML file.
+        budgets: the budgets to enforce: ``Budget`` objects, the path of a budgets YAML file, or
+            ``"store"``: the budgets published in ``store`` (``bedrock-budget budgets apply``), followed
+            live, so a changed limit reaches every process within about a second
+            (``StoreBudgets(refresh_seconds=...)`` to tune; see ``bedrock_budget.budgets.live``).
         on_store_error: when the store cannot be reached: ``"deny"`` (default) refuses calls,
             ``"allow"`` lets them through and journals their spend until the store is back.
         ledger: a ``Ledger`` to share between clients, instead of ``store``/``budgets``/the ledger options.
@@ -232,33 +257,11 @@ def wrap(
     options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
     if is_async_client(inner):
         from bedrock_budget.dependencies import require_async
-        from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient, async_budgets_error
+        from bedrock_budget.wrapper.async_proxy import AsyncBudgetedClient
 
         require_async()
-        given = budget_options_given(options)
-        if given:
-            raise async_budgets_error(list(given))
-        return cast("ClientT", AsyncBudgetedClient(inner, build_meter(**options)))
+        return cast("ClientT", AsyncBudgetedClient(inner, build_async_meter(**options)))
     return cast("ClientT", BudgetedClient(inner, build_meter(**options)))
-
-
-#: The options of ``wrap`` that configure budgets: given any of them, ``build_meter`` builds a budget layer.
-BUDGET_OPTION_NAMES: Final = (
-    "store",
-    "budgets",
-    "on_store_error",
-    "ledger",
-    "count_tokens",
-    "alert_sinks",
-    "reservation_ttl",
-    "journal_size",
-    "settle_mode",
-    "lease_fraction",
-    "lease_seconds",
-    "max_call_seconds",
-    "journal_path",
-    "track",
-)
 
 
 def budget_options_given(options: Mapping[str, Any]) -> dict[str, Any]:

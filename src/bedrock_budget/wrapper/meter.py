@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bedrock_budget.errors import BedrockBudgetError
 from bedrock_budget.extract.types import Extracted
-from bedrock_budget.pipeline.context import Admitted, CallContext, Clamp, Downgrade, Guard
+from bedrock_budget.pipeline.context import Admission, Admitted, CallContext, Clamp, Downgrade, Guard
 from bedrock_budget.pipeline.core import PipelineCore, error_code, request_id
 from bedrock_budget.pipeline.operations import Operation
 from bedrock_budget.pipeline.safely import run_safely
@@ -119,13 +119,22 @@ class Meter:
         ``kwargs`` is the request about to be sent, and may be changed here (request tags, a downgrade's
         ``modelId``). ``func`` is the client's bound method that will send it.
         """
+        ctx = self.prepare(operation, kwargs, region, func)
+        guard = self._guard
+        if guard is not None:
+            self._admit(guard, ctx, kwargs)
+        return ctx
+
+    def prepare(
+        self, operation: Operation, kwargs: dict[str, Any], region: str, func: Callable[..., Any]
+    ) -> CallContext:
+        """``begin`` without the budget layer's decision: a driver that awaits the decision (the async
+        proxy) admits the call itself, through :meth:`apply_admission`."""
         if self.price_reloader is not None:
             self.price_reloader.check()
         ctx = self.core.prepare(operation, kwargs, region)
-        guard = self._guard
-        if guard is not None:
+        if self._guard is not None:
             ctx.client = getattr(func, "__self__", None)
-            self._admit(guard, ctx, kwargs)
         return ctx
 
     def completed(self, ctx: CallContext, response: Any, stream_proxy: StreamProxy) -> Any:
@@ -150,26 +159,34 @@ class Meter:
         """Apply the budget layer's decision: go out, go to a cheaper model, go with a lower output cap, or
         raise before any I/O."""
         for attempt in range(MAX_DOWNGRADES + 1):
-            admission = guard.admit(ctx, kwargs)
-            if isinstance(admission, Admitted):
-                ctx.admit(admission)
+            if self.apply_admission(ctx, kwargs, guard.admit(ctx, kwargs), attempt):
                 return
-            if (
-                isinstance(admission, Downgrade)
-                and attempt < MAX_DOWNGRADES
-                and self.core.redirect(ctx, admission.model_id)
-            ):
-                kwargs["modelId"] = admission.model_id
-                ctx.downgraded_by = ctx.downgraded_by or admission.budget
-                continue
-            if (
-                isinstance(admission, Clamp)
-                and attempt < MAX_DOWNGRADES
-                and self.core.clamp(ctx, kwargs, admission)
-            ):
-                continue
-            self._blocked(ctx, admission.error)
-            raise admission.error
+
+    def apply_admission(
+        self, ctx: CallContext, kwargs: dict[str, Any], admission: Admission, attempt: int
+    ) -> bool:
+        """One decision of the budget layer, the ``attempt``-th for this call: True when the call may go
+        out, False when it was changed (a downgrade, a clamp) and must be admitted again; raises the
+        refusal (before any I/O) otherwise."""
+        if isinstance(admission, Admitted):
+            ctx.admit(admission)
+            return True
+        if (
+            isinstance(admission, Downgrade)
+            and attempt < MAX_DOWNGRADES
+            and self.core.redirect(ctx, admission.model_id)
+        ):
+            kwargs["modelId"] = admission.model_id
+            ctx.downgraded_by = ctx.downgraded_by or admission.budget
+            return False
+        if (
+            isinstance(admission, Clamp)
+            and attempt < MAX_DOWNGRADES
+            and self.core.clamp(ctx, kwargs, admission)
+        ):
+            return False
+        self._blocked(ctx, admission.error)
+        raise admission.error
 
     # --- after the call ---------------------------------------------------------------------------------
 

@@ -53,6 +53,11 @@ local function decr(h, field, value)
   end
 end
 
+-- The requests a stored hold keeps under a request limit (its ' q<n>' part), or nil.
+local function held_requests(hold)
+  return string.match(hold, ' q(%d+)$')
+end
+
 -- Drop one reservation's hold; true when it was live.
 local function drop_hold(h, z, rid)
   if redis.call('ZREM', z, rid) == 0 then
@@ -63,6 +68,10 @@ local function drop_hold(h, z, rid)
     local usd, tok = string.match(hold, '^(%S+) (%S+)')
     decr(h, 'hu', usd)
     decr(h, 'ht', tok)
+    local requests = held_requests(hold)
+    if requests then
+      decr(h, 'hq', requests)
+    end
     redis.call('HDEL', h, 'r:' .. rid)
   end
   return true
@@ -70,7 +79,8 @@ end
 
 -- Expired reservations give their hold back and leave an 'x' tombstone, so a late settle is still
 -- charged once; a hold stored as "usd tok c" (charge on expiry) is charged its held amounts instead and
--- leaves the 'd' marker of a charged id, so a later settle is a no-op. Returns how many expired (the
+-- leaves the 'd' marker of a charged id, so a later settle is a no-op (its held requests, ' q<n>' at the
+-- end of the stored hold, are given back or counted as made alike). Returns how many expired (the
 -- caller sets the tombstone key's expiry when it wrote one).
 local function purge_live(h, z, t, now)
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
@@ -84,6 +94,10 @@ local function purge_live(h, z, t, now)
     if charge == 'c' then
       incr(h, 'su', usd)
       incr(h, 'st', tok)
+      local requests = held_requests(hold)
+      if requests then
+        incr(h, 'sq', requests)
+      end
       redis.call('ZADD', t, now, 'd' .. rid)
     else
       redis.call('ZADD', t, now, 'x' .. rid)
@@ -129,7 +143,23 @@ local function settle_status(h, z, t, rid, mode, epoch)
   return 0, false
 end
 
+-- A counter's requests made and held, as the columns replies add for a counter with a request limit.
+local function request_columns(h)
+  local v = redis.call('HMGET', h, 'sq', 'hq')
+  return ' ' .. amount(v[1]) .. ' ' .. amount(v[2])
+end
+
 local function state(h, z)
   local v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht')
   return {amount(v[1]), amount(v[2]), amount(v[3]), amount(v[4]), redis.call('ZCARD', z)}
+end
+
+-- state(), and the request columns ('' unless with_requests) read with it.
+local function state_and_requests(h, z, with_requests)
+  if not with_requests then
+    return state(h, z), ''
+  end
+  local v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'sq', 'hq')
+  local row = {amount(v[1]), amount(v[2]), amount(v[3]), amount(v[4]), redis.call('ZCARD', z)}
+  return row, ' ' .. amount(v[5]) .. ' ' .. amount(v[6])
 end

@@ -1,8 +1,8 @@
 -- Forget the spend of every counter (a budget reset) while keeping what its live holds need.
 --
 -- Expired holds are purged first, as everywhere. A counter that still has live holds loses its spent
--- amounts ('su', 'st'), fired alert markers ('a:*') and per-model tallies ('m:*'); its live holds (the
--- zset, 'r:<id>', 'hu', 'ht'), epoch, identity, last limits and tombstones stay, so calls and leases in
+-- amounts ('su', 'st', requests made 'sq'), fired alert markers ('a:*') and per-model tallies ('m:*'); its live holds (the
+-- zset, 'r:<id>', 'hu', 'ht', 'hq'), epoch, identity, last limits and tombstones stay, so calls and leases in
 -- flight keep their capacity held and their settlements still apply exactly once, to the fresh spend. A
 -- counter without live holds is deleted outright, as a reset does.
 -- ARGV: now_ms, trim_before_ms, then per counter ttl_ms. Returns per counter 1 if it existed.
@@ -20,7 +20,7 @@ for i = 1, #KEYS / 3 do
       local forget = {}
       for _, name in ipairs(redis.call('HKEYS', h)) do
         local prefix = string.sub(name, 1, 2)
-        if name == 'su' or name == 'st' or prefix == 'a:' or prefix == 'm:' then
+        if name == 'su' or name == 'st' or name == 'sq' or prefix == 'a:' or prefix == 'm:' then
           forget[#forget + 1] = name
         end
       end

@@ -1,6 +1,6 @@
 -- Current state of every counter, after purging expired holds.
--- ARGV: now_ms, trim_before_ms. Returns per counter {row, meta or '', tallies and alert markers as a flat
--- list of field, value}.
+-- ARGV: now_ms, trim_before_ms. Returns per counter {row, meta or '', tallies, alert markers, last limits
+-- and request counts as a flat list of field, value}.
 local now, trim = ARGV[1], ARGV[2]
 local result = {}
 for i = 1, #KEYS / 3 do
@@ -10,7 +10,9 @@ for i = 1, #KEYS / 3 do
   local all = redis.call('HGETALL', h)
   for j = 1, #all, 2 do
     local prefix = string.sub(all[j], 1, 2)
-    if prefix == 'm:' or prefix == 'a:' or all[j] == 'lu' or all[j] == 'lt' then
+    local name = all[j]
+    if prefix == 'm:' or prefix == 'a:' or name == 'lu' or name == 'lt' or name == 'lq' or name == 'sq'
+        or name == 'hq' then
       extra[#extra + 1] = all[j]
       extra[#extra + 1] = all[j + 1]
     end

@@ -4,12 +4,14 @@
 -- packs each separate argument and parses each reply element in Python, which cost more than the script.
 -- ARGV: now_ms, deadline_ms, id, request = [[limit_usd ('' = none), limit_tokens ('' = none), enforce (1/0),
 --   meta, refusal_mark_usd ('' = none), refusal_mark_tokens ('' = none), usd, tokens, ttl_ms,
---   charge_on_expiry (1/0)], ...]
+--   charge_on_expiry (1/0), then only for a counter with a request limit: limit_requests,
+--   refusal_mark_requests ('' = none), requests], ...]
 --   (one per counter, the parts that change per call last; amounts are JSON strings so they never pass
 --   through Lua's doubles).
 -- KEYS: three per counter, in counter order.
 -- Returns "granted repeated" and then one line per counter, the state before this hold:
---   "spent_usd held_usd spent_tok held_tok live refused_usd refused_tok epoch [fired ...]"
+--   "spent_usd held_usd spent_tok held_tok live refused_usd refused_tok epoch [spent_req held_req
+--   refused_req] [fired ...]" (the request columns only for a counter with a request limit).
 -- The epoch names the counter's data: a settle that finds neither its hold nor a tombstone tells a hold
 -- that was settled already (same epoch) from one lost with the data (the key was recreated since).
 -- A refusal mark (the 100% threshold of a refusing budget) fires once per counter when that unit refuses
@@ -31,7 +33,11 @@ if n > 0 and redis.call('ZSCORE', KEYS[2], rid) then
     local row = state(h, KEYS[3 * i - 1])
     row[6] = 0
     row[7] = 0
-    lines[i] = line(row, redis.call('HGET', h, 'e') or '-', '')
+    local extra = ''
+    if request[i][11] then
+      extra = request_columns(h) .. ' 0'
+    end
+    lines[i] = line(row, redis.call('HGET', h, 'e') or '-', extra)
   end
   return '1 1\n' .. table.concat(lines, '\n')
 end
@@ -39,8 +45,10 @@ end
 -- Fields of a counter's request: the limit, refusal mark and amount of unit u (1 USD, 2 tokens) are at
 -- LIMIT + u, MARK + u and WANT + u.
 local LIMIT, ENFORCE, META, MARK, WANT, TTL, CHARGE = 0, 3, 4, 4, 6, 9, 10
+-- A request limit's fields (present only when the counter has one): limit, refusal mark, requests.
+local REQ_LIMIT, REQ_MARK, REQ_WANT = 11, 12, 13
 
-local rows, found = {}, {}
+local rows, found, asked = {}, {}, {}
 local granted = 1
 for i = 1, n do
   local h, z, t = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
@@ -48,7 +56,14 @@ for i = 1, n do
   if purge_live(h, z, t, now) > 0 then
     touch_one(t, c[TTL])
   end
-  local v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'e', 'lu', 'lt')
+  local limit_req = c[REQ_LIMIT]
+  local v
+  if limit_req then
+    -- The same read, and requests made, held and the request limit last stored (8 to 10).
+    v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'e', 'lu', 'lt', 'sq', 'hq', 'lq')
+  else
+    v = redis.call('HMGET', h, 'su', 'hu', 'st', 'ht', 'e', 'lu', 'lt')
+  end
   local row = {amount(v[1]), amount(v[2]), amount(v[3]), amount(v[4]), redis.call('ZCARD', z), 0, 0}
   for u = 1, 2 do
     local limit = c[LIMIT + u]
@@ -59,6 +74,17 @@ for i = 1, n do
   if c[ENFORCE] == 1 and (row[6] == 1 or row[7] == 1) then
     granted = 0
   end
+  if limit_req then
+    -- Requests made, held, refused, and the request limit last stored.
+    local want = {amount(v[8]), amount(v[9]), 0, v[10]}
+    if not fits(want[1], want[2], c[REQ_WANT], limit_req) then
+      want[3] = 1
+      if c[ENFORCE] == 1 then
+        granted = 0
+      end
+    end
+    asked[i] = want
+  end
   rows[i], found[i] = row, v
 end
 
@@ -66,7 +92,7 @@ for i = 1, n do
   local h, z = KEYS[3 * i - 2], KEYS[3 * i - 1]
   local c, row, v = request[i], rows[i], found[i]
   local limit_usd, limit_tok, usd, tok, ttl = c[LIMIT + 1], c[LIMIT + 2], c[WANT + 1], c[WANT + 2], c[TTL]
-  local epoch, fired = v[5], ''
+  local epoch, fired, q = v[5], '', asked[i]
   if granted == 1 then
     if not epoch then
       -- First hold in this key's life: name its epoch, store the identity and set the expiry once.
@@ -79,7 +105,15 @@ for i = 1, n do
     end
     incr(h, 'hu', usd)
     incr(h, 'ht', tok)
-    redis.call('HSET', h, 'r:' .. rid, usd .. ' ' .. tok .. (c[CHARGE] == 1 and ' c' or ''))
+    local held = usd .. ' ' .. tok .. (c[CHARGE] == 1 and ' c' or '')
+    if q then
+      incr(h, 'hq', c[REQ_WANT])
+      held = held .. ' q' .. c[REQ_WANT]
+      if q[4] ~= c[REQ_LIMIT] then
+        redis.call('HSET', h, 'lq', c[REQ_LIMIT])
+      end
+    end
+    redis.call('HSET', h, 'r:' .. rid, held)
     if redis.call('ZADD', z, deadline, rid) == 1 and row[5] == 0 then
       touch_one(z, ttl)
     end
@@ -92,6 +126,15 @@ for i = 1, n do
         fired = fired .. ' ' .. mark
       end
     end
+    local mark = c[REQ_MARK]
+    if q and mark ~= '' and q[3] == 1 and fits('0', '0', c[REQ_WANT], c[REQ_LIMIT])
+        and redis.call('HSETNX', h, 'a:' .. mark, now) == 1 then
+      touch_one(h, ttl)
+      fired = fired .. ' ' .. mark
+    end
+  end
+  if q then
+    fired = ' ' .. q[1] .. ' ' .. q[2] .. ' ' .. q[3] .. fired
   end
   lines[i] = line(row, epoch or '-', fired)
 end

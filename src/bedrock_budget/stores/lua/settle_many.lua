@@ -9,12 +9,14 @@
 -- ARGV: now_ms, trim_before_ms, batch = {
 --   "c": [[ttl_ms, meta, [[mark_name, unit, amount], ...]], ...]                       (one per counter)
 --   "s": [[id, mode ('s'/'c'), [[tally_field, value], ...],                            (one per settlement)
---          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)], ...]], ...] }
+--          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)[, requests]], ...]], ...] }
 --   "w": [[dedupe_key_index, dedupe_expire_at_ms,                                       (spend ledger
 --          [[member, [[zset_key, value_key, expire_at_ms], ...]], ...]], ...]            layouts)
 --   "t": [[id, [layout_index (1-based), ...], [[field, value], ...]], ...] }            (one per call)
 -- KEYS: three per counter, in counter order, then the spend ledger's keys (indexes are into all of KEYS).
--- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [fired ...]"
+-- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [spent_req
+-- held_req] [fired ...]" (the request columns only for a spend that counts requests, i.e. one of a counter
+-- with a request limit; a unit of a threshold is 'u' USD, 't' tokens or 'r' requests)
 -- (one bulk string instead of nested arrays keeps the reply cheap to parse).
 local now, trim = ARGV[1], ARGV[2]
 local batch = cjson.decode(ARGV[3])
@@ -32,7 +34,7 @@ local result = {}
 for _, settlement in ipairs(batch['s']) do
   local rid, mode, tallies = settlement[1], settlement[2], settlement[3]
   for _, spend in ipairs(settlement[4]) do
-    local c, usd, tok, epoch = spend[1], spend[2], spend[3], spend[4]
+    local c, usd, tok, epoch, req = spend[1], spend[2], spend[3], spend[4], spend[5]
     local h, z, t = KEYS[3 * c - 2], KEYS[3 * c - 1], KEYS[3 * c]
     local counter = counters[c]
     local status, charge = settle_status(h, z, t, rid, mode, epoch)
@@ -48,24 +50,29 @@ for _, settlement in ipairs(batch['s']) do
       end
       incr(h, 'su', usd)
       incr(h, 'st', tok)
+      if req then
+        incr(h, 'sq', req)
+      end
       for _, pair in ipairs(tallies) do
         incr(h, pair[1], pair[2])
       end
     end
-    local row = state(h, z)
+    local row, extra = state_and_requests(h, z, req)
     if status ~= 0 then
       for _, mark in ipairs(counter[3]) do
         local name, unit, threshold = mark[1], mark[2], mark[3]
         local delta, total = usd, row[1]
         if unit == 't' then
           delta, total = tok, row[3]
+        elseif unit == 'r' then
+          delta, total = req or '0', string.match(extra, '^ (%S+)') or '0'
         end
         if delta ~= '0' and at_least(total, threshold) and redis.call('HSETNX', h, 'a:' .. name, now) == 1 then
           fired = fired .. ' ' .. name
         end
       end
     end
-    result[#result + 1] = status .. ' ' .. table.concat(row, ' ') .. fired
+    result[#result + 1] = status .. ' ' .. table.concat(row, ' ') .. extra .. fired
   end
 end
 

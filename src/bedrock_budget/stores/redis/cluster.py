@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -33,10 +32,10 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import bedrock_budget.stores.redis.eviction as eviction
+import bedrock_budget.stores.redis.slots as slots
 from bedrock_budget._memo import remember
 from bedrock_budget.errors import StoreError, StoreUnavailableError
 from bedrock_budget.stores.base import (
-    Check,
     CounterRef,
     CounterState,
     Hold,
@@ -47,16 +46,11 @@ from bedrock_budget.stores.base import (
 )
 from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
-from bedrock_budget.stores.redis.standalone import _KEY_MEMO_SIZE, RedisStore
+from bedrock_budget.stores.redis.script_calls import _KEY_MEMO_SIZE
+from bedrock_budget.stores.redis.standalone import RedisStore
 from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
-from bedrock_budget.stores.tracking import TrackWrite, writes
 
 T = TypeVar("T")
-
-
-def _part(request: SettleRequest, positions: list[int]) -> SettleRequest:
-    """The spends of a settlement that live in one slot (its spend-ledger writes there go beside it)."""
-    return replace(request, spends=tuple(request.spends[p] for p in positions))
 
 
 class RedisClusterStore(RedisStore):
@@ -79,7 +73,6 @@ class RedisClusterStore(RedisStore):
         if self._nodes is not None:
             self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
-        self._tag_slots: dict[str, int] = {}
         self._parallel = parallel
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -116,10 +109,7 @@ class RedisClusterStore(RedisStore):
         return slot
 
     def _groups(self, refs: Sequence[CounterRef]) -> list[list[int]]:
-        groups: dict[int, list[int]] = {}
-        for index, ref in enumerate(refs):
-            groups.setdefault(self._slot(ref), []).append(index)
-        return list(groups.values())
+        return slots.groups(refs, self._slot)
 
     def _fan_out(self, calls: Sequence[Callable[[], T]], parallel: bool = True) -> list[T | BaseException]:
         """Run calls (one per slot); each result is a value or the exception it raised. ``parallel=False``
@@ -162,26 +152,13 @@ class RedisClusterStore(RedisStore):
                 for group in groups
             ]
         )
-        failure = next((p for p in parts if isinstance(p, BaseException)), None)
-        granted = failure is None and all(isinstance(p, ReserveResult) and p.granted for p in parts)
-        if not granted:
-            undo = [
-                group
-                for group, part in zip(groups, parts, strict=True)
-                if isinstance(part, ReserveResult) and part.granted
-            ]
-            self._undo(reservation_id, [[holds[i].ref for i in g] for g in undo], now_ms)
+        result, failure, undo = slots.reserve_outcome(holds, groups, parts)
+        if undo:
+            self._undo(reservation_id, undo, now_ms)
         if failure is not None:
             raise failure
-        checks: list[Check | None] = [None] * len(holds)
-        for group, part in zip(groups, parts, strict=True):
-            assert isinstance(part, ReserveResult)
-            for index, check in zip(group, part.checks, strict=True):
-                checks[index] = check
-        repeated = all(isinstance(p, ReserveResult) and p.repeated for p in parts)
-        return ReserveResult(
-            granted=granted, checks=tuple(c for c in checks if c is not None), repeated=repeated
-        )
+        assert result is not None
+        return result
 
     def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         # Straight to the master of the keys' slot (one slot per call, see _groups): RedisCluster would
@@ -243,19 +220,14 @@ class RedisClusterStore(RedisStore):
         self._fan_out([partial(self._release, reservation_id, group, now_ms) for group in groups])
 
     def _per_slot(self, items: Sequence[Any], run: Callable[[list[Any]], Sequence[T]]) -> tuple[T, ...]:
-        groups = self._groups([item if isinstance(item, CounterRef) else item.ref for item in items])
+        groups = self._groups([slots.ref_of(item) for item in items])
         if len(groups) <= 1:
             return tuple(run(list(items)))
         parts = self._fan_out([partial(run, [items[i] for i in group]) for group in groups])
         for part in parts:
             if isinstance(part, BaseException):
                 raise part
-        merged: list[Any] = [None] * len(items)
-        for group, part in zip(groups, parts, strict=True):
-            assert not isinstance(part, BaseException)
-            for index, value in zip(group, part, strict=True):
-                merged[index] = value
-        return tuple(merged)
+        return slots.merge(len(items), groups, cast(list[Sequence[T]], parts))
 
     def release(self, reservation_id: str, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[bool, ...]:
         return self._per_slot(refs, lambda g: self._release(reservation_id, g, now_ms))
@@ -270,56 +242,13 @@ class RedisClusterStore(RedisStore):
         self, requests: Sequence[SettleRequest], *, now_ms: int
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
         # One script call per slot, carrying the part of every settlement whose counters (and spend ledger
-        # shards, see stores.tracking) live there: a batch's tracking takes at most one call per shard.
-        slots: dict[int, list[tuple[int, list[int], list[TrackWrite]]]] = {}
-        retention = self.tombstone_retention
-        for index, request in enumerate(requests):
-            by_slot: dict[int, tuple[list[int], list[TrackWrite]]] = {}
-            for position, spend in enumerate(request.spends):
-                by_slot.setdefault(self._slot(spend.ref), ([], []))[0].append(position)
-            if request.track is not None:
-                for write in writes(self.prefix, request.reservation_id, request.track, retention):
-                    by_slot.setdefault(self._key_slot(write.slot_key), ([], []))[1].append(write)
-            for slot, (positions, found) in by_slot.items():
-                slots.setdefault(slot, []).append((index, positions, found))
-        parts = list(slots.values())
-        # A batch (the settle thread, a flush) goes slot after slot: no caller waits on it, and handing
-        # slots to the pool's threads costs a batch more CPU, and more GIL from the callers, than it saves.
-        # A single settlement may have a caller waiting: its slots go in parallel.
-        calls = [partial(self._settle_slot, requests, part, now_ms) for part in parts]
+        # writes, see stores.tracking) live there. A batch (the settle thread, a flush) goes slot after
+        # slot: no caller waits on it, and handing slots to the pool's threads costs a batch more CPU, and
+        # more GIL taken from the callers, than it saves. A single settlement's slots go in parallel.
+        parts = slots.settle_parts(requests, self._slot, self.prefix, self.tombstone_retention)
+        calls = [partial(self._settle_many, slots.part_requests(requests, part), now_ms) for part in parts]
         gathered = self._fan_out(calls, parallel=len(requests) == 1)
-        merged: list[dict[int, SettleOutcome]] = [{} for _ in requests]
-        failed: dict[int, StoreError] = {}
-        for part, result in zip(parts, gathered, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, StoreError):
-                    raise result
-                for index, _, _ in part:
-                    failed.setdefault(index, result)
-                continue
-            for (index, positions, _), outcomes in zip(part, result, strict=True):
-                for position, outcome in zip(positions, outcomes, strict=True):
-                    merged[index][position] = outcome
-        return [
-            failed[index] if index in failed else tuple(merged[index][p] for p in range(len(request.spends)))
-            for index, request in enumerate(requests)
-        ]
-
-    def _settle_slot(
-        self,
-        requests: Sequence[SettleRequest],
-        part: Sequence[tuple[int, list[int], list[TrackWrite]]],
-        now_ms: int,
-    ) -> list[tuple[SettleOutcome, ...]]:
-        return self._settle_many(
-            [_part(requests[i], positions) for i, positions, _ in part], now_ms, [w for _, _, w in part]
-        )
-
-    def _key_slot(self, key: str) -> int:
-        slot = self._tag_slots.get(key)
-        if slot is None:
-            slot = remember(self._tag_slots, key, key_slot(key.encode("utf-8")), _KEY_MEMO_SIZE)
-        return slot
+        return slots.merge_settled(requests, parts, gathered)
 
     def read(self, refs: Sequence[CounterRef], *, now_ms: int) -> tuple[CounterState, ...]:
         return self._per_slot(refs, lambda g: self._read(g, now_ms))

@@ -48,24 +48,28 @@ def policy_of(client: Any) -> str | None:
 def check_policies(store: str, clients: Iterable[Any], *, allow_eviction: bool) -> None:
     """Raise :class:`EvictionPolicyError` when any server may evict keys (unless ``allow_eviction``)."""
     for client in clients:
-        policy = policy_of(client)
-        if policy is None:
-            log.warning(
-                "budget store %s: cannot read maxmemory-policy (CONFIG and INFO refused); make sure it is "
-                "noeviction, or budget counters may be evicted and restart at $0",
-                store,
-            )
-            continue
-        if policy in SAFE_POLICIES:
-            continue
-        if allow_eviction:
-            log.warning(
-                "budget store %s has maxmemory-policy %s: budget counters may be evicted (allowed)",
-                store,
-                policy,
-            )
-            continue
-        raise EvictionPolicyError(store, policy)
+        judge(store, policy_of(client), allow_eviction=allow_eviction)
+
+
+def judge(store: str, policy: str | None, *, allow_eviction: bool) -> None:
+    """One server's ``maxmemory-policy`` (``None``: unreadable): raise or warn as the module says."""
+    if policy is None:
+        log.warning(
+            "budget store %s: cannot read maxmemory-policy (CONFIG and INFO refused); make sure it is "
+            "noeviction, or budget counters may be evicted and restart at $0",
+            store,
+        )
+        return
+    if policy in SAFE_POLICIES:
+        return
+    if allow_eviction:
+        log.warning(
+            "budget store %s has maxmemory-policy %s: budget counters may be evicted (allowed)",
+            store,
+            policy,
+        )
+        return
+    raise EvictionPolicyError(store, policy)
 
 
 def evicted_keys(clients: Iterable[Any]) -> int:

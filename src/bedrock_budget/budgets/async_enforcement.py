@@ -1,0 +1,110 @@
+"""The budget layer of the async client: :class:`~bedrock_budget.budgets.enforcement.BudgetGuard` over an
+:class:`~bedrock_budget.budgets.async_ledger.AsyncLedger`, with the reservation awaited.
+
+Estimating, clamping, downgrading and the metrics reports are the sync guard's own methods; only the
+ledger call differs. Settling and releasing are the sync guard's too: the async ledger's ``settle`` and
+``release`` queue their store work for a loop task and return at once, so the driver's (sync) steps after
+the call never wait on the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bedrock_budget.budgets.async_ledger import AsyncLedger
+from bedrock_budget.budgets.enforcement import BudgetGuard, usage_tokens
+from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
+from bedrock_budget.budgets.model import Budget
+from bedrock_budget.errors import BedrockBudgetError, ConfigurationError
+from bedrock_budget.pipeline.context import Admission, CallContext
+from bedrock_budget.pricing.table import PriceTable
+
+__all__ = ["AsyncBudgetGuard", "build_async_guard"]
+
+#: ``wrap()`` options the async ledger takes as they are.
+_LEDGER_OPTIONS = (
+    "on_store_error",
+    "alert_sinks",
+    "reservation_ttl",
+    "journal_size",
+    "max_call_seconds",
+    "track",
+)
+#: ``wrap()`` options that the async path does not offer yet, and why.
+_UNSUPPORTED = {
+    "lease_fraction": "capacity leases are not offered on async clients yet",
+    "lease_seconds": "capacity leases are not offered on async clients yet",
+    "journal_path": "the journal file is not offered on async clients yet",
+    "count_tokens": "CountTokens estimates are not offered on async clients yet",
+}
+
+
+class AsyncBudgetGuard(BudgetGuard):
+    """The async driver's budget hooks: ``await guard.admit_async(ctx, kwargs)`` before the call."""
+
+    ledger: AsyncLedger
+
+    def __init__(self, ledger: AsyncLedger, price_table: PriceTable) -> None:
+        super().__init__(ledger, price_table)
+
+    async def admit_async(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> Admission:
+        """:meth:`BudgetGuard.admit` with the reservation awaited."""
+        try:
+            cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
+            reservation = await self.ledger.reserve(
+                ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage)
+            )
+        except BedrockBudgetError as exc:
+            return self._not_admitted(ctx, exc)
+        finally:
+            self._report("reserve")
+        return self._admitted(reservation, usage, cost_nanos)
+
+
+def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
+    """``wrap()``'s budget keywords for an async client → a guard over an :class:`AsyncLedger`."""
+    options = dict(options)
+    price_table: PriceTable = options.pop("price_table")
+    for name, reason in _UNSUPPORTED.items():
+        if options.pop(name, None) not in (None, False):
+            raise ConfigurationError(f"{name}: {reason}")
+    mode = options.pop("settle_mode", None)
+    if mode not in (None, "background"):
+        raise ConfigurationError(
+            f"settle_mode={mode!r}: async clients always settle in batches from a loop task ('background')"
+        )
+    ledger = options.pop("ledger", None)
+    ledger_options = {key: options.pop(key) for key in _LEDGER_OPTIONS if key in options}
+    store = options.pop("store", None)
+    given: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
+    follow = given if isinstance(given, StoreBudgets) else None
+    if isinstance(given, str) and given == FROM_STORE:
+        follow = StoreBudgets()
+    budgets: Iterable[Budget] | str | Path = (
+        () if follow is not None or isinstance(given, StoreBudgets) else given
+    )
+    if follow is not None and (ledger is not None or store is None):
+        raise ConfigurationError(
+            'budgets="store" enforces the budgets published in a store: give store="redis://..." (and no '
+            "ledger=; a shared AsyncLedger follows them with ledger.follow_published())"
+        )
+    if options:
+        raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
+    if ledger is not None:
+        if ledger_options or budgets or store is not None:
+            raise ConfigurationError("give either ledger= or store=/budgets=/on_store_error=, not both")
+        if not isinstance(ledger, AsyncLedger):
+            kind = type(ledger).__name__
+            raise ConfigurationError(f"an async client needs a budgets.AsyncLedger, got {kind}")
+    else:
+        if isinstance(budgets, str | Path):
+            from bedrock_budget.budgets.loading import load_budgets
+
+            budgets = load_budgets(budgets)
+        ledger = AsyncLedger(store if store is not None else "memory://", list(budgets), **ledger_options)
+        if follow is not None:
+            # A URI: the follower opens a sync connection of its own; a sync store: the one behind it.
+            ledger.follow_published(follow.refresh_seconds, store=store if isinstance(store, str) else None)
+    return AsyncBudgetGuard(ledger, price_table)

@@ -134,3 +134,37 @@ def redis_cluster() -> Iterator[str]:
                 process.kill()
                 process.wait(10)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A fresh standalone Redis on a free loopback port, for figures no other client may disturb (its
+    ``INFO cpu`` counts only the benchmark's commands); yields its URI."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server not installed (run `make services`)")
+    directory = Path(tempfile.mkdtemp(prefix="bb-bench-redis-"))
+    port = _cluster_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(directory),
+            "--loglevel", "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(lambda: port_open(port), 10, f"redis-server on {port}")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)

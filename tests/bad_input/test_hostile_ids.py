@@ -56,7 +56,9 @@ TOO_LONG = "y" * 10_240
 # One hash tag per key, nothing a glob or the protocol would read as syntax.
 KEY = re.compile(rb"[^{}*?\[\]\s]*\{[^{}*?\[\]\s]+\}:[hzt]")
 # The spend ledger's keys (stores.tracking): one hash tag, then the bucket and the encoded value.
-TRACK_KEY = re.compile(rb"[^{}*?\[\]\s]*t:\{[^{}*?\[\]\s]+\}:[hd]:[0-9]+:(z|d|v:[^{}*?\[\]\s]+)")
+TRACK_KEY = re.compile(
+    rb"[^{}*?\[\]\s]*t:\{[^{}*?\[\]\s]+/[0-9]+\}:(d:[0-9]+|k:[^{}*?\[\]\s:]+:[hd]:[0-9]+:(z|v:[^{}*?\[\]\s]+))"
+)
 
 
 def budgets() -> list[bb.Budget]:

@@ -78,6 +78,22 @@ def test_a_settlement_sent_twice_is_tracked_once(target: Target) -> None:
     assert (row.cost_nanos, row.calls) == (42, 1)
 
 
+def test_a_batch_sums_exactly_beyond_doubles_and_skips_calls_already_tracked(target: Target) -> None:
+    big = 2**53 + 1  # nano-dollars a double cannot hold: summed in a batch, it must stay exact
+    tracking = bb.Tracking()
+    now_ms = int(ELEVEN * 1000)
+
+    def call(n: int, cost: int) -> SettleRequest:
+        return SettleRequest(f"r-{n}", (), track=tracking.entry({"user": "u"}, "m", cost, TOKENS, ELEVEN))
+
+    target.store.settle_many([call(0, big)], now_ms=now_ms)
+    target.store.settle_many([call(0, big), call(1, big), call(2, 999_999_999), call(1, big)], now_ms=now_ms)
+    expected = 2 * big + 999_999_999
+    for by in ("user", "model", ()):
+        (row,) = bb.spend(target.store, by=by, now=ELEVEN)
+        assert (row.cost_nanos, row.calls, row.tokens["input"]) == (expected, 3, 30), by
+
+
 def test_buckets_expire_after_their_retention() -> None:
     store = MemoryStore()
     ledger = Ledger(store, clock=Clock(ELEVEN), track=bb.Tracking(hourly_days=1, daily_days=2))
@@ -165,17 +181,50 @@ def test_calls_admitted_from_leases_are_each_tracked(target: Target) -> None:
     assert ledger.read("org").spent_usd * 10**9 == sum(100 + i for i in range(30))
 
 
-def test_cluster_tracking_spreads_over_slots() -> None:
+def test_one_call_is_one_slot_and_no_slot_is_hot_for_the_fleet() -> None:
     from redis.crc import key_slot
 
-    from bedrock_budget.stores.tracking import shard, tag
+    from bedrock_budget.stores.tracking import writes
 
-    slots = {
-        key_slot(tag("bb:", dim, shard(dim, f"u-{i}", f"r{i}")).encode())
-        for dim in ("user", "app", "model", "_all")
+    tracking = bb.Tracking()
+    slots: list[int] = []
+    for i in range(400):
+        entry = tracking.entry({"user": f"u-{i}", "app": "chat"}, "m", 1, {}, ELEVEN)
+        (write,) = writes("bb:", f"r{i}", entry, 86400)  # every dimension of a call in one place
+        slots.append(key_slot(write.slot_key.encode()))
+    # The app, the model and the total every call carries are spread over every shard's slot.
+    assert len(set(slots)) == 16
+    assert max(slots.count(slot) for slot in slots) < 400 / 16 * 2
+    total_only = bb.Tracking(keys=())
+    spread = {
+        key_slot(w.slot_key.encode())
         for i in range(400)
+        for w in writes("bb:", f"r{i}", total_only.entry({}, "m", 1, {}, ELEVEN), 86400)
     }
-    assert len(slots) == 4 * 16
+    assert len(spread) == 16  # a total tracked alone spreads by call
+
+
+def test_top_is_exact_for_values_spread_over_shards(target: Target) -> None:
+    # Apps are spread over the shards of their users' calls. Each user's calls favour another app, so
+    # every shard ranks the apps differently: the top apps over all shards must still come out exact.
+    tracking = bb.Tracking()
+    now_ms = int(ELEVEN * 1000)
+    requests = []
+    expected: dict[str, int] = {}
+    for u in range(48):
+        for a in range(12):
+            cost = 1000 + (u * 7 + a * 13) % 97 * (3 if a == u % 12 else 1)
+            expected[f"app-{a}"] = expected.get(f"app-{a}", 0) + cost
+            entry = tracking.entry({"user": f"u-{u}", "app": f"app-{a}"}, "m", cost, TOKENS, ELEVEN)
+            requests.append(SettleRequest(f"r-{u}-{a}", (), track=entry))
+    target.store.settle_many(requests, now_ms=now_ms)
+    ranking = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))
+    for top in (1, 3, 5, 12, 20):
+        rows = bb.spend(target.store, by="app", top=top, now=ELEVEN)
+        assert [(r.values[0], r.cost_nanos) for r in rows] == ranking[:top], top
+        assert all(r.calls == 48 for r in rows)
+    hours = bb.spend(target.store, by="app", top=4, granularity="hour", now=ELEVEN)
+    assert [(r.values[0], r.cost_nanos) for r in hours] == ranking[:4]
 
 
 @pytest.mark.redis
@@ -191,11 +240,13 @@ def test_redis_expires_every_tracking_key(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*"))
-        assert len(keys) == 4 * 5  # user, app, model, total: dedupe + (sorted set, hash) per hour and day
+        # user, app, model, total: (sorted set, hash) per hour and day; one dedupe hash (a call's writes
+        # on one server are applied together, checked once)
+        assert len(keys) == 4 * 4 + 1
         for key in keys:
             left = client.pttl(key) / 1000
             name = key.decode()
-            if name.endswith(":d"):
+            if "}:d:" in name:
                 limit = 3600 + 86400  # the hour, then the store's tombstone retention
             elif ":h:" in name:
                 limit = 3600 + 2 * 86400
@@ -223,3 +274,81 @@ def test_wrap_with_track_false_writes_nothing(fake: FakeBedrock) -> None:
     tracked.bedrock_budget_meter.guard.ledger.close()
     assert [r.values for r in bb.spend(store, by="user")] == [("u-1",)]
     assert bb.spend(store, by="app") == []
+
+
+PAIRED = [  # values holding the pair separator and the escape character, alone and together
+    ({"app": "a|b", "tenant": "t"}, "m"),
+    ({"app": "a", "tenant": "b|t"}, "m"),
+    ({"app": "a\\", "tenant": "|b"}, "m|x"),
+    ({"app": "a\\|b", "tenant": ""}, "m\\"),
+    ({"app": "|", "tenant": "\\\\|"}, "|m|"),
+]
+
+
+def test_pair_values_holding_the_separator_stay_apart(
+    target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracking = bb.Tracking(keys=("app",), pairs=(("app", "tenant"), ("app", "tenant", "model")))
+    now_ms = int(ELEVEN * 1000)
+    requests = [
+        SettleRequest(f"r-{n}", (), track=tracking.entry(ids, model, 100 + n, TOKENS, ELEVEN))
+        for n, (ids, model) in enumerate(PAIRED)
+    ]
+    target.store.settle_many(requests, now_ms=now_ms)
+    pairs = bb.spend(target.store, by=("app", "tenant"), now=ELEVEN)
+    assert sorted((r.values, r.cost_nanos) for r in pairs) == sorted(
+        ((ids["app"], ids["tenant"]), 100 + n) for n, (ids, _) in enumerate(PAIRED)
+    )
+    triples = bb.spend(target.store, by=("app", "tenant", "model"), now=ELEVEN, top=2)
+    assert [(r.values, r.cost_nanos) for r in triples] == [
+        (("|", "\\\\|", "|m|"), 104),
+        (("a\\|b", "", "m\\"), 103),
+    ]
+    if target.uri is None:
+        return
+    uri = f"{target.uri}{'&' if '?' in target.uri else '?'}prefix={target.prefix}"
+    since = datetime.fromtimestamp(ELEVEN, UTC).date().isoformat()
+    argv = ["report", "--store", uri, "--by", "app,tenant", "--since", since, "--format", "json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(tuple(r["values"]) for r in report["rows"]) == sorted(
+        (ids["app"], ids["tenant"]) for ids, _ in PAIRED
+    )
+    assert main([*argv[:-2], "--format", "csv"]) == 0
+    import csv
+
+    rows = list(csv.reader(capsys.readouterr().out.splitlines()))[1:]
+    assert sorted((r[0], r[1]) for r in rows) == sorted((ids["app"], ids["tenant"]) for ids, _ in PAIRED)
+
+
+def test_split_pair_inverts_join_pair() -> None:
+    from bedrock_budget.stores.tracking import join_pair, split_pair
+
+    samples = ["", "|", "\\", "\\|", "|\\", "a|b", "a\\b", "\\\\", "||", "x"]
+    for first in samples:
+        for second in samples:
+            for third in ("", "|", "m"):
+                values = (first, second, third)
+                assert split_pair(join_pair(values)) == values
+    assert join_pair(["plain", "values"]) == "plain|values"  # what was stored before escaping existed
+
+
+def test_budgeted_sync_settlements_are_tracked_exactly(target: Target) -> None:
+    # On Redis the entries of synchronous settlements go in batches apart from the budget counters
+    # (Store.batch_tracking); either way every call is tracked once and the sums match the budget.
+    clock = Clock(ELEVEN)
+    budgets = [bb.Budget(name="org", window="day", limit_usd="10")]
+    ledger = Ledger(target.store, budgets, clock=clock)
+    assert ledger._track_apart is target.store.batch_tracking
+    assert target.store.batch_tracking is (target.kind != "memory")
+    for i in range(40):
+        reservation = ledger.reserve({"user": f"u{i % 3}", "app": "chat"}, "m", None, 1000, TOKENS)
+        ledger.settle(reservation, 100 + i, TOKENS)
+    assert ledger.flush() == 0
+    spent = ledger.read("org").spent_usd * 10**9
+    ledger.close()
+    total = sum(100 + i for i in range(40))
+    assert spent == total
+    for by in ("user", "app", "model", ()):
+        rows = bb.spend(target.store, by=by, now=ELEVEN)
+        assert (sum(r.cost_nanos for r in rows), sum(r.calls for r in rows)) == (total, 40), by

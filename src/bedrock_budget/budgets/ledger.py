@@ -57,6 +57,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bedrock_budget.alerts.model import Alert
@@ -83,7 +84,7 @@ from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.errors import StoreError
 from bedrock_budget.stores import from_uri
-from bedrock_budget.stores.base import Store
+from bedrock_budget.stores.base import SettleRequest, Store
 from bedrock_budget.stores.tracking import Tracking
 
 if TYPE_CHECKING:
@@ -214,6 +215,8 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
             ),
             file=JournalFile(journal_path) if journal_path is not None else None,
         )
+        #: Synchronous settlements on a network store send their spend-ledger entries in batches apart.
+        self._track_apart = self.store.batch_tracking and self._settler.queue is None
         _LIVE.add(self)
         self._settler.maybe_replay()
 
@@ -290,8 +293,14 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
     def settle(self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]) -> None:
         """Record the actual cost and tokens, replacing the hold, exactly once."""
         request = self._settlement(reservation, cost_nanos, tokens)
-        if request is not None:
-            self._settler.submit(request)
+        if request is None:
+            return
+        if request.track is not None and request.spends and self._track_apart:
+            # Settled synchronously on a network store: the entry goes in a batch of its own (see
+            # ``Store.batch_tracking``), exactly once all the same (its own dedupe, its own journal entry).
+            self._settler.submit(SettleRequest(request.reservation_id, (), track=request.track))
+            request = replace(request, track=None)
+        self._settler.submit(request)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a call that failed before inference. Never raises for store errors."""

@@ -360,6 +360,15 @@ def _names(values: tuple[str, ...]) -> frozenset[str]:
     default=None,
     help="Price at the rates in force on this day (default: today, UTC).",
 )
+@click.option(
+    "--since",
+    "since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    default=None,
+    help="With --store: read the spend ledger from this UTC day (default: 30 days back). --window reads "
+    "budget counters instead.",
+)
 @price_file_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def advise_command(
@@ -377,6 +386,7 @@ def advise_command(
     period_hours: Decimal | None,
     region: str,
     price_date: dt.datetime | None,
+    since: dt.datetime | None,
     price_files: tuple[Path, ...],
     discount_percent: Decimal | None,
     as_json: bool,
@@ -384,6 +394,8 @@ def advise_command(
     """Estimate, in dollars and with the arithmetic, what each savings lever would save on the recorded
     usage: global cross-region profiles, prompt caching, batch for non-interactive apps, a model cascade
     and Provisioned Throughput. Every figure states its assumptions; levers overlap, so savings do not add.
+    With --store the usage is the spend ledger's (every tracked call, per app too when it tracks app and
+    model together), or budget counters' when the ledger holds none or --window is given.
 
     \b
     Example:
@@ -391,11 +403,13 @@ def advise_command(
       bedrock-budget advise --records calls.jsonl --batch-apps reports --cascade-share 0.8 --json
     """
     from bedrock_budget.reporting.advise import AdviseOptions, advise, format_hours
+    from bedrock_budget.reporting.ledger_usage import ledger_usage
     from bedrock_budget.reporting.store_usage import current_counters, usage_from_store
     from bedrock_budget.reporting.tallies import ReportError
 
     if period_hours is not None and not period_hours:
         raise click.BadParameter("must be more than 0", param_hint="--period-hours")
+    since_day = since.date() if since is not None else None
     options = AdviseOptions(
         batch_apps=_names(batch_apps),
         cascade_share=cascade_share,
@@ -415,12 +429,19 @@ def advise_command(
         budgets = _budget_list(budgets_file)
         with open_store(store_uri, prefix) as store:
             now = time.time()
-            counters = current_counters(store, budgets, now)
-            usage = usage_from_store(store, by="model", now=now, counters=counters, window=window)
-            try:
-                by_app = usage_from_store(store, by="app", now=now, counters=counters, window=window)
-            except ReportError:
-                by_app = None
+            # The spend ledger first (every tracked call); budget counters when it holds nothing, and for
+            # the per-app split when the ledger does not track app and model together.
+            found = None if window is not None else ledger_usage(store, now=now, since=since_day)
+            counters = current_counters(store, budgets, now) if found is None or found[1] is None else []
+            if found is not None:
+                usage, by_app = found
+            else:
+                usage = usage_from_store(store, by="model", now=now, counters=counters, window=window)
+            if by_app is None and "app" not in usage.keys:
+                try:
+                    by_app = usage_from_store(store, by="app", now=now, counters=counters, window=window)
+                except ReportError:
+                    by_app = None
     result = advise(prices, usage, options, by_app=by_app)
     if as_json:
         emit_json(result.as_dict())

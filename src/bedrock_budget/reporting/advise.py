@@ -62,6 +62,16 @@ __all__ = [
 ]
 
 
+_NO_APPS = {
+    "records": "no call record carries an app attribution",
+    "store": 'no budget in the store is counted per app (add one with scope {app: "*"}, or use --records)',
+    "ledger": (
+        'the spend ledger does not track app and model together (wrap(..., track=["user", "app", "model", '
+        '("app", "model")])) and no budget in the store is counted per app'
+    ),
+}
+
+
 def advise(
     table: PriceTable,
     usage: UsageSet,
@@ -70,8 +80,8 @@ def advise(
     by_app: UsageSet | None = None,
 ) -> Advice:
     """Estimate every lever on ``usage`` (all recorded traffic). ``by_app`` is the same traffic split per
-    app when ``usage`` itself is not (a store whose all-calls budget is not counted per app); batch and
-    cascade need it."""
+    app when ``usage`` itself is not (a store whose all-calls budget is not counted per app, a spend
+    ledger that does not track the app and model pair for the whole period); batch and cascade need it."""
     options = options or AdviseOptions()
     hours = options.period_hours if options.period_hours is not None else usage.period_hours
     at = options.at or dt.datetime.now(dt.UTC).date()
@@ -81,16 +91,16 @@ def advise(
     rows = advisor.rows(usage)
     app_rows = rows if app_source is usage else advisor.rows(app_source)
     apps_known = APP_KEY in app_source.keys
-    why = (
-        "no call record carries an app attribution"
-        if usage.kind == "records"
-        else 'no budget in the store is counted per app (add one with scope {app: "*"}, or use --records)'
-    )
+    why = _NO_APPS.get(usage.kind, _NO_APPS["store"])
+    if usage.kind == "ledger":
+        for note in usage.notes:
+            advisor.assume(note)
     if apps_known and app_source is not usage:
         period = "" if app_hours is None else f", whose window has {format_hours(app_hours)} hours"
         names = ", ".join(app_source.budgets or (str(app_source.budget),))
         plural = "budgets" if len(app_source.budgets) > 1 else "budget"
-        advisor.assume(f"per-app levers (batch, cascade) use the tallies of {plural} {names}{period}")
+        what = "the spend ledger's (app, model) pair" if app_source.kind == "ledger" else f"{plural} {names}"
+        advisor.assume(f"per-app levers (batch, cascade) use the tallies of {what}{period}")
         for note in app_source.notes:
             advisor.assume(f"per-app levers: {note}")
 

@@ -23,10 +23,11 @@ from bedrock_budget.stores.base import Store
 from bedrock_budget.stores.tracking import (
     DAY,
     HOUR,
-    PAIR_JOIN,
     SHARDS,
     TOTAL,
     dimension,
+    encode_value,
+    split_pair,
     tag,
     value_key,
     zset_key,
@@ -82,22 +83,23 @@ def spend(
     if len(buckets) > MAX_BUCKETS:
         raise ConfigurationError(f"the range spans {len(buckets)} {granularity}s; read at most {MAX_BUCKETS}")
     now_ms = int(clock * 1000)
-    bases = [tag(store.prefix, dim, s) for s in range(SHARDS)]
-    single = top is not None and len(buckets) == 1
-    members = store.track_members(
-        [zset_key(base, code, b) for base in bases for b in buckets],
-        top=top if single else None,
-        now_ms=now_ms,
-    )
-    scores: dict[str, float] = {}
-    shards: dict[str, set[int]] = {}
-    for index, found in enumerate(members):
-        for value, score in found:
-            scores[value] = scores.get(value, 0.0) + score
-            shards.setdefault(value, set()).add(index // len(buckets))
-    chosen = sorted(scores, key=lambda v: (-scores[v], v))[:top]
-    places = [(v, s, b) for v in chosen for s in sorted(shards[v]) for b in buckets]
-    read = store.track_values([value_key(bases[s], code, b, v) for v, s, b in places], now_ms=now_ms)
+    bases = [tag(store.prefix, s) for s in range(SHARDS)]
+    zsets = [zset_key(base, dim, code, b) for base in bases for b in buckets]
+    if top is not None and len(buckets) == 1:
+        hashes = [value_key(base, dim, code, buckets[0], "") for base in bases]
+        places, read = _top(store, zsets, hashes, buckets[0], top, now_ms)
+    else:
+        # Every value of the range: its spend is the sum of its scores (exact below 2^53 nano-dollars), so
+        # only the chosen values' hashes are read.
+        scores: dict[str, float] = {}
+        shards: dict[str, set[int]] = {}
+        for index, found in enumerate(store.track_members(zsets, top=None, now_ms=now_ms)):
+            for value, score in found:
+                scores[value] = scores.get(value, 0.0) + score
+                shards.setdefault(value, set()).add(index // len(buckets))
+        chosen = sorted(scores, key=lambda v: (-scores[v], v))[:top]
+        places = [(v, s, b) for v in chosen for s in sorted(shards[v]) for b in buckets]
+        read = store.track_values([value_key(bases[s], dim, code, b, v) for v, s, b in places], now_ms=now_ms)
     sums: dict[tuple[str, int | None], dict[str, int]] = {}
     for (value, _, bucket), fields in zip(places, read, strict=True):
         if not fields:
@@ -105,16 +107,54 @@ def spend(
         total = sums.setdefault((value, bucket if per_bucket else None), {})
         for name, amount in fields.items():
             total[name] = total.get(name, 0) + amount
+    if top is not None:
+        spent: dict[str, int] = {}
+        for (value, _), fields in sums.items():
+            spent[value] = spent.get(value, 0) + fields.get("c", 0)
+        best = set(sorted(spent, key=lambda v: (-spent[v], v))[:top])
+        sums = {place: fields for place, fields in sums.items() if place[0] in best}
     rows = [_row(keys, value, bucket, fields) for (value, bucket), fields in sums.items()]
     rows.sort(key=lambda r: (r.bucket or _EPOCH, -r.cost_nanos, r.values))
     return rows
+
+
+Place = tuple[str, int, int]
+
+
+def _top(
+    store: Store, zsets: Sequence[str], hash_bases: Sequence[str], bucket: int, top: int, now_ms: int
+) -> tuple[list[Place], list[dict[str, int]]]:
+    """The ``top`` values of one bucket (one sorted set per shard) without reading every value: each
+    shard's highest ``depth`` values, then the exact totals of those (a value may be in several shards),
+    accepted once the ``top``-th total beats what a value outside every shard's list could reach (the sum
+    of each full list's lowest score); otherwise each list is read four times deeper (Fagin's threshold
+    algorithm). ``hash_bases`` are the shards' value-hash keys without the value."""
+    depth = top
+    while True:
+        lists = store.track_members(zsets, top=depth, now_ms=now_ms)
+        full = [index for index, found in enumerate(lists) if len(found) >= depth]
+        reach = sum(lists[index][-1][1] for index in full)
+        seen: dict[str, set[int]] = {}
+        for index, found in enumerate(lists):
+            for value, _ in found:
+                seen.setdefault(value, set()).add(index)
+        # A seen value's spend in a full shard whose list it is not in is unknown: read it there too.
+        places = [(v, s, bucket) for v in sorted(seen) for s in sorted(seen[v].union(full))]
+        read = store.track_values([hash_bases[s] + encode_value(v) for v, s, _ in places], now_ms=now_ms)
+        totals: dict[str, int] = {}
+        for (value, _, _), fields in zip(places, read, strict=True):
+            totals[value] = totals.get(value, 0) + fields.get("c", 0)
+        ranked = sorted(totals.values(), reverse=True)
+        if not full or (len(ranked) >= top and ranked[top - 1] > reach):
+            return places, read
+        depth *= 4
 
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def _row(keys: tuple[str, ...], value: str, bucket: int | None, fields: Mapping[str, int]) -> SpendRow:
-    values = tuple(value.split(PAIR_JOIN)) if len(keys) > 1 else (value,)
+    values = split_pair(value) if len(keys) > 1 else (value,)
     return SpendRow(
         by=keys,
         values=values,

@@ -329,6 +329,10 @@ class Store(ABC):
     #: URI schemes this class serves. The registry in ``bedrock_budget.stores`` lists the built-in stores
     #: with the same schemes (a test holds them equal), so it can choose a backend without importing it.
     schemes: tuple[str, ...] = ()
+    #: Whether the spend-ledger entries of settlements made synchronously go in batches of their own (a
+    #: network store: one batch sums a busy user's calls into one write per key, and on a cluster the
+    #: entries' slots cost the caller nothing) rather than in each settlement (the memory store).
+    batch_tracking: bool = False
 
     def __init__(
         self,

@@ -1,26 +1,33 @@
 """The spend ledger: what every settled call adds to hourly and daily buckets, and where it lives.
 
 A call is tracked under one *dimension* per tracked attribution key (``user``, ``app``, ``model``, ...),
-one per key pair asked for (``app+model``, values joined by ``|``) and ``_all`` (the total). Per bucket
-and value the store keeps the spend in integer nano-dollars, the call count and the tokens by type, plus a
-sorted set of values by spend for top-N reads.
+one per key pair asked for (``app+model``, values joined by ``|`` after escaping, see :func:`join_pair`)
+and ``_all`` (the total). Per bucket and value the store keeps the spend in integer nano-dollars, the call
+count and the tokens by type, plus a sorted set of values by spend for top-N reads.
 
 Buckets are UTC hours and UTC days. A call is bucketed by the time its settlement was made (when its last
 stream event was read, its response returned, or its stream closed), never by when the store took it: a
 settlement queued, batched or journalled through an outage keeps its time, so a replay lands in the
 bucket it would have landed in.
 
-Key layout (``P`` is the store prefix; ``D`` the dimension, ``S`` its shard, ``G`` ``h`` or ``d``, ``B`` the
+Key layout (``P`` is the store prefix; ``S`` the shard, ``D`` the dimension, ``G`` ``h`` or ``d``, ``B`` the
 bucket start in epoch seconds, ``V`` the percent-encoded value)::
 
-    P t:{D/S}:G:B:z       sorted set: value -> spend (nano-dollars) in the bucket (top-N)
-    P t:{D/S}:G:B:v:V     hash: c (nano-dollars), n (calls), input, output, cache_read, cache_write
-    P t:{D/S}:h:B:d       hash: reservation ids already tracked in this shard during hour B (exactly once)
+    P t:{P t/S}:k:D:G:B:z     sorted set: value -> spend (nano-dollars) in the bucket (top-N)
+    P t:{P t/S}:k:D:G:B:v:V   hash: c (nano-dollars), n (calls), input, output, cache_read, cache_write
+    P t:{P t/S}:d:B           hash: reservation ids tracked in shard S during hour B (exactly once)
 
-Sharding: a value lives in shard ``crc32(D, value) % SHARDS`` of its dimension, so every value's totals
-are in one place and a dimension's top-N is the merge of its shards' top-N. The total (``_all``) is spread
-by the call's id instead. On Redis Cluster the hash tag ``{D/S}`` puts each (dimension, shard) in its own
-slot: a fleet's tracking writes spread over ``SHARDS`` slots per dimension instead of one.
+Sharding: a call's writes all go to one shard, ``crc32(D, value) % SHARDS`` of its first tracked
+dimension (``user`` by default; by the call's id when it tracks only the total). So one call is one
+write in one place (one script, one Redis Cluster slot, one exactly-once check: a field in the shard's
+dedupe hash), a value of the first key lives in one shard, and the values every call carries (an app,
+a model, the total) are spread over all shards instead of making one key, or one cluster slot, hot for
+the whole fleet. A value of another key may be in several shards: reads sum them, and a top-N read
+merges each shard's top-N and checks the result against what any value not yet seen could reach (see
+``reporting.spend``). On Redis Cluster the hash tag ``{P t/S}`` makes each shard a slot: a batch of
+settlements needs at most ``SHARDS`` script calls for its tracking however many calls it carries, and a
+batch of one user's calls one. (Sharding each value by itself instead puts one call in up to one slot per
+dimension and every call of an app in that app's slot: measured in ``bench/RESULTS.md``.)
 
 Expiry: hourly keys expire ``hourly_days`` after their hour ends, daily keys ``daily_days`` after their
 day ends, set by the store itself (Redis ``PEXPIREAT``; the memory store prunes). The dedupe hash lives for
@@ -44,6 +51,7 @@ TOTAL_VALUE: Final = "all"
 #: The value of a tracked key a call does not carry (parentheses never appear in an attribution id).
 UNATTRIBUTED: Final = "(none)"
 PAIR_JOIN: Final = "|"
+PAIR_ESCAPE: Final = "\\"
 HOUR: Final = 3600
 DAY: Final = 86400
 DEFAULT_HOURLY_DAYS: Final = 8
@@ -122,38 +130,76 @@ class Tracking:
     def entry(
         self, attribution: Mapping[str, str], model: str, cost: int, tokens: Mapping[str, int], at: float
     ) -> TrackEntry:
-        values = dict(attribution)
-        values["model"] = model
-        if self.keys is None:
-            keys = [*DEFAULT_KEYS, *(k for k in sorted(attribution) if k not in DEFAULT_KEYS), "model"]
-        else:
-            keys = list(self.keys)
-        dims = [(key, values.get(key, UNATTRIBUTED)) for key in keys]
-        for pair in self.pairs:
-            dims.append((dimension(pair), PAIR_JOIN.join(values.get(k, UNATTRIBUTED) for k in pair)))
-        dims.append((TOTAL, TOTAL_VALUE))
         return TrackEntry(
             at=int(at),
             cost=cost,
             tokens=tuple((kind, n) for kind, n in tokens.items() if n),
-            dims=tuple(dims),
+            dims=_dims(self, tuple(attribution.items()), model),
             hourly_days=self.hourly_days,
             daily_days=self.daily_days,
         )
 
 
+@lru_cache(maxsize=4096)
+def _dims(
+    tracking: Tracking, attribution: tuple[tuple[str, str], ...], model: str
+) -> tuple[tuple[str, str], ...]:
+    # The same attribution repeats for every call of a user: its dimensions are worked out once.
+    values = dict(attribution)
+    values["model"] = model
+    if tracking.keys is None:
+        others = (k for k in sorted(values) if k not in DEFAULT_KEYS and k != "model")
+        keys = [*DEFAULT_KEYS, *others, "model"]
+    else:
+        keys = list(tracking.keys)
+    dims = [(key, values.get(key, UNATTRIBUTED)) for key in keys]
+    for pair in tracking.pairs:
+        dims.append((dimension(pair), join_pair(values.get(k, UNATTRIBUTED) for k in pair)))
+    dims.append((TOTAL, TOTAL_VALUE))
+    return tuple(dims)
+
+
+def join_pair(values: Iterable[str]) -> str:
+    """A key pair's values as one value: ``|`` between them, and ``\\`` / ``|`` inside one escaped with
+    ``\\``, so any values split back as they were (:func:`split_pair`)."""
+    return PAIR_JOIN.join(
+        v.replace(PAIR_ESCAPE, PAIR_ESCAPE * 2).replace(PAIR_JOIN, PAIR_ESCAPE + PAIR_JOIN)
+        if PAIR_ESCAPE in v or PAIR_JOIN in v
+        else v
+        for v in values
+    )
+
+
+def split_pair(joined: str) -> tuple[str, ...]:
+    """The values :func:`join_pair` joined."""
+    if PAIR_ESCAPE not in joined:
+        return tuple(joined.split(PAIR_JOIN))
+    values: list[str] = []
+    current: list[str] = []
+    chars = iter(joined)
+    for char in chars:
+        if char == PAIR_ESCAPE:
+            current.append(next(chars, PAIR_ESCAPE))
+        elif char == PAIR_JOIN:
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    values.append("".join(current))
+    return tuple(values)
+
+
 # -- layout ------------------------------------------------------------------------------------------------
 
 
-def shard(dim: str, value: str, rid: str) -> int:
-    if dim == TOTAL:
-        return zlib.crc32(rid.encode()) % SHARDS
+def shard(dim: str, value: str) -> int:
+    """The shard of the calls whose first tracked dimension has this value."""
     return zlib.crc32(f"{dim}\x00{value}".encode("utf-8", "surrogatepass")) % SHARDS
 
 
-@lru_cache(maxsize=4096)
-def tag(prefix: str, dim: str, shard_no: int) -> str:
-    return f"{prefix}t:{{{encode_part(dim)}/{shard_no}}}"
+@lru_cache(maxsize=1024)
+def tag(prefix: str, shard_no: int) -> str:
+    return f"{prefix}t:{{{prefix}t/{shard_no}}}"
 
 
 def bucket_start(at: int, granularity: str) -> int:
@@ -161,12 +207,17 @@ def bucket_start(at: int, granularity: str) -> int:
     return at - at % size
 
 
-def zset_key(base: str, granularity: str, start: int) -> str:
-    return f"{base}:{granularity}:{start}:z"
+def zset_key(base: str, dim: str, granularity: str, start: int) -> str:
+    return f"{base}:k:{_encoded(dim)}:{granularity}:{start}:z"
 
 
-def value_key(base: str, granularity: str, start: int, value: str) -> str:
-    return f"{base}:{granularity}:{start}:v:{_encoded(value)}"
+def value_key(base: str, dim: str, granularity: str, start: int, value: str) -> str:
+    return f"{base}:k:{_encoded(dim)}:{granularity}:{start}:v:{_encoded(value)}"
+
+
+def encode_value(value: str) -> str:
+    """The last part of a value-hash key: ``value_key(..., "") + encode_value(value)`` is the key."""
+    return _encoded(value)
 
 
 @lru_cache(maxsize=65536)
@@ -175,46 +226,64 @@ def _encoded(value: str) -> str:
 
 
 def dedupe_key(base: str, hour: int) -> str:
-    return f"{base}:h:{hour}:d"
+    return f"{base}:d:{hour}"
+
+
+#: One dimension's value in one call: the member, and (sorted set, value hash, expire-at ms) for the hour
+#: and the day bucket.
+DimWrite = tuple[str, tuple[tuple[str, str, int], ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class TrackWrite:
-    """One (dimension, value) of one call, laid out as keys: what a store applies atomically."""
+    """The part of one call's entry that lives in one shard (one or more of its dimensions)."""
 
+    shard: int
+    slot_key: str
     dedupe: str
     dedupe_at_ms: int
-    value: str
-    #: (sorted set, value hash, expire-at ms) for the hour and the day bucket.
-    buckets: tuple[tuple[str, str, int], ...]
-    slot_key: str
+    dims: tuple[DimWrite, ...]
 
 
-def writes(prefix: str, rid: str, entry: TrackEntry, tombstone_retention: int) -> list[TrackWrite]:
-    hour = bucket_start(entry.at, "h")
-    day = bucket_start(entry.at, "d")
+def writes(prefix: str, rid: str, entry: TrackEntry, tombstone_retention: int) -> tuple[TrackWrite, ...]:
+    """An entry's writes, one per shard it touches (one, see the module docstring; laid out once per
+    dimensions and hour: cached)."""
+    at = entry.at
+    dims = entry.dims
+    spread = zlib.crc32(rid.encode()) % SHARDS if len(dims) == 1 else 0
     keep = (entry.hourly_days, entry.daily_days, tombstone_retention)
-    return [_write(prefix, dim, value, shard(dim, value, rid), hour, day, keep) for dim, value in entry.dims]
+    return _layout(prefix, dims, at - at % HOUR, at - at % DAY, keep, spread)
 
 
-@lru_cache(maxsize=8192)
-def _write(
-    prefix: str, dim: str, value: str, shard_no: int, hour: int, day: int, keep: tuple[int, int, int]
-) -> TrackWrite:
-    # The same (value, hour) repeats for every call of a busy user or app: laid out once.
+@lru_cache(maxsize=2048)
+def _layout(
+    prefix: str,
+    dims: tuple[tuple[str, str], ...],
+    hour: int,
+    day: int,
+    keep: tuple[int, int, int],
+    spread: int,
+) -> tuple[TrackWrite, ...]:
     hourly_days, daily_days, tombstone_retention = keep
-    base = tag(prefix, dim, shard_no)
     hour_at = (hour + HOUR + hourly_days * DAY) * 1000
     day_at = (day + DAY + daily_days * DAY) * 1000
-    return TrackWrite(
-        dedupe=dedupe_key(base, hour),
-        dedupe_at_ms=(hour + HOUR + tombstone_retention) * 1000,
-        value=value,
-        buckets=(
-            (zset_key(base, "h", hour), value_key(base, "h", hour, value), hour_at),
-            (zset_key(base, "d", day), value_key(base, "d", day, value), day_at),
+    home = next((shard(dim, value) for dim, value in dims if dim != TOTAL), spread)
+    base = tag(prefix, home)
+    laid_out: list[DimWrite] = []
+    for dim, value in dims:
+        buckets = (
+            (zset_key(base, dim, "h", hour), value_key(base, dim, "h", hour, value), hour_at),
+            (zset_key(base, dim, "d", day), value_key(base, dim, "d", day, value), day_at),
+        )
+        laid_out.append((value, buckets))
+    return (
+        TrackWrite(
+            shard=home,
+            slot_key=base,
+            dedupe=dedupe_key(base, hour),
+            dedupe_at_ms=(hour + HOUR + tombstone_retention) * 1000,
+            dims=tuple(laid_out),
         ),
-        slot_key=base,
     )
 
 

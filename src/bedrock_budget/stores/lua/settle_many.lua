@@ -10,8 +10,9 @@
 --   "c": [[ttl_ms, meta, [[mark_name, unit, amount], ...]], ...]                       (one per counter)
 --   "s": [[id, mode ('s'/'c'), [[tally_field, value], ...],                            (one per settlement)
 --          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)[, requests]], ...]], ...] }
---   "t": [[id, dedupe_key_index, dedupe_expire_at_ms, value, [[field, value], ...],    (spend ledger:
---          [[zset_key_index, value_key_index, expire_at_ms], ...]], ...] }             one per dimension)
+--   "w": [[dedupe_key_index, dedupe_expire_at_ms,                                       (spend ledger
+--          [[member, [[zset_key, value_key, expire_at_ms], ...]], ...]], ...]            layouts)
+--   "t": [[id, [layout_index (1-based), ...], [[field, value], ...]], ...] }            (one per call)
 -- KEYS: three per counter, in counter order, then the spend ledger's keys (indexes are into all of KEYS).
 -- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [spent_req
 -- held_req] [fired ...]" (the request columns only for a spend that counts requests, i.e. one of a counter
@@ -75,30 +76,73 @@ for _, settlement in ipairs(batch['s']) do
   end
 end
 
--- The spend ledger (see stores/tracking.py): each (call, dimension) once per dedupe hash, whatever the
--- counters above said, so a call with no budget is tracked exactly once too.
+-- The spend ledger (see stores/tracking.py): each call once, whatever the counters above said, so a call
+-- with no budget is tracked exactly once too. A call's writes in this script are applied together, so
+-- one field in the dedupe hash of its first shard here covers them all. The calls found new are
+-- summed per value hash first (a batch often carries many calls of the same user, app and model), then
+-- each hash and sorted set is written once. Sums are kept in 10^9 limbs, so they stay exact. A layout
+-- names its sorted sets and hashes as strings rather than KEYS: they carry the hash tag of the shard's
+-- dedupe key, which is in KEYS, so they are in its slot.
+local layouts = batch['w'] or {}
+local sums, order, expiring = {}, {}, {}
 for _, op in ipairs(batch['t'] or {}) do
-  local rid, dedupe, value, fields = op[1], KEYS[op[2]], op[4], op[5]
-  if redis.call('HSETNX', dedupe, rid, '1') == 1 then
-    redis.call('PEXPIREAT', dedupe, op[3])
-    local cost = '0'
-    for _, pair in ipairs(fields) do
-      if pair[1] == 'c' then
-        cost = pair[2]
+  local first = layouts[op[2][1]]
+  local dedupe = KEYS[first[1]]
+  if redis.call('HSETNX', dedupe, op[1], '1') == 1 then
+    if not expiring[dedupe] then
+      expiring[dedupe] = true
+      redis.call('PEXPIREAT', dedupe, first[2])
+    end
+    local fields = op[3]
+    for _, place in ipairs(op[2]) do
+    for _, dim in ipairs(layouts[place][3]) do
+      for _, bucket in ipairs(dim[2]) do
+        local v = bucket[2]
+        local sum = sums[v]
+        if not sum then
+          sum = {z = bucket[1], member = dim[1], at = bucket[3], n = 0, names = {}, hi = {}, lo = {}}
+          sums[v] = sum
+          order[#order + 1] = v
+        end
+        sum.n = sum.n + 1
+        for _, pair in ipairs(fields) do
+          local name = pair[1]
+          local hi, lo = split(pair[2])
+          if not sum.lo[name] then
+            sum.names[#sum.names + 1] = name
+            sum.hi[name], sum.lo[name] = 0, 0
+          end
+          lo = sum.lo[name] + lo
+          local carry = math.floor(lo / LIMB)
+          sum.lo[name] = lo - carry * LIMB
+          sum.hi[name] = sum.hi[name] + hi + carry
+        end
       end
     end
-    for _, bucket in ipairs(op[6]) do
-      local z, v = KEYS[bucket[1]], KEYS[bucket[2]]
-      redis.call('ZINCRBY', z, cost, value)
-      -- A bucket's keys expire at a time fixed by the bucket: set once, when a value first appears in it.
-      if redis.call('HINCRBY', v, 'n', 1) == 1 then
-        redis.call('PEXPIREAT', z, bucket[3])
-        redis.call('PEXPIREAT', v, bucket[3])
-      end
-      for _, pair in ipairs(fields) do
-        incr(v, pair[1], pair[2])
-      end
     end
+  end
+end
+for _, v in ipairs(order) do
+  local sum = sums[v]
+  local key, z = v, sum.z
+  local cost = '0'
+  local totals = {}
+  for _, name in ipairs(sum.names) do
+    local hi, lo = sum.hi[name], sum.lo[name]
+    local total = hi > 0 and string.format('%d%09d', hi, lo) or string.format('%d', lo)
+    totals[#totals + 1] = {name, total}
+    if name == 'c' then
+      cost = total
+    end
+  end
+  redis.call('ZINCRBY', z, cost, sum.member)
+  -- A bucket's keys expire at a time fixed by the bucket: set once, when a value first appears in it.
+  if redis.call('HINCRBY', key, 'n', sum.n) == sum.n then
+    redis.call('PEXPIREAT', z, sum.at)
+    redis.call('PEXPIREAT', key, sum.at)
+  end
+  for _, pair in ipairs(totals) do
+    incr(key, pair[1], pair[2])
   end
 end
 return result

@@ -231,7 +231,7 @@ class AsyncRedisClusterStore(AsyncRedisStore):
     async def settle_many(
         self, requests: Sequence[SettleRequest], *, now_ms: int
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
-        parts = slots.settle_parts(requests, self._slot, self.prefix)
+        parts = slots.settle_parts(requests, self._slot, self.prefix, self.tombstone_retention)
         gathered = await self._gather(
             [_bind(self._settle_many, slots.part_requests(requests, part), now_ms) for part in parts]
         )

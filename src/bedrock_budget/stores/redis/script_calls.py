@@ -181,10 +181,9 @@ class ScriptCalls:
                     parts,
                 ]
             )
-        tracked = [r for r in requests if r.track is not None]
         payload: dict[str, object] = {"c": counters, "s": settlements}
-        if tracked:
-            payload["t"] = track_ops(self.prefix, tracked, keys, self.tombstone_retention)
+        if any(r.track is not None for r in requests):
+            payload["w"], payload["t"] = track_ops(self.prefix, requests, keys, self.tombstone_retention)
         batch = json.dumps(payload, separators=(",", ":"))
         return keys, [now_ms, self._trim(now_ms), batch]
 

@@ -7,17 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from redis.crc import key_slot
 
 from bedrock_budget.errors import StoreError
-from bedrock_budget.stores.base import Check, CounterRef, Hold, ReserveResult, SettleOutcome, SettleRequest
-from bedrock_budget.stores.tracking import shard, tag
+from bedrock_budget.stores.base import (
+    DEFAULT_TOMBSTONE_RETENTION,
+    Check,
+    CounterRef,
+    Hold,
+    ReserveResult,
+    SettleOutcome,
+    SettleRequest,
+)
+from bedrock_budget.stores.tracking import writes
 
 T = TypeVar("T")
 
-#: The part of a settle batch that goes to one slot: (request index, its spend positions, its dimensions).
+#: The part of a settle batch that goes to one slot: (request index, its spend positions, the spend-ledger
+#: shards it writes there).
 SlotPart = list[tuple[int, list[int], list[int]]]
 
 
@@ -74,20 +84,22 @@ def reserve_outcome(
 
 
 def settle_parts(
-    requests: Sequence[SettleRequest], slot_of: Callable[[CounterRef], int], prefix: str
+    requests: Sequence[SettleRequest],
+    slot_of: Callable[[CounterRef], int],
+    prefix: str,
+    retention: int = DEFAULT_TOMBSTONE_RETENTION,
 ) -> list[SlotPart]:
     """One part per slot, carrying the part of every settlement whose counters (and spend ledger
-    dimensions, see ``stores.tracking``) live there."""
+    writes, see ``stores.tracking``) live there."""
     slots: dict[int, SlotPart] = {}
     for index, request in enumerate(requests):
         by_slot: dict[int, tuple[list[int], list[int]]] = {}
         for position, spend in enumerate(request.spends):
             by_slot.setdefault(slot_of(spend.ref), ([], []))[0].append(position)
         if request.track is not None:
-            rid = request.reservation_id
-            for d, (dim, value) in enumerate(request.track.dims):
-                slot = key_slot(tag(prefix, dim, shard(dim, value, rid)).encode())
-                by_slot.setdefault(slot, ([], []))[1].append(d)
+            # A call's spend-ledger writes are all in one shard (see stores.tracking): one slot.
+            for write in writes(prefix, request.reservation_id, request.track, retention):
+                by_slot.setdefault(_tag_slot(write.slot_key), ([], []))[1].append(write.shard)
         for slot, (positions, dims) in by_slot.items():
             slots.setdefault(slot, []).append((index, positions, dims))
     return list(slots.values())
@@ -98,12 +110,16 @@ def part_requests(requests: Sequence[SettleRequest], part: SlotPart) -> list[Set
     return [_part(requests[i], ps, ds) for i, ps, ds in part]
 
 
-def _part(request: SettleRequest, positions: list[int], dims: list[int]) -> SettleRequest:
-    """The part of a settlement that lives in one slot: some of its spends and tracked dimensions."""
-    track = request.track
-    if track is not None:
-        track = replace(track, dims=tuple(track.dims[d] for d in dims)) if dims else None
+def _part(request: SettleRequest, positions: list[int], shards: list[int]) -> SettleRequest:
+    """The part of a settlement that lives in one slot: some of its spends, and its spend-ledger entry
+    when that is written there."""
+    track = request.track if shards else None
     return replace(request, spends=tuple(request.spends[p] for p in positions), track=track)
+
+
+@lru_cache(maxsize=1024)
+def _tag_slot(key: str) -> int:
+    return int(key_slot(key.encode("utf-8")))
 
 
 def merge_settled(

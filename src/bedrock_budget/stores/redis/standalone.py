@@ -74,6 +74,7 @@ class RedisStore(ScriptCalls, RedisDefinitions, TrackReads, Store):
     """
 
     schemes: tuple[str, ...] = ("redis", "rediss", "unix")
+    batch_tracking = True
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bedrock_budget.stores.tracking import fields_of, writes
+from bedrock_budget.stores.tracking import TrackWrite, fields_of, writes
 
 if TYPE_CHECKING:
     from bedrock_budget.stores.base import SettleRequest
@@ -18,9 +18,20 @@ T = TypeVar("T")
 
 
 def track_ops(
-    prefix: str, requests: Sequence[SettleRequest], keys: list[str], tombstone_retention: int
-) -> list[list[object]]:
-    """The ``"t"`` entries of a settle batch; appends the keys they use to ``keys`` (each once)."""
+    prefix: str,
+    requests: Sequence[SettleRequest],
+    keys: list[str],
+    tombstone_retention: int,
+    tracks: Sequence[Sequence[TrackWrite]] | None = None,
+) -> tuple[list[list[object]], list[list[object]]]:
+    """The ``"w"`` and ``"t"`` parts of a settle batch (see ``settle_many.lua``); appends each shard's
+    dedupe key to ``keys`` (once): the script names the shard's other keys itself, from the layout, and
+    they share the dedupe key's hash tag. redis-py packs every key argument in Python, at a cost that
+    would be most of what tracking adds to a settlement. ``tracks`` gives each request's writes (a cluster
+    sends one slot's part); by default every write of each request's entry. Each distinct layout (a user's
+    dimensions in one shard and hour) is listed once and calls refer to it by index. A call's writes sent
+    together are applied together, so one exactly-once check (in its first shard's dedupe hash) covers
+    them."""
     index: dict[str, int] = {}
 
     def at(key: str) -> int:
@@ -30,24 +41,37 @@ def track_ops(
             found = index[key] = len(keys)
         return found
 
+    layouts: list[list[object]] = []
+    # Writes come from the layout cache, so one layout is one object: known by identity within a batch.
+    listed: dict[int, int] = {}
     ops: list[list[object]] = []
-    for request in requests:
+    for position, request in enumerate(requests):
         entry = request.track
         if entry is None:
             continue
+        rid = request.reservation_id
+        found = writes(prefix, rid, entry, tombstone_retention) if tracks is None else tracks[position]
+        if not found:
+            continue
         fields = [[name, str(amount)] for name, amount in fields_of(entry)]
-        for write in writes(prefix, request.reservation_id, entry, tombstone_retention):
-            ops.append(
-                [
-                    request.reservation_id,
-                    at(write.dedupe),
-                    str(write.dedupe_at_ms),
-                    write.value,
-                    fields,
-                    [[at(z), at(v), str(when)] for z, v, when in write.buckets],
-                ]
-            )
-    return ops
+        places: list[int] = []
+        for write in found:
+            layout = listed.get(id(write))
+            if layout is None:
+                layouts.append(
+                    [
+                        at(write.dedupe),
+                        str(write.dedupe_at_ms),
+                        [
+                            [value, [[z, v, str(when)] for z, v, when in places]]
+                            for value, places in write.dims
+                        ],
+                    ]
+                )
+                layout = listed[id(write)] = len(layouts)
+            places.append(layout)
+        ops.append([rid, places, fields])
+    return layouts, ops
 
 
 class TrackReads:

@@ -298,7 +298,9 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
         if request.track is not None and request.spends and self._track_apart:
             # Settled synchronously on a network store: the entry goes in a batch of its own (see
             # ``Store.batch_tracking``), exactly once all the same (its own dedupe, its own journal entry).
-            self._settler.submit(SettleRequest(request.reservation_id, (), track=request.track))
+            # Under an id of its own: journals keep one entry per id, and must keep both.
+            entry_id = f"{request.reservation_id}:t"
+            self._settler.submit(SettleRequest(entry_id, (), track=request.track))
             request = replace(request, track=None)
         self._settler.submit(request)
 

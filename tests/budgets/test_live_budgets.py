@@ -30,6 +30,7 @@ from bedrock_budget.errors import (
 )
 from bedrock_budget.stores.memory import MemoryStore
 from bedrock_budget.testing import FakeBedrock
+from polling import wait_until
 
 USD = 10**9
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -300,3 +301,39 @@ def test_the_admin_api_changes_one_limit_or_override_at_a_time() -> None:
     with pytest.raises(ConfigurationError, match="no budget named 'nope'"):
         published.set_limit(store, "nope", limit_usd="1")
     assert store.definitions_version() == 4  # refused changes published nothing
+
+
+def test_the_version_each_process_enforces_is_a_metric() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from bedrock_budget.metrics.store_health import StoreHealthCollector
+
+    registry = CollectorRegistry()
+    registry.register(StoreHealthCollector())
+    store = MemoryStore()
+    published.publish(store, [per_user()])
+    ledger = Ledger(store)
+    follower = ledger.follow_published(refresh_seconds=60)
+    store.publish_definitions('{"format": 1, "budgets": "nonsense"}', now_ms=0)
+    follower.refresh()
+    text = generate_latest(registry).decode()
+    assert 'bedrock_budget_store_definitions_version{store="memory://"} 1.0' in text
+    assert 'bedrock_budget_store_definitions_rejected_total{store="memory://"} 1.0' in text
+    ledger.close()
+    assert "store_definitions_version{" not in generate_latest(registry).decode()  # stopped: not reported
+
+
+def test_a_ledger_dropped_without_close_is_not_kept_alive_by_its_follower() -> None:
+    import gc
+    import weakref
+
+    store = MemoryStore()
+    published.publish(store, [per_user()])
+    ledger = Ledger(store)
+    follower = ledger.follow_published(refresh_seconds=0.05)
+    gone = weakref.ref(ledger)
+    del ledger
+    gc.collect()
+    assert gone() is None
+    wait_until(lambda: follower._thread is not None and not follower._thread.is_alive(), 5, message="exit")
+    assert not follower.running

@@ -44,7 +44,11 @@ Parsed = list[tuple[str, str, str, list[tuple[str, tuple[tuple[str, str], ...], 
 
 #: Families of the store health collector: one series set per Redis store of the whole process, so they
 #: depend on what else the process did.
-PROCESS_WIDE = ("bedrock_budget_store_breaker_", "bedrock_budget_store_evicted_")
+PROCESS_WIDE = (
+    "bedrock_budget_store_breaker_",
+    "bedrock_budget_store_evicted_",
+    "bedrock_budget_store_definitions_",
+)
 
 
 def parse(text: str) -> Parsed:

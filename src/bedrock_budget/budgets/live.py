@@ -19,6 +19,7 @@ tracked) and a warning says so; the first publication is picked up like any chan
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -62,7 +63,11 @@ class DefinitionsFollower:
         self, store: Store, apply: Callable[[Sequence[Budget]], None], *, refresh_seconds: float
     ) -> None:
         self.store = store
-        self._apply = apply
+        # A ledger's bound method is held weakly: a ledger dropped without close() must not be kept alive
+        # (and polled for) by its follower's thread, which ends once the ledger is gone.
+        self._apply: Callable[[], Callable[[Sequence[Budget]], None] | None] = (
+            weakref.WeakMethod(apply) if inspect.ismethod(apply) else (lambda: apply)
+        )
         self.refresh_seconds = refresh_seconds
         #: The version this process enforces (0: none published when last read).
         self.version = 0
@@ -110,7 +115,11 @@ class DefinitionsFollower:
                         self.store.name,
                     )
                 return False
-            self._apply(found.budgets)
+            apply = self._apply()
+            if apply is None:
+                self._stop.set()
+                return False
+            apply(found.budgets)
             previous, self.version = self.version, found.version
             self._seen = found.version
             log.info("budget definitions version %d applied (was %d)", found.version, previous)
@@ -131,8 +140,15 @@ class DefinitionsFollower:
         self._thread = threading.Thread(target=self._run, name="bedrock-budget-definitions", daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Whether the follower's thread is following the store (started, not stopped, owner alive)."""
+        return self._thread is not None and not self._stop.is_set() and self._apply() is not None
+
     def _run(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
+            if self._apply() is None:  # the ledger is gone
+                return
             try:
                 self.refresh()
             except Exception:  # a fault in applying must not end the thread: the next tick tries again
@@ -150,6 +166,11 @@ class DefinitionsFollower:
         self._lock = threading.Lock()
         if self._thread is not None and not self._stop.is_set():
             self._start_thread()
+
+
+def followers() -> list[DefinitionsFollower]:
+    """The followers of this process that are running (for the definitions metrics)."""
+    return [follower for follower in list(_FOLLOWERS) if follower.running]
 
 
 def _after_fork_in_child() -> None:

@@ -6,6 +6,11 @@ made, so a handful at most):
 - ``bedrock_budget_store_breaker_state{store, state}``: 1 for the breaker's current state (``closed``,
   ``open``, ``half-open``), 0 for the others (see :mod:`bedrock_budget.stores.breaker`).
 - ``bedrock_budget_store_breaker_transitions_total{store, state}``: transitions into each state.
+- ``bedrock_budget_store_definitions_version{store}``: the version of the budgets published in the store
+  that this process enforces (``budgets="store"``; 0 while none is published), and
+  ``bedrock_budget_store_definitions_rejected_total{store}``: published versions it could not read and
+  skipped. Only while the process follows a store's budgets. A fleet whose processes report different
+  versions for minutes has a process that cannot read the store or the published set.
 - ``bedrock_budget_store_evicted_keys_total{store}``: the server's ``evicted_keys`` (``INFO stats``; summed
   over a cluster's masters). Any growth means budget counters may have been evicted and restarted at $0.
   Read at most every ``cache_seconds`` and never while the breaker is open.
@@ -85,3 +90,34 @@ class StoreHealthCollector:
         yield state
         yield transitions
         yield evicted
+        yield from _definitions()
+
+
+def _definitions() -> Iterator[Metric]:
+    """The published budget definitions this process follows, per store (nothing when it follows none)."""
+    from bedrock_budget.budgets.live import followers
+
+    running = followers()
+    if not running:
+        return
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    version = GaugeMetricFamily(
+        PREFIX + "store_definitions_version",
+        "Version of the budgets published in the store that this process enforces (0: none published).",
+        labels=["store"],
+    )
+    rejected = CounterMetricFamily(
+        PREFIX + "store_definitions_rejected",
+        "Published budget definitions this process could not read and skipped (it keeps the last good set).",
+        labels=["store"],
+    )
+    by_store: dict[str, tuple[int, int]] = {}
+    for follower in running:
+        seen, skipped = by_store.get(follower.store.name, (0, 0))
+        by_store[follower.store.name] = (max(seen, follower.version), skipped + follower.rejected)
+    for name, (seen, skipped) in sorted(by_store.items()):
+        version.add_metric([name], float(seen))
+        rejected.add_metric([name], float(skipped))
+    yield version
+    yield rejected

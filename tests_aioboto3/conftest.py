@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -20,40 +21,23 @@ from aiobotocore.config import AioConfig
 import bedrock_budget as bb
 from bedrock_budget.testing import FakeBedrock
 
+# The fake Bedrock's fixtures and the no-skip rule are the main suite's (tests/).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from fake_bedrock_fixtures import Records, fake, fake_server, records
+from no_skips import pytest_make_collect_report, pytest_runtest_makereport
+
+__all__ = [
+    "Records",
+    "fake",
+    "fake_server",
+    "pytest_make_collect_report",
+    "pytest_runtest_makereport",
+    "records",
+]
+
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Say something short."}]}]
-
-
-class Records(list[bb.CallRecord]):
-    """A thread-safe listener that keeps every record."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def __call__(self, record: bb.CallRecord) -> None:
-        with self._lock:
-            self.append(record)
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeBedrock]:
-    with FakeBedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeBedrock) -> Iterator[FakeBedrock]:
-    fake_server.reset()
-    yield fake_server
-    errors = fake_server.server_errors
-    fake_server.reset()
-    assert not errors, f"fake Bedrock raised while answering: {errors[0]!r}"
-
-
-@pytest.fixture
-def records() -> Records:
-    return Records()
 
 
 @pytest.fixture(autouse=True)

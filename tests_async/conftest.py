@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -27,51 +26,24 @@ from bedrock_budget.testing import FakeBedrock
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from backends import delete_prefix
+from fake_bedrock_fixtures import Records, fake, fake_server, records
 from no_skips import pytest_make_collect_report, pytest_runtest_makereport
 from service_fixtures import cluster_url, redis_server_binary, redis_url
 
 __all__ = [
+    "Records",
     "cluster_url",
+    "fake",
+    "fake_server",
     "pytest_make_collect_report",
     "pytest_runtest_makereport",
+    "records",
     "redis_server_binary",
     "redis_url",
 ]
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Say something short."}]}]
-
-
-class Records(list[bb.CallRecord]):
-    """A thread-safe listener that keeps every record."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def __call__(self, record: bb.CallRecord) -> None:
-        with self._lock:
-            self.append(record)
-
-
-@pytest.fixture(scope="session")
-def fake_server() -> Iterator[FakeBedrock]:
-    with FakeBedrock() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeBedrock) -> Iterator[FakeBedrock]:
-    fake_server.reset()
-    yield fake_server
-    errors = fake_server.server_errors
-    fake_server.reset()
-    assert not errors, f"fake Bedrock raised while answering: {errors[0]!r}"
-
-
-@pytest.fixture
-def records() -> Records:
-    return Records()
 
 
 def client_config(**extra: Any) -> AioConfig:

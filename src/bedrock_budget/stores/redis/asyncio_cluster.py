@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
 from redis.crc import key_slot
 
@@ -38,7 +37,7 @@ from bedrock_budget.stores.redis.asyncio_store import (
 )
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.script_calls import _KEY_MEMO_SIZE
-from bedrock_budget.stores.redis.uri import _hosts, _split_options, redact
+from bedrock_budget.stores.redis.uri import _split_options, cluster_startup, redact
 
 T = TypeVar("T")
 
@@ -70,18 +69,10 @@ class AsyncRedisClusterStore(AsyncRedisStore):
 
         clean, store, client_options = _split_options(uri, options)
         client_options.pop("parallel", None)
-        parts = urlsplit(clean)
-        username, password, hosts = _hosts(parts.netloc, 6379)
+        hosts, named = cluster_startup(clean)
         kwargs = async_connection_kwargs(client_options)
-        extra: dict[str, Any] = dict(parse_qsl(parts.query))
-        if parts.scheme.startswith("rediss"):
-            extra["ssl"] = True
         client = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in hosts],
-            username=username,
-            password=password,
-            **kwargs,
-            **extra,
+            startup_nodes=[ClusterNode(host, port) for host, port in hosts], **kwargs, **named
         )
         return cls(client, name=redact(uri), **store)
 

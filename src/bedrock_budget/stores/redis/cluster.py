@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qsl, urlsplit
 
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -48,7 +47,7 @@ from bedrock_budget.stores.breaker import DEFAULT_PROBE_INTERVAL, Breaker
 from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from bedrock_budget.stores.redis.script_calls import _KEY_MEMO_SIZE
 from bedrock_budget.stores.redis.standalone import RedisStore
-from bedrock_budget.stores.redis.uri import _connection_kwargs, _hosts, _split_options, redact
+from bedrock_budget.stores.redis.uri import _connection_kwargs, _split_options, cluster_startup, redact
 
 T = TypeVar("T")
 
@@ -85,20 +84,10 @@ class RedisClusterStore(RedisStore):
 
         clean, store, client_options = _split_options(uri, options)
         parallel = bool(client_options.pop("parallel", True))
-        parts = urlsplit(clean)
-        username, password, hosts = _hosts(parts.netloc, 6379)
+        hosts, named = cluster_startup(clean)
         kwargs = _connection_kwargs(client_options)
-        extra: dict[str, Any] = dict(parse_qsl(parts.query))
-        if parts.scheme.startswith("rediss"):
-            extra["ssl"] = True
         client = _LazyCluster(
-            lambda: RedisCluster(
-                startup_nodes=[node(host, port) for host, port in hosts],
-                username=username,
-                password=password,
-                **kwargs,
-                **extra,
-            )
+            lambda: RedisCluster(startup_nodes=[node(host, port) for host, port in hosts], **kwargs, **named)
         )
         return cls(client, name=redact(uri), parallel=parallel, **store)
 

@@ -116,6 +116,17 @@ def _hosts(netloc: str, default_port: int) -> tuple[str | None, str | None, list
     return username, password, hosts
 
 
+def cluster_startup(clean: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """A cluster URI's startup nodes, and the client keywords it names itself (credentials, TLS for
+    ``rediss``, its query options): the same for the sync and the ``redis.asyncio`` cluster clients."""
+    parts = urlsplit(clean)
+    username, password, hosts = _hosts(parts.netloc, 6379)
+    named: dict[str, Any] = {"username": username, "password": password, **dict(parse_qsl(parts.query))}
+    if parts.scheme.startswith("rediss"):
+        named["ssl"] = True
+    return hosts, named
+
+
 def _connection_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(options) - set(_CLIENT_OPTIONS)
     if unknown:

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bedrock_budget.budget_options import LEDGER_OPTION_NAMES
 from bedrock_budget.budgets.async_ledger import AsyncLedger
 from bedrock_budget.budgets.enforcement import BudgetGuard, usage_tokens
-from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
+from bedrock_budget.budgets.live import StoreBudgets, budgets_option
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.errors import BedrockBudgetError, ConfigurationError
 from bedrock_budget.pipeline.context import Admission, CallContext
@@ -24,14 +25,6 @@ from bedrock_budget.pricing.table import PriceTable
 __all__ = ["AsyncBudgetGuard", "build_async_guard"]
 
 #: ``wrap()`` options the async ledger takes as they are.
-_LEDGER_OPTIONS = (
-    "on_store_error",
-    "alert_sinks",
-    "reservation_ttl",
-    "journal_size",
-    "max_call_seconds",
-    "track",
-)
 #: ``wrap()`` options that the async path does not offer yet, and why.
 _UNSUPPORTED = {
     "lease_fraction": "capacity leases are not offered on async clients yet",
@@ -39,6 +32,8 @@ _UNSUPPORTED = {
     "journal_path": "the journal file is not offered on async clients yet",
     "count_tokens": "CountTokens estimates are not offered on async clients yet",
 }
+#: The ledger options an ``AsyncLedger`` takes from ``wrap()`` (``settle_mode`` is checked apart).
+_LEDGER_OPTIONS = tuple(n for n in LEDGER_OPTION_NAMES if n not in _UNSUPPORTED and n != "settle_mode")
 
 
 class AsyncBudgetGuard(BudgetGuard):
@@ -79,17 +74,7 @@ def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
     ledger_options = {key: options.pop(key) for key in _LEDGER_OPTIONS if key in options}
     store = options.pop("store", None)
     given: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
-    follow = given if isinstance(given, StoreBudgets) else None
-    if isinstance(given, str) and given == FROM_STORE:
-        follow = StoreBudgets()
-    budgets: Iterable[Budget] | str | Path = (
-        () if follow is not None or isinstance(given, StoreBudgets) else given
-    )
-    if follow is not None and (ledger is not None or store is None):
-        raise ConfigurationError(
-            'budgets="store" enforces the budgets published in a store: give store="redis://..." (and no '
-            "ledger=; a shared AsyncLedger follows them with ledger.follow_published())"
-        )
+    budgets, follow = budgets_option(given, store=store, ledger=ledger)
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
     if ledger is not None:

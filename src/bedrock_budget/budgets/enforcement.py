@@ -24,7 +24,7 @@ from bedrock_budget.alerts.model import Alert
 from bedrock_budget.budget_options import LEDGER_OPTION_NAMES
 from bedrock_budget.budgets.clamping import fits, largest_fitting, minimum_output
 from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
-from bedrock_budget.budgets.live import FROM_STORE, StoreBudgets
+from bedrock_budget.budgets.live import StoreBudgets, budgets_option
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Refusal, Reservation
 from bedrock_budget.errors import (
@@ -447,18 +447,7 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
             ledger_options[key] = options.pop(key)
     store: Store | str | None = options.pop("store", None)
     given: Iterable[Budget] | str | Path | StoreBudgets = options.pop("budgets", ())
-    follow = _published_option(given)
-    budgets: Iterable[Budget] | str | Path = () if isinstance(given, StoreBudgets) or follow else given
-    if follow is not None:
-        if ledger is not None:
-            raise ConfigurationError(
-                'give either ledger= or budgets="store"; a shared ledger follows the store\'s budgets with '
-                "ledger.follow_published()"
-            )
-        if store is None:
-            raise ConfigurationError(
-                'budgets="store" enforces the budgets published in a store: give store="redis://..." too'
-            )
+    budgets, follow = budgets_option(given, store=store, ledger=ledger)
     if options:
         raise ConfigurationError(f"unknown wrap() option(s): {', '.join(sorted(options))}")
     if ledger is not None:
@@ -477,15 +466,6 @@ def build_guard(options: Mapping[str, Any]) -> BudgetGuard | None:
         if follow is not None:
             ledger.follow_published(follow.refresh_seconds)
     return BudgetGuard(ledger, price_table, count_tokens=count_tokens)
-
-
-def _published_option(budgets: object) -> StoreBudgets | None:
-    """``budgets="store"`` or a :class:`StoreBudgets`: the budgets published in the store."""
-    if isinstance(budgets, StoreBudgets):
-        return budgets
-    if isinstance(budgets, str) and budgets == FROM_STORE:
-        return StoreBudgets()
-    return None
 
 
 __all__ = ["Alert", "BudgetGuard", "build_guard", "usage_tokens"]

@@ -24,7 +24,8 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Final
 
 from bedrock_budget.budgets.model import Budget
@@ -54,6 +55,26 @@ class StoreBudgets:
 
     def __repr__(self) -> str:
         return f"StoreBudgets(refresh_seconds={self.refresh_seconds})"
+
+
+def budgets_option(
+    given: Iterable[Budget] | str | Path | StoreBudgets, *, store: object, ledger: object
+) -> tuple[Iterable[Budget] | str | Path, StoreBudgets | None]:
+    """``wrap()``'s ``budgets=`` split into the budgets given (none for the store's) and, for
+    ``budgets="store"`` or a :class:`StoreBudgets`, what to follow; raises when following lacks a store or
+    comes with a shared ledger. The same for sync and async clients."""
+    if isinstance(given, StoreBudgets):
+        follow: StoreBudgets | None = given
+    elif isinstance(given, str) and given == FROM_STORE:
+        follow = StoreBudgets()
+    else:
+        return given, None
+    if store is None or ledger is not None:
+        raise ConfigurationError(
+            'budgets="store" enforces the budgets published in a store: give store="redis://..." too, and '
+            "no ledger= (a shared ledger follows them with ledger.follow_published())"
+        )
+    return (), follow
 
 
 class DefinitionsFollower:

@@ -94,6 +94,26 @@ def test_a_batch_sums_exactly_beyond_doubles_and_skips_calls_already_tracked(tar
         assert (row.cost_nanos, row.calls, row.tokens["input"]) == (expected, 3, 30), by
 
 
+def test_a_batch_of_many_users_sums_each_value_exactly(target: Target) -> None:
+    # Calls of several users in one batch are summed per user first, then into the app and the total they
+    # share: every sum carries its low limb many times over, across groups.
+    tracking = bb.Tracking()
+    now_ms = int(ELEVEN * 1000)
+    costs = [(n * 7_919_000_000_001 + 999_999_999) % 10**15 for n in range(64)]
+    entries = [
+        tracking.entry({"user": f"u{n % 3}", "app": "a"}, "m", cost, TOKENS, ELEVEN)
+        for n, cost in enumerate(costs)
+    ]
+    batch = [SettleRequest(f"many-{n}", (), track=entry) for n, entry in enumerate(entries)]
+    target.store.settle_many(batch, now_ms=now_ms)
+    by_user = {row.values[0]: row.cost_nanos for row in bb.spend(target.store, by="user", now=ELEVEN)}
+    assert by_user == {f"u{k}": sum(costs[k::3]) for k in range(3)}
+    (app,) = bb.spend(target.store, by="app", now=ELEVEN)
+    (total,) = bb.spend(target.store, by=(), now=ELEVEN)
+    assert app.cost_nanos == total.cost_nanos == sum(costs)
+    assert (total.calls, total.tokens["input"]) == (64, 640)
+
+
 def test_buckets_expire_after_their_retention() -> None:
     store = MemoryStore()
     ledger = Ledger(store, clock=Clock(ELEVEN), track=bb.Tracking(hourly_days=1, daily_days=2))

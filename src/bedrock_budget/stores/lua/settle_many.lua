@@ -78,23 +78,61 @@ end
 
 -- The spend ledger (see stores/tracking.py): each call once, whatever the counters above said, so a call
 -- with no budget is tracked exactly once too. A call's writes in this script are applied together, so
--- one field in the dedupe hash of its first shard here covers them all. The calls found new are
--- summed per value hash first (a batch often carries many calls of the same user, app and model), then
--- each hash and sorted set is written once. Sums are kept in 10^9 limbs, so they stay exact. A layout
--- names its sorted sets and hashes as strings rather than KEYS: they carry the hash tag of the shard's
--- dedupe key, which is in KEYS, so they are in its slot.
+-- one field in the dedupe hash of its first shard here covers them all. The calls found new are summed
+-- twice over before anything is written: first per group of calls with the same places (a batch often
+-- carries many calls of the same user, app, model and hour, and each call's fields are then added once,
+-- not once per value hash it touches), then each group into the value hashes of its places; then each
+-- hash and sorted set is written once. Sums are kept in 10^9 limbs whose low limb is carried only at the
+-- end: a low limb grows by less than 10^9 a call, so it stays exact in a double for millions of calls,
+-- far more than a batch. A layout names its sorted sets and hashes as strings rather than KEYS: they carry
+-- the hash tag of the shard's dedupe key, which is in KEYS, so they are in its slot.
 local layouts = batch['w'] or {}
-local sums, order, expiring = {}, {}, {}
+local function add_fields(into, names, hi, lo)
+  for _, name in ipairs(names) do
+    if not into.lo[name] then
+      into.names[#into.names + 1] = name
+      into.hi[name], into.lo[name] = hi[name], lo[name]
+    else
+      into.hi[name] = into.hi[name] + hi[name]
+      into.lo[name] = into.lo[name] + lo[name]
+    end
+  end
+end
+local groups, group_order, expiring = {}, {}, {}
 for _, op in ipairs(batch['t'] or {}) do
-  local first = layouts[op[2][1]]
+  local places = op[2]
+  local first = layouts[places[1]]
   local dedupe = KEYS[first[1]]
   if redis.call('HSETNX', dedupe, op[1], '1') == 1 then
     if not expiring[dedupe] then
       expiring[dedupe] = true
       redis.call('PEXPIREAT', dedupe, first[2])
     end
-    local fields = op[3]
-    for _, place in ipairs(op[2]) do
+    local signature = table.concat(places, ',')
+    local group = groups[signature]
+    if not group then
+      group = {places = places, n = 0, names = {}, hi = {}, lo = {}}
+      groups[signature] = group
+      group_order[#group_order + 1] = signature
+    end
+    group.n = group.n + 1
+    for _, pair in ipairs(op[3]) do
+      local name = pair[1]
+      local hi, lo = split(pair[2])
+      if not group.lo[name] then
+        group.names[#group.names + 1] = name
+        group.hi[name], group.lo[name] = hi, lo
+      else
+        group.hi[name] = group.hi[name] + hi
+        group.lo[name] = group.lo[name] + lo
+      end
+    end
+  end
+end
+local sums, order = {}, {}
+for _, signature in ipairs(group_order) do
+  local group = groups[signature]
+  for _, place in ipairs(group.places) do
     for _, dim in ipairs(layouts[place][3]) do
       for _, bucket in ipairs(dim[2]) do
         local v = bucket[2]
@@ -104,21 +142,9 @@ for _, op in ipairs(batch['t'] or {}) do
           sums[v] = sum
           order[#order + 1] = v
         end
-        sum.n = sum.n + 1
-        for _, pair in ipairs(fields) do
-          local name = pair[1]
-          local hi, lo = split(pair[2])
-          if not sum.lo[name] then
-            sum.names[#sum.names + 1] = name
-            sum.hi[name], sum.lo[name] = 0, 0
-          end
-          lo = sum.lo[name] + lo
-          local carry = math.floor(lo / LIMB)
-          sum.lo[name] = lo - carry * LIMB
-          sum.hi[name] = sum.hi[name] + hi + carry
-        end
+        sum.n = sum.n + group.n
+        add_fields(sum, group.names, group.hi, group.lo)
       end
-    end
     end
   end
 end
@@ -128,7 +154,10 @@ for _, v in ipairs(order) do
   local cost = '0'
   local totals = {}
   for _, name in ipairs(sum.names) do
-    local hi, lo = sum.hi[name], sum.lo[name]
+    local lo = sum.lo[name]
+    local carry = math.floor(lo / LIMB)
+    local hi = sum.hi[name] + carry
+    lo = lo - carry * LIMB
     local total = hi > 0 and string.format('%d%09d', hi, lo) or string.format('%d', lo)
     totals[#totals + 1] = {name, total}
     if name == 'c' then

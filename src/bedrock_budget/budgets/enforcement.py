@@ -315,7 +315,7 @@ def _ledger_counts(ledger: Ledger | AsyncLedger) -> Iterator[tuple[str, int]]:
 
 def counted_model(ctx: CallContext) -> str | None:
     """The model whose CountTokens would count this call's input: the resolved one, asked through the
-    unwrapped client the call goes out on (never the metered proxy, which would meter the count)."""
+    unwrapped client the call itself goes out on, so the count never passes through the meter."""
     if ctx.client is None or ctx.resolved is None or not ctx.operation.has_model:
         return None
     return ctx.resolved.base_id

@@ -48,7 +48,7 @@ def test_this_botocore_has_every_operation_we_meter() -> None:
     model = botocore.session.get_session().get_service_model("bedrock-runtime")
     names = set(model.operation_names)
     assert {operation.name for operation in BILLABLE.values()} <= names
-    assert "CountTokens" in names  # what count_tokens=True calls on the sync path
+    assert "CountTokens" in names  # what count_tokens=True calls
 
 
 def test_a_wrapped_client_is_the_client_on_wrapt_1(fake: FakeBedrock, records: Records) -> None:

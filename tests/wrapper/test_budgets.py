@@ -174,7 +174,7 @@ def test_a_model_without_count_tokens_is_not_asked_on_every_call(fake: FakeBedro
 
 
 def test_a_failed_count_is_retried_after_a_pause() -> None:
-    from bedrock_budget.budgets.enforcement import _TokenCountCache
+    from bedrock_budget.budgets.token_counts import TokenCountCache
 
     now = [0.0]
     answers: list[object] = [TimeoutError("read timeout"), {"inputTokens": 5}]
@@ -189,7 +189,7 @@ def test_a_failed_count_is_retried_after_a_pause() -> None:
                 raise answer
             return answer
 
-    cache = _TokenCountCache(failed_seconds=30.0, clock=lambda: now[0])
+    cache = TokenCountCache(failed_seconds=30.0, clock=lambda: now[0])
     kwargs = {"messages": MESSAGES}
     assert cache.count(Client(), HAIKU, "Converse", kwargs) is None
     now[0] = 29.0

@@ -5,6 +5,10 @@ Estimating, clamping, downgrading and the metrics reports are the sync guard's o
 ledger call differs. Settling and releasing are the sync guard's too: the async ledger's ``settle`` and
 ``release`` queue their store work for a loop task and return at once, so the driver's (sync) steps after
 the call never wait on the store.
+
+With ``count_tokens=True`` the CountTokens call is awaited on the unwrapped aiobotocore client, through
+the sync guard's cache and fallback rules (:mod:`bedrock_budget.budgets.token_counts`). It comes before
+the reservation, so a call cancelled while Bedrock counts holds nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from bedrock_budget.budget_options import LEDGER_OPTION_NAMES
 from bedrock_budget.budgets.async_ledger import AsyncLedger
-from bedrock_budget.budgets.enforcement import BudgetGuard, usage_tokens
+from bedrock_budget.budgets.enforcement import BudgetGuard, counted_model, usage_tokens
 from bedrock_budget.budgets.live import StoreBudgets, budgets_option
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.errors import BedrockBudgetError, ConfigurationError
@@ -30,7 +34,6 @@ _UNSUPPORTED = {
     "lease_fraction": "capacity leases are not offered on async clients yet",
     "lease_seconds": "capacity leases are not offered on async clients yet",
     "journal_path": "the journal file is not offered on async clients yet",
-    "count_tokens": "CountTokens estimates are not offered on async clients yet",
 }
 #: The ledger options an ``AsyncLedger`` takes from ``wrap()`` (``settle_mode`` is checked apart).
 _LEDGER_OPTIONS = tuple(n for n in LEDGER_OPTION_NAMES if n not in _UNSUPPORTED and n != "settle_mode")
@@ -41,13 +44,15 @@ class AsyncBudgetGuard(BudgetGuard):
 
     ledger: AsyncLedger
 
-    def __init__(self, ledger: AsyncLedger, price_table: PriceTable) -> None:
-        super().__init__(ledger, price_table)
+    def __init__(self, ledger: AsyncLedger, price_table: PriceTable, *, count_tokens: bool = False) -> None:
+        super().__init__(ledger, price_table, count_tokens=count_tokens)
 
     async def admit_async(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> Admission:
-        """:meth:`BudgetGuard.admit` with the reservation awaited."""
+        """:meth:`BudgetGuard.admit` with the CountTokens call and the reservation awaited."""
         try:
-            cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
+            cost_nanos, usage, model_id, family = self._estimate(
+                ctx, await self._exact_input_async(ctx, kwargs)
+            )
             reservation = await self.ledger.reserve(
                 ctx.attribution, model_id, family, cost_nanos, usage_tokens(usage)
             )
@@ -57,11 +62,19 @@ class AsyncBudgetGuard(BudgetGuard):
             self._report("reserve")
         return self._admitted(reservation, usage, cost_nanos)
 
+    async def _exact_input_async(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> int | None:
+        """:meth:`BudgetGuard._exact_input` with CountTokens awaited on the unwrapped async client."""
+        counts, model_id = self._token_counts, counted_model(ctx)
+        if counts is None or model_id is None:
+            return None
+        return await counts.count_async(ctx.client, model_id, ctx.operation.name, kwargs)
+
 
 def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
     """``wrap()``'s budget keywords for an async client → a guard over an :class:`AsyncLedger`."""
     options = dict(options)
     price_table: PriceTable = options.pop("price_table")
+    count_tokens = bool(options.pop("count_tokens", False))
     for name, reason in _UNSUPPORTED.items():
         if options.pop(name, None) not in (None, False):
             raise ConfigurationError(f"{name}: {reason}")
@@ -92,4 +105,4 @@ def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
         if follow is not None:
             # A URI: the follower opens a sync connection of its own; a sync store: the one behind it.
             ledger.follow_published(follow.refresh_seconds, store=store if isinstance(store, str) else None)
-    return AsyncBudgetGuard(ledger, price_table)
+    return AsyncBudgetGuard(ledger, price_table, count_tokens=count_tokens)

@@ -30,8 +30,9 @@ replays the journal. A loop torn down without it loses queued spend as a killed 
 expire after ``reservation_ttl``), unless the ledger is flushed later from another loop.
 
 Not supported here yet (``wrap`` raises :class:`~bedrock_budget.errors.ConfigurationError` for them):
-capacity leases (``lease_fraction``), the journal file (``journal_path``), CountTokens estimates and
-budgets published in the store (``budgets="store"``).
+capacity leases (``lease_fraction``), the journal file (``journal_path``) and budgets published in the
+store (``budgets="store"``). CountTokens estimates (``count_tokens=True``) are the guard's, awaited before
+``reserve`` (:mod:`bedrock_budget.budgets.async_enforcement`).
 """
 
 from __future__ import annotations

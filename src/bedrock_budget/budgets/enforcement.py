@@ -10,12 +10,7 @@ request body.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import logging
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +22,7 @@ from bedrock_budget.budgets.ledger import Ledger, OutagePolicy
 from bedrock_budget.budgets.live import StoreBudgets, budgets_option
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Refusal, Reservation
+from bedrock_budget.budgets.token_counts import TokenCountCache
 from bedrock_budget.errors import (
     BedrockBudgetError,
     ClampRequiredError,
@@ -46,10 +42,6 @@ from bedrock_budget.usage import Usage
 if TYPE_CHECKING:
     from bedrock_budget.budgets.async_ledger import AsyncLedger
 
-log = logging.getLogger("bedrock_budget")
-
-_COUNTABLE = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
-
 
 def usage_tokens(usage: Usage) -> dict[str, int]:
     """Token counts by type, as budgets weigh them."""
@@ -59,102 +51,6 @@ def usage_tokens(usage: Usage) -> dict[str, int]:
         "cache_read": usage.cache_read_tokens,
         "cache_write": usage.cache_write_tokens,
     }
-
-
-class _TokenCountCache:
-    """Exact input counts from Bedrock's free CountTokens API, keyed by a hash of the request content.
-
-    Not every model supports CountTokens (AWS documents that some Claude models, among them ones launched
-    only with cross-Region inference, do not). A model it refuses is not asked again for
-    ``unsupported_seconds``, and one whose call failed otherwise (throttled, timed out) for
-    ``failed_seconds``: an unsupported model costs one extra round trip an hour, not one per call.
-    """
-
-    def __init__(
-        self,
-        max_entries: int = 4096,
-        *,
-        unsupported_seconds: float = 3600.0,
-        failed_seconds: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._entries: OrderedDict[str, int] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_entries
-        self._unsupported_seconds = unsupported_seconds
-        self._failed_seconds = failed_seconds
-        self._clock = clock
-        #: model id -> when to try CountTokens for it again
-        self._skip_until: dict[str, float] = {}
-
-    def count(self, client: Any, model_id: str, operation: str, kwargs: Mapping[str, Any]) -> int | None:
-        skip_until = self._skip_until.get(model_id)
-        if skip_until is not None:
-            if self._clock() < skip_until:
-                return None
-            self._skip_until.pop(model_id, None)
-        payload = _count_tokens_input(operation, kwargs)
-        if payload is None:
-            return None
-        key = hashlib.sha256(
-            json.dumps([model_id, payload], sort_keys=True, default=_bytes_digest).encode()
-        ).hexdigest()
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-        try:
-            response = client.count_tokens(modelId=model_id, input=payload)
-            tokens = response["inputTokens"]
-        except Exception as exc:  # CountTokens is an optimisation: fall back to the bound
-            unsupported = _error_code(exc) in _UNSUPPORTED_CODES
-            self._skip_until[model_id] = self._clock() + (
-                self._unsupported_seconds if unsupported else self._failed_seconds
-            )
-            log.info(
-                "CountTokens %s for %s (%s); reserving the estimate for it for %.0f s",
-                "not available" if unsupported else "failed",
-                model_id,
-                _error_code(exc) or type(exc).__name__,
-                self._unsupported_seconds if unsupported else self._failed_seconds,
-            )
-            return None
-        if type(tokens) is not int or tokens < 0:
-            return None
-        with self._lock:
-            self._entries[key] = tokens
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-        return tokens
-
-
-# Errors that will repeat for the same model: it does not support CountTokens, or we may not call it.
-_UNSUPPORTED_CODES = frozenset({"ValidationException", "AccessDeniedException", "ResourceNotFoundException"})
-
-
-def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping) and isinstance(error.get("Code"), str):
-            return str(error["Code"])
-    return None
-
-
-def _bytes_digest(value: object) -> str:
-    if isinstance(value, bytes | bytearray):
-        return hashlib.sha256(value).hexdigest()
-    raise TypeError(f"cannot hash {type(value).__name__}")
-
-
-def _count_tokens_input(operation: str, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-    if operation in ("Converse", "ConverseStream"):
-        converse = {k: kwargs[k] for k in ("messages", "system", "toolConfig") if k in kwargs}
-        return {"converse": converse}
-    body = kwargs.get("body")
-    if isinstance(body, bytes | bytearray | str):
-        return {"invokeModel": {"body": body.encode() if isinstance(body, str) else bytes(body)}}
-    return None
 
 
 class StoreObserver(Protocol):
@@ -181,7 +77,7 @@ class BudgetGuard:
     ) -> None:
         self.ledger = ledger
         self.price_table = price_table
-        self._token_counts = _TokenCountCache() if count_tokens else None
+        self._token_counts = TokenCountCache() if count_tokens else None
         self._observers: tuple[StoreObserver, ...] = ()
         # The ledger's running counts as last reported, so each report passes on only what is new.
         self._seen: dict[str, int] = dict(_ledger_counts(ledger))
@@ -261,7 +157,7 @@ class BudgetGuard:
     def admit(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> Admission:
         """Reserve the call's worst case against every budget that applies, or say why it may not go out."""
         try:
-            cost_nanos, usage, model_id, family = self._estimate(ctx, kwargs)
+            cost_nanos, usage, model_id, family = self._estimate(ctx, self._exact_input(ctx, kwargs))
             ledger = self.ledger
             if not isinstance(ledger, Ledger):
                 raise ConfigurationError("this budget layer serves async clients: await admit_async()")
@@ -317,8 +213,16 @@ class BudgetGuard:
         usage = worst_case_usage(request, model_max_output_tokens=model.max_output_tokens if model else None)
         return self._price(ctx, request, resolved.base_id, resolved.route, usage).total_nanos, usage
 
-    def _estimate(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> tuple[int, Usage, str, str | None]:
-        """The worst case of the call in nano-dollars and tokens, and the model it is counted under."""
+    def _exact_input(self, ctx: CallContext, kwargs: Mapping[str, Any]) -> int | None:
+        """The call's input tokens as Bedrock's CountTokens counts them, when enabled and it can tell."""
+        counts, model_id = self._token_counts, counted_model(ctx)
+        if counts is None or model_id is None:
+            return None
+        return counts.count(ctx.client, model_id, ctx.operation.name, kwargs)
+
+    def _estimate(self, ctx: CallContext, exact_input: int | None) -> tuple[int, Usage, str, str | None]:
+        """The worst case of the call in nano-dollars and tokens, and the model it is counted under.
+        ``exact_input``: the input tokens CountTokens gave for the call (None: reserve the estimate)."""
         request = (
             ctx.request if ctx.request is not None else inspect_request(ctx.operation.name, ctx.family, {})
         )
@@ -336,10 +240,8 @@ class BudgetGuard:
             return 0, usage, ctx.requested_model_id, None
         model = self.price_table.find(resolved.base_id)
         usage = worst_case_usage(request, model_max_output_tokens=model.max_output_tokens if model else None)
-        if self._token_counts is not None and ctx.operation.name in _COUNTABLE and ctx.client is not None:
-            exact = self._token_counts.count(ctx.client, resolved.base_id, ctx.operation.name, kwargs)
-            if exact is not None:
-                usage = _with_exact_input(usage, exact)
+        if exact_input is not None:
+            usage = _with_exact_input(usage, exact_input)
         family = model.family if model else None
         if model is None:
             if self._dollar_budget_applies(ctx, resolved.base_id):
@@ -409,6 +311,14 @@ _LEDGER_COUNTS = (
 def _ledger_counts(ledger: Ledger | AsyncLedger) -> Iterator[tuple[str, int]]:
     for name in _LEDGER_COUNTS:
         yield name, int(getattr(ledger, name))
+
+
+def counted_model(ctx: CallContext) -> str | None:
+    """The model whose CountTokens would count this call's input: the resolved one, asked through the
+    unwrapped client the call itself goes out on, so the count never passes through the meter."""
+    if ctx.client is None or ctx.resolved is None or not ctx.operation.has_model:
+        return None
+    return ctx.resolved.base_id
 
 
 def _requested(value: str | None, default: str) -> str:

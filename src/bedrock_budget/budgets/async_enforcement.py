@@ -27,8 +27,6 @@ __all__ = ["AsyncBudgetGuard", "build_async_guard"]
 #: ``wrap()`` options the async ledger takes as they are.
 #: ``wrap()`` options that the async path does not offer yet, and why.
 _UNSUPPORTED = {
-    "lease_fraction": "capacity leases are not offered on async clients yet",
-    "lease_seconds": "capacity leases are not offered on async clients yet",
     "journal_path": "the journal file is not offered on async clients yet",
     "count_tokens": "CountTokens estimates are not offered on async clients yet",
 }

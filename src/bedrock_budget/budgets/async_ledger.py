@@ -20,6 +20,10 @@ What differs is only where the I/O happens:
 - settlements always go out in batches from a loop task (the sync ledger's ``settle_mode="background"``;
   see :mod:`bedrock_budget.budgets.async_settling`), and so do releases; neither blocks the caller.
 - holds of long calls are renewed by a loop task, by the sync keeper's rules (``budgets.keeper``).
+- capacity leases (``lease_fraction``; the rules are in ``budgets.leases``): a call a live lease admits is
+  admitted in memory, with no store call and no await; taking a lease is the one awaited round trip, made
+  once per counter however many tasks need it at once; leases are retired by a loop task, renewed by the
+  hold keeper's, and settled by the settler's (:mod:`bedrock_budget.budgets.async_leases`).
 - outages: the same policy (``on_store_error``: ``deny`` raises ``StoreUnavailableError`` from ``reserve``,
   ``allow`` proceeds offline and journals the spend), the same bounded journal, replayed after the next
   success or when the store's circuit breaker closes, on the loop.
@@ -30,8 +34,8 @@ replays the journal. A loop torn down without it loses queued spend as a killed 
 expire after ``reservation_ttl``), unless the ledger is flushed later from another loop.
 
 Not supported here yet (``wrap`` raises :class:`~bedrock_budget.errors.ConfigurationError` for them):
-capacity leases (``lease_fraction``), the journal file (``journal_path``), CountTokens estimates and
-budgets published in the store (``budgets="store"``).
+the journal file (``journal_path``), CountTokens estimates and budgets published in the store
+(``budgets="store"``).
 """
 
 from __future__ import annotations

@@ -250,6 +250,31 @@ def test_an_idle_loops_lease_is_retired_by_a_loop_task(store_uri: str) -> None:
     run(main())
 
 
+def test_leases_left_by_a_closed_loop_are_retired_from_the_next_one() -> None:
+    ledger = AsyncLedger("memory://", [TEAM], lease_fraction=0.5, lease_seconds=0.3)
+
+    async def first() -> None:
+        ledger.settle(await ledger.reserve(CALL, "m", None, 10 * CENT, {}), 7 * CENT, {})
+
+    async def second() -> None:
+        # Admitted by the lease the first loop took; then idle: the new loop's task retires the lease.
+        call = await ledger.reserve(CALL, "m", None, 10 * CENT, {})
+        assert call.leases
+        ledger.settle(call, 7 * CENT, {})
+
+        async def closed() -> bool:
+            found = await state(ledger, TEAM)
+            return found.held_usd == 0 and found.spent_usd == 14 * CENT
+
+        await wait_for(closed, 3.0, "the lease left by the first loop to be retired and settled")
+        await ledger.aclose()
+
+    run(first())  # torn down without closing the ledger
+    assert ledger.leases_live == 1
+    run(second())
+    assert ledger.leases_live == 0
+
+
 def test_a_lease_stays_held_while_a_call_it_admitted_runs_longer_than_the_ttl(store_uri: str) -> None:
     ttl = 1.0
 

@@ -62,12 +62,16 @@ class AsyncLeaseBook(LoopBound, LeaseBookCore):
         self._keeper: asyncio.Task[None] | None = None
 
     def bind(self) -> None:
+        """Bind to the running loop (a closed loop is replaced: the requests and retiring task it left
+        will never finish, and the leases it left are retired from the new one)."""
         loop = self._loop
         super().bind()
         if self._loop is not loop:
-            # A new loop: the requests and retiring task of a closed one will never finish.
             self._requests.clear()
             self._keeper = None
+            with self._lock:
+                if self._live:
+                    self._start_keeper()
 
     # -- admitting calls ---------------------------------------------------------------------------------
 

@@ -185,6 +185,7 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         if not holds:
             return reservation
         if self._leases is not None and not self._closed:
+            self._leases.bind()
             # Most calls: a live lease admits them here, in memory, with no store call and no await.
             leases = self._leases.admit(reservation.lines, reservation.created_at)
             if leases is None:

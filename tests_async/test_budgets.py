@@ -210,7 +210,7 @@ def test_outage_policies(fake: FakeBedrock, records: Records) -> None:
 def test_unsupported_options_are_refused(fake: FakeBedrock, records: Records) -> None:
     async def main() -> None:
         async with raw_client(fake) as raw:
-            for options in ({"lease_fraction": 0.1}, {"settle_mode": "sync"}):
+            for options in ({"settle_mode": "sync"}, {"lease_fraction": 1.5}):
                 with pytest.raises(ConfigurationError):
                     bb.wrap(raw, budgets=[ROOMY], **options)
             with pytest.raises(ConfigurationError):

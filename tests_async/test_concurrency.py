@@ -84,23 +84,28 @@ def test_cancellation_storm_gives_exactly_one_record_per_call(fake: FakeBedrock,
 
 
 # The storm again with budgets on the real Redis and Cluster: every hold is settled or released, and the
-# store's spend is exactly what the records cost.
+# store's spend is exactly what the records cost. With capacity leases too: calls cancelled while a lease
+# is requested, while admitted from one, or while waiting for another call's request.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.parametrize(
+    "lease", [{}, {"lease_fraction": 0.01, "lease_seconds": 0.05}], ids=["exact", "leased"]
+)
 def test_cancellation_storm_with_budgets_leaves_no_hold(
-    fake: FakeBedrock, records: Records, store_uri: str
+    fake: FakeBedrock, records: Records, store_uri: str, lease: dict[str, float]
 ) -> None:
     budget = bb.Budget("storm", limit_usd="10")
     found: list[CounterState] = []
 
     async def check(client: Any) -> None:
         ledger = client.bedrock_budget_meter.guard.ledger
+        assert (ledger.leases_taken > 1) == bool(lease)
         assert await ledger.flush() == 0
         ref = current_ref(budget, {}, time.time())
         found.extend(await ledger.store.read([ref], now_ms=int(time.time() * 1000)))
         await ledger.aclose()
 
-    storm(fake, records, check, store=store_uri, budgets=[budget])
+    storm(fake, records, check, store=store_uri, budgets=[budget], **lease)
     (state,) = found
     assert state.held_usd == 0
     assert state.active == 0

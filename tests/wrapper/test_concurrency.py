@@ -7,7 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -189,6 +189,14 @@ KILL_LEASE: Mapping[str, float] = {"lease_fraction": 0.5, "lease_seconds": 1.0}
 def test_killed_worker_leases_expire_without_their_spend(
     fake: FakeBedrock, redis_url: str, request: pytest.FixtureRequest
 ) -> None:
+    check_killed_lease_holder(fake, redis_url, request, _budget_worker.lease_then_hold)
+
+
+def check_killed_lease_holder(
+    fake: FakeBedrock, redis_url: str, request: pytest.FixtureRequest, holder: Callable[..., None]
+) -> None:
+    """``holder`` (a worker like ``_budget_worker.lease_then_hold``) holds a lease open and is killed: the
+    lease expires at its deadline, without the spend of its calls, and others get its capacity back."""
     limit = Decimal("0.02")
     limit_nanos = int(limit * NANOS_PER_USD)
     lease_nanos = int(limit_nanos * KILL_LEASE["lease_fraction"])
@@ -199,7 +207,7 @@ def test_killed_worker_leases_expire_without_their_spend(
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
     request.addfinalizer(lambda: delete_prefix(redis_url, prefix))
     args = (fake.endpoint_url, redis_url, prefix, str(limit), KILL_TTL, KILL_LEASE, slow, 3)
-    with spawned_worker(_budget_worker.lease_then_hold, *args) as (worker, ready):
+    with spawned_worker(holder, *args) as (worker, ready):
         unsettled, calls, leases_live = ready.get(timeout=60)
         assert calls == 3
         assert unsettled > 0

@@ -31,8 +31,6 @@ __all__ = ["AsyncBudgetGuard", "build_async_guard"]
 #: ``wrap()`` options the async ledger takes as they are.
 #: ``wrap()`` options that the async path does not offer yet, and why.
 _UNSUPPORTED = {
-    "lease_fraction": "capacity leases are not offered on async clients yet",
-    "lease_seconds": "capacity leases are not offered on async clients yet",
     "journal_path": "the journal file is not offered on async clients yet",
 }
 #: The ledger options an ``AsyncLedger`` takes from ``wrap()`` (``settle_mode`` is checked apart).

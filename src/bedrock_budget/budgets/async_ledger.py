@@ -20,6 +20,10 @@ What differs is only where the I/O happens:
 - settlements always go out in batches from a loop task (the sync ledger's ``settle_mode="background"``;
   see :mod:`bedrock_budget.budgets.async_settling`), and so do releases; neither blocks the caller.
 - holds of long calls are renewed by a loop task, by the sync keeper's rules (``budgets.keeper``).
+- capacity leases (``lease_fraction``; the rules are in ``budgets.leases``): a call a live lease admits is
+  admitted in memory, with no store call and no await; taking a lease is the one awaited round trip, made
+  once per counter however many tasks need it at once; leases are retired by a loop task, renewed by the
+  hold keeper's, and settled by the settler's (:mod:`bedrock_budget.budgets.async_leases`).
 - outages: the same policy (``on_store_error``: ``deny`` raises ``StoreUnavailableError`` from ``reserve``,
   ``allow`` proceeds offline and journals the spend), the same bounded journal, replayed after the next
   success or when the store's circuit breaker closes, on the loop.
@@ -30,9 +34,9 @@ replays the journal. A loop torn down without it loses queued spend as a killed 
 expire after ``reservation_ttl``), unless the ledger is flushed later from another loop.
 
 Not supported here yet (``wrap`` raises :class:`~bedrock_budget.errors.ConfigurationError` for them):
-capacity leases (``lease_fraction``), the journal file (``journal_path``) and budgets published in the
-store (``budgets="store"``). CountTokens estimates (``count_tokens=True``) are the guard's, awaited before
-``reserve`` (:mod:`bedrock_budget.budgets.async_enforcement`).
+the journal file (``journal_path``). CountTokens estimates (``count_tokens=True``) are the guard's, awaited
+before ``reserve`` (:mod:`bedrock_budget.budgets.async_enforcement`); budgets published in the store
+(``budgets="store"``) are followed as for the sync ledger (:mod:`bedrock_budget.budgets.live`).
 """
 
 from __future__ import annotations
@@ -47,15 +51,21 @@ from bedrock_budget.alerts.loop_safe import loop_safe
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink
 from bedrock_budget.budgets.alerting import AlertDispatcher
+from bedrock_budget.budgets.async_leases import AsyncLeaseBook
 from bedrock_budget.budgets.async_settling import AsyncHoldKeeper, AsyncSettler
 from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.counters import LedgerCounters
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS
-from bedrock_budget.budgets.ledger_core import LedgerCore
+from bedrock_budget.budgets.ledger_core import LedgerCore, _reservation_id
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation
 from bedrock_budget.budgets.overruns import OverrunTally
-from bedrock_budget.budgets.settings import DEFAULT_RESERVATION_TTL, LedgerSettings, OutagePolicy
+from bedrock_budget.budgets.settings import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_RESERVATION_TTL,
+    LedgerSettings,
+    OutagePolicy,
+)
 from bedrock_budget.budgets.status import BudgetStatus, status_of
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.errors import ConfigurationError, StoreError
@@ -75,10 +85,9 @@ ASYNC_SETTLE_BATCH = 8
 class AsyncLedger(LedgerCore, LedgerCounters):
     """Budgets enforced against a store from one event loop (see the module docstring)."""
 
-    #: Capacity leases are not offered on the async path (see the module docstring).
-    lease_fraction: float | None = None
     _settler: AsyncSettler
     _keeper: AsyncHoldKeeper
+    _leases: AsyncLeaseBook | None
 
     def __init__(
         self,
@@ -94,6 +103,8 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         settle_batch: int = ASYNC_SETTLE_BATCH,
         settle_linger: float = 0.005,
         max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
+        lease_fraction: float | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = True,
         store_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -106,6 +117,8 @@ class AsyncLedger(LedgerCore, LedgerCounters):
             settle_batch=settle_batch,
             settle_linger=settle_linger,
             max_call_seconds=max_call_seconds,
+            lease_fraction=lease_fraction,
+            lease_seconds=lease_seconds,
         )
         self.settings = settings
         self.tracking = Tracking.of(track)
@@ -115,12 +128,26 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         self.on_store_error = settings.on_store_error
         self.reservation_ttl = settings.reservation_ttl
         self.max_call_seconds = settings.max_call_seconds
+        self.lease_fraction = settings.lease_fraction
+        self.lease_seconds = settings.lease_seconds
         self.settle_mode = settings.settle_mode
         self._clock = clock
         self._alerts = AlertDispatcher(loop_safe(s) for s in alert_sinks)
         self.unattributed = UnattributedTally()
         self.overruns = OverrunTally()
-        self._leases = None
+        self._leases = (
+            AsyncLeaseBook(
+                settings.lease_fraction,
+                settings.lease_seconds,
+                self._close_leases,
+                clock,
+                store=self.store,
+                hold_ttl=self.reservation_ttl,
+                new_id=_reservation_id,
+            )
+            if settings.lease_fraction is not None
+            else None
+        )
         self._follower = None
         self._definitions_store: Store | None = None  # a sync store of our own the follower reads
         self._closed = False
@@ -158,6 +185,20 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         self._settler.bind()
         if not holds:
             return reservation
+        if self._leases is not None and not self._closed:
+            self._leases.bind()
+            # Most calls: a live lease admits them here, in memory, with no store call and no await.
+            leases = self._leases.admit(reservation.lines, reservation.created_at)
+            if leases is None:
+                try:
+                    leases = await self._leases.acquire(
+                        reservation.lines, reservation.created_at, self._track_lease
+                    )
+                except StoreError as exc:
+                    return self._reserve_offline(reservation, exc)
+            if leases is not None:
+                reservation.leases = leases
+                return reservation
         call = self.store.reserve(
             reservation.id,
             holds,
@@ -219,7 +260,11 @@ class AsyncLedger(LedgerCore, LedgerCounters):
 
     async def flush(self) -> int:
         """Send queued settlements and releases and replay the journal now; returns how many settlements
-        the store has not taken yet (0 when it took all)."""
+        the store has not taken yet (0 when it took all). Retires this ledger's leases first, so their
+        spend is sent too."""
+        if self._leases is not None:
+            self._settler.bind()
+            self._leases.retire()
         return await self._settler.flush()
 
     def follow_published(self, refresh_seconds: float = 1.0, *, store: Store | str | None = None) -> Any:
@@ -247,6 +292,9 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         if self._closed:
             return
         self._closed = True
+        if self._leases is not None:
+            await self._leases.settled()  # a lease granted after the flush below would stay held
+            self._leases.stop()
         self._keeper.stop()
         if self._follower is not None:
             await asyncio.to_thread(self._follower.stop)

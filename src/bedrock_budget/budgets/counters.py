@@ -7,7 +7,7 @@ from __future__ import annotations
 from bedrock_budget.budgets.alerting import AlertDispatcher
 from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import HoldKeeper
-from bedrock_budget.budgets.leases import LeaseBook
+from bedrock_budget.budgets.leases import LeaseBookCore
 from bedrock_budget.budgets.settler import Settler
 
 
@@ -16,7 +16,7 @@ class LedgerCounters:
 
     _settler: Settler
     _alerts: AlertDispatcher
-    _leases: LeaseBook | None
+    _leases: LeaseBookCore | None
     _keeper: HoldKeeper
 
     @property

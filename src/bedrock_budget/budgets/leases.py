@@ -37,6 +37,10 @@ What it costs:
 Resetting a budget (``Ledger.reset``, ``bedrock-budget budgets reset``) keeps its live holds, so leases
 and calls in flight keep their capacity held and their spend is charged to the fresh window.
 
+The bookkeeping (:class:`LeaseBookCore`) is shared by the sync ledger (:class:`LeaseBook`: the store call
+on the caller's thread, a keeper thread retiring leases) and the event loop's
+(:mod:`bedrock_budget.budgets.async_leases`: the store call awaited, a loop task retiring leases).
+
 A forked child starts without leases (its parent's stay its parent's). A killed process's leases expire
 at their deadline: the budget gets their capacity back but not the spend of the calls they admitted, as
 with reservations a killed process never settled.
@@ -60,6 +64,7 @@ from bedrock_budget.stores.base import (
     CounterRef,
     Hold,
     Mark,
+    ReserveResult,
     SettleRequest,
     Spend,
     Store,
@@ -157,11 +162,18 @@ def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> 
     return max(size, worst)
 
 
-class LeaseBook:
-    """This process's live leases, one per counter, and the free capacity last seen per counter.
+#: What hears of each new lease (the ledger's hold keeper renews it while it is open).
+TrackLease = Callable[[Lease, float], None]
+
+
+class LeaseBookCore:
+    """This process's live leases, one per counter, and the free capacity last seen per counter: the
+    bookkeeping, without I/O. Its drivers make the one store call of taking a lease and retire leases
+    whose time is over: :class:`LeaseBook` from threads, ``budgets.async_leases`` from an event loop.
 
     ``on_closed`` receives every lease that has closed (retired, nothing in flight): the ledger settles it
-    (for nothing, when no call used it). It is called outside the book's lock.
+    (for nothing, when no call used it). It is called outside the book's lock, which is only ever held
+    for bookkeeping (never across a store call), so any thread may settle or release a call.
     """
 
     def __init__(
@@ -171,7 +183,6 @@ class LeaseBook:
         on_closed: Callable[[list[Lease]], None],
         clock: Callable[[], float],
         *,
-        store: Store,
         hold_ttl: float,
         new_id: Callable[[], str],
     ) -> None:
@@ -179,7 +190,6 @@ class LeaseBook:
         self.seconds = seconds
         self._on_closed = on_closed
         self.clock = clock
-        self.store = store
         #: How long a lease's hold outlives the end of its grant in the store (the reservation TTL).
         self.hold_ttl = hold_ttl
         self._new_id = new_id
@@ -196,8 +206,6 @@ class LeaseBook:
         self._due: list[tuple[float, int, Lease]] = []
         self._order = itertools.count()
         self._free: dict[CounterRef, tuple[int | None, int | None, int | None]] = {}
-        self._keeper: threading.Thread | None = None
-        self._stop = threading.Event()
 
     def after_fork(self) -> None:
         """In a forked child: the parent's leases are the parent's to use and close."""
@@ -206,40 +214,49 @@ class LeaseBook:
     def __len__(self) -> int:
         return len(self._live)
 
-    # -- admitting calls ---------------------------------------------------------------------------------
+    # -- taking leases: the driver makes the store call between plan() and granted() ---------------------
 
-    def acquire(
-        self, lines: Sequence[ReservationLine], now: float, track: Callable[[Lease, float], None]
-    ) -> tuple[Lease, ...] | None:
-        """Admit a call against live leases, taking new ones where needed (one store round trip; ``track``
-        hears of each new lease). None: the call takes the ordinary path. Raises the store's
-        :class:`~bedrock_budget.errors.StoreError`."""
-        for _ in range(2):
-            leases = self.admit(lines, now)
-            if leases is not None:
-                return leases
-            missing = self.missing(lines)
-            if not missing:
-                continue  # another thread leased them meanwhile
-            requested = [self.request(line) for line in missing]
-            holds = [hold for hold in requested if hold is not None]
-            if len(holds) < len(requested):
-                return None
-            lease_id = self._new_id()
-            result = self.store.reserve(
-                lease_id,
-                holds,
-                now_ms=int(now * 1000),
-                deadline_ms=int((now + self.seconds + self.hold_ttl) * 1000),
-            )
-            if not result.granted:
-                self.refused += 1
-                self.seen(missing, result.checks, granted=False)
-                return None
-            self.taken += 1
-            for lease in self.install(lease_id, missing, holds, result.checks, now):
-                track(lease, now)
-        return None
+    def plan(self, lines: Sequence[ReservationLine]) -> tuple[list[ReservationLine], list[Hold]] | None:
+        """The lines of a call that need a new lease, and the hold of each. Nothing: every counter has a
+        live lease again (admit the call once more). None: a lease would admit no call but this one, so
+        the call takes the ordinary path."""
+        missing = self.missing(lines)
+        requested = [self.request(line) for line in missing]
+        holds = [hold for hold in requested if hold is not None]
+        if len(holds) < len(requested):
+            return None
+        return missing, holds
+
+    @property
+    def retire_period(self) -> float:
+        """How often the driver retires the leases whose time is over."""
+        return max(self.seconds / 4, 0.01)
+
+    def deadline_ms(self, now: float) -> int:
+        """The store deadline of a lease taken at ``now`` (renewed while it is open)."""
+        return int((now + self.seconds + self.hold_ttl) * 1000)
+
+    def granted(
+        self,
+        lease_id: str,
+        lines: Sequence[ReservationLine],
+        holds: Sequence[Hold],
+        result: ReserveResult,
+        now: float,
+        track: TrackLease,
+    ) -> bool:
+        """Take the store's answer to a lease request: install the leases it granted (``track`` hears of
+        each) or remember the capacity it found free. False: refused."""
+        if not result.granted:
+            self.refused += 1
+            self.seen(lines, result.checks, granted=False)
+            return False
+        self.taken += 1
+        for lease in self.install(lease_id, lines, holds, result.checks, now):
+            track(lease, now)
+        return True
+
+    # -- admitting calls ---------------------------------------------------------------------------------
 
     def admit(self, lines: Sequence[ReservationLine], now: float) -> tuple[Lease, ...] | None:
         """Take every line from a live lease, or none (None: some line needs a new lease)."""
@@ -434,6 +451,58 @@ class LeaseBook:
             closed.append(lease)
 
     def _start_keeper(self) -> None:
+        """Make sure leases are retired when their time is over (called with the lock held)."""
+        raise NotImplementedError
+
+
+class LeaseBook(LeaseBookCore):
+    """The lease book of the sync :class:`~bedrock_budget.budgets.ledger.Ledger`: leases taken with the
+    store call made on the caller's thread, retired by a thread of its own."""
+
+    def __init__(
+        self,
+        fraction: float,
+        seconds: float,
+        on_closed: Callable[[list[Lease]], None],
+        clock: Callable[[], float],
+        *,
+        store: Store,
+        hold_ttl: float,
+        new_id: Callable[[], str],
+    ) -> None:
+        self.store = store
+        super().__init__(fraction, seconds, on_closed, clock, hold_ttl=hold_ttl, new_id=new_id)
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def acquire(
+        self, lines: Sequence[ReservationLine], now: float, track: TrackLease
+    ) -> tuple[Lease, ...] | None:
+        """Admit a call against live leases, taking new ones where needed (one store round trip; ``track``
+        hears of each new lease). None: the call takes the ordinary path. Raises the store's
+        :class:`~bedrock_budget.errors.StoreError`."""
+        for _ in range(2):
+            leases = self.admit(lines, now)
+            if leases is not None:
+                return leases
+            planned = self.plan(lines)
+            if planned is None:
+                return None
+            missing, holds = planned
+            if not missing:
+                continue  # another thread leased them meanwhile
+            lease_id = self._new_id()
+            result = self.store.reserve(
+                lease_id, holds, now_ms=int(now * 1000), deadline_ms=self.deadline_ms(now)
+            )
+            if not self.granted(lease_id, missing, holds, result, now, track):
+                return None
+        return None
+
+    def _start_keeper(self) -> None:
         # Called with the lock held. An idle process's leases must still close on time, or the capacity
         # they hold stays stranded until their store deadline.
         if self._keeper is not None and self._keeper.is_alive():
@@ -456,7 +525,7 @@ def _keep(book_ref: weakref.ref[LeaseBook], stop: threading.Event) -> None:
         book = book_ref()
         if book is None:
             return
-        period = max(book.seconds / 4, 0.01)
+        period = book.retire_period
         with book._lock:
             idle = not book._live
             if idle:

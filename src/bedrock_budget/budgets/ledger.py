@@ -67,7 +67,7 @@ from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.counters import LedgerCounters
 from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
-from bedrock_budget.budgets.leases import Lease, LeaseBook
+from bedrock_budget.budgets.leases import LeaseBook
 from bedrock_budget.budgets.ledger_core import LedgerCore, _reservation_id
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation
@@ -130,6 +130,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 class Ledger(LedgerCore, LedgerReads, LedgerCounters):
     """Budgets enforced against a store. Thread-safe; share one per process (or per wrapped client)."""
+
+    _leases: LeaseBook | None
 
     def __init__(
         self,
@@ -271,24 +273,6 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
             return None
         reservation.leases = leases
         return reservation
-
-    def _track_lease(self, lease: Lease, now: float) -> None:
-        # The keeper renews a lease's hold while it is open, so it outlives every call it admitted.
-        lifetime = self.lease_seconds + self.max_call_seconds
-        self._keeper.track(lease, lease.id, (lease.ref,), now, lifetime=lifetime)
-
-    def _close_leases(self, leases: list[Lease]) -> None:
-        budgets = self._budgets
-        for lease in leases:
-            self._keeper.forget(lease)
-            request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
-            try:
-                self._settler.submit(request)
-            except Exception:
-                # Not an outage (the settler journals those) but a fault: this runs on the caller's thread
-                # or the lease keeper's, and neither may lose the lease's spend to it.
-                log.exception("settling lease %s (%d nano-USD) failed; journalled", lease.id, lease.spent_usd)
-                self._settler.journal.append(request)
 
     def settle(self, reservation: Reservation, cost_nanos: int, tokens: Mapping[str, int]) -> None:
         """Record the actual cost and tokens, replacing the hold, exactly once."""

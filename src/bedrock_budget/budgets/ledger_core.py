@@ -19,7 +19,7 @@ from bedrock_budget.alerts.sinks import AlertSink
 from bedrock_budget.budgets.alerting import AlertDispatcher
 from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.keeper import HoldKeeper
-from bedrock_budget.budgets.leases import LeaseBook
+from bedrock_budget.budgets.leases import Lease, LeaseBookCore
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation, refusal_error, refusals_of
 from bedrock_budget.budgets.overruns import OverrunTally
@@ -57,12 +57,14 @@ class LedgerCore:
     unattributed: UnattributedTally
     overruns: OverrunTally
     reservation_ttl: float
+    lease_seconds: float
+    max_call_seconds: float
     on_store_error: OutagePolicy
     _budgets: CompiledBudgets
     _clock: Callable[[], float]
     _alerts: AlertDispatcher
     _keeper: HoldKeeper
-    _leases: LeaseBook | None
+    _leases: LeaseBookCore | None
     _settler: Settler
     _follower: DefinitionsFollower | None
 
@@ -171,6 +173,26 @@ class LedgerCore:
         self._settler.outage(exc, self.on_store_error)  # raises unless the call may proceed
         reservation.offline = True
         return reservation
+
+    # -- capacity leases (``budgets.leases``): what the book hears of from either driver -------------------
+
+    def _track_lease(self, lease: Lease, now: float) -> None:
+        # The keeper renews a lease's hold while it is open, so it outlives every call it admitted.
+        lifetime = self.lease_seconds + self.max_call_seconds
+        self._keeper.track(lease, lease.id, (lease.ref,), now, lifetime=lifetime)
+
+    def _close_leases(self, leases: list[Lease]) -> None:
+        budgets = self._budgets
+        for lease in leases:
+            self._keeper.forget(lease)
+            request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
+            try:
+                self._settler.submit(request)
+            except Exception:
+                # Not an outage (the settler journals those) but a fault: this runs on the caller's thread
+                # or the lease keeper's, and neither may lose the lease's spend to it.
+                log.exception("settling lease %s (%d nano-USD) failed; journalled", lease.id, lease.spent_usd)
+                self._settler.journal.append(request)
 
     # -- settle and release --------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "wrapper": "wrapper",
     "async-wrapper": "async_wrapper",
     "async-budgets": "async_budgets",
+    "async-leases": "async_leases",
     "hot-path": "hot_path",
     "request-limits": "request_limits",
     "count-tokens": "count_tokens",

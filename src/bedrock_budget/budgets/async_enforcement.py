@@ -29,7 +29,6 @@ __all__ = ["AsyncBudgetGuard", "build_async_guard"]
 _UNSUPPORTED = {
     "lease_fraction": "capacity leases are not offered on async clients yet",
     "lease_seconds": "capacity leases are not offered on async clients yet",
-    "journal_path": "the journal file is not offered on async clients yet",
     "count_tokens": "CountTokens estimates are not offered on async clients yet",
 }
 #: The ledger options an ``AsyncLedger`` takes from ``wrap()`` (``settle_mode`` is checked apart).

@@ -292,11 +292,12 @@ class AsyncSettler(LoopBound, Settler):
         settlements the store has not taken."""
         self.bind()
         await self._idle.wait()
-        while self._replaying_task is not None:
-            await asyncio.shield(self._replaying_task)
         others = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
         if others:
             await asyncio.gather(*others, return_exceptions=True)
+        # After those: a batch or a takeover of the journal file may have started a replay meanwhile.
+        while self._replaying_task is not None:
+            await asyncio.shield(self._replaying_task)
         if len(self.journal):
             await self.astore.try_now()
             await self._replay_async(None)

@@ -25,7 +25,7 @@ from test_budgets import ROOMY, ledger_of, spent_by_records, state
 from backends import delete_prefix
 from bedrock_budget.budgets import AsyncLedger, Ledger
 from bedrock_budget.budgets.async_ledger import ASYNC_SETTLE_BATCH
-from bedrock_budget.budgets.durable import pending_in
+from bedrock_budget.budgets.durable import JournalFile, pending_in
 from bedrock_budget.budgets.status import BudgetStatus
 from bedrock_budget.stores import from_uri
 from bedrock_budget.testing import FakeBedrock, UsageSpec
@@ -115,11 +115,11 @@ def stoppable_redis(directory: Path) -> Iterator[RedisServer]:
     refused (NOSCRIPT) when the server reads it, instead of applied."""
     server = RedisServer(directory, free_port())
     server.start()
-    store = from_uri(f"redis://127.0.0.1:{server.port}/0", prefix="warm-up:")
-    with Ledger(store, journal_budgets(), settle_mode="background") as ledger:
-        ledger.settle(ledger.reserve({"user": "u1"}, HAIKU, "anthropic", 1000, {"input": 1}), 1000, {})
-    store.close()
     try:
+        store = from_uri(f"redis://127.0.0.1:{server.port}/0", prefix="warm-up:")
+        with Ledger(store, journal_budgets(), settle_mode="background") as ledger:
+            ledger.settle(ledger.reserve({"user": "u1"}, HAIKU, "anthropic", 1000, {"input": 1}), 1000, {})
+        store.close()
         yield server
     finally:
         if server.process is not None:
@@ -138,6 +138,8 @@ def unread_bytes(port: int) -> int:
     return total
 
 
+@pytest.mark.redis
+@pytest.mark.slow
 @pytest.mark.parametrize("replayer", ["sync", "async"])
 def test_a_process_killed_with_a_batch_in_flight_loses_nothing_and_charges_nothing_twice(
     fake: FakeBedrock, redis_server_binary: str, tmp_path: Path, replayer: str
@@ -181,7 +183,11 @@ def test_a_process_killed_with_a_batch_in_flight_loses_nothing_and_charges_nothi
 # -- two processes opening the journal at once ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("store", ["redis", "cluster"])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "store",
+    [pytest.param("redis", marks=pytest.mark.redis), pytest.param("cluster", marks=pytest.mark.cluster)],
+)
 def test_two_processes_opening_the_journal_at_once_replay_each_file_once(
     fake: FakeBedrock, request: pytest.FixtureRequest, tmp_path: Path, store: str
 ) -> None:
@@ -225,6 +231,8 @@ def test_two_processes_opening_the_journal_at_once_replay_each_file_once(
 # -- an outage --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.redis
+@pytest.mark.slow
 @pytest.mark.parametrize("worker", ["async", "sync"])
 def test_outage_spend_of_a_killed_process_is_replayed_once_by_an_async_process(
     fake: FakeBedrock, redis_url: str, tmp_path: Path, worker: str
@@ -271,8 +279,6 @@ def _threads_of(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[
 def test_wrap_takes_journal_path_and_keeps_the_files_work_off_the_loop(
     fake: FakeBedrock, records: Records, store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bedrock_budget.budgets.durable import JournalFile
-
     fake.set_usage(HAIKU, UsageSpec(input_tokens=12, output_tokens=30))
     journal = tmp_path / "journal"
     dead = "redis://127.0.0.1:1/0?connect_timeout=0.2&socket_timeout=0.2&retries=0"

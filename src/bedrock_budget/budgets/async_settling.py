@@ -18,8 +18,9 @@ of made on a thread: the same outage journal, the same per-batch bookkeeping
 With a journal file (``journal_path``, :mod:`bedrock_budget.budgets.durable`: the sync ledger's file and
 format, so a sync process replays what an async one left and the reverse):
 
-- ``submit`` writes the settlement to the file before queueing it: one ``write`` on the caller's thread
-  (the loop's, mostly), a few microseconds, so a process killed with ``kill -9`` keeps it.
+- ``submit`` writes the settlement to the file before queueing it, so a process killed with ``kill -9``
+  keeps it: one JSON line (about 1 KB) and one ``write`` on the caller's thread (the loop's, mostly), some
+  tens of microseconds, as on a sync caller's thread.
 - The fsync runs in a worker thread (``asyncio.to_thread``), never on the loop, before a batch holding a
   settlement written since the last fsync goes out. One fsync covers everything queued when it starts, so a
   backlog of many batches costs one fsync, not one per batch of 8. Replays of the outage journal fsync
@@ -125,7 +126,7 @@ class AsyncSettler(LoopBound, Settler):
         self._idle.set()
         #: Of the queued settlements, how many (the newest) were written since the last fsync began.
         self._unsynced = 0
-        # The sync settler's takeover reads and rewrites files: not on a running loop (see _take_over).
+        # Not given to Settler.__init__, whose takeover would read and rewrite files on a running loop.
         self.file = file
         if file is not None:
             self._take_over(file)
@@ -155,7 +156,11 @@ class AsyncSettler(LoopBound, Settler):
     async def _sync_file(self) -> None:
         """fsync the journal file in a worker thread (an fsync takes milliseconds on a disk)."""
         if self.file is not None:
-            await asyncio.to_thread(self.durable, self.file.sync)
+            try:
+                await asyncio.to_thread(self.durable, self.file.sync)
+            except RuntimeError as exc:  # no worker thread (the loop is shutting down): the write stands
+                self.file_errors += 1
+                log.error("could not fsync the settlement journal file: %s", exc)
 
     @property
     def pending(self) -> int:

@@ -28,13 +28,8 @@ from bedrock_budget.pricing.table import PriceTable
 
 __all__ = ["AsyncBudgetGuard", "build_async_guard"]
 
-#: ``wrap()`` options the async ledger takes as they are.
-#: ``wrap()`` options that the async path does not offer yet, and why.
-_UNSUPPORTED = {
-    "journal_path": "the journal file is not offered on async clients yet",
-}
-#: The ledger options an ``AsyncLedger`` takes from ``wrap()`` (``settle_mode`` is checked apart).
-_LEDGER_OPTIONS = tuple(n for n in LEDGER_OPTION_NAMES if n not in _UNSUPPORTED and n != "settle_mode")
+#: The ledger options an ``AsyncLedger`` takes from ``wrap()`` as they are (``settle_mode`` is checked apart).
+_LEDGER_OPTIONS = tuple(n for n in LEDGER_OPTION_NAMES if n != "settle_mode")
 
 
 class AsyncBudgetGuard(BudgetGuard):
@@ -73,9 +68,6 @@ def build_async_guard(options: Mapping[str, Any]) -> AsyncBudgetGuard:
     options = dict(options)
     price_table: PriceTable = options.pop("price_table")
     count_tokens = bool(options.pop("count_tokens", False))
-    for name, reason in _UNSUPPORTED.items():
-        if options.pop(name, None) not in (None, False):
-            raise ConfigurationError(f"{name}: {reason}")
     mode = options.pop("settle_mode", None)
     if mode not in (None, "background"):
         raise ConfigurationError(

@@ -28,20 +28,29 @@ What differs is only where the I/O happens:
   ``allow`` proceeds offline and journals the spend), the same bounded journal, replayed after the next
   success or when the store's circuit breaker closes, on the loop.
 - alert sinks never run on the loop (:mod:`bedrock_budget.alerts.loop_safe`).
+- the journal file (``journal_path``): the sync ledger's own file and format
+  (:mod:`bedrock_budget.budgets.durable`), so queued and outage spend survives ``kill -9`` and the next
+  process, sync or async, replays it exactly once. Each settlement is one ``write`` before it is queued;
+  the fsync and the takeover of dead processes' files run in worker threads, never on the loop.
 
 Call ``await ledger.aclose()`` (or ``async with``) before the loop ends: it sends queued settlements and
 replays the journal. A loop torn down without it loses queued spend as a killed process would (their holds
-expire after ``reservation_ttl``), unless the ledger is flushed later from another loop.
+expire after ``reservation_ttl``), unless the ledger is flushed later from another loop or, with
+``journal_path``, replayed by the next process.
 
-Not supported here yet (``wrap`` raises :class:`~bedrock_budget.errors.ConfigurationError` for them):
-the journal file (``journal_path``). CountTokens estimates (``count_tokens=True``) are the guard's, awaited
-before ``reserve`` (:mod:`bedrock_budget.budgets.async_enforcement`); budgets published in the store
-(``budgets="store"``) are followed as for the sync ledger (:mod:`bedrock_budget.budgets.live`).
+Every option of the sync ledger is offered except ``settle_mode`` (always background, above). The journal
+file (``journal_path``) is the sync ledger's own (:mod:`bedrock_budget.budgets.durable`): written before a
+settlement is queued, fsync'd and taken over in worker threads, so a sync or an async process replays it.
+Capacity leases are the sync ledger's bookkeeping with awaited requests
+(:mod:`bedrock_budget.budgets.async_leases`). CountTokens estimates (``count_tokens=True``) are the guard's,
+awaited before ``reserve`` (:mod:`bedrock_budget.budgets.async_enforcement`); budgets published in the
+store (``budgets="store"``) are followed as for the sync ledger (:mod:`bedrock_budget.budgets.live`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -55,6 +64,7 @@ from bedrock_budget.budgets.async_leases import AsyncLeaseBook
 from bedrock_budget.budgets.async_settling import AsyncHoldKeeper, AsyncSettler
 from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.counters import LedgerCounters
+from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS
 from bedrock_budget.budgets.ledger_core import LedgerCore, _reservation_id
 from bedrock_budget.budgets.model import Budget
@@ -105,6 +115,7 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
         lease_fraction: float | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        journal_path: str | os.PathLike[str] | None = None,
         track: bool | Iterable[str | tuple[str, ...]] | Tracking | None = True,
         store_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -119,6 +130,7 @@ class AsyncLedger(LedgerCore, LedgerCounters):
             max_call_seconds=max_call_seconds,
             lease_fraction=lease_fraction,
             lease_seconds=lease_seconds,
+            journal_path=journal_path,
         )
         self.settings = settings
         self.tracking = Tracking.of(track)
@@ -164,6 +176,7 @@ class AsyncLedger(LedgerCore, LedgerCounters):
             replay_batch=settings.replay_batch,
             batch=settings.settle_batch,
             linger=settings.settle_linger,
+            file=JournalFile(journal_path) if journal_path is not None else None,
         )
 
     def add_alert_sink(self, sink: AlertSink | Callable[[Alert], object]) -> None:
@@ -307,6 +320,8 @@ class AsyncLedger(LedgerCore, LedgerCounters):
 
                 log.error("closing with %d settlements the budget store never took", remaining)
         finally:
+            # Deletes the file when nothing is pending; else fsyncs it for the next process: off the loop.
+            await asyncio.to_thread(self._settler.close_file)
             await asyncio.to_thread(self._alerts.close)
             if self._owns_store:
                 await self.store.aclose()

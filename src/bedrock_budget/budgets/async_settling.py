@@ -14,6 +14,21 @@ of made on a thread: the same outage journal, the same per-batch bookkeeping
   store's circuit breaker closes again, or by :meth:`AsyncSettler.flush`.
 - A batch cancelled with its loop (a loop torn down without closing the ledger) is journalled in memory:
   a later flush on a new loop applies it. Its holds expire at their deadline meanwhile.
+
+With a journal file (``journal_path``, :mod:`bedrock_budget.budgets.durable`: the sync ledger's file and
+format, so a sync process replays what an async one left and the reverse):
+
+- ``submit`` writes the settlement to the file before queueing it, so a process killed with ``kill -9``
+  keeps it: one JSON line (about 1 KB) and one ``write`` on the caller's thread (the loop's, mostly), some
+  tens of microseconds, as on a sync caller's thread.
+- The fsync runs in a worker thread (``asyncio.to_thread``), never on the loop, before a batch holding a
+  settlement written since the last fsync goes out. One fsync covers everything queued when it starts, so a
+  backlog of many batches costs one fsync, not one per batch of 8. Replays of the outage journal fsync
+  first too.
+- Once the store has taken a settlement, a line marking it applied (one ``write``, on the loop).
+- Settlements dead processes left in the directory are taken over when the ledger is made (reading and
+  rewriting files: in a worker thread when a loop is running, at once otherwise) and replayed through the
+  outage journal, on the loop.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
+from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import HoldKeeper
 from bedrock_budget.budgets.settler import OnApplied, Settler
 from bedrock_budget.errors import StoreError
@@ -87,6 +103,7 @@ class AsyncSettler(LoopBound, Settler):
         replay_batch: int,
         batch: int,
         linger: float,
+        file: JournalFile | None = None,
     ) -> None:
         LoopBound.__init__(self)
         # The sync settler's journal and bookkeeping; its store calls are replaced by awaited ones below.
@@ -107,6 +124,43 @@ class AsyncSettler(LoopBound, Settler):
         self._replaying_task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Of the queued settlements, how many (the newest) were written since the last fsync began.
+        self._unsynced = 0
+        # Not given to Settler.__init__, whose takeover would read and rewrite files on a running loop.
+        self.file = file
+        if file is not None:
+            self._take_over(file)
+
+    def _take_over(self, file: JournalFile) -> None:
+        """Adopt the settlements dead processes left in the journal directory, for replay."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            for request in file.take_over():  # no loop to block: at once, as the sync ledger does
+                self.journal.append(request)
+            return
+        self.bind()
+        self._spawn(self._adopt(file))
+
+    async def _adopt(self, file: JournalFile) -> None:
+        try:
+            adopted = await asyncio.to_thread(file.take_over)
+        except OSError as exc:
+            self.file_errors += 1
+            log.error("could not take over the settlement journal files of stopped processes: %s", exc)
+            return
+        for request in adopted:
+            self.journal.append(request)
+        self.maybe_replay()
+
+    async def _sync_file(self) -> None:
+        """fsync the journal file in a worker thread (an fsync takes milliseconds on a disk)."""
+        if self.file is not None:
+            try:
+                await asyncio.to_thread(self.durable, self.file.sync)
+            except RuntimeError as exc:  # no worker thread (the loop is shutting down): the write stands
+                self.file_errors += 1
+                log.error("could not fsync the settlement journal file: %s", exc)
 
     @property
     def pending(self) -> int:
@@ -116,12 +170,16 @@ class AsyncSettler(LoopBound, Settler):
 
     def submit(self, request: SettleRequest) -> None:
         """Queue a settlement for the next batch; never waits."""
+        if self.file is not None:
+            # On disk before it is queued, so a killed process keeps it (one write; fsync'd off the loop).
+            self.durable(self.file.add, request)
         if not self._on_loop(self._enqueue, request):
             # No loop to send it from (the loop that made the call is gone): keep it for the next flush.
             self.journal.append(request)
 
     def _enqueue(self, request: SettleRequest) -> None:
         self._entries.append(request)
+        self._unsynced += 1
         self._idle.clear()
         if self._worker is None:
             self._worker = self._spawn(self._work())
@@ -134,8 +192,12 @@ class AsyncSettler(LoopBound, Settler):
                 take = min(self.batch, len(self._entries))
                 batch = [self._entries.popleft() for _ in range(take)]
                 self._in_flight += take
+                # The newest queued settlements are the unsynced ones: does this batch hold any?
+                unsynced = self._unsynced > len(self._entries)
+                if unsynced:
+                    self._unsynced = 0  # the fsync about to start covers everything queued now
                 try:
-                    await self._send(batch)
+                    await self._send(batch, sync_first=unsynced)
                 finally:
                     self._in_flight -= take
         finally:
@@ -146,9 +208,12 @@ class AsyncSettler(LoopBound, Settler):
                 while self._entries:
                     self.journal.append(self._entries.popleft())
                 self._idle.set()
+            self._unsynced = 0
 
-    async def _send(self, batch: list[SettleRequest]) -> None:
+    async def _send(self, batch: list[SettleRequest], *, sync_first: bool = False) -> None:
         try:
+            if sync_first:
+                await self._sync_file()  # the batch's records reach the disk before it goes out
             results = await self.astore.settle_many(batch, now_ms=self._now_ms())
         except StoreError as exc:
             results = [exc] * len(batch)
@@ -202,6 +267,8 @@ class AsyncSettler(LoopBound, Settler):
 
     async def _replay_async(self, limit: int | None) -> None:
         try:
+            # Settlements journalled while no loop could queue them were written but not yet fsync'd.
+            await self._sync_file()
             done = 0
             while limit is None or done < limit:
                 request = self.journal.peek()
@@ -216,6 +283,8 @@ class AsyncSettler(LoopBound, Settler):
                     break
                 self.journal.pop(request)
                 done += 1
+                if self.file is not None:
+                    self.durable(self.file.done, (request.reservation_id,))
                 try:
                     self._on_applied(request, result)
                 except Exception:
@@ -228,11 +297,12 @@ class AsyncSettler(LoopBound, Settler):
         settlements the store has not taken."""
         self.bind()
         await self._idle.wait()
-        while self._replaying_task is not None:
-            await asyncio.shield(self._replaying_task)
         others = [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]
         if others:
             await asyncio.gather(*others, return_exceptions=True)
+        # After those: a batch or a takeover of the journal file may have started a replay meanwhile.
+        while self._replaying_task is not None:
+            await asyncio.shield(self._replaying_task)
         if len(self.journal):
             await self.astore.try_now()
             await self._replay_async(None)

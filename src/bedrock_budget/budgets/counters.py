@@ -79,6 +79,12 @@ class LedgerCounters:
         return len(self._settler.journal)
 
     @property
+    def journal_replayed(self) -> int:
+        """Journalled settlements the store took on a replay, those taken over from the journal files of
+        stopped processes (``journal_path``) included."""
+        return self._settler.journal.replayed
+
+    @property
     def journal_dropped(self) -> int:
         """Settlements lost because the journal was full (should stay 0)."""
         return self._settler.journal.dropped

@@ -41,6 +41,10 @@ The bookkeeping (:class:`LeaseBookCore`) is shared by the sync ledger (:class:`L
 on the caller's thread, a keeper thread retiring leases) and the event loop's
 (:mod:`bedrock_budget.budgets.async_leases`: the store call awaited, a loop task retiring leases).
 
+This module is the bookkeeping both ledgers share (:class:`LeaseBookCore`, no I/O); the sync ledger's
+book takes leases with a store call on the caller's thread (:mod:`bedrock_budget.budgets.sync_leases`),
+the async ledger's with an awaited one (:mod:`bedrock_budget.budgets.async_leases`).
+
 A forked child starts without leases (its parent's stay its parent's). A killed process's leases expire
 at their deadline: the budget gets their capacity back but not the spend of the calls they admitted, as
 with reservations a killed process never settled.
@@ -52,7 +56,6 @@ import heapq
 import itertools
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -67,7 +70,6 @@ from bedrock_budget.stores.base import (
     ReserveResult,
     SettleRequest,
     Spend,
-    Store,
     add_call,
 )
 
@@ -453,95 +455,3 @@ class LeaseBookCore:
     def _start_keeper(self) -> None:
         """Make sure leases are retired when their time is over (called with the lock held)."""
         raise NotImplementedError
-
-
-class LeaseBook(LeaseBookCore):
-    """The lease book of the sync :class:`~bedrock_budget.budgets.ledger.Ledger`: leases taken with the
-    store call made on the caller's thread, retired by a thread of its own."""
-
-    def __init__(
-        self,
-        fraction: float,
-        seconds: float,
-        on_closed: Callable[[list[Lease]], None],
-        clock: Callable[[], float],
-        *,
-        store: Store,
-        hold_ttl: float,
-        new_id: Callable[[], str],
-    ) -> None:
-        self.store = store
-        super().__init__(fraction, seconds, on_closed, clock, hold_ttl=hold_ttl, new_id=new_id)
-
-    def _reset(self) -> None:
-        super()._reset()
-        self._keeper: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    def acquire(
-        self, lines: Sequence[ReservationLine], now: float, track: TrackLease
-    ) -> tuple[Lease, ...] | None:
-        """Admit a call against live leases, taking new ones where needed (one store round trip; ``track``
-        hears of each new lease). None: the call takes the ordinary path. Raises the store's
-        :class:`~bedrock_budget.errors.StoreError`."""
-        for _ in range(2):
-            leases = self.admit(lines, now)
-            if leases is not None:
-                return leases
-            planned = self.plan(lines)
-            if planned is None:
-                return None
-            missing, holds = planned
-            if not missing:
-                continue  # another thread leased them meanwhile
-            lease_id = self._new_id()
-            result = self.store.reserve(
-                lease_id, holds, now_ms=int(now * 1000), deadline_ms=self.deadline_ms(now)
-            )
-            if not self.granted(lease_id, missing, holds, result, now, track):
-                return None
-        return None
-
-    def _start_keeper(self) -> None:
-        # Called with the lock held. An idle process's leases must still close on time, or the capacity
-        # they hold stays stranded until their store deadline.
-        if self._keeper is not None and self._keeper.is_alive():
-            return
-        keeper = threading.Thread(
-            target=_keep, args=(weakref.ref(self), self._stop), name="bedrock-budget-leases", daemon=True
-        )
-        try:
-            keeper.start()
-        except RuntimeError:
-            return  # interpreter shutdown: the exit flush retires what is left
-        self._keeper = keeper
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def _keep(book_ref: weakref.ref[LeaseBook], stop: threading.Event) -> None:
-    while True:
-        book = book_ref()
-        if book is None:
-            return
-        period = book.retire_period
-        with book._lock:
-            idle = not book._live
-            if idle:
-                book._keeper = None
-        if idle:
-            return
-        del book
-        if stop.wait(period):
-            return
-        book = book_ref()
-        if book is None:
-            return
-        try:
-            book.retire(book.clock())
-        except Exception:
-            # The keeper must outlive a fault in closing one lease, or idle leases would strand capacity.
-            log.exception("retiring capacity leases failed")
-        finally:
-            del book

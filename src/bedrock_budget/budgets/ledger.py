@@ -67,7 +67,6 @@ from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.counters import LedgerCounters
 from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
-from bedrock_budget.budgets.leases import LeaseBook
 from bedrock_budget.budgets.ledger_core import LedgerCore, _reservation_id
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation
@@ -81,6 +80,7 @@ from bedrock_budget.budgets.settings import (
     SettleMode,
 )
 from bedrock_budget.budgets.settler import Settler
+from bedrock_budget.budgets.sync_leases import LeaseBook
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.errors import StoreError
 from bedrock_budget.stores import from_uri

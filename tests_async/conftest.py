@@ -67,8 +67,9 @@ def raw_client(fake: FakeBedrock, **config: Any) -> Any:
 
 @asynccontextmanager
 async def wrapped(fake: FakeBedrock, records: Records, **options: Any) -> AsyncIterator[Any]:
+    """A wrapped client whose records go to ``records`` (and to any ``listeners`` given besides)."""
     async with raw_client(fake) as client:
-        yield bb.wrap(client, listeners=[records], **options)
+        yield bb.wrap(client, listeners=[records, *options.pop("listeners", ())], **options)
 
 
 def run(coro: Any) -> Any:

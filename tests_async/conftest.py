@@ -20,6 +20,11 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 import bedrock_budget as bb
+
+# Imported lazily by AsyncLedger.read. Under pytest every bedrock_budget module is rewritten as it is first
+# imported (the package is a pytest plugin), and CPython 3.11.7's AST conversion has been seen to fail there
+# ("AST constructor recursion depth mismatch") when that happens inside a running loop: import it up front.
+import bedrock_budget.reporting.budget_admin
 from bedrock_budget.testing import FakeBedrock
 
 # The real services and their helpers are the main suite's (tests/): the same Redis, the same Cluster fixture.
@@ -53,12 +58,14 @@ def client_config(**extra: Any) -> AioConfig:
     return AioConfig(**options)
 
 
-def raw_client(fake: FakeBedrock, **config: Any) -> Any:
-    """An aiobotocore client context (``async with raw_client(fake) as client``)."""
+def raw_client(fake: FakeBedrock | str, **config: Any) -> Any:
+    """An aiobotocore client context (``async with raw_client(fake) as client``) for the fake Bedrock, or
+    for another server given by its URL (in us-east-1)."""
+    endpoint, region = (fake, "us-east-1") if isinstance(fake, str) else (fake.endpoint_url, fake.region)
     return get_session().create_client(
         "bedrock-runtime",
-        endpoint_url=fake.endpoint_url,
-        region_name=fake.region,
+        endpoint_url=endpoint,
+        region_name=region,
         aws_access_key_id="x",
         aws_secret_access_key="y",
         config=client_config(**config),
@@ -72,9 +79,28 @@ async def wrapped(fake: FakeBedrock, records: Records, **options: Any) -> AsyncI
         yield bb.wrap(client, listeners=[records, *options.pop("listeners", ())], **options)
 
 
-def run(coro: Any) -> Any:
-    """Run a test's coroutine on a fresh loop, then collect what it left behind (abandoned streams)."""
-    result = asyncio.run(coro)
+@pytest.fixture(scope="module")
+def module_loop() -> Iterator[asyncio.Runner]:
+    """One event loop for a module's tests, so that they can share clients (each takes ~80 ms to make):
+    ``run(coroutine, module_loop)``."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+def open_on(loop: asyncio.Runner, context: Any) -> Iterator[Any]:
+    """Enter the async context ``context`` (an aiobotocore client's, say) on ``loop``, yield what it gives,
+    and leave it there: the body of a module-scoped fixture."""
+    entered = loop.run(context.__aenter__())
+    try:
+        yield entered
+    finally:
+        loop.run(context.__aexit__(None, None, None))
+
+
+def run(coro: Any, loop: asyncio.Runner | None = None) -> Any:
+    """Run a test's coroutine on a fresh loop (or on ``loop``), then collect what it left behind (abandoned
+    streams)."""
+    result = asyncio.run(coro) if loop is None else loop.run(coro)
     gc.collect()
     return result
 

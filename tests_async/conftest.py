@@ -10,7 +10,7 @@ import asyncio
 import gc
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from bedrock_budget.testing import FakeBedrock
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from backends import delete_prefix
+from bad_input.conftest import ScriptedServer
 from fake_bedrock_fixtures import Records, fake, fake_server, records
 from no_skips import pytest_make_collect_report, pytest_runtest_makereport
 from service_fixtures import cluster_url, redis_server_binary, redis_url
@@ -95,6 +96,34 @@ def open_on(loop: asyncio.Runner, context: Any) -> Iterator[Any]:
         yield entered
     finally:
         loop.run(context.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[ScriptedServer]:
+    """The bad-input suite's server that answers with exactly the bytes a test scripts, one per module."""
+    server = ScriptedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def scripted_raw(module_loop: asyncio.Runner, scripted: ScriptedServer) -> Iterator[Any]:
+    """An aiobotocore client for the scripted server, without retries, shared by the module's tests."""
+    yield from open_on(module_loop, raw_client(scripted.url, read_timeout=5, connect_timeout=2))
+
+
+@pytest.fixture(scope="module")
+def fake_raw(module_loop: asyncio.Runner, fake_server: FakeBedrock) -> Iterator[Any]:
+    """An aiobotocore client for the fake Bedrock, shared by the module's tests."""
+    yield from open_on(module_loop, raw_client(fake_server))
+
+
+def cases(names: Iterable[str], *cut_short: str) -> list[Any]:
+    """Test parameters for ``names``; those in ``cut_short`` are responses cut short, whose connection
+    aiohttp leaves for the collector, which warns about it, wrapped or not: that warning is ignored."""
+    leaves = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+    return [pytest.param(name, marks=leaves) if name in cut_short else name for name in names]
 
 
 def run(coro: Any, loop: asyncio.Runner | None = None) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -22,29 +22,9 @@ from bad_input.conftest import Reply, ScriptedServer
 from bad_input.test_malformed_responses import CONVERSE_CASES, INVOKE_BODY, INVOKE_CASES, SANE
 from bedrock_budget.budgets import AsyncLedger
 from bedrock_budget.testing import FakeBedrock, UsageContext, UsageSpec
-from conftest import HAIKU, MESSAGES, Records, open_on, raw_client, run
+from conftest import HAIKU, MESSAGES, Records, cases, run
 
 AsyncCall = Callable[[Any], Awaitable[Any]]
-
-
-@pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedServer]:
-    server = ScriptedServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def scripted_raw(module_loop: asyncio.Runner, scripted: ScriptedServer) -> Iterator[Any]:
-    """An aiobotocore client for the scripted server, without retries, shared by the module's tests."""
-    yield from open_on(module_loop, raw_client(scripted.url, read_timeout=5, connect_timeout=2))
-
-
-@pytest.fixture(scope="module")
-def fake_raw(module_loop: asyncio.Runner, fake_server: FakeBedrock) -> Iterator[Any]:
-    """An aiobotocore client for the fake Bedrock, shared by the module's tests."""
-    yield from open_on(module_loop, raw_client(fake_server))
 
 
 async def observe(call: Callable[[], Awaitable[Any]]) -> tuple[str, object]:
@@ -115,16 +95,7 @@ def test_converse(
         assert record.usage_source == "estimate"
 
 
-def _invoke_case(name: str) -> Any:
-    if name != "body shorter than its Content-Length":
-        return name
-    # aiohttp leaves that response's connection for the collector, which warns about it, wrapped or not.
-    return pytest.param(
-        name, marks=pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-    )
-
-
-@pytest.mark.parametrize("case", [_invoke_case(name) for name in INVOKE_CASES])
+@pytest.mark.parametrize("case", cases(INVOKE_CASES, "body shorter than its Content-Length"))
 def test_invoke_model(
     module_loop: asyncio.Runner, scripted: ScriptedServer, scripted_raw: Any, case: str
 ) -> None:

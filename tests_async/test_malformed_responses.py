@@ -204,3 +204,26 @@ def test_absurd_counts_from_a_usage_callable(
     assert record.cost is not None
     assert record.cost.total_usd < SANE
     assert record.usage.output_tokens <= 64
+
+
+def test_a_broken_listener_never_takes_the_response_away(
+    module_loop: asyncio.Runner, fake: FakeBedrock, fake_raw: Any, records: Records
+) -> None:
+    def explode(record: bb.CallRecord) -> None:
+        raise RuntimeError("listener bug")
+
+    async def main() -> None:
+        ledger = new_ledger()
+        client = bb.wrap(fake_raw, ledger=ledger, listeners=[explode, records])
+        response = await client.converse(modelId=HAIKU, messages=MESSAGES, inferenceConfig={"maxTokens": 64})
+        assert response["output"]["message"]["role"] == "assistant"
+        streamed = await client.converse_stream(modelId=HAIKU, messages=MESSAGES)
+        assert [event async for event in streamed["stream"]]
+        body = await (await client.invoke_model(modelId=HAIKU, body=INVOKE_BODY))["body"].read()
+        assert json.loads(body)["content"]
+        status = await ledger.read("all")
+        assert status.spent_usd * 10**9 == sum(r.cost.total_nanos for r in records if r.cost)
+        await ledger.aclose()
+
+    run(main(), module_loop)
+    assert [r.outcome for r in records] == ["ok"] * 3

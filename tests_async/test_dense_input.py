@@ -1,17 +1,15 @@
 """The dense-input race on async clients: code, JSON, CJK, base64, emoji and math prompts race one small
 ``block`` budget while the fake Bedrock bills input at one token per UTF-8 byte (the densest any byte-level
-tokenizer can reach). Tasks on one loop (memory, Redis, Cluster) and async processes (Redis, Cluster) end
-at or under the limit, the store's spend is what the records cost, and no call cost more than its hold —
-the sync race of tests/wrapper/test_dense_input_race.py, through aiobotocore."""
+tokenizer can reach). Twelve tasks on one loop, on memory, Redis and the Cluster, end at or under the limit,
+the store's spend is what the records cost, and no call cost more than its hold — the sync race of
+tests/wrapper/test_dense_input_race.py, through aiobotocore. (Async processes racing one budget on Redis
+and the Cluster: tests_async/test_race.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
-
-import _async_budget_worker
-import pytest
 
 import bedrock_budget as bb
 from bedrock_budget.budgets import AsyncLedger
@@ -26,12 +24,9 @@ from wrapper.test_dense_input_race import (
     assert_billed_a_token_per_byte,
     bill_a_token_per_byte,
     messages_of,
-    race,
 )
 
 PROMPTS = {kind: repeat_to(text, PROMPT_BYTES) for kind, text in DENSE_TEXTS.items()}
-#: Every kind in one prompt, for the process race.
-MIXED = repeat_to("".join(text[:48] for text in DENSE_TEXTS.values()), PROMPT_BYTES)
 TASKS = 12
 ATTEMPTS = 48
 SHARED = bb.Budget(name="shared", window="lifetime", limit_usd=str(LIMIT))
@@ -80,16 +75,3 @@ def test_tasks_with_dense_prompts_never_overshoot(
     run(main())
     assert_billed_a_token_per_byte(fake)
     assert len(granted) >= 4  # the tasks took the kinds in turn: most got calls through before the limit
-
-
-@pytest.mark.parametrize("service", ["redis", "cluster"])
-def test_async_processes_with_dense_prompts_never_overshoot(
-    fake: FakeBedrock, request: pytest.FixtureRequest, service: str
-) -> None:
-    race(
-        fake,
-        request.getfixturevalue(f"{service}_url"),
-        MIXED,
-        target=_async_budget_worker.call_until_refused,
-        processes=4,
-    )

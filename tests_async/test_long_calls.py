@@ -25,7 +25,7 @@ from faults.conftest import NANOS_PER_USD, recorded_nanos
 from faults.test_long_calls import LIMIT, SLOW, long_call_budgets
 from polling import async_holds_for, async_wait_until
 
-TTL = 1.0
+TTL = 0.75
 CALL_SECONDS = 3 * TTL
 
 

@@ -14,7 +14,7 @@ import bedrock_budget as bb
 
 MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about rivers."}]}]
 USERS = ("u-1", "u-17", "u-5")
-PACE_SECONDS = 0.005
+PACE_SECONDS = 0.02
 Call = tuple[float, float, str, str]
 
 

@@ -59,18 +59,16 @@ def call_in_processes(
     timeout: float,
     messages: list[dict[str, Any]] | None = None,
     max_tokens: int = 100,
-    target: Callable[..., None] = _budget_worker.call_until_refused,
 ) -> list[tuple[int, int, int, int, int]]:
     """Each process calls through a wrapped client until refused: (granted, refused, leased, nano-USD its
-    records cost, calls that cost more than their hold) per process. ``target`` is the worker: a boto3
-    one by default (tests_async gives its aiobotocore one, which takes the same arguments)."""
+    records cost, calls that cost more than their hold) per process."""
     context = multiprocessing.get_context("spawn")
     # Every worker starts calling once all have started up, so they all contend for the budget.
     start = context.Barrier(processes)
     results = context.Queue()
     workers = [
         context.Process(
-            target=target,
+            target=_budget_worker.call_until_refused,
             args=(
                 fake.endpoint_url,
                 store_uri,

@@ -7,7 +7,6 @@ store's spend, and no settled call costs more than its hold."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,6 @@ from backends import delete_prefix
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from dense_text import repeat_to
 
-from . import _budget_worker
 from .test_concurrency import NANOS_PER_USD, call_in_processes, read_shared
 
 PROCESSES = 8
@@ -43,15 +41,7 @@ def messages_of(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [{"text": text}]}]
 
 
-def race(
-    fake: FakeBedrock,
-    store_uri: str,
-    text: str,
-    *,
-    target: Callable[..., None] = _budget_worker.call_until_refused,
-    processes: int = PROCESSES,
-) -> None:
-    """``processes`` workers (``target``: boto3 ones by default) race the limit with prompts of ``text``."""
+def race(fake: FakeBedrock, store_uri: str, kind: str) -> None:
     bill_a_token_per_byte(fake)
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
     try:
@@ -60,13 +50,12 @@ def race(
             store_uri,
             prefix,
             str(LIMIT),
-            processes,
+            PROCESSES,
             CALLS_EACH,
             None,
             timeout=60,
-            messages=messages_of(text),
+            messages=messages_of(PROMPTS[kind]),
             max_tokens=MAX_TOKENS,
-            target=target,
         )
         state = read_shared(store_uri, prefix, str(LIMIT))
     finally:
@@ -96,11 +85,11 @@ def assert_billed_a_token_per_byte(fake: FakeBedrock) -> None:
 @pytest.mark.redis
 @pytest.mark.parametrize("kind", sorted(PROMPTS))
 def test_dense_prompts_never_overshoot_on_redis(fake: FakeBedrock, redis_url: str, kind: str) -> None:
-    race(fake, redis_url, PROMPTS[kind])
+    race(fake, redis_url, kind)
 
 
 @pytest.mark.slow
 @pytest.mark.cluster
 @pytest.mark.parametrize("kind", sorted(PROMPTS))
 def test_dense_prompts_never_overshoot_on_cluster(fake: FakeBedrock, cluster_url: str, kind: str) -> None:
-    race(fake, cluster_url, PROMPTS[kind])
+    race(fake, cluster_url, kind)

@@ -2,16 +2,19 @@
 
 ``wait_until`` polls until a condition holds and returns what it returned; ``holds_for`` checks that a
 condition stays true for a whole period. Both fail with an ``AssertionError`` naming what was awaited and
-the last thing they saw (a value or an exception), so a timeout explains itself.
+the last thing they saw (a value or an exception), so a timeout explains itself. ``async_wait_until`` and
+``async_holds_for`` do the same on an event loop, with awaitable conditions, leaving the loop free between
+checks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["holds_for", "wait_until"]
+__all__ = ["async_holds_for", "async_wait_until", "holds_for", "wait_until"]
 
 T = TypeVar("T")
 
@@ -77,3 +80,51 @@ def holds_for(
         if last:
             return checks
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
+async def async_wait_until(
+    condition: Callable[[], Awaitable[T]],
+    timeout: float,
+    interval: float = 0.02,
+    message: str = "the condition",
+) -> T:
+    """:func:`wait_until` for a coroutine function ``condition``, sleeping on the loop between checks."""
+    deadline = time.monotonic() + timeout
+    value: object = None
+    error: BaseException | None = None
+    while True:
+        last_chance = time.monotonic() >= deadline
+        try:
+            result = await condition()
+        except AssertionError:
+            raise
+        except Exception as exc:
+            error, value = exc, None
+        else:
+            if result:
+                return result
+            error, value = None, result
+        if last_chance:
+            break
+        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {message}: {_seen(value, error)}")
+
+
+async def async_holds_for(
+    condition: Callable[[], Awaitable[object]],
+    duration: float,
+    interval: float = 0.05,
+    message: str = "the condition",
+) -> int:
+    """:func:`holds_for` for a coroutine function ``condition``, sleeping on the loop between checks."""
+    deadline = time.monotonic() + duration
+    checks = 0
+    while True:
+        last = time.monotonic() >= deadline
+        value = await condition()
+        checks += 1
+        if not value:
+            raise AssertionError(f"{message} stopped holding after {checks} checks: it returned {value!r}")
+        if last:
+            return checks
+        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))

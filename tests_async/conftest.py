@@ -10,7 +10,7 @@ import asyncio
 import gc
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,18 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 import bedrock_budget as bb
+
+# Imported lazily by AsyncLedger.read. Under pytest every bedrock_budget module is rewritten as it is first
+# imported (the package is a pytest plugin), and CPython 3.11.7's AST conversion has been seen to fail there
+# ("AST constructor recursion depth mismatch") when that happens inside a running loop: import it up front.
+import bedrock_budget.reporting.budget_admin
 from bedrock_budget.testing import FakeBedrock
 
 # The real services and their helpers are the main suite's (tests/): the same Redis, the same Cluster fixture.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from backends import delete_prefix
+from bad_input.conftest import ScriptedServer
 from fake_bedrock_fixtures import Records, fake, fake_server, records
 from no_skips import pytest_make_collect_report, pytest_runtest_makereport
 from service_fixtures import cluster_url, redis_server_binary, redis_url
@@ -53,12 +59,14 @@ def client_config(**extra: Any) -> AioConfig:
     return AioConfig(**options)
 
 
-def raw_client(fake: FakeBedrock, **config: Any) -> Any:
-    """An aiobotocore client context (``async with raw_client(fake) as client``)."""
+def raw_client(fake: FakeBedrock | str, **config: Any) -> Any:
+    """An aiobotocore client context (``async with raw_client(fake) as client``) for the fake Bedrock, or
+    for another server given by its URL (in us-east-1)."""
+    endpoint, region = (fake, "us-east-1") if isinstance(fake, str) else (fake.endpoint_url, fake.region)
     return get_session().create_client(
         "bedrock-runtime",
-        endpoint_url=fake.endpoint_url,
-        region_name=fake.region,
+        endpoint_url=endpoint,
+        region_name=region,
         aws_access_key_id="x",
         aws_secret_access_key="y",
         config=client_config(**config),
@@ -67,13 +75,61 @@ def raw_client(fake: FakeBedrock, **config: Any) -> Any:
 
 @asynccontextmanager
 async def wrapped(fake: FakeBedrock, records: Records, **options: Any) -> AsyncIterator[Any]:
+    """A wrapped client whose records go to ``records`` (and to any ``listeners`` given besides)."""
     async with raw_client(fake) as client:
-        yield bb.wrap(client, listeners=[records], **options)
+        yield bb.wrap(client, listeners=[records, *options.pop("listeners", ())], **options)
 
 
-def run(coro: Any) -> Any:
-    """Run a test's coroutine on a fresh loop, then collect what it left behind (abandoned streams)."""
-    result = asyncio.run(coro)
+@pytest.fixture(scope="module")
+def module_loop() -> Iterator[asyncio.Runner]:
+    """One event loop for a module's tests, so that they can share clients (each takes ~80 ms to make):
+    ``run(coroutine, module_loop)``."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+def open_on(loop: asyncio.Runner, context: Any) -> Iterator[Any]:
+    """Enter the async context ``context`` (an aiobotocore client's, say) on ``loop``, yield what it gives,
+    and leave it there: the body of a module-scoped fixture."""
+    entered = loop.run(context.__aenter__())
+    try:
+        yield entered
+    finally:
+        loop.run(context.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[ScriptedServer]:
+    """The bad-input suite's server that answers with exactly the bytes a test scripts, one per module."""
+    server = ScriptedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def scripted_raw(module_loop: asyncio.Runner, scripted: ScriptedServer) -> Iterator[Any]:
+    """An aiobotocore client for the scripted server, without retries, shared by the module's tests."""
+    yield from open_on(module_loop, raw_client(scripted.url, read_timeout=5, connect_timeout=2))
+
+
+@pytest.fixture(scope="module")
+def fake_raw(module_loop: asyncio.Runner, fake_server: FakeBedrock) -> Iterator[Any]:
+    """An aiobotocore client for the fake Bedrock, shared by the module's tests."""
+    yield from open_on(module_loop, raw_client(fake_server))
+
+
+def cases(names: Iterable[str], *cut_short: str) -> list[Any]:
+    """Test parameters for ``names``; those in ``cut_short`` are responses cut short, whose connection
+    aiohttp leaves for the collector, which warns about it, wrapped or not: that warning is ignored."""
+    leaves = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+    return [pytest.param(name, marks=leaves) if name in cut_short else name for name in names]
+
+
+def run(coro: Any, loop: asyncio.Runner | None = None) -> Any:
+    """Run a test's coroutine on a fresh loop (or on ``loop``), then collect what it left behind (abandoned
+    streams)."""
+    result = asyncio.run(coro) if loop is None else loop.run(coro)
     gc.collect()
     return result
 

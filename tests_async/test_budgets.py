@@ -221,41 +221,6 @@ def test_unsupported_options_are_refused(fake: FakeBedrock, records: Records) ->
     run(main())
 
 
-def test_a_call_longer_than_the_ttl_keeps_its_hold(
-    fake: FakeBedrock, records: Records, store_uri: str
-) -> None:
-    # The first event at once, the rest over three TTLs: a loop task renews the hold meanwhile.
-    ttl = 1.0
-    fake.configure(
-        HAIKU, usage=UsageSpec(input_tokens=12, output_tokens=30), latency=3 * ttl, stream_deltas=3
-    )
-
-    async def main() -> None:
-        async with wrapped(fake, records, store=store_uri, budgets=[ROOMY], reservation_ttl=ttl) as client:
-            ledger = ledger_of(client)
-            response = await client.converse_stream(modelId=HAIKU, messages=MESSAGES)
-            reader = asyncio.create_task(_drain(response["stream"]))
-            await asyncio.sleep(2.5 * ttl)  # past the TTL: without renewal the hold would be gone
-            found = await state(ledger, ROOMY)
-            assert found.active == 1
-            assert found.held_usd > 0
-            await reader
-            await ledger.flush()
-            found = await state(ledger, ROOMY)
-            assert (found.active, found.held_usd) == (0, 0)
-            assert found.spent_usd == spent_by_records(records) > 0
-            assert ledger.holds_renewed >= 1
-            await ledger.aclose()
-
-    run(main())
-    assert [record.outcome for record in records] == ["ok"]
-
-
-async def _drain(stream: Any) -> None:
-    async for _ in stream:
-        pass
-
-
 def test_budgets_published_in_the_store_are_followed(
     fake: FakeBedrock, records: Records, store_uri: str
 ) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from redis.crc import key_slot
 
 import bedrock_budget as bb
 from bedrock_budget.attribution import validate_value
@@ -28,46 +27,9 @@ from bedrock_budget.testing import FakeBedrock, UsageSpec
 from fake_bedrock_fixtures import Records
 
 from .conftest import HAIKU, MESSAGES, KeyspaceWatch
+from .hostile_ids import HOSTILE, TOO_LONG, budgets, check_keys
 
 pytestmark = pytest.mark.redis
-
-HOSTILE = [
-    "{}",
-    "a}b{c",
-    "user:1:*",
-    "*",
-    "?",
-    "[a-z]",
-    "\n",
-    "line\r\nbreak",
-    "é😀",
-    "\x00",
-    "\ud800",
-    "bb:{all||lifetime|0}:h",
-    " ",
-    "%2A",
-    "a|b,c=d",
-    "#" + "0" * 32,
-    "h-" + "0" * 32,
-    "x" * 4096,
-    "ü" * 2000,
-]
-TOO_LONG = "y" * 10_240
-# One hash tag per key, nothing a glob or the protocol would read as syntax.
-KEY = re.compile(rb"[^{}*?\[\]\s]*\{[^{}*?\[\]\s]+\}:[hzt]")
-# The spend ledger's keys (stores.tracking): one hash tag, then the bucket and the encoded value.
-TRACK_KEY = re.compile(
-    rb"[^{}*?\[\]\s]*t:\{[^{}*?\[\]\s]+/[0-9]+\}:(d:[0-9]+|k:[^{}*?\[\]\s:]+:[hd]:[0-9]+:(z|v:[^{}*?\[\]\s]+))"
-)
-
-
-def budgets() -> list[bb.Budget]:
-    return [
-        bb.Budget("per-user", scope={"user": "*"}, window="lifetime", limit_usd="1"),
-        bb.Budget("per-app", scope={"app": "*"}, window="day", limit_usd="1"),
-        bb.Budget("per-model", model="*", window="hour", limit_tokens="1000000"),
-        bb.Budget("everything", window="month", timezone="Pacific/Chatham", limit_usd="10"),
-    ]
 
 
 @pytest.fixture
@@ -79,20 +41,6 @@ def ledger(keyspace: KeyspaceWatch) -> Iterator[Ledger]:
 
 def converse(client: Any, model: str = HAIKU, **extra: Any) -> None:
     client.converse(modelId=model, messages=MESSAGES, inferenceConfig={"maxTokens": 16}, **extra)
-
-
-def check_keys(keyspace: KeyspaceWatch) -> list[bytes]:
-    keyspace.assert_untouched()
-    keys = keyspace.inside()
-    counters: dict[bytes, set[int]] = {}
-    for key in keys:
-        if TRACK_KEY.fullmatch(key):
-            counters.setdefault(key[: key.index(b"}") + 1], set()).add(key_slot(key))
-            continue
-        assert KEY.fullmatch(key), key
-        counters.setdefault(key[:-2], set()).add(key_slot(key))
-    assert all(len(slots) == 1 for slots in counters.values())
-    return keys
 
 
 def test_hashed_ids_are_accepted_and_stay_in_their_namespace(

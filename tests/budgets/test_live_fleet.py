@@ -20,7 +20,9 @@ from backends import Backend
 from bedrock_budget.budgets import published
 from bedrock_budget.budgets.compiled import current_ref
 from bedrock_budget.budgets.model import Budget
+from bedrock_budget.stores import Store
 from bedrock_budget.testing import FakeBedrock
+from polling import wait_until
 
 from . import _fleet_worker
 
@@ -50,22 +52,30 @@ def test_a_limit_lowered_and_an_override_added_from_the_cli_reach_every_process(
     backend: Backend, fake: FakeBedrock
 ) -> None:
     assert backend.uri is not None
-    store = backend.make()
+    uri = f"{backend.uri}{'&' if '?' in backend.uri else '?'}prefix={backend.prefix}"
+    fleet_follows_the_cli(fake, backend.make(), uri)
+
+
+def fleet_follows_the_cli(fake: FakeBedrock, store: Store, uri: str, driver: str = "sync") -> None:
+    """The proof, with ``WORKERS`` processes of ``driver`` clients (``"sync"``: boto3; ``"async"``:
+    aiobotocore) following the budgets published in ``store``, which ``uri`` names."""
     # u-5's own limit is a few calls' worth: the four processes race for it from the start.
     small = {"u-5": {"limit_usd": U5_LIMIT}}
     start = Budget("per-user", scope={"user": "*"}, window="lifetime", limit_usd="10", overrides=small)
     published.publish(store, [start])
-    uri = f"{backend.uri}{'&' if '?' in backend.uri else '?'}prefix={backend.prefix}"
     store_args = ["--store", uri]
 
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     queues = [context.Queue() for _ in range(WORKERS)]
+    # Per worker: calls made, and when its latest call started (time.monotonic, the same clock here).
+    progress = [context.Array("d", 2) for _ in range(WORKERS)]
     workers = [
         context.Process(
-            target=_fleet_worker.call_until_stopped, args=(fake.endpoint_url, uri, HAIKU, stop, q)
+            target=_fleet_worker.call_until_stopped,
+            args=(fake.endpoint_url, uri, HAIKU, stop, queue, driver, made),
         )
-        for q in queues
+        for queue, made in zip(queues, progress, strict=True)
     ]
     for worker in workers:
         worker.start()
@@ -73,7 +83,13 @@ def test_a_limit_lowered_and_an_override_added_from_the_cli_reach_every_process(
         for queue in queues:
             assert queue.get(timeout=120) == "warm"
         began = time.monotonic()
-        time.sleep(2.0)  # steady load under the first limits
+        # Steady load under the first limits: every process has called for each user many times.
+        calls_made = [made[0] for made in progress]
+        wait_until(
+            lambda: all(made[0] >= before + 30 for made, before in zip(progress, calls_made, strict=True)),
+            60,
+            message="every process to make 30 calls under the first limits",
+        )
         u17_before = _spent(store, start, "u-17")
         rate = u17_before / (time.monotonic() - began)
         assert u17_before > 0
@@ -85,7 +101,20 @@ def test_a_limit_lowered_and_an_override_added_from_the_cli_reach_every_process(
         )
         lowered_to = (Decimal(_spent(store, start, "u-1")) / 2 / NANOS).quantize(Decimal("0.000000001"))
         lowered_done = _cli("budgets", "set", "per-user", "--limit-usd", str(lowered_to), *store_args)
-        time.sleep(4.0)
+        # Every process goes on calling past the 2 s it has to follow the change: a few calls for each user
+        # started after the deadline.
+        deadline = lowered_done + PROPAGATION_SECONDS
+        wait_until(
+            lambda: all(made[1] > deadline for made in progress),
+            PROPAGATION_SECONDS + 60,
+            message="every process to start a call after the deadline",
+        )
+        calls_made = [made[0] for made in progress]
+        wait_until(
+            lambda: all(made[0] >= before + 9 for made, before in zip(progress, calls_made, strict=True)),
+            60,
+            message="every process to call for each user three more times",
+        )
         stop.set()
         reports = [queue.get(timeout=60) for queue in queues]
         for worker in workers:

@@ -14,6 +14,7 @@ import pytest
 from bedrock_budget.extract import RequestInfo, estimate_input_tokens, worst_case_usage
 from bedrock_budget.extract.estimate import input_token_bound
 from bedrock_budget.usage import Usage
+from dense_text import DENSE_TEXTS
 
 from .builders import converse_request, invoke_request
 
@@ -126,18 +127,6 @@ def test_free_and_unbilled_operations_reserve_nothing() -> None:
     assert (
         worst_case_usage(RequestInfo("GetAsyncInvoke", "nova_reel"), model_max_output_tokens=None) == Usage()
     )
-
-
-# Content the old 3-bytes-per-token estimate under-reserved (issue table: code 2.27 B/token, CJK 1.39,
-# base64 1.42, math symbols 1.32): the bound holds at the densest possible ratio, one token per byte.
-DENSE_TEXTS = {
-    "code": "def f(x):\n    return {k: v for k, v in x.items() if v}\n" * 40,
-    "json": '{"id": 12345, "tags": ["a", "b"], "ok": true}' * 40,
-    "cjk": "東京都の天気は晴れです。" * 80,
-    "base64": "QmVkcm9jayBidWRnZXQgYm91bmQgdGVzdA==" * 60,
-    "emoji": "🙂🚀🔥" * 200,
-    "math": "∀x∈ℝ: ∫₀¹ f(x)dx ≤ ∑ᵢ aᵢ" * 60,
-}
 
 
 @pytest.mark.parametrize("kind", sorted(DENSE_TEXTS))

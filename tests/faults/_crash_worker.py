@@ -3,6 +3,7 @@ streams (each holding its worst case against the budget) and waits to be killed.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -37,13 +38,17 @@ def settle_then_hold(
     calls: int,
     streams: int,
     on_expired_hold: str,
+    driver: str,
     ready: Any,
 ) -> None:
-    ledger = Ledger(
-        from_uri(store_uri, prefix=prefix),
-        [bb.Budget("cap", window="lifetime", limit_usd=limit_usd, on_expired_hold=on_expired_hold)],
-        reservation_ttl=ttl,
-    )
+    """Through a boto3 client and the sync ledger, or (``driver="async"``) an aiobotocore client and the
+    async ledger, whose loop goes on renewing the streams' holds until the kill."""
+    budget = bb.Budget("cap", window="lifetime", limit_usd=limit_usd, on_expired_hold=on_expired_hold)
+    if driver == "async":
+        args = (endpoint, store_uri, prefix, budget, ttl, model, slow_model, calls, streams, ready)
+        asyncio.run(_async_settle_then_hold(*args))
+        return
+    ledger = Ledger(from_uri(store_uri, prefix=prefix), [budget], reservation_ttl=ttl)
     client = _bedrock_client(endpoint)
     records: list[bb.CallRecord] = []
     metered = bb.wrap(client, ledger=ledger, listeners=[records.append])
@@ -59,6 +64,48 @@ def settle_then_hold(
     settled = sum(r.cost.total_nanos for r in records if r.cost is not None)
     ready.put((settled, len(records)))
     time.sleep(120)  # the test kills this process long before
+
+
+async def _async_settle_then_hold(
+    endpoint: str,
+    store_uri: str,
+    prefix: str,
+    budget: bb.Budget,
+    ttl: float,
+    model: str,
+    slow_model: str,
+    calls: int,
+    streams: int,
+    ready: Any,
+) -> None:
+    from aiobotocore.session import get_session
+
+    from bedrock_budget.budgets import AsyncLedger
+
+    ledger = AsyncLedger(store_uri, [budget], reservation_ttl=ttl, store_options={"prefix": prefix})
+    records: list[bb.CallRecord] = []
+    async with get_session().create_client(
+        "bedrock-runtime",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ) as raw:
+        metered = bb.wrap(raw, ledger=ledger, listeners=[records.append])
+        for _ in range(calls):
+            await metered.converse(modelId=model, messages=MESSAGES, inferenceConfig={"maxTokens": 100})
+        await ledger.flush()  # the settled calls are in the store before the test looks
+        held = []
+        for _ in range(streams):
+            response = await metered.converse_stream(
+                modelId=slow_model, messages=MESSAGES, inferenceConfig={"maxTokens": 2000}
+            )
+            async for _ in response["stream"]:
+                break  # one event read; the stream stays open
+            held.append(response["stream"])
+        settled = sum(r.cost.total_nanos for r in records if r.cost is not None)
+        ready.put((settled, len(records)))
+        await asyncio.sleep(120)  # the test kills this process long before
 
 
 def settle_into_the_journal(

@@ -43,7 +43,7 @@ def _client(fake: FakeBedrock) -> Any:
     )
 
 
-def _budgets() -> list[bb.Budget]:
+def long_call_budgets() -> list[bb.Budget]:
     # Two counters per call (in different slots on a cluster), so renewal covers every counter of a hold.
     return [
         bb.Budget("org", window="lifetime", limit_usd=str(LIMIT)),
@@ -63,8 +63,8 @@ def test_a_call_three_times_the_ttl_keeps_its_hold_and_the_budget_holds(
     fake.configure(SLOW, latency=CALL_SECONDS, stream_deltas=12)
     streamer_records, racer_records = Records(), Records()
     # Two ledgers on stores sharing one namespace, like two processes pointed at the same URI.
-    streamer = Ledger(backend.make(), _budgets(), reservation_ttl=TTL)
-    racer = Ledger(backend.make(), _budgets(), reservation_ttl=TTL)
+    streamer = Ledger(backend.make(), long_call_budgets(), reservation_ttl=TTL)
+    racer = Ledger(backend.make(), long_call_budgets(), reservation_ttl=TTL)
     long_client = bb.wrap(
         _client(fake), ledger=streamer, listeners=[streamer_records], attribution={"user": "writer"}
     )

@@ -1,6 +1,7 @@
 """Request limits under contention: threads and processes racing on one request limit admit exactly the
 limit, on every backend, with exact reservations and with capacity leases; released calls give their
-request back and the store's count equals the calls made."""
+request back and the store's count equals the calls made. (``race_processes`` also races async ledgers:
+tests_async/test_request_limits.py.)"""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from backends import Backend
 from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.errors import BudgetExceededError
+from bedrock_budget.stores import Store, from_uri
 
 from . import _request_worker
 
@@ -27,9 +29,9 @@ BUDGET: dict[str, Any] = {
 }
 
 
-def made(backend: Backend) -> tuple[int, int, int]:
+def made(store: Store) -> tuple[int, int, int]:
     """Requests made and held in the store, and the calls the budget's tallies saw settle."""
-    ledger = Ledger(backend.make(), [Budget(**BUDGET)])
+    ledger = Ledger(store, [Budget(**BUDGET)])
     (status,) = ledger.status()
     calls = status.models["model"]["calls"] if "model" in status.models else 0
     ledger.close()
@@ -64,7 +66,7 @@ def test_threads_admit_exactly_the_request_limit(backend: Backend) -> None:
     ledger.close()
     assert sum(admitted) == LIMIT
     assert units == {"requests"}
-    assert made(backend) == (LIMIT, 0, LIMIT)
+    assert made(backend.make()) == (LIMIT, 0, LIMIT)
 
 
 #: (ledger options, every n-th admitted attempt released): exact reservations, with releases, and leases.
@@ -80,38 +82,56 @@ MODES: dict[str, tuple[dict[str, Any], int]] = {
 @pytest.mark.parametrize("mode", list(MODES))
 def test_processes_admit_exactly_the_request_limit(backend: Backend, mode: str) -> None:
     assert backend.uri is not None
+    race_processes(backend.uri, backend.prefix, mode)
+
+
+def race_processes(uri: str, prefix: str, mode: str, driver: str = "sync", processes: int = 8) -> None:
+    """``processes`` processes (sync or async ledgers, ``driver``) make 320 attempts in all on the limit of
+    50."""
     options, release_every = MODES[mode]
+    attempts = 320 // processes
     context = multiprocessing.get_context("spawn")
-    start = context.Barrier(8)
+    start = context.Barrier(processes)
     results = context.Queue()
     workers = [
         context.Process(
             target=_request_worker.calls,
-            args=(backend.uri, backend.prefix, BUDGET, 40, release_every, options, start, results),
+            args=(uri, prefix, BUDGET, attempts, release_every, options, start, results, driver),
         )
-        for _ in range(8)
+        for _ in range(processes)
     ]
     for worker in workers:
         worker.start()
-    outcomes = [results.get(timeout=90) for _ in workers]
-    for worker in workers:
-        worker.join(30)
-        assert worker.exitcode == 0
-        worker.close()
-    results.close()
-    results.join_thread()
+    try:
+        outcomes = [results.get(timeout=90) for _ in workers]
+        for worker in workers:
+            worker.join(30)
+            assert worker.exitcode == 0
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join(10)
+            worker.close()
+        results.close()
+        results.join_thread()
     settled = sum(s for s, _, _ in outcomes)
     released = sum(r for _, r, _ in outcomes)
-    assert settled + released + sum(r for _, _, r in outcomes) == 8 * 40
+    assert settled + released + sum(r for _, _, r in outcomes) == processes * attempts
+    in_flight = 1 if driver == "sync" else _request_worker.ASYNC_CONCURRENCY
     if mode == "exact":
         assert settled == LIMIT
     elif mode == "exact-releasing":
-        # A released request comes back; only a process's last release, after everyone else gave up, can
-        # leave one unused.
+        # A released request comes back; only the releases a process makes after everyone else gave up (one
+        # per call it has in flight) can leave requests unused.
         assert released > 0
-        assert LIMIT - 8 <= settled <= LIMIT
+        assert LIMIT - processes * in_flight <= settled <= LIMIT
     else:
         # Requests leased by the other processes may be stranded when one is refused, never more.
-        stranded = 8 * int(LIMIT * float(options["lease_fraction"]))
+        stranded = processes * int(LIMIT * float(options["lease_fraction"]))
         assert LIMIT - stranded <= settled <= LIMIT
-    assert made(backend) == (settled, 0, settled)
+    store = from_uri(uri, prefix=prefix)
+    try:
+        assert made(store) == (settled, 0, settled)
+    finally:
+        store.close()

@@ -14,6 +14,7 @@ import pytest
 
 from backends import delete_prefix
 from bedrock_budget.testing import FakeBedrock, UsageSpec
+from dense_text import repeat_to
 
 from .test_concurrency import NANOS_PER_USD, call_in_processes, read_shared
 
@@ -24,24 +25,24 @@ MAX_TOKENS = 64
 PROMPT_BYTES = 6_000
 
 
-def _repeat_to(unit: str, size: int) -> str:
-    text = unit * (size // len(unit.encode()) + 1)
-    while len(text.encode()) > size:
-        text = text[:-1]
-    return text
-
-
 PROMPTS = {
-    "code": _repeat_to("def total(xs):\n    return sum(x * 2 for x in xs if x % 3)\n", PROMPT_BYTES),
-    "base64": _repeat_to("UmVzZXJ2YXRpb25zIHRoYXQgYm91bmQgdGhlIGNvc3Q=", PROMPT_BYTES),
-    "cjk": _repeat_to("予算の上限を超えないように予約します。", PROMPT_BYTES),
+    "code": repeat_to("def total(xs):\n    return sum(x * 2 for x in xs if x % 3)\n", PROMPT_BYTES),
+    "base64": repeat_to("UmVzZXJ2YXRpb25zIHRoYXQgYm91bmQgdGhlIGNvc3Q=", PROMPT_BYTES),
+    "cjk": repeat_to("予算の上限を超えないように予約します。", PROMPT_BYTES),
 }
 
 
-def race(fake: FakeBedrock, store_uri: str, kind: str) -> None:
-    # Input billed at one token per prompt byte; output at the requested maximum.
+def bill_a_token_per_byte(fake: FakeBedrock) -> None:
+    """Input billed at one token per prompt byte; output at the requested maximum."""
     fake.set_usage("*", UsageSpec(bytes_per_token=1.0, default_output_tokens=MAX_TOKENS))
-    messages: list[dict[str, Any]] = [{"role": "user", "content": [{"text": PROMPTS[kind]}]}]
+
+
+def messages_of(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"text": text}]}]
+
+
+def race(fake: FakeBedrock, store_uri: str, kind: str) -> None:
+    bill_a_token_per_byte(fake)
     prefix = f"bbtest-{uuid.uuid4().hex[:8]}:"
     try:
         outcomes = call_in_processes(
@@ -53,7 +54,7 @@ def race(fake: FakeBedrock, store_uri: str, kind: str) -> None:
             CALLS_EACH,
             None,
             timeout=60,
-            messages=messages,
+            messages=messages_of(PROMPTS[kind]),
             max_tokens=MAX_TOKENS,
         )
         state = read_shared(store_uri, prefix, str(LIMIT))
@@ -63,9 +64,7 @@ def race(fake: FakeBedrock, store_uri: str, kind: str) -> None:
     refused = sum(o[1] for o in outcomes)
     recorded_nanos = sum(o[3] for o in outcomes)
     exceeded = sum(o[4] for o in outcomes)
-    billed = [request.usage.input_tokens for request in fake.requests if request.usage is not None]
-    assert billed
-    assert min(billed) >= PROMPT_BYTES  # the fake really billed a token per byte
+    assert_billed_a_token_per_byte(fake)
     # The race reached the limit.
     assert granted > 0
     assert refused > 0
@@ -74,6 +73,12 @@ def race(fake: FakeBedrock, store_uri: str, kind: str) -> None:
     assert state.spent_usd * NANOS_PER_USD == recorded_nanos
     assert state.reserved_usd == 0
     assert exceeded == 0  # no call cost more than it held
+
+
+def assert_billed_a_token_per_byte(fake: FakeBedrock) -> None:
+    billed = [request.usage.input_tokens for request in fake.requests if request.usage is not None]
+    assert billed
+    assert min(billed) >= PROMPT_BYTES  # the fake really billed a token per byte
 
 
 @pytest.mark.slow

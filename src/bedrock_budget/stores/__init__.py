@@ -9,7 +9,8 @@ loads redis-py. Third parties add schemes with :func:`register_store`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -96,8 +97,16 @@ def from_uri(uri: str = "memory://", **options: Any) -> Store:
     if target is None:
         raise ConfigurationError(f"unknown store scheme {scheme!r}; known: {', '.join(schemes())}")
     uri = _SCHEME_ALIASES.get(scheme, scheme) + uri[len(scheme) :]
-    try:
+    with configuration_errors(scheme):
         return _resolve(target)(uri, **options)
+
+
+@contextmanager
+def configuration_errors(scheme: str) -> Iterator[None]:
+    """Report a store that cannot be made from its URI and options (an unknown option, a bad prefix) as a
+    :class:`ConfigurationError`, whichever backend (sync or async) was being made."""
+    try:
+        yield
     except TypeError as exc:
         raise ConfigurationError(f"bad option for {scheme}:// store: {exc}") from exc
     except ValueError as exc:

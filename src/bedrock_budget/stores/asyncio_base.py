@@ -145,16 +145,19 @@ def as_async_store(store: AsyncStore | Store | str, **options: Any) -> tuple[Asy
     """The async store for a URI, an async store or a sync store; and whether the caller made it (and so
     closes it). ``options`` go to a store made from a URI."""
     if isinstance(store, str):
+        from bedrock_budget.stores import configuration_errors, from_uri
+
         scheme = store.partition("://")[0].lower()
         if scheme in ("redis", "rediss", "unix"):
             from bedrock_budget.stores.redis.asyncio_store import AsyncRedisStore
 
-            return AsyncRedisStore.from_uri(store, **options), True
+            with configuration_errors(scheme):  # a bad prefix or option, as from_uri reports it
+                return AsyncRedisStore.from_uri(store, **options), True
         if scheme in ("redis+cluster", "rediss+cluster"):
             from bedrock_budget.stores.redis.asyncio_cluster import AsyncRedisClusterStore
 
-            return AsyncRedisClusterStore.from_uri(store, **options), True
-        from bedrock_budget.stores import from_uri
+            with configuration_errors(scheme):
+                return AsyncRedisClusterStore.from_uri(store, **options), True
 
         return as_async_store(from_uri(store, **options))[0], True
     if isinstance(store, Store):

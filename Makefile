@@ -52,7 +52,7 @@ dist-check: $(STAMP)
 async-check: services
 	bash .ci/check-async.sh
 
-# The same tests, and the aioboto3 ones (tests_aioboto3/: its Session, instrument(), llama-index), in
+# The client-side async tests, and the aioboto3 ones (tests_aioboto3/: its Session, instrument(), llama-index), in
 # .venv-aioboto3: aioboto3 15.5 pins aiobotocore 2.25.1, and with it wrapt 1.x and botocore 1.40.
 aioboto3-check: services
 	bash .ci/check-aioboto3.sh

@@ -86,10 +86,11 @@ from bedrock_budget.stores.tracking import Tracking
 __all__ = ["ASYNC_SETTLE_BATCH", "AsyncLedger"]
 
 #: Settlements per batch. Smaller than the sync background thread's 64: building and reading a batch's
-#: script call runs on the loop, 25-60 µs of CPU per settlement with two budgets and spend tracking (half of
-#: it the tracking), so 8 keeps each stretch under half a millisecond (bench/async_budgets.py), for a few
-#: more round trips.
-ASYNC_SETTLE_BATCH = 8
+#: script call runs on the loop, 25-170 µs of CPU per settlement with two budgets and spend tracking (half of
+#: it the tracking; the high end on a slow machine), so 4 keeps each stretch well under a millisecond
+#: (bench/async_budgets.py: with 8, 1.3 ms on a machine half as fast), for a few more round
+#: trips.
+ASYNC_SETTLE_BATCH = 4
 
 
 class AsyncLedger(LedgerCore, LedgerCounters):

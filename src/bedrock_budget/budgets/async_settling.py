@@ -23,7 +23,7 @@ format, so a sync process replays what an async one left and the reverse):
   tens of microseconds, as on a sync caller's thread.
 - The fsync runs in a worker thread (``asyncio.to_thread``), never on the loop, before a batch holding a
   settlement written since the last fsync goes out. One fsync covers everything queued when it starts, so a
-  backlog of many batches costs one fsync, not one per batch of 8. Replays of the outage journal fsync
+  backlog of many batches costs one fsync, not one per batch. Replays of the outage journal fsync
   first too.
 - Once the store has taken a settlement, a line marking it applied (one ``write``, on the loop).
 - Settlements dead processes left in the directory are taken over when the ledger is made (reading and

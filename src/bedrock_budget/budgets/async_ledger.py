@@ -66,7 +66,7 @@ from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.counters import LedgerCounters
 from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS
-from bedrock_budget.budgets.ledger_core import LedgerCore, _reservation_id
+from bedrock_budget.budgets.ledger_core import LedgerCore
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation
 from bedrock_budget.budgets.overruns import OverrunTally
@@ -148,19 +148,7 @@ class AsyncLedger(LedgerCore, LedgerCounters):
         self._alerts = AlertDispatcher(loop_safe(s) for s in alert_sinks)
         self.unattributed = UnattributedTally()
         self.overruns = OverrunTally()
-        self._leases = (
-            AsyncLeaseBook(
-                settings.lease_fraction,
-                settings.lease_seconds,
-                self._close_leases,
-                clock,
-                store=self.store,
-                hold_ttl=self.reservation_ttl,
-                new_id=_reservation_id,
-            )
-            if settings.lease_fraction is not None
-            else None
-        )
+        self._leases = self._lease_book(AsyncLeaseBook, self.store, settings, clock)
         self._follower = None
         self._definitions_store: Store | None = None  # a sync store of our own the follower reads
         self._closed = False

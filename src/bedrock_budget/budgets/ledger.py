@@ -67,7 +67,7 @@ from bedrock_budget.budgets.compiled import CompiledBudgets
 from bedrock_budget.budgets.counters import LedgerCounters
 from bedrock_budget.budgets.durable import JournalFile
 from bedrock_budget.budgets.keeper import DEFAULT_MAX_CALL_SECONDS, HoldKeeper
-from bedrock_budget.budgets.ledger_core import LedgerCore, _reservation_id
+from bedrock_budget.budgets.ledger_core import LedgerCore
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation
 from bedrock_budget.budgets.overruns import OverrunTally
@@ -186,19 +186,7 @@ class Ledger(LedgerCore, LedgerReads, LedgerCounters):
         #: Settled calls that cost more than their hold, per budget (see ``budgets.overruns``).
         self.overruns = OverrunTally()
         self._closed = False
-        self._leases: LeaseBook | None = (
-            LeaseBook(
-                settings.lease_fraction,
-                settings.lease_seconds,
-                self._close_leases,
-                clock,
-                store=self.store,
-                hold_ttl=self.reservation_ttl,
-                new_id=_reservation_id,
-            )
-            if settings.lease_fraction is not None
-            else None
-        )
+        self._leases: LeaseBook | None = self._lease_book(LeaseBook, self.store, settings, clock)
         self._keeper = HoldKeeper(
             self.store, ttl=self.reservation_ttl, max_call_seconds=self.max_call_seconds, clock=clock
         )

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bedrock_budget.alerts.model import Alert
 from bedrock_budget.alerts.sinks import AlertSink
@@ -23,7 +23,7 @@ from bedrock_budget.budgets.leases import Lease, LeaseBookCore
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.outcomes import Reservation, refusal_error, refusals_of
 from bedrock_budget.budgets.overruns import OverrunTally
-from bedrock_budget.budgets.settings import OutagePolicy
+from bedrock_budget.budgets.settings import LedgerSettings, OutagePolicy
 from bedrock_budget.budgets.settler import Settler
 from bedrock_budget.budgets.unattributed import UnattributedTally
 from bedrock_budget.budgets.units import check_amount, check_token_counts
@@ -48,6 +48,9 @@ log = logging.getLogger("bedrock_budget.ledger")
 def _reservation_id() -> str:
     # 128 random bits as 32 hex digits, like uuid4().hex, for a quarter of the cost.
     return os.urandom(16).hex()
+
+
+BookT = TypeVar("BookT", bound=LeaseBookCore)
 
 
 class LedgerCore:
@@ -175,6 +178,23 @@ class LedgerCore:
         return reservation
 
     # -- capacity leases (``budgets.leases``): what the book hears of from either driver -------------------
+
+    def _lease_book(
+        self, book: Callable[..., BookT], store: object, settings: LedgerSettings, clock: Callable[[], float]
+    ) -> BookT | None:
+        """The driver's lease book (``book``: its class, taking leases in ``store``), or None without
+        leases."""
+        if settings.lease_fraction is None:
+            return None
+        return book(
+            settings.lease_fraction,
+            settings.lease_seconds,
+            self._close_leases,
+            clock,
+            store=store,
+            hold_ttl=self.reservation_ttl,
+            new_id=_reservation_id,
+        )
 
     def _track_lease(self, lease: Lease, now: float) -> None:
         # The keeper renews a lease's hold while it is open, so it outlives every call it admitted.

@@ -79,7 +79,8 @@ DEFAULT_PREFIX: Final = "bb:"
 DEFAULT_KEY_SLACK: Final = 3600
 DEFAULT_TOMBSTONE_RETENTION: Final = 86400
 _EMPTY: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType({})
-_NO_TALLIES: Final[Mapping[str, Mapping[str, int]]] = _EMPTY
+#: The tallies of a settlement that adds none (no model, or a part of it in a slot without its spends).
+NO_TALLIES: Final[Mapping[str, Mapping[str, int]]] = _EMPTY
 
 Unit = Literal["usd", "tokens", "requests"]
 #: The one-letter names of the units in stored alert markers (``u80``) and in script arguments.
@@ -242,7 +243,7 @@ class SettleRequest:
 
     reservation_id: str
     spends: tuple[Spend, ...]
-    tallies: Tallies = field(default_factory=lambda: _NO_TALLIES)
+    tallies: Tallies = field(default_factory=lambda: NO_TALLIES)
     charge: bool = False
     #: What the call adds to the spend ledger (``stores.tracking``), applied exactly once per reservation
     #: id in the same store operation as the spends; ``None``: not tracked.
@@ -265,7 +266,7 @@ class SettleRequest:
     ) -> SettleRequest:
         """The settlement of one call of ``model`` with raw token ``tokens`` (no tallies without a model)."""
         cost = spends[0].usd if spends else 0
-        tallies = _NO_TALLIES if model is None else call_tallies(model, cost, tokens or {})
+        tallies = NO_TALLIES if model is None else call_tallies(model, cost, tokens or {})
         return cls(reservation_id, tuple(spends), tallies, charge)
 
 

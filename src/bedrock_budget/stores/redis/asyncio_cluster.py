@@ -224,7 +224,7 @@ class AsyncRedisClusterStore(AsyncRedisStore):
     ) -> list[tuple[SettleOutcome, ...] | StoreError]:
         parts = slots.settle_parts(requests, self._slot, self.prefix, self.tombstone_retention)
         gathered = await self._gather(
-            [_bind(self._settle_many, slots.part_requests(requests, part), now_ms) for part in parts]
+            [_bind(self._settle_many, slots.part_requests(part), now_ms) for part in parts]
         )
         return slots.merge_settled(requests, parts, gathered)
 

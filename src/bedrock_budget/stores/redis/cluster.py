@@ -235,7 +235,7 @@ class RedisClusterStore(RedisStore):
         # slot: no caller waits on it, and handing slots to the pool's threads costs a batch more CPU, and
         # more GIL taken from the callers, than it saves. A single settlement's slots go in parallel.
         parts = slots.settle_parts(requests, self._slot, self.prefix, self.tombstone_retention)
-        calls = [partial(self._settle_many, slots.part_requests(requests, part), now_ms) for part in parts]
+        calls = [partial(self._settle_many, slots.part_requests(part), now_ms) for part in parts]
         gathered = self._fan_out(calls, parallel=len(requests) == 1)
         return slots.merge_settled(requests, parts, gathered)
 

@@ -160,6 +160,8 @@ class ScriptCalls:
         settlements: list[list[object]] = []
         for request in requests:
             spends = request.spends
+            if not spends:
+                continue  # a call with no budget, or a cluster slot holding only its spend-ledger entry
             parts: list[list[object]] = []
             for spend in spends:
                 ref = spend.ref

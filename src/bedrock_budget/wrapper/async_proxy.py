@@ -1,9 +1,9 @@
 """The async driver: an aiobotocore ``bedrock-runtime`` client whose billable methods go through the meter.
 
-It runs the sync driver's own steps (:meth:`Meter.begin <bedrock_budget.wrapper.meter.Meter.begin>`,
+It runs the sync driver's own steps (:meth:`Meter.prepare <bedrock_budget.wrapper.meter.Meter.prepare>`,
 ``completed``, ``abort``) around an awaited call, so records, prices and attribution are the sync path's:
 nothing runs when the coroutine is created, and a call's record is emitted once its response (or its
-stream's end) has arrived. Attribution is read in ``begin``, inside the awaiting task, so each task of an
+stream's end) has arrived. Attribution is read in ``prepare``, inside the awaiting task, so each task of an
 ``asyncio.gather`` is charged to its own ``bb.attribute(...)``.
 
 With budgets the meter's guard is an :class:`~bedrock_budget.budgets.async_enforcement.AsyncBudgetGuard`:

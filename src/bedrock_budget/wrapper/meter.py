@@ -110,8 +110,16 @@ class Meter:
     def call(
         self, operation: Operation, func: Callable[..., Any], kwargs: dict[str, Any], region: str
     ) -> Any:
-        """One call through the pipeline: ``begin`` → ``func(**kwargs)`` → ``completed`` (or ``abort``)."""
-        ctx = self.begin(operation, kwargs, region, func)
+        """One call through the pipeline: ``prepare`` → admit (with budgets, raising before any I/O when
+        refused) → ``func(**kwargs)`` → ``completed`` (or ``abort``).
+
+        ``kwargs`` is the request about to be sent, and may be changed before it goes (request tags, a
+        downgrade's ``modelId``). ``func`` is the client's bound method that sends it.
+        """
+        ctx = self.prepare(operation, kwargs, region, func)
+        guard = self._guard
+        if guard is not None:
+            self._admit(guard, ctx, kwargs)
         try:
             response = func(**kwargs)
         except BaseException as exc:
@@ -120,27 +128,14 @@ class Meter:
         return self.completed(ctx, response, MeteredEventStream)
 
     # The steps of ``call``, public for a driver that does the I/O its own way (the async proxy awaits the
-    # call between ``begin`` and ``completed``). Each is the one implementation of its step.
-
-    def begin(
-        self, operation: Operation, kwargs: dict[str, Any], region: str, func: Callable[..., Any]
-    ) -> CallContext:
-        """Before the call: prepare it and, with budgets, admit it (raising before any I/O when refused).
-
-        ``kwargs`` is the request about to be sent, and may be changed here (request tags, a downgrade's
-        ``modelId``). ``func`` is the client's bound method that will send it.
-        """
-        ctx = self.prepare(operation, kwargs, region, func)
-        guard = self._guard
-        if guard is not None:
-            self._admit(guard, ctx, kwargs)
-        return ctx
+    # budget layer's decision and the call between ``prepare`` and ``completed``). Each is the one
+    # implementation of its step.
 
     def prepare(
         self, operation: Operation, kwargs: dict[str, Any], region: str, func: Callable[..., Any]
     ) -> CallContext:
-        """``begin`` without the budget layer's decision: a driver that awaits the decision (the async
-        proxy) admits the call itself, through :meth:`apply_admission`."""
+        """Before the call, without the budget layer's decision: a driver admits the call itself, through
+        :meth:`apply_admission` (``call`` through ``guard.admit``; the async proxy awaits the decision)."""
         if self.price_reloader is not None:
             self.price_reloader.check()
         ctx = self.core.prepare(operation, kwargs, region)
@@ -163,7 +158,7 @@ class Meter:
         core = self.core
         if self._guard is None and not self._listeners and core.settles_quietly(ctx, response):
             return response
-        self.finish(ctx, core.extract(ctx, response), "ok", request_id(response))
+        self.finish(ctx, core.extract(ctx, response), "ok", response)
         return response
 
     def _admit(self, guard: Guard, ctx: CallContext, kwargs: dict[str, Any]) -> None:
@@ -205,10 +200,12 @@ class Meter:
         self, ctx: CallContext, stream: Any, response: Mapping[str, Any], stream_proxy: StreamProxy
     ) -> Any:
         core = self.core
-        rid = request_id(response)
+        # What ``finish`` reads the request id from: not the response itself, which will hold the stream
+        # proxy, whose collection settles an abandoned stream (a reference from here would keep it alive).
+        metadata = {"ResponseMetadata": response.get("ResponseMetadata")}
         state = core.stream_state(ctx, response)
         if state is None:
-            self.finish(ctx, Extracted(usage=Usage(), source="none", estimated=True), "ok", rid)
+            self.finish(ctx, Extracted(usage=Usage(), source="none", estimated=True), "ok", metadata)
             return stream
 
         def feed(event: dict[str, Any]) -> None:
@@ -217,7 +214,7 @@ class Meter:
         def finish(complete: bool, error: BaseException | None, first_event_at: float | None) -> None:
             extracted, outcome, error = core.stream_result(ctx, state, complete, error)
             ttft = None if first_event_at is None else first_event_at - ctx.started
-            self.finish(ctx, extracted, outcome, rid, error_code=error_code(error), ttft=ttft)
+            self.finish(ctx, extracted, outcome, metadata, error_code=error_code(error), ttft=ttft)
 
         settlement = StreamSettlement(feed, finish)
         if self._guard is not None:
@@ -256,12 +253,13 @@ class Meter:
         ctx: CallContext,
         extracted: Extracted,
         outcome: Outcome,
-        rid: str | None,
+        response: Any,
         *,
         error_code: str | None = None,
         ttft: float | None = None,
     ) -> None:
-        """Price, settle and notify. Never raises."""
+        """Price, settle and notify. Never raises. ``response`` is read for its request id only when the
+        call's record is built (listeners that take a plain call do not need it)."""
         core = self.core
         priced = core.price(ctx, extracted)
         if self._guard is not None:
@@ -303,7 +301,7 @@ class Meter:
             outcome,
             extracted=extracted,
             priced=priced,
-            request_id=rid,
+            request_id=request_id(response),
             error_code=error_code,
             ttft=ttft,
         )

@@ -161,11 +161,14 @@ class RedisClusterStore(RedisStore):
         runner = self._scripts[script]
         breaker = None
         try:
+            cluster = self._cluster()
+            node = cluster.get_node_from_key(keys[0])
             if self._nodes is not None:
-                node = self._cluster().get_node_from_key(keys[0])
-                breaker = self._nodes.node(node.name, partial(self._ping_node, node))
+                breaker = self._nodes.get(node.name) or self._nodes.node(
+                    node.name, partial(self._ping_node, node)
+                )
                 breaker.check()
-            node_client = self._node_client(keys[0])
+            node_client = self._node_client(node)
             try:
                 return node_client.evalsha(runner.sha, len(keys), *keys, *args)
             except NoScriptError:
@@ -183,9 +186,9 @@ class RedisClusterStore(RedisStore):
     def _cluster(self) -> Any:
         return self._client.cluster() if isinstance(self._client, _LazyCluster) else self._client
 
-    def _node_client(self, key: str) -> Any:
-        cluster = self._cluster()
-        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+    def _node_client(self, node: Any) -> Any:
+        """The connection to one master (a seam: tests point it at the wrong master)."""
+        return self._cluster().get_redis_connection(node)
 
     def _ping_node(self, node: Any) -> None:
         self._cluster().get_redis_connection(node).ping()

@@ -25,6 +25,10 @@ class NodeBreakers:
         self._nodes: dict[str, CircuitBreaker] = {}
         self._listeners: list[Callable[[], object]] = []
 
+    def get(self, key: str) -> CircuitBreaker | None:
+        """The breaker of the node named ``key``, if it has one yet (no probe to build on the hot path)."""
+        return self._nodes.get(key)
+
     def node(self, key: str, probe: Callable[[], None]) -> CircuitBreaker:
         """The breaker of the node named ``key`` (``host:port``), whose ``probe`` pings it."""
         breaker = self._nodes.get(key)

@@ -179,7 +179,9 @@ class AsyncRedisClusterStore(AsyncRedisStore):
             async with self._slot_in_flight():
                 if self._nodes is not None and keys:
                     node = self._client.get_node_from_key(keys[0])
-                    breaker = self._nodes.node(node.name, self._node_probe(node))
+                    breaker = self._nodes.get(node.name) or self._nodes.node(
+                        node.name, self._node_probe(node)
+                    )
                     breaker.check()
                 return await super()._eval_unchecked(script, keys, args)
         except StoreUnavailableError as exc:

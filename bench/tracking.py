@@ -15,9 +15,10 @@ reported apart: they grow with calls, not users.
 
 CPU: the same ledger calls (one shared budget, as in ``throughput.py``) against a Redis and a 3-master
 Cluster started here, so their ``INFO cpu`` counts nothing else: client CPU (every thread of the process,
-the settle thread included) plus server CPU per call, tracking on against ``track=False``, interleaved,
-best of three rounds. On a shared, loaded machine wall-clock ratios swing with the neighbours; CPU per call
-is what throughput on a saturated machine comes down to, and moves far less.
+the settle thread included) plus server CPU per call, tracking on against ``track=False`` in rounds of one
+each, the ratio the median of seven rounds' ratios (one round's ratio still moves by 10-20 % here). On a
+shared, loaded machine wall-clock ratios swing with the neighbours; CPU per call is what throughput on a
+saturated machine comes down to, and moves far less.
 
 Run alone: ``.venv/bin/python bench/tracking.py`` (needs Redis on 127.0.0.1:6379: ``make services``).
 """
@@ -35,7 +36,7 @@ from bedrock_budget.stores import Store, from_uri
 from bedrock_budget.stores.base import SettleRequest
 from bedrock_budget.stores.tracking import Tracking
 from hot_path import ATTRIBUTION, BASE_MODEL, COST, TOKENS, budgets, interleaved
-from report import Row
+from report import Row, median
 from services import REDIS_URL, delete_prefix, redis_available, redis_cluster, redis_server, unique_prefix
 
 TARGET_RATIO = 1.15
@@ -154,7 +155,7 @@ def memory_rows(client: redis.Redis, prefixes: list[str]) -> list[Row]:
 
 
 CPU_CALLS = 3000
-CPU_ROUNDS = 3
+CPU_ROUNDS = 7
 SHARED_COST = 7_000_003
 
 
@@ -200,26 +201,31 @@ def cpu_rows() -> list[Row]:
             servers = [redis.Redis(port=int(h.rsplit(":", 1)[1])) for h in hosts]
             try:
                 for mode in ("sync", "background"):
-                    best: dict[bool, tuple[float, float]] = {}
+                    # Rounds of (on, off) back to back; the ratio is the median of the rounds' ratios, so a
+                    # neighbour's burst during one round moves one ratio, not the figure.
+                    measured: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
                     for _ in range(CPU_ROUNDS):
                         for track in (True, False):
-                            measured = _cpu_per_call(uri, servers, mode, track)
-                            if track not in best or sum(measured) < sum(best[track]):
-                                best[track] = measured
-                    on, off = sum(best[True]), sum(best[False])
+                            measured[track].append(_cpu_per_call(uri, servers, mode, track))
+                    rounds = zip(measured[True], measured[False], strict=True)
+                    ratios = [sum(on) / sum(off) for on, off in rounds]
+                    on_client, on_server = (median([m[i] for m in measured[True]]) for i in (0, 1))
+                    off_client, off_server = (median([m[i] for m in measured[False]]) for i in (0, 1))
+                    ratio = median(ratios)
                     judged = mode == "background"
                     rows.append(
                         Row(
                             f"tracking: CPU per call (client + server), {label}, {mode}",
-                            on,
+                            on_client + on_server,
                             "us",
-                            off,
+                            off_client + off_server,
                             "same, track=False",
                             f"ratio <= {TARGET_RATIO:g}" if judged else "",
-                            on / off <= TARGET_RATIO if judged else None,
-                            f"client {best[True][0]:.0f} vs {best[False][0]:.0f} us, server "
-                            f"{best[True][1]:.0f} vs {best[False][1]:.0f} us; one shared budget, "
-                            f"best of {CPU_ROUNDS}",
+                            ratio <= TARGET_RATIO if judged else None,
+                            f"client {on_client:.0f} vs {off_client:.0f} us, server {on_server:.0f} vs "
+                            f"{off_server:.0f} us; one shared budget; median of {CPU_ROUNDS} paired rounds "
+                            f"(ratios {min(ratios):.2f}-{max(ratios):.2f})",
+                            paired_ratio=ratio,
                         )
                     )
             finally:

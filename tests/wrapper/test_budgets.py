@@ -13,6 +13,7 @@ from bedrock_budget.budgets.ledger import Ledger
 from bedrock_budget.pricing import default_price_table
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from fake_bedrock_fixtures import Records
+from polling import wait_until
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 SONNET = "anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -218,7 +219,8 @@ def test_store_outage_deny_and_allow(fake: FakeBedrock) -> None:
     assert records[0].outcome == "ok"
     guard = allow.bedrock_budget_meter.guard
     assert guard is not None
-    assert guard.ledger.journal_depth == 1
+    # The call's budget spend at once, and its spend-ledger entry from a batch sent milliseconds later.
+    wait_until(lambda: guard.ledger.journal_depth == 2, 5, message="the call's settlements in the journal")
 
 
 def test_unknown_wrap_option_is_an_error(fake: FakeBedrock) -> None:

@@ -42,7 +42,8 @@ $(FOCUS_STAMP): .ci/focus-venv.sh
 
 # Two workers: most of the suite waits on Redis, subprocesses and TTLs, so two share the two cores well
 # (5 minutes instead of 9 here); every test keeps its own keys, ports and services, so order does not matter.
-unit: $(STAMP) $(FOCUS_STAMP)
+# It needs the Redis and Sentinel of `services` up before it starts.
+unit: $(STAMP) $(FOCUS_STAMP) services
 	$(PY) -m pytest -q -n 2
 
 # The built wheel and sdist, installed into fresh venvs outside the checkout: what `pip install` gives users.
@@ -62,15 +63,15 @@ async-check: services async-venv
 aioboto3-check: services
 	bash .ci/check-aioboto3.sh
 
-# Everything the suite needs, and the checks that do not share its services, run side by side (the four
-# venvs build at once; the async tests run while the wheel is checked), each job's output kept together.
-# The suite runs afterwards on its two workers with nothing else beside it: its timing-sensitive tests (a
-# circuit breaker probing every 50 ms, outage journals) failed when the async suite ran beside them.
-checks: $(STAMP) $(FOCUS_STAMP) services lint typecheck dist-check async-check aioboto3-check
+# Everything runs side by side, four jobs at a time, each job's output kept together: the four venvs build
+# at once, then the main suite (the longest job, so it is listed first and starts as soon as .venv and
+# .venv-focus are ready) runs beside the async suites, the lint, the type check and the wheel check. Half of
+# the main suite's time is waiting (Redis, subprocesses, TTLs), which the other jobs fill. Its tests do not
+# depend on the machine's speed: clocks the tests step, and waits on conditions rather than on periods.
+checks: $(STAMP) $(FOCUS_STAMP) services unit async-check aioboto3-check lint typecheck dist-check
 
 test:
 	$(MAKE) --no-print-directory --jobs=4 --output-sync=target checks
-	$(MAKE) --no-print-directory unit
 
 bench: $(STAMP) services
 	bash .ci/async-venv.sh

@@ -88,7 +88,7 @@ def main() -> int:
                 print(f"refused: {exc}")
                 return 3
         print(f"output_tokens={response['usage']['outputTokens']}")
-        if ledger.journal_depth:
+        if ledger.flush():  # sends what is queued; how many settlements the cluster has not taken
             print(f"store unavailable; journal_depth={ledger.journal_depth}")
             return 0
         scopes = {"per-tenant-daily": {"tenant": TENANT}, "per-user-daily": {"user": USER}}

@@ -97,8 +97,11 @@ def main() -> int:
                 except bb.StoreUnavailableError as exc:
                     print(f"refused: {exc}")
                     return 3
-        if ledger.journal_depth:
-            # Outage under "allow": the calls went out; their spend waits here for Redis to come back.
+        # Send what is still queued (each call's spend-ledger entry goes out in a background batch) and
+        # replay the journal if Redis answers; flush() says how many settlements Redis has not taken.
+        if ledger.flush():
+            # Outage under "allow": the calls went out; their spend (two entries per call: its budgets'
+            # spend and its spend-ledger entry) waits here for Redis to come back.
             print(f"store unavailable; journal_depth={ledger.journal_depth}")
             return 0
         user = ledger.read("per-user-daily", {"user": USER})

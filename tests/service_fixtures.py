@@ -261,10 +261,11 @@ def cluster_url(redis_server_binary: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def lingering_demo(
-    metrics_port: int, linger: int, calls: int = 60
+    metrics_port: int, linger: float, calls: int = 60
 ) -> Iterator[tuple[subprocess.Popen[str], Any]]:
     """``bedrock-budget demo --json --metrics-port P --linger S`` as a user runs it; yields the process and
-    its JSON summary once the run is over (while /metrics lingers), and stops the process on exit."""
+    its JSON summary once the run is over (while /metrics lingers), and stops the process on exit. Ctrl-C
+    (``stop_lingering``) ends the linger early."""
     cli = str(Path(sys.executable).with_name("bedrock-budget"))
     command = [cli, "demo", "--json", "--latency", "0", "--calls", str(calls)]
     command += ["--metrics-port", str(metrics_port), "--linger", str(linger)]
@@ -280,6 +281,12 @@ def lingering_demo(
         finally:
             if demo.poll() is None:
                 demo.kill()
+
+
+def stop_lingering(demo: subprocess.Popen[str]) -> int:
+    """Ctrl-C a lingering demo, as its help says to end the linger early; its exit status."""
+    demo.send_signal(signal.SIGINT)
+    return demo.wait(timeout=30)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from bedrock_budget.cli import main
 from bedrock_budget.demo.runner import run_demo
 from bedrock_budget.demo.workload import plan
 from bedrock_budget.metrics import PrometheusListener
-from service_fixtures import free_port, lingering_demo
+from service_fixtures import free_port, lingering_demo, stop_lingering
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
@@ -73,13 +73,15 @@ def test_demo_on_real_redis_with_metrics(redis_url: str) -> None:
 
 def test_demo_serves_budget_gauges_and_lingers_after_the_run() -> None:
     """The dashboard's budget panels need ``bedrock_budget_budget_*`` from the demo, and a run shorter
-    than a scrape interval needs /metrics to stay up after it."""
+    than a scrape interval needs /metrics to stay up after it: a linger far longer than the test needs,
+    ended with Ctrl-C (the linger ending on its own: the test below)."""
     port = free_port()
-    with lingering_demo(port, linger=8) as (demo, summary):
+    with lingering_demo(port, linger=600) as (demo, summary):
         assert demo.poll() is None, "the demo exited instead of lingering"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
-        assert demo.wait(timeout=30) == 0
+        assert demo.poll() is None, "the demo stopped lingering on its own"
+        assert stop_lingering(demo) == 0
     spent = {s.labels["budget"]: s.value for s in families["bedrock_budget_budget_spent_usd"].samples}
     limits = {s.labels["budget"]: s.value for s in families["bedrock_budget_budget_limit_usd"].samples}
     assert set(spent) == {b["budget"] for b in summary["budgets"]}
@@ -93,6 +95,11 @@ def test_demo_serves_budget_gauges_and_lingers_after_the_run() -> None:
         ("search-tokens-daily", "tokens"),
     }
     assert "bedrock_budget_requests" in families
+
+
+def test_the_linger_ends_on_its_own() -> None:
+    with lingering_demo(free_port(), linger=0.5, calls=1) as (demo, _):
+        assert demo.wait(timeout=30) == 0
 
 
 def test_linger_needs_a_metrics_port(capsys: pytest.CaptureFixture[str]) -> None:

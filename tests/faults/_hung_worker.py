@@ -1,6 +1,10 @@
 """Runs in a spawned process: calls the fake Bedrock through a metered boto3 client, paced, until told to
 stop, timing every call and the part of it spent in the budget ledger (reserve and settle: what the budget
-layer adds to the call); reports the timings, what its records say was spent and the ledger's state."""
+layer adds to the call); reports the timings, what its records say was spent and the ledger's state.
+
+While it runs it counts, in ``progress`` (shared with the test), the calls it started after its circuit first
+opened (``OPENED``: -1 until it opens) and the calls that went through after it closed again (``CLOSED_OK``),
+so the test waits for those instead of for fixed periods."""
 
 from __future__ import annotations
 
@@ -19,9 +23,14 @@ MESSAGES = [{"role": "user", "content": [{"text": "Write one short line about ri
 PACE_SECONDS = 0.01
 #: Calls made before the worker says it is warm (the test freezes the store only then).
 WARM_CALLS = 25
+#: Indexes in ``progress``.
+OPENED = 0
+CLOSED_OK = 1
 
 
-def call_until_stopped(endpoint: str, store_uri: str, policy: str, model: str, stop: Any, ready: Any) -> None:
+def call_until_stopped(
+    endpoint: str, store_uri: str, policy: str, model: str, stop: Any, progress: Any, ready: Any
+) -> None:
     store = from_uri(store_uri)
     ledger = Ledger(
         store,
@@ -68,8 +77,13 @@ def call_until_stopped(endpoint: str, store_uri: str, policy: str, model: str, s
         except bb.StoreUnavailableError:
             outcome = "denied"
         calls.append((started, time.monotonic() - started, in_ledger[0], outcome))
-        if first_open is None and breaker.transitions["open"]:
+        if first_open is not None:
+            progress[OPENED] += 1
+            if outcome == "ok" and breaker.transitions["closed"]:
+                progress[CLOSED_OK] += 1
+        elif breaker.transitions["open"]:
             first_open = time.monotonic()
+            progress[OPENED] = 0
         time.sleep(PACE_SECONDS)
     remaining = ledger.flush()
     spent = sum(r.cost.total_nanos for r in records if r.cost is not None)

@@ -35,7 +35,10 @@ from .conftest import HAIKU, MESSAGES, NANOS_PER_USD, Cluster, unique_prefix
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 WORKERS = 4
-FROZEN_SECONDS = 4.0
+#: Calls each worker makes after its circuit opened before the store is resumed (all refused under deny),
+#: then calls each makes through the store once its circuit closed again: p99 over some 250 calls each.
+FROZEN_CALLS = 150
+RECOVERED_CALLS = 100
 TIMEOUTS = "socket_timeout=0.25&connect_timeout=0.25&probe_interval=0.2"
 MAX_P99_ADDED = 0.050
 
@@ -56,19 +59,31 @@ def frozen_redis(redis_server_binary: str, tmp_path: Path) -> Iterator[RedisServ
 def run_workers(
     fake: FakeBedrock, server: RedisServer, uri: str, policy: str
 ) -> tuple[list[Any], int, float]:
-    """Start the workers, freeze the server once they are calling, resume it; the workers' reports, how
-    many requests the fake received while the server was frozen (after every worker's circuit opened) and
-    when it was frozen (``time.monotonic``, the same clock in every process)."""
+    """Start the workers, freeze the server once they are calling, resume it once each has made
+    ``FROZEN_CALLS`` calls since its circuit opened, stop them once each has made ``RECOVERED_CALLS`` through
+    the recovered store; the workers' reports, how many requests the fake received while the server was
+    frozen after every worker's circuit had opened, and when it was frozen (``time.monotonic``, the same
+    clock in every process)."""
     assert server.process is not None
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     queues = [context.Queue() for _ in range(WORKERS)]
+    progress = [context.Array("i", [-1, 0]) for _ in range(WORKERS)]
     workers = [
         context.Process(
-            target=_hung_worker.call_until_stopped, args=(fake.endpoint_url, uri, policy, HAIKU, stop, q)
+            target=_hung_worker.call_until_stopped,
+            args=(fake.endpoint_url, uri, policy, HAIKU, stop, counts, q),
         )
-        for q in queues
+        for q, counts in zip(queues, progress, strict=True)
     ]
+
+    def every(index: int, at_least: int) -> bool:
+        return all(counts[index] >= at_least for counts in progress)
+
+    def seen() -> str:
+        counts = [c[:] for c in progress]
+        return f"the workers' calls since their circuit opened, and after it closed again: {counts}"
+
     for worker in workers:
         worker.start()
     try:
@@ -76,12 +91,13 @@ def run_workers(
             assert queue.get(timeout=120) == "warm"  # each worker made its first calls
         frozen_at = time.monotonic()
         os.kill(server.process.pid, signal.SIGSTOP)
-        time.sleep(1.5)  # every worker's first failure: 2 x 0.25 s socket timeout, plus a reconnect
+        # Each worker's first failure waits out the socket timeout (twice, with the retry) and a reconnect.
+        wait_until(lambda: every(_hung_worker.OPENED, 0), 30, message=lambda: f"every circuit open; {seen()}")
         sent_while_frozen = fake.request_count
-        time.sleep(FROZEN_SECONDS - 1.5)
+        wait_until(lambda: every(_hung_worker.OPENED, FROZEN_CALLS), 60, message=seen)
         sent_while_frozen = fake.request_count - sent_while_frozen
         os.kill(server.process.pid, signal.SIGCONT)
-        time.sleep(2.0)  # calls against the recovered store
+        wait_until(lambda: every(_hung_worker.CLOSED_OK, RECOVERED_CALLS), 60, message=seen)
         stop.set()
         reports = [queue.get(timeout=60) for queue in queues]
         for worker in workers:

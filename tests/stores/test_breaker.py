@@ -33,9 +33,51 @@ class Probe:
             raise ConnectionError("still down")
 
 
+class ManualClock:
+    """A breaker clock that moves only when the test advances it: a probe thread waiting for its next probe
+    wakes when the time passes its deadline (or its breaker stops), so each probe happens when the test
+    says, however slow the machine."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._cond = threading.Condition()
+        self.waiting = 0  # probe threads waiting for their next probe now
+        self.threads: set[int] = set()  # every thread that ever waited
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        with self._cond:
+            deadline = self.now + seconds
+            self.waiting += 1
+            self.threads.add(threading.get_ident())
+            try:
+                while self.now < deadline and not stop.is_set():
+                    self._cond.wait(0.05)  # real time only to notice ``stop``, which does not notify
+            finally:
+                self.waiting -= 1
+        return stop.is_set()
+
+    def advance(self, seconds: float) -> None:
+        with self._cond:
+            self.now += seconds
+            self._cond.notify_all()
+
+    def next_probe(self, interval: float) -> None:
+        """Once the probe thread waits for its next probe, move the time to it."""
+        wait_until(
+            lambda: self.waiting == 1,
+            5,
+            message=lambda: f"one probe thread to wait for its next probe ({self.waiting} waiting)",
+        )
+        self.advance(interval)
+
+
 def test_closed_open_half_open_closed() -> None:
     probe = Probe()
-    breaker = CircuitBreaker(probe, name="s", probe_interval=0.05)
+    clock = ManualClock()
+    breaker = CircuitBreaker(probe, name="s", probe_interval=0.5, clock=clock)
     recovered: list[str] = []
     breaker.on_close(lambda: recovered.append(breaker.state))
     breaker.check()  # closed: nothing raised
@@ -43,24 +85,38 @@ def test_closed_open_half_open_closed() -> None:
     assert breaker.state == "open"
     started = time.monotonic()
     for _ in range(1000):
-        with pytest.raises(StoreUnavailableError, match=r"circuit open .* after TimeoutError"):
+        with pytest.raises(
+            StoreUnavailableError, match=r"circuit open for 0\.0 s after TimeoutError.*; probing every 0\.5 s"
+        ):
             breaker.check()
     assert time.monotonic() - started < 0.5  # 1000 refusals, each without waiting
-    wait_until(lambda: probe.calls >= 2, 5, message="the probe to keep probing")
-    assert breaker.state in ("open", "half-open")
-    breaker.failed("another failure")  # already open: no second probe thread
-    probe.release.clear()
-    wait_until(lambda: breaker.state == "half-open", 5, message="a probe in flight")
-    with pytest.raises(StoreUnavailableError):
+    assert probe.calls == 0  # refusing probes nothing: only the probe thread does, on its interval
+    breaker.failed("another failure")  # already open: no second probe thread, the first reason stays
+
+    clock.next_probe(0.5)  # the first probe fails: open again, with the probe's reason
+    wait_until(lambda: breaker.transitions["open"] == 2, 5, message="the first probe to fail")
+    assert (probe.calls, breaker.state) == (1, "open")
+    with pytest.raises(
+        StoreUnavailableError, match=r"circuit open for 0\.5 s after ConnectionError: still down"
+    ):
+        breaker.check()
+    clock.next_probe(0.5)  # and the next one
+    wait_until(lambda: breaker.transitions["open"] == 3, 5, message="the second probe to fail")
+    assert (probe.calls, breaker.state) == (2, "open")
+
+    probe.release.clear()  # the third probe is held in flight: half-open
+    clock.next_probe(0.5)
+    wait_until(lambda: breaker.state == "half-open" and probe.calls == 3, 5, message="a probe in flight")
+    with pytest.raises(StoreUnavailableError, match=r"circuit open for 1\.5 s"):
         breaker.check()  # calls do not wait for the probe
     probe.up = True
     probe.release.set()
     wait_until(lambda: breaker.state == "closed", 5, message="the circuit to close")
     wait_until(lambda: recovered == ["closed"], 5, message="the listener")
     breaker.check()
-    assert breaker.transitions["open"] >= 2
-    assert breaker.transitions["closed"] == 1
-    assert breaker.transitions["half-open"] >= 2
+    assert breaker.transitions == {"closed": 1, "open": 3, "half-open": 3}
+    assert probe.calls == 3
+    assert len(clock.threads) == 1  # one probe thread for the whole outage
 
 
 def test_try_now_probes_in_the_calling_thread() -> None:

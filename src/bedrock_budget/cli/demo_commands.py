@@ -116,10 +116,11 @@ def demo(
 def _linger(seconds: float, *, quiet: bool) -> None:
     import time
 
-    sys.stdout.flush()
-    if not quiet:
-        click.echo(f"keeping /metrics up for {seconds:g} s (Ctrl-C to stop)", err=True)
+    # Ctrl-C ends the linger with status 0 from the moment the summary can have been read.
     with suppress(KeyboardInterrupt):
+        sys.stdout.flush()
+        if not quiet:
+            click.echo(f"keeping /metrics up for {seconds:g} s (Ctrl-C to stop)", err=True)
         time.sleep(seconds)
 
 

@@ -23,6 +23,10 @@ Only calls already waiting on the store when it hangs pay the timeout; calls tha
 failure do not. The trade-off is recovery time: calls use the store again up to ``probe_interval`` after
 it is back. State is per process: a forked child starts closed. A Redis Cluster store keeps one breaker
 per master (:mod:`bedrock_budget.stores.redis.node_breakers`).
+
+Time: a breaker reads the time and waits between probes through its ``clock`` (:class:`BreakerClock`),
+the real monotonic clock unless another is given, so a test can step it through probes one by one
+instead of racing a real interval.
 """
 
 from __future__ import annotations
@@ -44,6 +48,29 @@ STATES: Final[tuple[BreakerState, ...]] = ("closed", "open", "half-open")
 DEFAULT_PROBE_INTERVAL: Final = 0.5
 
 _LIVE: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+
+
+class BreakerClock(Protocol):
+    """The time a breaker reads (how long the circuit has been open) and waits on (between probes)."""
+
+    def monotonic(self) -> float: ...
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait ``seconds``, or less if ``stop`` is set meanwhile; True when ``stop`` is set."""
+        ...
+
+
+class MonotonicClock:
+    """The real clock: :func:`time.monotonic`, and waits on the stop event itself."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        return stop.wait(seconds)
+
+
+REAL_CLOCK: Final[BreakerClock] = MonotonicClock()
 
 
 class Breaker(Protocol):
@@ -87,14 +114,21 @@ def watched() -> list[StoreHealth]:
 
 
 class CircuitBreaker:
-    """The breaker of one store; ``probe`` raises unless the store answers (see the module docstring)."""
+    """The breaker of one store; ``probe`` raises unless the store answers (see the module docstring).
+    ``clock``: what it reads the time from and waits on between probes (default: the real clock)."""
 
     def __init__(
-        self, probe: Callable[[], None], *, name: str, probe_interval: float = DEFAULT_PROBE_INTERVAL
+        self,
+        probe: Callable[[], None],
+        *,
+        name: str,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        clock: BreakerClock = REAL_CLOCK,
     ) -> None:
         if not probe_interval > 0:
             raise ValueError(f"probe_interval must be positive, not {probe_interval}")
         self._probe = probe
+        self._clock = clock
         self.name = name
         self.probe_interval = float(probe_interval)
         self._lock = threading.Lock()
@@ -115,7 +149,7 @@ class CircuitBreaker:
     def check(self) -> None:
         """Raise :class:`StoreUnavailableError` at once unless the circuit is closed."""
         if self._state != "closed":
-            waited = time.monotonic() - self._opened_at
+            waited = self._clock.monotonic() - self._opened_at
             every = self.probe_interval
             raise StoreUnavailableError(
                 self.name, f"circuit open for {waited:.1f} s after {self._reason}; probing every {every:g} s"
@@ -127,7 +161,7 @@ class CircuitBreaker:
             if self._state != "closed" or self._stopped.is_set():
                 return
             self._reason = reason
-            self._opened_at = time.monotonic()
+            self._opened_at = self._clock.monotonic()
             self._move("open")
             self._generation += 1
             threading.Thread(
@@ -180,7 +214,7 @@ class CircuitBreaker:
         self.transitions[state] += 1
 
     def _probe_until_closed(self, generation: int) -> None:
-        while not self._stopped.wait(self.probe_interval):
+        while not self._clock.wait(self._stopped, self.probe_interval):
             with self._lock:
                 if self._state == "closed" or generation != self._generation:
                     return  # closed by try_now, or another outage has its own probe

@@ -54,7 +54,7 @@ class AsyncRedisClusterStore(AsyncRedisStore):
         **kwargs: Any,
     ) -> None:
         super().__init__(client, breaker=False, **kwargs)
-        self._nodes = NodeBreakers(self._name, probe_interval) if breaker else None
+        self._nodes = NodeBreakers(self._name, probe_interval, self._node_probe) if breaker else None
         if self._nodes is not None:
             self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
@@ -179,9 +179,7 @@ class AsyncRedisClusterStore(AsyncRedisStore):
             async with self._slot_in_flight():
                 if self._nodes is not None and keys:
                     node = self._client.get_node_from_key(keys[0])
-                    breaker = self._nodes.get(node.name) or self._nodes.node(
-                        node.name, self._node_probe(node)
-                    )
+                    breaker = self._nodes.node(node)
                     breaker.check()
                 return await super()._eval_unchecked(script, keys, args)
         except StoreUnavailableError as exc:

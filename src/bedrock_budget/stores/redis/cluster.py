@@ -68,7 +68,7 @@ class RedisClusterStore(RedisStore):
     ) -> None:
         # One breaker per master (see ``node_breakers``) instead of the standalone store's single one.
         super().__init__(client, breaker=False, **kwargs)
-        self._nodes = NodeBreakers(self._name, probe_interval) if breaker else None
+        self._nodes = NodeBreakers(self._name, probe_interval, self._node_probe) if breaker else None
         if self._nodes is not None:
             self._nodes.on_close(self._recheck_policy)
         self._slot_memo: dict[CounterRef, int] = {}
@@ -164,9 +164,7 @@ class RedisClusterStore(RedisStore):
             cluster = self._cluster()
             node = cluster.get_node_from_key(keys[0])
             if self._nodes is not None:
-                breaker = self._nodes.get(node.name) or self._nodes.node(
-                    node.name, partial(self._ping_node, node)
-                )
+                breaker = self._nodes.node(node)
                 breaker.check()
             node_client = self._node_client(node)
             try:
@@ -189,6 +187,9 @@ class RedisClusterStore(RedisStore):
     def _node_client(self, node: Any) -> Any:
         """The connection to one master (a seam: tests point it at the wrong master)."""
         return self._cluster().get_redis_connection(node)
+
+    def _node_probe(self, node: Any) -> Callable[[], None]:
+        return partial(self._ping_node, node)
 
     def _ping_node(self, node: Any) -> None:
         self._cluster().get_redis_connection(node).ping()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from bedrock_budget.stores.breaker import STATES, BreakerState, CircuitBreaker
 
@@ -18,30 +19,33 @@ from bedrock_budget.stores.breaker import STATES, BreakerState, CircuitBreaker
 class NodeBreakers:
     """The breakers of a cluster's nodes, made on first use of each node (see the module docstring)."""
 
-    def __init__(self, name: str, probe_interval: float) -> None:
+    def __init__(
+        self, name: str, probe_interval: float, probe_for: Callable[[Any], Callable[[], None]]
+    ) -> None:
         self.name = name
         self.probe_interval = probe_interval
+        #: Builds the probe that pings one master (a redis-py ``ClusterNode``); only when it is first seen,
+        #: never on the calls that find its breaker.
+        self._probe_for = probe_for
         self._lock = threading.Lock()
         self._nodes: dict[str, CircuitBreaker] = {}
         self._listeners: list[Callable[[], object]] = []
 
-    def get(self, key: str) -> CircuitBreaker | None:
-        """The breaker of the node named ``key``, if it has one yet (no probe to build on the hot path)."""
-        return self._nodes.get(key)
-
-    def node(self, key: str, probe: Callable[[], None]) -> CircuitBreaker:
-        """The breaker of the node named ``key`` (``host:port``), whose ``probe`` pings it."""
-        breaker = self._nodes.get(key)
+    def node(self, node: Any) -> CircuitBreaker:
+        """The breaker of a master (a redis-py ``ClusterNode``; its ``name`` is ``host:port``)."""
+        breaker = self._nodes.get(node.name)
         if breaker is None:
             with self._lock:
-                breaker = self._nodes.get(key)
+                breaker = self._nodes.get(node.name)
                 if breaker is None:
                     breaker = CircuitBreaker(
-                        probe, name=f"{self.name} node {key}", probe_interval=self.probe_interval
+                        self._probe_for(node),
+                        name=f"{self.name} node {node.name}",
+                        probe_interval=self.probe_interval,
                     )
                     for listener in self._listeners:
                         breaker.on_close(listener)
-                    self._nodes[key] = breaker
+                    self._nodes[node.name] = breaker
         return breaker
 
     @property

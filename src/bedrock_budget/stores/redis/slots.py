@@ -96,11 +96,7 @@ def settle_parts(
     for index, request in enumerate(requests):
         by_slot: dict[int, list[int]] = {}
         for position, spend in enumerate(request.spends):
-            found = by_slot.get(slot_of(spend.ref))
-            if found is None:
-                by_slot[slot_of(spend.ref)] = [position]
-            else:
-                found.append(position)
+            by_slot.setdefault(slot_of(spend.ref), []).append(position)
         track_slot = None
         if request.track is not None:
             # A call's spend-ledger writes are all in one shard (see stores.tracking): one slot.

@@ -100,6 +100,13 @@ def test_wrap_takes_lease_options_and_tasks_arriving_together_take_one_lease(
             assert (found.held_usd, found.active) == (0, 0)
             assert found.spent_usd == sum(r.cost.total_nanos for r in records if r.cost is not None) > 0
             assert found.models[HAIKU]["calls"] == 20
+            # The lease's settlement carried its calls' spend-ledger entries, summed: every call, once.
+            memory = getattr(ledger.store, "sync", None)
+            reader = memory if memory is not None else bb.stores.from_uri(store_uri)
+            (total,) = bb.spend(reader, by=())
+            assert (total.calls, total.cost_nanos) == (20, found.spent_usd)
+            if memory is None:
+                reader.close()
             await ledger.aclose()
 
     run(main())

@@ -99,6 +99,20 @@ def test_exact_in_background_mode_with_pairs(fake: FakeBedrock, target: Target) 
     assert all(len(r.values) == 2 for r in pairs)
 
 
+def test_exact_with_capacity_leases(fake: FakeBedrock, target: Target) -> None:
+    # Leased calls are tracked through their lease's summed entries: the same sums, to the nano-dollar.
+    since = time.time()
+    budget = bb.Budget(name="org", window="day", limit_usd="1000")
+    options = {"budgets": [budget], "lease_fraction": 0.2, "settle_mode": "background"}
+    calls, nanos = run_workers(fake, target, options)
+    assert calls == WORKERS * CALLS_EACH
+    check_sums(target.store, calls, nanos, since)
+    reader = bb.budgets.Ledger(target.store, [budget], track=False)
+    (status,) = reader.status()
+    reader.close()
+    assert status.spent_usd * 10**9 == nanos
+
+
 def test_top_is_the_head_of_the_full_ranking(fake: FakeBedrock, target: Target) -> None:
     run_workers(fake, target, {})
     everyone = bb.spend(target.store, by="user")

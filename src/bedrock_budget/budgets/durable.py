@@ -74,6 +74,7 @@ def encode_track(entry: TrackEntry) -> dict[str, Any]:
         "tokens": [list(p) for p in entry.tokens],
         "dims": [list(p) for p in entry.dims],
         "keep": [entry.hourly_days, entry.daily_days],
+        **({} if entry.calls == 1 else {"calls": entry.calls}),
     }
 
 
@@ -88,6 +89,7 @@ def decode_track(data: Mapping[str, Any] | None) -> TrackEntry | None:
         dims=tuple((str(d), str(v)) for d, v in data["dims"]),
         hourly_days=int(hourly),
         daily_days=int(daily),
+        calls=int(data.get("calls", 1)),
     )
 
 

@@ -7,7 +7,9 @@ admitted against what is left of those leases in memory, with no store round tri
 runs short or its ``lease_seconds`` are over; then it is *retired* (admits nothing more) and, once its last
 admitted call has settled, *closed*: one settlement replaces the lease's hold with the actual spend of all
 its calls (and their per-model tallies), exactly once, through the ledger's usual settle path (queued in
-background mode, journalled when the store is down).
+background mode, journalled when the store is down). The calls' spend-ledger entries go with it, summed
+per dimensions and hour (``stores.tracking.TrackSums``): a busy lease's thousands of calls by a few users
+are a few entries, not a store write each.
 
 A budget with ``limit_requests`` leases requests the same way (``f`` of the limit, at least one): a call
 takes one from the lease, a released call puts it back, and the lease's settlement counts the calls it
@@ -72,6 +74,7 @@ from bedrock_budget.stores.base import (
     Spend,
     add_call,
 )
+from bedrock_budget.stores.tracking import TrackEntry, TrackSums
 
 log = logging.getLogger("bedrock_budget.leases")
 
@@ -101,6 +104,8 @@ class Lease:
     requests_left: int = 0
     spent_requests: int = 0
     tallies: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The spend-ledger entries of the calls it admitted and tracks, summed (``None``: none yet).
+    tracked: TrackSums | None = None
     retired: bool = False
     closed: bool = False
 
@@ -136,6 +141,11 @@ class Lease:
         self.spent_requests += 1  # the call's request stays taken: settling never changes the count
         add_call(self.tallies, model, usd, counts)
 
+    def track(self, entry: TrackEntry) -> None:
+        if self.tracked is None:
+            self.tracked = TrackSums()
+        self.tracked.add(entry)
+
     @property
     def used(self) -> bool:
         return bool(self.tallies)
@@ -153,6 +163,14 @@ class Lease:
             requests=None if self.requests is None else self.spent_requests,
         )
         return SettleRequest(self.id, (spend,), self.tallies)
+
+    def tracked_settlements(self, new_id: Callable[[], str]) -> list[SettleRequest]:
+        """The spend-ledger entries of the calls it admitted, summed per dimensions and hour: one settlement
+        each, sent with the lease's own. Each takes a new id once, when the lease closes, and keeps it
+        through the queue, the journal and replays, so each sum is tracked exactly once."""
+        if self.tracked is None:
+            return []
+        return [SettleRequest(new_id(), (), track=entry) for entry in self.tracked.entries()]
 
 
 def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> int | None:
@@ -401,9 +419,14 @@ class LeaseBookCore:
         tokens: Sequence[int],
         model: str,
         counts: Mapping[str, int],
+        track: TrackEntry | None = None,
     ) -> None:
+        """Charge a settled call to the leases that admitted it; the first of them also sums its spend-ledger
+        entry ``track`` (one lease, so the call is tracked once however many budgets it counts against)."""
         closed: list[Lease] = []
         with self._lock:
+            if track is not None:
+                leases[0].track(track)
             for lease, line, weighted in zip(leases, lines, tokens, strict=True):
                 lease.charge(line, usd, weighted, model, counts)
                 self._close_if_done(lease, closed)

@@ -229,13 +229,18 @@ class LedgerCore:
         for lease in leases:
             self._keeper.forget(lease)
             request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
-            try:
-                self._settler.submit(request)
-            except Exception:
-                # Not an outage (the settler journals those) but a fault: this runs on the caller's thread
-                # or the lease keeper's, and neither may lose the lease's spend to it.
-                log.exception("settling lease %s (%d nano-USD) failed; journalled", lease.id, lease.spent_usd)
-                self._settler.journal.append(request)
+            for settlement in (request, *lease.tracked_settlements(_reservation_id)):
+                try:
+                    self._settler.submit(settlement)
+                except Exception:
+                    # Not an outage (the settler journals those) but a fault: this runs on the caller's
+                    # thread or the lease keeper's, and neither may lose the lease's spend to it.
+                    log.exception(
+                        "settling lease %s (settlement %s) failed; journalled",
+                        lease.id,
+                        settlement.reservation_id,
+                    )
+                    self._settler.journal.append(settlement)
 
     # -- settle and release --------------------------------------------------------------------------------
 
@@ -257,11 +262,17 @@ class LedgerCore:
         if reservation.leases:
             assert self._leases is not None
             weighted = [line.budget.weigh(tokens) for line in reservation.lines]
+            # A lease settles its calls' spend, and their spend-ledger entries, when it closes.
             self._leases.settle(
-                reservation.leases, reservation.lines, cost_nanos, weighted, reservation.model_id, tokens
+                reservation.leases,
+                reservation.lines,
+                cost_nanos,
+                weighted,
+                reservation.model_id,
+                tokens,
+                track,
             )
-            # A lease settles its calls' spend in one piece: each call is tracked.
-            return None if track is None else SettleRequest(reservation.id, (), track=track)
+            return None
         budgets = self._budgets
         epochs = reservation.epochs or (None,) * len(reservation.lines)
         spends = tuple(

@@ -61,6 +61,7 @@ class MemoryTracks:
         if rid in seen:
             return
         seen.add(rid)
+        calls = entry.calls
         for write in laid_out:
             # A busy user's calls repeat one layout: its value hashes are looked up once while they live.
             held = self._resolved.get(id(write))
@@ -70,7 +71,7 @@ class MemoryTracks:
                     self._resolved.clear()
                     self._resolved[id(write)] = held
             for counts in held[2]:
-                counts["n"] += 1
+                counts["n"] += calls
                 for name, amount in fields:
                     counts[name] = counts.get(name, 0) + amount
 

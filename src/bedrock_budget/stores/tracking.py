@@ -74,6 +74,60 @@ class TrackEntry:
     dims: tuple[tuple[str, str], ...]
     hourly_days: int = DEFAULT_HOURLY_DAYS
     daily_days: int = DEFAULT_DAILY_DAYS
+    #: How many calls the entry sums (more than one: the calls of a capacity lease, see :class:`TrackSums`).
+    calls: int = 1
+
+
+class TrackSums:
+    """Calls' entries summed per dimensions and hour: what a capacity lease tracks for the calls it admitted,
+    sent as one entry per sum when it closes instead of one per call (``budgets.leases``).
+
+    Summing never moves a call to another bucket: calls are summed only within one UTC hour (so one day), and
+    the sum keeps the first call's time. Not thread-safe by itself: the lease book holds its lock."""
+
+    __slots__ = ("_sums",)
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[tuple[tuple[str, str], ...], int, int, int], _Sum] = {}
+
+    def add(self, entry: TrackEntry) -> None:
+        at = entry.at
+        key = (entry.dims, at - at % HOUR, entry.hourly_days, entry.daily_days)
+        found = self._sums.get(key)
+        if found is None:
+            self._sums[key] = _Sum(at, entry.cost, entry.calls, dict(entry.tokens))
+            return
+        found.cost += entry.cost
+        found.calls += entry.calls
+        tokens = found.tokens
+        for kind, n in entry.tokens:
+            tokens[kind] = tokens.get(kind, 0) + n
+
+    def __len__(self) -> int:
+        return len(self._sums)
+
+    def entries(self) -> list[TrackEntry]:
+        """One entry per dimensions and hour, with the calls it sums."""
+        return [
+            TrackEntry(
+                at=found.at,
+                cost=found.cost,
+                tokens=tuple(found.tokens.items()),
+                dims=dims,
+                hourly_days=hourly_days,
+                daily_days=daily_days,
+                calls=found.calls,
+            )
+            for (dims, _, hourly_days, daily_days), found in self._sums.items()
+        ]
+
+
+@dataclass(slots=True)
+class _Sum:
+    at: int
+    cost: int
+    calls: int
+    tokens: dict[str, int]
 
 
 def dimension(keys: Sequence[str]) -> str:

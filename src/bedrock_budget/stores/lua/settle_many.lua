@@ -12,7 +12,8 @@
 --          [[counter_index (1-based), usd, tokens, epoch ('' = unknown)[, requests]], ...]], ...] }
 --   "w": [[dedupe_key_index, dedupe_expire_at_ms,                                       (spend ledger
 --          [[member, [[zset_key, value_key, expire_at_ms], ...]], ...]], ...]            layouts)
---   "t": [[id, [layout_index (1-based), ...], [[field, value], ...]], ...] }            (one per call)
+--   "t": [[id, [layout_index (1-based), ...], [[field, value], ...][, calls]], ...] }   (one per entry: a
+--          call, or the calls of a lease summed; calls defaults to 1)
 -- KEYS: three per counter, in counter order, then the spend ledger's keys (indexes are into all of KEYS).
 -- Returns one string per spend, in order: "status spent_usd held_usd spent_tok held_tok live [spent_req
 -- held_req] [fired ...]" (the request columns only for a spend that counts requests, i.e. one of a counter
@@ -115,7 +116,7 @@ for _, op in ipairs(batch['t'] or {}) do
       groups[signature] = group
       group_order[#group_order + 1] = signature
     end
-    group.n = group.n + 1
+    group.n = group.n + (op[4] or 1)
     for _, pair in ipairs(op[3]) do
       local name = pair[1]
       local hi, lo = split(pair[2])

@@ -70,7 +70,8 @@ def track_ops(
                 )
                 layout = listed[id(write)] = len(layouts)
             places.append(layout)
-        ops.append([rid, places, fields])
+        # The call count only when it is not one (a lease's summed entry): most entries are single calls.
+        ops.append([rid, places, fields] if entry.calls == 1 else [rid, places, fields, entry.calls])
     return layouts, ops
 
 

@@ -149,11 +149,10 @@ def test_a_lease_settled_through_lost_replies_is_tracked_once(
 
 
 def test_summed_entries_keep_their_calls_through_the_journal_file() -> None:
-    sums = TrackSums()
-    tracking = bb.Tracking()
+    sums = TrackSums(bb.Tracking())
     for i in range(5):
-        sums.add(tracking.entry({"user": "u"}, "m", 10**15 + i, {"input": 3, "output": i}, ELEVEN + i))
-    sums.add(tracking.entry({"user": "u"}, "m", 1, {"input": 1}, ELEVEN + HOUR))  # the next hour
+        sums.add({"user": "u"}, "m", 10**15 + i, {"input": 3, "output": i}, ELEVEN + i)
+    sums.add({"user": "u"}, "m", 1, {"input": 1, "output": 0}, ELEVEN + HOUR)  # the next hour
     first, second = sums.entries()
     assert (first.calls, first.cost, dict(first.tokens), first.at) == (
         5, 5 * 10**15 + 10, {"input": 15, "output": 10}, int(ELEVEN)

@@ -74,7 +74,7 @@ from bedrock_budget.stores.base import (
     Spend,
     add_call,
 )
-from bedrock_budget.stores.tracking import TrackEntry, TrackSums
+from bedrock_budget.stores.tracking import Tracking, TrackSums
 
 log = logging.getLogger("bedrock_budget.leases")
 
@@ -140,11 +140,6 @@ class Lease:
         self.spent_tokens += tokens
         self.spent_requests += 1  # the call's request stays taken: settling never changes the count
         add_call(self.tallies, model, usd, counts)
-
-    def track(self, entry: TrackEntry) -> None:
-        if self.tracked is None:
-            self.tracked = TrackSums()
-        self.tracked.add(entry)
 
     @property
     def used(self) -> bool:
@@ -419,14 +414,20 @@ class LeaseBookCore:
         tokens: Sequence[int],
         model: str,
         counts: Mapping[str, int],
-        track: TrackEntry | None = None,
+        tracking: Tracking | None = None,
+        attribution: Mapping[str, str] | None = None,
+        at: float = 0.0,
     ) -> None:
-        """Charge a settled call to the leases that admitted it; the first of them also sums its spend-ledger
-        entry ``track`` (one lease, so the call is tracked once however many budgets it counts against)."""
+        """Charge a settled call to the leases that admitted it. With ``tracking``, the first of them also
+        sums what the call adds to the spend ledger (one lease, so the call is tracked once however many
+        budgets it counts against), settled at ``at``."""
         closed: list[Lease] = []
         with self._lock:
-            if track is not None:
-                leases[0].track(track)
+            if tracking is not None:
+                first = leases[0]
+                if first.tracked is None:
+                    first.tracked = TrackSums(tracking)
+                first.tracked.add(attribution or {}, model, usd, counts, at)
             for lease, line, weighted in zip(leases, lines, tokens, strict=True):
                 lease.charge(line, usd, weighted, model, counts)
                 self._close_if_done(lease, closed)

@@ -253,8 +253,8 @@ class LedgerCore:
         check_token_counts(tokens)
         if not reservation._finish("settled"):
             return None
-        track = self._track(reservation, cost_nanos, tokens)
         if not reservation.lines:
+            track = self._track(reservation, cost_nanos, tokens)
             return None if track is None else SettleRequest(reservation.id, (), track=track)
         self._keeper.forget(reservation.id)
         if cost_nanos > reservation.cost_nanos or tokens:
@@ -263,6 +263,7 @@ class LedgerCore:
             assert self._leases is not None
             weighted = [line.budget.weigh(tokens) for line in reservation.lines]
             # A lease settles its calls' spend, and their spend-ledger entries, when it closes.
+            tracking = self.tracking
             self._leases.settle(
                 reservation.leases,
                 reservation.lines,
@@ -270,7 +271,9 @@ class LedgerCore:
                 weighted,
                 reservation.model_id,
                 tokens,
-                track,
+                tracking,
+                reservation.attribution,
+                0.0 if tracking is None else self._clock(),
             )
             return None
         budgets = self._budgets
@@ -280,6 +283,7 @@ class LedgerCore:
             for line, epoch in zip(reservation.lines, epochs, strict=True)
         )
         tallies = call_tallies(reservation.model_id, cost_nanos, tokens)
+        track = self._track(reservation, cost_nanos, tokens)
         return SettleRequest(reservation.id, spends, tallies, charge=reservation.offline, track=track)
 
     def _track(

@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
 
+from bedrock_budget._frozen import fast_builder
+from bedrock_budget._memo import remember
 from bedrock_budget.errors import ConfigurationError
 from bedrock_budget.stores.keys import encode_part
 
@@ -79,46 +81,52 @@ class TrackEntry:
 
 
 class TrackSums:
-    """Calls' entries summed per dimensions and hour: what a capacity lease tracks for the calls it admitted,
-    sent as one entry per sum when it closes instead of one per call (``budgets.leases``).
+    """Calls summed per dimensions and hour: what a capacity lease tracks for the calls it admitted, sent as
+    one entry per sum when it closes instead of one per call (``budgets.leases``).
 
     Summing never moves a call to another bucket: calls are summed only within one UTC hour (so one day), and
     the sum keeps the first call's time. Not thread-safe by itself: the lease book holds its lock."""
 
-    __slots__ = ("_sums",)
+    __slots__ = ("_sums", "_tracking")
 
-    def __init__(self) -> None:
-        self._sums: dict[tuple[tuple[tuple[str, str], ...], int, int, int], _Sum] = {}
+    def __init__(self, tracking: Tracking) -> None:
+        self._tracking = tracking
+        self._sums: dict[tuple[tuple[tuple[str, str], ...], int], _Sum] = {}
 
-    def add(self, entry: TrackEntry) -> None:
-        at = entry.at
-        key = (entry.dims, at - at % HOUR, entry.hourly_days, entry.daily_days)
+    def add(
+        self, attribution: Mapping[str, str], model: str, cost: int, tokens: Mapping[str, int], at: float
+    ) -> None:
+        """Add one settled call (what :meth:`Tracking.entry` takes), without making its entry."""
+        when = int(at)
+        key = (self._tracking.dims(attribution, model), when - when % HOUR)
         found = self._sums.get(key)
         if found is None:
-            self._sums[key] = _Sum(at, entry.cost, entry.calls, dict(entry.tokens))
+            self._sums[key] = _Sum(when, cost, 1, {kind: n for kind, n in tokens.items() if n})
             return
-        found.cost += entry.cost
-        found.calls += entry.calls
-        tokens = found.tokens
-        for kind, n in entry.tokens:
-            tokens[kind] = tokens.get(kind, 0) + n
+        found.cost += cost
+        found.calls += 1
+        summed = found.tokens
+        for kind, n in tokens.items():
+            if n:
+                summed[kind] = summed.get(kind, 0) + n
 
     def __len__(self) -> int:
         return len(self._sums)
 
     def entries(self) -> list[TrackEntry]:
         """One entry per dimensions and hour, with the calls it sums."""
+        tracking = self._tracking
         return [
-            TrackEntry(
-                at=found.at,
-                cost=found.cost,
-                tokens=tuple(found.tokens.items()),
-                dims=dims,
-                hourly_days=hourly_days,
-                daily_days=daily_days,
-                calls=found.calls,
+            _build_entry(
+                found.at,
+                found.cost,
+                tuple(found.tokens.items()),
+                dims,
+                tracking.hourly_days,
+                tracking.daily_days,
+                found.calls,
             )
-            for (dims, _, hourly_days, daily_days), found in self._sums.items()
+            for (dims, _), found in self._sums.items()
         ]
 
 
@@ -147,6 +155,9 @@ class Tracking:
     pairs: tuple[tuple[str, ...], ...] = ()
     hourly_days: int = DEFAULT_HOURLY_DAYS
     daily_days: int = DEFAULT_DAILY_DAYS
+    _dims_memo: dict[tuple[tuple[tuple[str, str], ...], str], tuple[tuple[str, str], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         from bedrock_budget.attribution import validate_key
@@ -184,21 +195,33 @@ class Tracking:
     def entry(
         self, attribution: Mapping[str, str], model: str, cost: int, tokens: Mapping[str, int], at: float
     ) -> TrackEntry:
-        return TrackEntry(
-            at=int(at),
-            cost=cost,
-            tokens=tuple((kind, n) for kind, n in tokens.items() if n),
-            dims=_dims(self, tuple(attribution.items()), model),
-            hourly_days=self.hourly_days,
-            daily_days=self.daily_days,
+        return _build_entry(
+            int(at),
+            cost,
+            tuple([(kind, n) for kind, n in tokens.items() if n]),
+            self.dims(attribution, model),
+            self.hourly_days,
+            self.daily_days,
         )
 
+    def dims(self, attribution: Mapping[str, str], model: str) -> tuple[tuple[str, str], ...]:
+        """The (dimension, value) pairs a call is tracked under."""
+        # The same attribution repeats for every call of a user: its dimensions are worked out once.
+        key = (tuple(attribution.items()), model)
+        found = self._dims_memo.get(key)
+        if found is None:
+            found = remember(self._dims_memo, key, _dims(self, key[0], model), _DIMS_MEMO)
+        return found
 
-@lru_cache(maxsize=4096)
+
+_build_entry = fast_builder(TrackEntry)
+#: Attributions and models whose dimensions each :class:`Tracking` remembers.
+_DIMS_MEMO: Final = 4096
+
+
 def _dims(
     tracking: Tracking, attribution: tuple[tuple[str, str], ...], model: str
 ) -> tuple[tuple[str, str], ...]:
-    # The same attribution repeats for every call of a user: its dimensions are worked out once.
     values = dict(attribution)
     values["model"] = model
     if tracking.keys is None:

@@ -1,5 +1,6 @@
 """Instructions per call (valgrind callgrind), for the wrapper rows of ``wrapper.py``: the same Stubber-served
-``converse`` unwrapped, wrapped without listeners, with a no-op listener and with a PrometheusListener.
+``converse`` unwrapped, wrapped without listeners, with a no-op listener, with a plain-call observer that does
+nothing and with a PrometheusListener.
 
 CPU-time ratios on a shared machine move by tens of per cent; an instruction count does not. Each figure is
 (instructions of a process making W+N calls) − (the same process making W calls), divided by N, so imports,
@@ -17,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODES = ("plain", "wrapped", "listener", "prometheus")
+MODES = ("plain", "wrapped", "listener", "observer", "prometheus")
 WARMUP = 50
 
 
@@ -27,13 +28,14 @@ def child(mode: str, calls: int) -> None:
 
     import bedrock_budget as bb
     from bedrock_budget.metrics import PrometheusListener
-    from wrapper import MESSAGES, MODEL, RESPONSE, stub_client
+    from wrapper import MESSAGES, MODEL, RESPONSE, IgnoredPlainCall, stub_client
 
     client = stub_client()
     listeners: list[object] = {
         "plain": [],
         "wrapped": [],
         "listener": [lambda record: None],
+        "observer": [IgnoredPlainCall()],
         "prometheus": [PrometheusListener(registry=CollectorRegistry())],
     }[mode]
     target = client if mode == "plain" else bb.wrap(client, listeners=listeners)

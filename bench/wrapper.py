@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 import bedrock_budget as bb
 from bedrock_budget.metrics import PrometheusListener
-from bedrock_budget.records import CallRecord
+from bedrock_budget.records import CallRecord, PlainCallObserver
 from bedrock_budget.testing import FakeBedrock, UsageSpec
 from report import Row, median, render
 
@@ -105,6 +105,16 @@ def _ignore(record: CallRecord) -> None:
     return None
 
 
+class IgnoredPlainCall(PlainCallObserver):
+    """A listener taking plain calls as a PrometheusListener does, and doing nothing with them."""
+
+    def __call__(self, record: CallRecord) -> None:
+        return None
+
+    def observe_plain_call(self, *figures: object) -> None:
+        return None
+
+
 def run() -> list[Row]:
     rows = []
     plain, wrapped, ratio = stubber_pair({"listeners": []}, calls=200, rounds=40)
@@ -130,6 +140,20 @@ def run() -> list[Row]:
             plain,
             "same client unwrapped",
             note=f"overhead {wrapped - plain:.1f} us per call (each call builds its CallRecord)",
+            paired_ratio=ratio,
+        )
+    )
+    # The PrometheusListener's calls without its metrics: what the pipeline's stages for a plain-call
+    # observer (extract, price, dispatch) cost apart from the observer's own work.
+    plain, wrapped, ratio = stubber_pair({"listeners": [IgnoredPlainCall()]}, calls=200, rounds=25)
+    rows.append(
+        Row(
+            "wrapper: converse via Stubber, + a plain-call observer",
+            wrapped,
+            "us",
+            plain,
+            "same client unwrapped",
+            note=f"overhead {wrapped - plain:.1f} us per call (usage read and priced; no metrics)",
             paired_ratio=ratio,
         )
     )

@@ -1,6 +1,7 @@
 """The spend ledger for calls admitted from capacity leases: a lease sums its calls' entries per dimensions
-and hour and sends the sums with its own settlement, so each call is still tracked exactly once, in the
-hour it settled in, but a busy lease is a few store entries rather than one per call."""
+and hour while it is live and sends the sums when it retires, so each call is still tracked exactly once,
+in the hour it settled in, but a busy lease is a few store entries rather than one per call. A call that
+settles after its lease retired is tracked by itself, and one never settled holds back nothing."""
 
 from __future__ import annotations
 
@@ -110,6 +111,49 @@ def test_a_released_leased_call_is_not_tracked(target: Target) -> None:
     assert ledger.flush() == 0
     rows = bb.spend(target.store, by="user", now=ELEVEN)
     assert [(r.values, r.calls, r.cost_nanos) for r in rows] == [(("a",), 1, 700)]
+    ledger.close()
+
+
+def test_a_call_never_settled_holds_back_no_other_calls_tracking(target: Target) -> None:
+    # A reservation dropped without settle or release keeps its lease from closing (its spend waits for the
+    # lease's hold to lapse), but the calls the lease saw settle are tracked when it retires.
+    clock = Clock(ELEVEN)
+    budgets = [bb.Budget(name="org", window="day", limit_usd="10")]
+    ledger = Ledger(target.store, budgets, lease_fraction=0.5, clock=clock)
+    leaked = ledger.reserve({"user": "lost"}, "m", None, 10**6, TOKENS)
+    assert leaked.leases
+    for i in range(10):
+        ledger.settle(ledger.reserve({"user": f"u{i % 2}"}, "m", None, 10**6, TOKENS), 5000, TOKENS)
+    assert ledger.flush() == 0
+    (total,) = bb.spend(target.store, by=(), now=ELEVEN)
+    assert (total.calls, total.cost_nanos) == (10, 50_000)
+    ledger.close()
+
+
+def test_a_call_settled_after_its_lease_retired_is_tracked_by_itself(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(ELEVEN)
+    budgets = [bb.Budget(name="org", window="day", limit_usd="10")]
+    ledger = Ledger(target.store, budgets, lease_fraction=0.5, lease_seconds=60, clock=clock)
+    early = ledger.reserve({"user": "a"}, "m", None, 10**6, TOKENS)
+    long_call = ledger.reserve({"user": "b"}, "m", None, 10**6, TOKENS)
+    ledger.settle(early, 700, TOKENS)
+    assert ledger.flush() == 0  # retires the lease with a call still running: the sum of "a" goes now
+    (first,) = bb.spend(target.store, by="user", now=ELEVEN)
+    assert (first.values, first.calls, first.cost_nanos) == (("a",), 1, 700)
+    sent = count_tracked_entries(monkeypatch, target.store)
+    clock.now = ELEVEN + HOUR  # settles an hour later: tracked in that hour, by itself
+    ledger.settle(long_call, 900, TOKENS)
+    assert ledger.flush() == 0
+    assert sent == [1]
+    rows = bb.spend(
+        target.store, by="user", since=ELEVEN, until=ELEVEN + 2 * HOUR, granularity="hour", per_bucket=True,
+        now=ELEVEN + HOUR,
+    )  # fmt: skip
+    got = {(r.values[0], int(r.bucket.timestamp()) if r.bucket else 0): r.cost_nanos for r in rows}
+    assert got == {("a", int(ELEVEN)): 700, ("b", int(ELEVEN) + HOUR): 900}
+    assert ledger.read("org").spent_usd * 10**9 == 1600
     ledger.close()
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from bedrock_budget.budgets.async_settling import LoopBound
-from bedrock_budget.budgets.leases import Lease, LeaseBookCore, TrackLease
+from bedrock_budget.budgets.leases import Lease, LeaseBookCore, OnClosed, TrackLease
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.stores.asyncio_base import AsyncStore
 from bedrock_budget.stores.base import CounterRef, Hold
@@ -44,7 +44,7 @@ class AsyncLeaseBook(LoopBound, LeaseBookCore):
         self,
         fraction: float,
         seconds: float,
-        on_closed: Callable[[list[Lease]], None],
+        on_closed: OnClosed,
         clock: Callable[[], float],
         *,
         store: AsyncStore,

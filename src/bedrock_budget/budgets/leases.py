@@ -7,9 +7,10 @@ admitted against what is left of those leases in memory, with no store round tri
 runs short or its ``lease_seconds`` are over; then it is *retired* (admits nothing more) and, once its last
 admitted call has settled, *closed*: one settlement replaces the lease's hold with the actual spend of all
 its calls (and their per-model tallies), exactly once, through the ledger's usual settle path (queued in
-background mode, journalled when the store is down). The calls' spend-ledger entries go with it, summed
-per dimensions and hour (``stores.tracking.TrackSums``): a busy lease's thousands of calls by a few users
-are a few entries, not a store write each.
+background mode, journalled when the store is down). The spend-ledger entries of the calls it saw settle
+while live are summed per dimensions and hour (``stores.tracking.TrackSums``) and sent when it retires: a
+busy lease's thousands of calls by a few users are a few entries, not a store write each; a call that
+settles after its lease retired is tracked by itself.
 
 A budget with ``limit_requests`` leases requests the same way (``f`` of the limit, at least one): a call
 takes one from the lease, a released call puts it back, and the lease's settlement counts the calls it
@@ -104,7 +105,8 @@ class Lease:
     requests_left: int = 0
     spent_requests: int = 0
     tallies: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: The spend-ledger entries of the calls it admitted and tracks, summed (``None``: none yet).
+    #: What the calls it admitted and saw settled add to the spend ledger, summed while it is live
+    #: (``None``: nothing yet); handed over when it retires.
     tracked: TrackSums | None = None
     retired: bool = False
     closed: bool = False
@@ -159,14 +161,6 @@ class Lease:
         )
         return SettleRequest(self.id, (spend,), self.tallies)
 
-    def tracked_settlements(self, new_id: Callable[[], str]) -> list[SettleRequest]:
-        """The spend-ledger entries of the calls it admitted, summed per dimensions and hour: one settlement
-        each, sent with the lease's own. Each takes a new id once, when the lease closes, and keeps it
-        through the queue, the journal and replays, so each sum is tracked exactly once."""
-        if self.tracked is None:
-            return []
-        return [SettleRequest(new_id(), (), track=entry) for entry in self.tracked.entries()]
-
 
 def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> int | None:
     if limit is None:
@@ -179,6 +173,8 @@ def _share(limit: int | None, fraction: float, worst: int, free: int | None) -> 
 
 #: What hears of each new lease (the ledger's hold keeper renews it while it is open).
 TrackLease = Callable[[Lease, float], None]
+#: What takes the leases that closed and the spend-ledger sums of those that retired (see ``LeaseBookCore``).
+OnClosed = Callable[[list[Lease], list[TrackSums]], None]
 
 
 class LeaseBookCore:
@@ -187,15 +183,18 @@ class LeaseBookCore:
     whose time is over: :class:`LeaseBook` from threads, ``budgets.async_leases`` from an event loop.
 
     ``on_closed`` receives every lease that has closed (retired, nothing in flight): the ledger settles it
-    (for nothing, when no call used it). It is called outside the book's lock, which is only ever held
-    for bookkeeping (never across a store call), so any thread may settle or release a call.
+    (for nothing, when no call used it); and the spend-ledger sums of every lease that has retired, which
+    the ledger sends then, whether or not calls it admitted are still running (those are tracked one by
+    one when they settle), so a call never settled cannot hold back the tracking of the others. It is
+    called outside the book's lock, which is only ever held for bookkeeping (never across a store call),
+    so any thread may settle or release a call.
     """
 
     def __init__(
         self,
         fraction: float,
         seconds: float,
-        on_closed: Callable[[list[Lease]], None],
+        on_closed: OnClosed,
         clock: Callable[[], float],
         *,
         hold_ttl: float,
@@ -276,6 +275,7 @@ class LeaseBookCore:
     def admit(self, lines: Sequence[ReservationLine], now: float) -> tuple[Lease, ...] | None:
         """Take every line from a live lease, or none (None: some line needs a new lease)."""
         closed: list[Lease] = []
+        sums: list[TrackSums] = []
         leases: list[Lease] = []
         with self._lock:
             for line in lines:
@@ -283,7 +283,7 @@ class LeaseBookCore:
                 if lease is not None and (
                     now >= lease.grant_until or lease.budget is not line.budget or not lease.fits(line)
                 ):
-                    self._retire(lease, closed)
+                    self._retire(lease, closed, sums)
                     lease = None
                 if lease is None:
                     break
@@ -292,8 +292,8 @@ class LeaseBookCore:
             if admitted:
                 for lease, line in zip(leases, lines, strict=True):
                     lease.take(line)
-        if closed:
-            self._on_closed(closed)
+        if closed or sums:
+            self._on_closed(closed, sums)
         return tuple(leases) if admitted else None
 
     def missing(self, lines: Sequence[ReservationLine]) -> list[ReservationLine]:
@@ -340,6 +340,7 @@ class LeaseBookCore:
         """Record leases the store granted (one id for all of them: one reservation, settled per counter)
         and return them."""
         closed: list[Lease] = []
+        sums: list[TrackSums] = []
         installed: list[Lease] = []
         with self._lock:
             for line, hold, check in zip(lines, holds, checks, strict=True):
@@ -347,7 +348,7 @@ class LeaseBookCore:
                 previous = self._live.get(line.ref)
                 if previous is not None:
                     # Another thread refilled the same counter meanwhile: its lease stops admitting calls.
-                    self._retire(previous, closed)
+                    self._retire(previous, closed, sums)
                 budget = line.budget
                 usd = hold.usd if budget.limit_nanos is not None else None
                 tokens = hold.tokens if budget.limit_milli is not None else None
@@ -368,8 +369,8 @@ class LeaseBookCore:
                 heapq.heappush(self._due, (lease.grant_until, next(self._order), lease))
                 installed.append(lease)
             self._start_keeper()
-        if closed:
-            self._on_closed(closed)
+        if closed or sums:
+            self._on_closed(closed, sums)
         return installed
 
     def seen(self, lines: Sequence[ReservationLine], checks: Sequence[Check], *, granted: bool) -> None:
@@ -417,22 +418,26 @@ class LeaseBookCore:
         tracking: Tracking | None = None,
         attribution: Mapping[str, str] | None = None,
         at: float = 0.0,
-    ) -> None:
+    ) -> bool:
         """Charge a settled call to the leases that admitted it. With ``tracking``, the first of them also
-        sums what the call adds to the spend ledger (one lease, so the call is tracked once however many
-        budgets it counts against), settled at ``at``."""
+        sums what the call adds to the spend ledger, settled at ``at`` (one lease, so the call is tracked
+        once however many budgets it counts against), unless it has retired: False then, and the caller
+        tracks the call by itself."""
         closed: list[Lease] = []
+        summed = False
         with self._lock:
-            if tracking is not None:
-                first = leases[0]
+            first = leases[0]
+            if tracking is not None and not first.retired:
                 if first.tracked is None:
                     first.tracked = TrackSums(tracking)
                 first.tracked.add(attribution or {}, model, usd, counts, at)
+                summed = True
             for lease, line, weighted in zip(leases, lines, tokens, strict=True):
                 lease.charge(line, usd, weighted, model, counts)
                 self._close_if_done(lease, closed)
         if closed:
-            self._on_closed(closed)
+            self._on_closed(closed, [])
+        return summed
 
     def release(self, leases: Sequence[Lease], lines: Sequence[ReservationLine]) -> None:
         closed: list[Lease] = []
@@ -441,7 +446,7 @@ class LeaseBookCore:
                 lease.give_back(line)
                 self._close_if_done(lease, closed)
         if closed:
-            self._on_closed(closed)
+            self._on_closed(closed, [])
 
     # -- retiring ----------------------------------------------------------------------------------------
 
@@ -449,24 +454,29 @@ class LeaseBookCore:
         """Retire every lease (or, given ``now``, those whose time is over); close what has nothing in
         flight."""
         closed: list[Lease] = []
+        sums: list[TrackSums] = []
         with self._lock:
             if now is None:
                 for lease in list(self._live.values()):
-                    self._retire(lease, closed)
+                    self._retire(lease, closed, sums)
                 self._due.clear()
             else:
                 due = self._due
                 while due and due[0][0] <= now:
                     lease = heapq.heappop(due)[2]
                     if not lease.retired:
-                        self._retire(lease, closed)
-        if closed:
-            self._on_closed(closed)
+                        self._retire(lease, closed, sums)
+        if closed or sums:
+            self._on_closed(closed, sums)
 
-    def _retire(self, lease: Lease, closed: list[Lease]) -> None:
+    def _retire(self, lease: Lease, closed: list[Lease], sums: list[TrackSums]) -> None:
         if self._live.get(lease.ref) is lease:
             del self._live[lease.ref]
         lease.retired = True
+        if lease.tracked is not None:
+            # Handed over once, here: a retired lease sums no more calls.
+            sums.append(lease.tracked)
+            lease.tracked = None
         self._close_if_done(lease, closed)
 
     @staticmethod

@@ -39,7 +39,7 @@ from bedrock_budget.stores.base import (
     Store,
     call_tallies,
 )
-from bedrock_budget.stores.tracking import TrackEntry, Tracking
+from bedrock_budget.stores.tracking import TrackEntry, Tracking, TrackSums
 
 if TYPE_CHECKING:
     from bedrock_budget.budgets.live import DefinitionsFollower
@@ -224,23 +224,25 @@ class LedgerCore:
         lifetime = self.lease_seconds + self.max_call_seconds
         self._keeper.track(lease, lease.id, (lease.ref,), now, lifetime=lifetime)
 
-    def _close_leases(self, leases: list[Lease]) -> None:
+    def _close_leases(self, leases: list[Lease], sums: list[TrackSums]) -> None:
+        """Settle the leases that closed, and send the spend-ledger sums of those that retired: each sum
+        under an id of its own, taken once here and kept through the queue, the journal and replays, so it
+        is tracked exactly once."""
         budgets = self._budgets
+        requests: list[SettleRequest] = []
         for lease in leases:
             self._keeper.forget(lease)
-            request = lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope))
-            for settlement in (request, *lease.tracked_settlements(_reservation_id)):
-                try:
-                    self._settler.submit(settlement)
-                except Exception:
-                    # Not an outage (the settler journals those) but a fault: this runs on the caller's
-                    # thread or the lease keeper's, and neither may lose the lease's spend to it.
-                    log.exception(
-                        "settling lease %s (settlement %s) failed; journalled",
-                        lease.id,
-                        settlement.reservation_id,
-                    )
-                    self._settler.journal.append(settlement)
+            requests.append(lease.settlement(budgets.current_marks(lease.budget, lease.ref.scope)))
+        for summed in sums:
+            requests.extend(SettleRequest(_reservation_id(), (), track=entry) for entry in summed.entries())
+        for request in requests:
+            try:
+                self._settler.submit(request)
+            except Exception:
+                # Not an outage (the settler journals those) but a fault: this runs on the caller's thread
+                # or the lease keeper's, and neither may lose the leases' spend to it.
+                log.exception("settling %s for a capacity lease failed; journalled", request.reservation_id)
+                self._settler.journal.append(request)
 
     # -- settle and release --------------------------------------------------------------------------------
 
@@ -262,9 +264,11 @@ class LedgerCore:
         if reservation.leases:
             assert self._leases is not None
             weighted = [line.budget.weigh(tokens) for line in reservation.lines]
-            # A lease settles its calls' spend, and their spend-ledger entries, when it closes.
+            # A lease settles its calls' spend when it closes, and sends their spend-ledger sums when it
+            # retires; a call settled after its lease retired is tracked by itself.
             tracking = self.tracking
-            self._leases.settle(
+            at = 0.0 if tracking is None else self._clock()
+            summed = self._leases.settle(
                 reservation.leases,
                 reservation.lines,
                 cost_nanos,
@@ -273,9 +277,12 @@ class LedgerCore:
                 tokens,
                 tracking,
                 reservation.attribution,
-                0.0 if tracking is None else self._clock(),
+                at,
             )
-            return None
+            if tracking is None or summed:
+                return None
+            track = tracking.entry(reservation.attribution, reservation.model_id, cost_nanos, tokens, at)
+            return SettleRequest(reservation.id, (), track=track)
         budgets = self._budgets
         epochs = reservation.epochs or (None,) * len(reservation.lines)
         spends = tuple(

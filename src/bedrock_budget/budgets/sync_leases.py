@@ -10,7 +10,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 
-from bedrock_budget.budgets.leases import Lease, LeaseBookCore, TrackLease
+from bedrock_budget.budgets.leases import Lease, LeaseBookCore, OnClosed, TrackLease
 from bedrock_budget.budgets.lines import ReservationLine
 from bedrock_budget.stores.base import Store
 
@@ -25,7 +25,7 @@ class LeaseBook(LeaseBookCore):
         self,
         fraction: float,
         seconds: float,
-        on_closed: Callable[[list[Lease]], None],
+        on_closed: OnClosed,
         clock: Callable[[], float],
         *,
         store: Store,

@@ -12,9 +12,10 @@ from types import MappingProxyType
 
 import pytest
 
+import bedrock_budget as bb
 from bedrock_budget.budgets import Budget, Ledger
 from bedrock_budget.budgets.durable import JournalFile, decode, encode, pending_in
-from bedrock_budget.errors import ConfigurationError
+from bedrock_budget.errors import ConfigurationError, StoreUnavailableError
 from bedrock_budget.stores import CounterRef, Spend
 from bedrock_budget.stores.base import Mark, SettleRequest, call_tallies
 from bedrock_budget.stores.memory import MemoryStore
@@ -140,12 +141,53 @@ def test_nothing_is_compacted_while_something_is_pending(tmp_path: Path) -> None
     journal = JournalFile(tmp_path, compact_bytes=1)
     journal.add(entry("a", 1))
     journal.add(entry("b", 1))
-    journal.done(["a"])
+    journal.done([entry("a", 1)])
     assert [e.reservation_id for e in _pending(journal.path)] == ["b"]
-    journal.done(["b"])
+    journal.done([entry("b", 1)])
     assert journal.path.stat().st_size == 0  # nothing pending: history truncated
     journal.close()
     assert not journal.path.exists()
+
+
+def test_leases_taken_together_keep_their_own_settlements_through_a_takeover(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # One lease request takes a lease on each counter a call needs, under one reservation id; each lease
+    # settles its own counter. Closed while the store is down, both must survive in the file.
+    store = MemoryStore()
+    two = [
+        Budget("org", window="lifetime", limit_usd="10"),
+        Budget("team", window="lifetime", scope={"team": "*"}, limit_usd="10"),
+    ]
+    ledger = Ledger(store, two, journal_path=tmp_path, clock=clock, lease_fraction=0.5)
+    for _ in range(3):
+        ledger.settle(ledger.reserve({"team": "t"}, "m", None, USD // 100, {"input": 1}), USD // 200, {})
+    assert ledger.leases_live == 2
+    settle, settle_many = store.settle, store.settle_many
+
+    def down(*args: object, **kwargs: object) -> object:
+        raise StoreUnavailableError("memory://", "down")
+
+    store.settle = down  # type: ignore[method-assign]
+    store.settle_many = down  # type: ignore[method-assign]
+    assert ledger.flush() == 3  # both leases' settlements, and their calls' spend-ledger sum
+    assert ledger._file is not None
+    own = ledger._file.path
+    pending = _pending(own)
+    assert sorted(e.spends[0].ref.budget for e in pending if e.spends) == ["org", "team"]
+    assert [e.track.calls for e in pending if e.track is not None] == [3]
+    ledger.close()  # the store is still down: the file stays for the next process
+    assert own.exists()
+    store.settle, store.settle_many = settle, settle_many  # type: ignore[method-assign]
+    successor = Ledger(store, two, journal_path=tmp_path, clock=clock)
+    assert successor.flush() == 0
+    (tracked,) = bb.spend(store, by=(), now=clock())
+    assert (tracked.calls, tracked.cost_nanos) == (3, 3 * (USD // 200))
+    assert (
+        successor.read("org").spent_usd == successor.read("team", {"team": "t"}).spent_usd == Decimal("0.015")
+    )
+    successor.close()
+    assert list(tmp_path.iterdir()) == []
 
 
 def _pending(path: Path) -> list[SettleRequest]:

@@ -284,7 +284,7 @@ class AsyncSettler(LoopBound, Settler):
                 self.journal.pop(request)
                 done += 1
                 if self.file is not None:
-                    self.durable(self.file.done, (request.reservation_id,))
+                    self.durable(self.file.done, (request,))
                 try:
                     self._on_applied(request, result)
                 except Exception:

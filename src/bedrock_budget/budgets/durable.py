@@ -16,6 +16,9 @@ applied once the store took it:
   (the lock), and a settlement applied twice changes nothing, because the store applies a reservation id's
   settlement at most once per counter, so a takeover or replay that was itself killed half-way is simply
   done again by the next process.
+- Identity: a settlement is known in the file by its reservation id and the counters it settles
+  (:func:`journal_key`), since the capacity leases one request took share a reservation id and each
+  settles apart; an "applied" line of an older file names the reservation id alone, and is still honoured.
 - Size: once nothing is pending, a file larger than ``compact_bytes`` is truncated; a ledger closed with
   nothing pending deletes its file.
 
@@ -123,6 +126,16 @@ def decode(data: Mapping[str, Any]) -> SettleRequest:
     )
 
 
+def journal_key(request: SettleRequest) -> str:
+    """What tells a settlement apart in a journal file: its reservation id, and the counters it settles.
+    The capacity leases one request took share its reservation id and each settles its own counter, when
+    it closes: by the id alone, the file would keep one of them and lose the others' spend."""
+    spends = request.spends
+    if not spends:
+        return request.reservation_id
+    return f"{request.reservation_id}/{'+'.join(spend.ref.tag for spend in spends)}"
+
+
 def pending_in(lines: Iterable[bytes]) -> list[SettleRequest]:
     """The settlements a journal file holds that it does not mark applied, oldest first."""
     added: dict[str, SettleRequest] = {}
@@ -131,14 +144,22 @@ def pending_in(lines: Iterable[bytes]) -> list[SettleRequest]:
             record = json.loads(line)
             if "a" in record:
                 entry = decode(record["a"])
-                added.setdefault(entry.reservation_id, entry)
+                added.setdefault(journal_key(entry), entry)
             else:
-                for rid in record["d"]:
-                    added.pop(rid, None)
+                for key in record["d"]:
+                    if added.pop(key, None) is None:
+                        _forget_reservation(added, key)
         except (ValueError, KeyError, TypeError):
             # A torn last line, or damage: a settlement that was never fully written was never queued.
             log.warning("skipping an unreadable line of a settlement journal")
     return list(added.values())
+
+
+def _forget_reservation(added: dict[str, SettleRequest], rid: str) -> None:
+    # A file written before settlements were told apart by their counters marks them applied by
+    # reservation id.
+    for key in [key for key, entry in added.items() if entry.reservation_id == rid]:
+        del added[key]
 
 
 class JournalFile:
@@ -218,19 +239,19 @@ class JournalFile:
     # -- this ledger's records ----------------------------------------------------------------------------
 
     def add(self, entry: SettleRequest) -> None:
-        """Record a settlement not yet in the store (once per reservation id)."""
-        rid = entry.reservation_id
-        if rid in self._pending:
+        """Record a settlement not yet in the store (once: see :func:`journal_key`)."""
+        key = journal_key(entry)
+        if key in self._pending:
             return
         line = json.dumps({"a": encode(entry)}, separators=(",", ":")).encode() + b"\n"
         with self._lock:
-            self._pending.add(rid)
+            self._pending.add(key)
             self._write(line)
 
-    def done(self, ids: Iterable[str]) -> None:
+    def done(self, entries: Iterable[SettleRequest]) -> None:
         """Mark settlements applied by the store."""
         with self._lock:
-            applied = [rid for rid in ids if rid in self._pending]
+            applied = [key for key in map(journal_key, entries) if key in self._pending]
             if not applied:
                 return
             self._pending.difference_update(applied)

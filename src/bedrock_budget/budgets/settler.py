@@ -185,7 +185,7 @@ class Settler:
             )
             return False
         if self.file is not None:
-            self.durable(self.file.done, (request.reservation_id,))
+            self.durable(self.file.done, (request,))
         self._on_applied(request, outcomes)
         return True
 
@@ -226,7 +226,7 @@ class Settler:
             self.durable(
                 durable.done,
                 [
-                    r.reservation_id
+                    r
                     for r, result in zip(requests, results, strict=True)
                     if not isinstance(result, StoreError)
                 ],

@@ -442,6 +442,21 @@ def test_a_full_journal_is_loud(clock: FakeClock, caplog: pytest.LogCaptureFixtu
     assert "journal is full" in caplog.text
 
 
+def test_a_full_journal_counts_the_spend_of_lost_tracking(caplog: pytest.LogCaptureFixture) -> None:
+    from bedrock_budget.budgets.journal import Journal
+    from bedrock_budget.stores.tracking import Tracking, TrackSums
+
+    sums = TrackSums(Tracking())
+    for _ in range(3):
+        sums.add({"user": "u"}, "m", 5 * USD, {"input": 1}, 1_764_806_400.0)
+    (summed,) = sums.entries()
+    journal = Journal(capacity=0)
+    with caplog.at_level(logging.ERROR, logger="bedrock_budget.journal"):
+        assert not journal.append(SettleRequest("sums-1", (), track=summed))
+    assert (journal.dropped, journal.dropped_nanos) == (1, 15 * USD)
+    assert "15000000000 nano-USD, 3 calls" in caplog.text
+
+
 def test_release_never_raises(clock: FakeClock) -> None:
     store = FlakyStore(MemoryStore())
     ledger = ledger_for(store, clock, Budget("b", limit_usd="10"))

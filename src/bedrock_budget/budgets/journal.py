@@ -43,14 +43,19 @@ class Journal:
             if len(self._entries) < self.capacity:
                 self._entries.append(entry)
                 return True
+            # A settlement carrying only spend-ledger tracking (a call no budget covers, a lease's sums)
+            # loses the spend it tracks.
+            track = entry.track
+            lost = entry.cost_nanos if entry.spends or track is None else track.cost
             self.dropped += 1
-            self.dropped_nanos += entry.cost_nanos
+            self.dropped_nanos += lost
         log.error(
             "budget store unavailable and the spend journal is full (%d entries): spend of reservation %s "
-            "(%d nano-USD) could not be recorded; %d settlements lost so far",
+            "(%d nano-USD, %d calls) could not be recorded; %d settlements lost so far",
             self.capacity,
             entry.reservation_id,
-            entry.cost_nanos,
+            lost,
+            1 if track is None else track.calls,
             self.dropped,
         )
         return False

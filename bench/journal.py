@@ -42,12 +42,13 @@ def _fsync_per_batch(directory: str) -> float:
     samples: list[float] = []
     try:
         for round_ in range(60):
-            for index in range(BATCH):
-                journal.add(sample_entry(f"{round_}-{index}"))
+            entries = [sample_entry(f"{round_}-{index}") for index in range(BATCH)]
+            for entry in entries:
+                journal.add(entry)
             started = time.perf_counter()
             journal.sync()
             samples.append((time.perf_counter() - started) * 1e6)
-            journal.done([f"{round_}-{index}" for index in range(BATCH)])
+            journal.done(entries)
     finally:
         journal.close()
     return median(samples[10:])

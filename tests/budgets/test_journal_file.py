@@ -3,6 +3,7 @@ takeover replays, and what it leaves alone. Killed processes are in tests/faults
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 
 import bedrock_budget as bb
 from bedrock_budget.budgets import Budget, Ledger
-from bedrock_budget.budgets.durable import JournalFile, decode, encode, pending_in
+from bedrock_budget.budgets.durable import JournalFile, decode, encode, journal_key, pending_in
 from bedrock_budget.errors import ConfigurationError, StoreUnavailableError
 from bedrock_budget.stores import CounterRef, Spend
 from bedrock_budget.stores.base import Mark, SettleRequest, call_tallies
@@ -188,6 +189,39 @@ def test_leases_taken_together_keep_their_own_settlements_through_a_takeover(
     )
     successor.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_older_version_taking_a_file_over_replays_only_what_is_pending(tmp_path: Path) -> None:
+    # An older version (a rollback, a rolling deploy) keyed settlements by reservation id alone, in "a"
+    # records, and removed them by the ids in "d" records. It must not find applied settlements pending.
+    org = Spend(REF, USD, 0)
+    team = Spend(dataclasses.replace(REF, budget="team"), USD, 0)
+    lease_org, lease_team = SettleRequest("lease-1", (org,)), SettleRequest("lease-1", (team,))
+    journal = JournalFile(tmp_path)
+    for request in (lease_org, lease_team, entry("call-1", 1), entry("call-2", 2)):
+        journal.add(request)
+    journal.done([lease_org])  # lease-1 still has a pending settlement: its id alone must not be marked
+    journal.done([entry("call-1", 1)])
+
+    def older_reader() -> set[str]:
+        pending: dict[str, object] = {}
+        for line in journal.path.read_bytes().splitlines():
+            record = json.loads(line)
+            if "a" in record:
+                pending.setdefault(record["a"]["id"], record)
+            else:
+                for rid in record["d"]:
+                    pending.pop(rid, None)
+        return set(pending)
+
+    assert older_reader() == {"lease-1", "call-2"}
+    assert sorted(journal_key(e) for e in _pending(journal.path)) == sorted(
+        journal_key(e) for e in (lease_team, entry("call-2", 2))
+    )
+    journal.done([lease_team, entry("call-2", 2)])
+    assert older_reader() == set()
+    assert _pending(journal.path) == []
+    journal.close()
 
 
 def _pending(path: Path) -> list[SettleRequest]:

@@ -18,7 +18,9 @@ applied once the store took it:
   done again by the next process.
 - Identity: a settlement is known in the file by its reservation id and the counters it settles
   (:func:`journal_key`), since the capacity leases one request took share a reservation id and each
-  settles apart; an "applied" line of an older file names the reservation id alone, and is still honoured.
+  settles apart. An "applied" line of an older file names the reservation id alone, and is still honoured;
+  an "applied" line also names the reservation id once none of its settlements is pending, so an older
+  version taking a file over (a rollback) does not replay what was applied.
 - Size: once nothing is pending, a file larger than ``compact_bytes`` is truncated; a ledger closed with
   nothing pending deletes its file.
 
@@ -260,7 +262,20 @@ class JournalFile:
                 os.ftruncate(self._fd, 0)
                 self._size = 0
                 return
-            self._write(json.dumps({"d": applied}, separators=(",", ":")).encode() + b"\n")
+            self._write(
+                json.dumps({"d": applied + self._bare_ids(applied)}, separators=(",", ":")).encode() + b"\n"
+            )
+
+    def _bare_ids(self, applied: list[str]) -> list[str]:
+        """The reservation ids of ``applied`` none of whose settlements is pending any more: written with the
+        keys so that an older version taking this file over, which marks settlements applied by reservation
+        id alone, does not replay them (an id written while another of its settlements was pending would
+        make it skip that one)."""
+        ids = {key.partition("/")[0] for key in applied if "/" in key}
+        if not ids:
+            return []
+        pending = {key.partition("/")[0] for key in self._pending}
+        return sorted(ids - pending)
 
     def _write(self, line: bytes) -> None:
         # Called with the lock held. One write per record on an O_APPEND file: in the kernel at once.

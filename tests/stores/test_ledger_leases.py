@@ -558,6 +558,8 @@ def test_a_leased_reservation_settled_twice_is_charged_once(backend: Backend) ->
         {"lease_fraction": float("nan")},
         {"lease_fraction": 0.2, "lease_seconds": -1},
         {"lease_fraction": 0.2, "lease_seconds": 0},
+        {"lease_fraction": 0.2, "lease_seconds": 3601},
+        {"lease_fraction": 0.2, "lease_seconds": float("inf")},
     ],
 )
 def test_bad_lease_options_are_configuration_errors(options: dict[str, Any]) -> None:

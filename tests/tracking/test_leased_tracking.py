@@ -49,7 +49,7 @@ def test_a_lease_tracks_its_calls_once_per_user_and_hour(
     clock = Clock(ELEVEN - 60)  # 10:59:00: the lease's calls straddle 11:00
     budgets = [bb.Budget(name="org", window="month", limit_usd="10")]
     ledger = Ledger(
-        target.store, budgets, lease_fraction=0.5, lease_seconds=7200, clock=clock,
+        target.store, budgets, lease_fraction=0.5, lease_seconds=3600, clock=clock,
         settle_mode=settle_mode,  # type: ignore[arg-type]
     )  # fmt: skip
     costs: dict[tuple[str, int], int] = {}

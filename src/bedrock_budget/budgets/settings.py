@@ -14,6 +14,11 @@ OutagePolicy = Literal["deny", "allow"]
 SettleMode = Literal["sync", "background"]
 DEFAULT_RESERVATION_TTL: Final = 300.0
 DEFAULT_LEASE_SECONDS: Final = 1.0
+#: The longest lease: a lease sends its calls' spend-ledger sums when it retires, and each sum must reach the
+#: store while the exactly-once record of its hour lives (``stores.tracking``: the hour, then the store's
+#: ``tombstone_retention``, a day by default). An hour also bounds how long a lease keeps capacity from the
+#: other processes.
+MAX_LEASE_SECONDS: Final = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +52,11 @@ class LedgerSettings:
         fraction = self.lease_fraction
         if fraction is not None and not 0 < fraction <= 1:
             raise ConfigurationError(f"lease_fraction must be in (0, 1], not {shown(fraction)}")
-        if not self.lease_seconds > 0:
-            raise ConfigurationError(f"lease_seconds must be positive, not {shown(self.lease_seconds)}")
+        if not 0 < self.lease_seconds <= MAX_LEASE_SECONDS:
+            raise ConfigurationError(
+                f"lease_seconds must be positive and at most {MAX_LEASE_SECONDS:g}, "
+                f"not {shown(self.lease_seconds)}"
+            )
         if not self.max_call_seconds > 0:
             raise ConfigurationError(f"max_call_seconds must be positive, not {shown(self.max_call_seconds)}")
         # Numbers given as ints (or Decimals) are kept as floats, as the ledger always exposed them.

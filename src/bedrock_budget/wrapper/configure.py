@@ -231,7 +231,7 @@ def wrap(
             settlements off the hot path (flushed at exit).
         lease_fraction: take capacity leases of this fraction of each budget's remaining room, so most
             calls reserve in memory (None, the default, reserves every call in the store).
-        lease_seconds: how long a capacity lease lasts (default 1 s).
+        lease_seconds: how long a capacity lease lasts (default 1 s, at most an hour).
         max_call_seconds: how long a call's hold is kept alive past ``reservation_ttl`` (default 3600 s);
             a stream still open and unread after that is settled at its reserved worst case.
         journal_path: a directory for a local journal file that keeps settlements not yet in the store

@@ -43,10 +43,8 @@ class Journal:
             if len(self._entries) < self.capacity:
                 self._entries.append(entry)
                 return True
-            # A settlement carrying only spend-ledger tracking (a call no budget covers, a lease's sums)
-            # loses the spend it tracks.
             track = entry.track
-            lost = entry.cost_nanos if entry.spends or track is None else track.cost
+            lost = entry.cost_nanos
             self.dropped += 1
             self.dropped_nanos += lost
         log.error(

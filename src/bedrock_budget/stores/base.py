@@ -251,8 +251,11 @@ class SettleRequest:
 
     @property
     def cost_nanos(self) -> int:
-        """What the settlement charges in USD (every counter of a settlement is charged the same)."""
-        return max((spend.usd for spend in self.spends), default=0)
+        """The spend the settlement carries, in nano-USD: what it charges its counters (every counter of a
+        settlement is charged the same), or, charging none, what it adds to the spend ledger."""
+        if self.spends:
+            return max(spend.usd for spend in self.spends)
+        return 0 if self.track is None else self.track.cost
 
     @classmethod
     def of_call(

@@ -82,7 +82,7 @@ class TrackEntry:
 
 class TrackSums:
     """Calls summed per dimensions and hour: what a capacity lease tracks for the calls it admitted, sent as
-    one entry per sum when it closes instead of one per call (``budgets.leases``).
+    one entry per sum when it retires instead of one per call (``budgets.leases``).
 
     Summing never moves a call to another bucket: calls are summed only within one UTC hour (so one day), and
     the sum keeps the first call's time. Not thread-safe by itself: the lease book holds its lock."""

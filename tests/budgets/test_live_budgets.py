@@ -196,6 +196,7 @@ def test_wrap_with_budgets_from_the_store(fake: FakeBedrock, monkeypatch: pytest
     metered.bedrock_budget_meter.guard.ledger._follower.refresh()  # what the thread does each second
     metered.converse(modelId=HAIKU, messages=MESSAGES)
     assert metered.bedrock_budget_meter.guard.ledger.definitions_version == 2
+    metered.bedrock_budget_meter.guard.ledger.close()  # its follower must not outlive the test
     with pytest.raises(ConfigurationError, match="give store="):
         bb.wrap(client, budgets="store")
     with pytest.raises(ConfigurationError, match="ledger="):
@@ -308,19 +309,25 @@ def test_the_version_each_process_enforces_is_a_metric() -> None:
 
     from bedrock_budget.metrics.store_health import StoreHealthCollector
 
+    class OwnNameStore(MemoryStore):
+        # Followers of other stores that the worker process still runs must not blend into these series.
+        @property
+        def name(self) -> str:
+            return "memory://version-metric"
+
     registry = CollectorRegistry()
     registry.register(StoreHealthCollector())
-    store = MemoryStore()
+    store = OwnNameStore()
     published.publish(store, [per_user()])
     ledger = Ledger(store)
     follower = ledger.follow_published(refresh_seconds=60)
     store.publish_definitions('{"format": 1, "budgets": "nonsense"}', now_ms=0)
     follower.refresh()
     text = generate_latest(registry).decode()
-    assert 'bedrock_budget_store_definitions_version{store="memory://"} 1.0' in text
-    assert 'bedrock_budget_store_definitions_rejected_total{store="memory://"} 1.0' in text
-    ledger.close()
-    assert "store_definitions_version{" not in generate_latest(registry).decode()  # stopped: not reported
+    assert 'bedrock_budget_store_definitions_version{store="memory://version-metric"} 1.0' in text
+    assert 'bedrock_budget_store_definitions_rejected_total{store="memory://version-metric"} 1.0' in text
+    ledger.close()  # stopped: no longer reported
+    assert 'version{store="memory://version-metric"}' not in generate_latest(registry).decode()
 
 
 def test_a_ledger_dropped_without_close_is_not_kept_alive_by_its_follower() -> None:

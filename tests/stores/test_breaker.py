@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from bedrock_budget.errors import ConfigurationError, StoreUnavailableError
 from bedrock_budget.metrics import StoreHealthCollector
+from bedrock_budget.stores import breaker as breakers
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.breaker import CircuitBreaker
 from bedrock_budget.stores.redis import RedisStore
@@ -180,3 +182,84 @@ def test_the_collector_exports_state_transitions_and_no_evictions_while_open() -
     assert registry.get_sample_value("bedrock_budget_store_breaker_transitions_total", labels) == 1
     assert registry.get_sample_value("bedrock_budget_store_evicted_keys_total", {"store": store.name}) is None
     store.close()
+
+
+class FixedBreaker:
+    def __init__(self, state: str, transitions: dict[str, int]) -> None:
+        self.state = state
+        self.transitions = transitions
+
+
+class StoreDouble:
+    """A watched store whose breaker and evicted-key count the test sets."""
+
+    def __init__(self, name: str, breaker: FixedBreaker | None, evicted: int | None) -> None:
+        self.name = name
+        self.breaker = breaker
+        self._evicted = evicted
+
+    def evicted_keys(self) -> int | None:
+        return self._evicted
+
+
+def series(registry: CollectorRegistry, metric: str, store: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, sample.value)
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == metric and sample.labels.get("store") == store
+    ]
+
+
+def test_stores_on_one_uri_report_as_one_store() -> None:
+    # Two clients wrapped with the same store= make two stores of one name: one series each, never two
+    # series with one label set (Prometheus drops such duplicates), whatever order the stores come in.
+    name = "redis://same-uri.example:6379/0"
+    doubles = [
+        StoreDouble(name, FixedBreaker("closed", {"closed": 0, "open": 1, "half-open": 1}), None),
+        StoreDouble(name, FixedBreaker("open", {"closed": 0, "open": 2, "half-open": 1}), None),
+        StoreDouble(name, None, 7),  # no breaker; the one that can read the server's count
+    ]
+    for double in doubles:
+        breakers.watch(double)
+    try:
+        registry = CollectorRegistry()
+        registry.register(StoreHealthCollector())
+        states = series(registry, "bedrock_budget_store_breaker_state", name)
+        assert sorted((labels["state"], value) for labels, value in states) == [
+            ("closed", 0.0),
+            ("half-open", 0.0),
+            ("open", 1.0),  # the most open of the three
+        ]
+        moves = series(registry, "bedrock_budget_store_breaker_transitions_total", name)
+        assert sorted((labels["state"], value) for labels, value in moves) == [
+            ("closed", 0.0),
+            ("half-open", 2.0),
+            ("open", 3.0),
+        ]
+        assert series(registry, "bedrock_budget_store_evicted_keys_total", name) == [({"store": name}, 7.0)]
+    finally:
+        for double in doubles:
+            breakers.unwatch(double)
+
+
+def test_a_closed_store_leaves_the_metrics_and_cannot_hide_an_open_one(redis_url: str) -> None:
+    # A closed store that something still holds must not stand in for an open store of the same name: its
+    # evicted-key count (None once closed) cached under the name hid the open store's series.
+    uri = f"{redis_url}?prefix=bbtest:health:{uuid.uuid4().hex}:"
+    closed, live = from_uri(uri), from_uri(uri)
+    assert closed.name == live.name
+    closed.close()
+    registry = CollectorRegistry()
+    registry.register(StoreHealthCollector(cache_seconds=60))
+    evicted = series(registry, "bedrock_budget_store_evicted_keys_total", live.name)
+    assert len(evicted) == 1
+    assert evicted[0][1] >= 0
+    assert [
+        labels["state"]
+        for labels, value in series(registry, "bedrock_budget_store_breaker_state", live.name)
+        if value
+    ] == ["closed"]
+    live.close()
+    assert series(registry, "bedrock_budget_store_breaker_state", live.name) == []
+    del closed  # held until here, as a settle thread still running would hold it

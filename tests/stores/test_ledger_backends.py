@@ -41,6 +41,8 @@ def test_two_ledgers_on_one_store_fire_each_alert_once(backend: Backend) -> None
         ledger.settle(ledger.reserve(CALL, "m", None, USD, {}), USD, {})
     assert received == [("L0", 50), ("L1", 80), ("L1", 100)]
     assert ledgers[0].read("team").spent_usd == Decimal(10)
+    for ledger in ledgers:  # their settle threads must not outlive the store the fixture closes
+        ledger.close()
 
 
 def test_a_refusing_budget_alerts_at_its_limit_once_across_ledgers(backend: Backend) -> None:
@@ -76,6 +78,8 @@ def test_a_refusing_budget_alerts_at_its_limit_once_across_ledgers(backend: Back
     with pytest.raises(BudgetExceededError):
         alone.reserve(CALL, "m", None, 2 * USD, {})
     assert received[-1][0] != "fresh"
+    for ledger in [*ledgers, alone]:
+        ledger.close()
 
 
 def test_threads_never_overshoot(backend: Backend) -> None:

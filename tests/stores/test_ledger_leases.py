@@ -479,6 +479,7 @@ def test_a_call_in_flight_at_close_is_recorded_when_it_settles(backend: Backend)
     fresh = Ledger(backend.make(), org_and_user())
     org = fresh.read("org")
     assert (org.spent_usd, org.reserved_usd) == (Decimal("0.01"), 0)
+    fresh.close()
 
 
 # -- 11. outages --------------------------------------------------------------------------------------------

@@ -144,13 +144,14 @@ def test_cluster_scripts_are_registered_without_connecting() -> None:
     standalone.close()
 
 
-def test_custom_schemes() -> None:
+def test_custom_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[str] = []
 
     def factory(uri: str, **options: Any) -> MemoryStore:
         made.append(uri)
         return MemoryStore(**options)
 
+    monkeypatch.setattr(stores, "_REGISTRY", dict(stores._REGISTRY))  # registered for this test only
     register_store("custom", factory)
     assert isinstance(from_uri("custom://anything", prefix="c:"), MemoryStore)
     assert made == ["custom://anything"]

@@ -221,6 +221,8 @@ def test_store_outage_deny_and_allow(fake: FakeBedrock) -> None:
     assert guard is not None
     # The call's budget spend at once, and its spend-ledger entry from a batch sent milliseconds later.
     wait_until(lambda: guard.ledger.journal_depth == 2, 5, message="the call's settlements in the journal")
+    for client in (deny, allow):  # their stores' probe threads must not outlive the test
+        client.bedrock_budget_meter.guard.ledger.close()
 
 
 def test_unknown_wrap_option_is_an_error(fake: FakeBedrock) -> None:
@@ -266,3 +268,4 @@ def test_store_failures_and_journal_reach_the_metrics(fake: FakeBedrock) -> None
     }
     assert errors == {"reserve": 2, "settle": 2}  # two reservations and two settlements failed
     assert registry.get_sample_value("bedrock_budget_journal_entries") == 2
+    client.bedrock_budget_meter.guard.ledger.close()  # its store's probe thread must not outlive the test

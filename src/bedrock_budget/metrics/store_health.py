@@ -1,11 +1,14 @@
 """Store health read at scrape time: each Redis store's circuit breaker and the keys its server evicted.
 
-Series (labelled ``store``: the store's name, its URI without the password; one per store the process
-made, so a handful at most):
+Series (labelled ``store``: the store's name, its URI without the password; one per name, so a handful at
+most; the open stores a process made on one URI, such as two clients wrapped with the same ``store=``,
+report together, and a closed store is no longer reported):
 
 - ``bedrock_budget_store_breaker_state{store, state}``: 1 for the breaker's current state (``closed``,
-  ``open``, ``half-open``), 0 for the others (see :mod:`bedrock_budget.stores.breaker`).
-- ``bedrock_budget_store_breaker_transitions_total{store, state}``: transitions into each state.
+  ``open``, ``half-open``; the most open one of a name's stores), 0 for the others (see
+  :mod:`bedrock_budget.stores.breaker`).
+- ``bedrock_budget_store_breaker_transitions_total{store, state}``: transitions into each state, summed
+  over a name's stores (a store that closes takes its share with it: a counter reset to Prometheus).
 - ``bedrock_budget_store_definitions_version{store}``: the version of the budgets published in the store
   that this process enforces (``budgets="store"``; 0 while none is published), and
   ``bedrock_budget_store_definitions_rejected_total{store}``: published versions it could not read and
@@ -24,14 +27,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
-from bedrock_budget.stores.breaker import STATES, watched
+from bedrock_budget.stores.breaker import STATES, StoreHealth, watched
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 PREFIX: Final = "bedrock_budget_"
+_OPENNESS: Final = {"closed": 0, "half-open": 1, "open": 2}
 
 
 class StoreHealthCollector:
@@ -77,20 +82,40 @@ class StoreHealthCollector:
             "at $0).",
             labels=["store"],
         )
-        for store in sorted(watched(), key=lambda s: s.name):
-            breaker = store.breaker
-            if breaker is not None:
-                current = breaker.state
+        for store_name, stores in _by_name(watched()):
+            found = [store.breaker for store in stores if store.breaker is not None]
+            if found:
+                # Stores on one URI (two clients wrapped with the same store=) report as one: the most open
+                # breaker, and their transitions together. Two series with one label set would be dropped.
+                current = max((breaker.state for breaker in found), key=_OPENNESS.__getitem__)
                 for name in STATES:
-                    state.add_metric([store.name, name], 1.0 if name == current else 0.0)
-                    transitions.add_metric([store.name, name], float(breaker.transitions[name]))
-            count = self._evicted_keys(store.name, store.evicted_keys)
+                    state.add_metric([store_name, name], 1.0 if name == current else 0.0)
+                    moves = sum(breaker.transitions[name] for breaker in found)
+                    transitions.add_metric([store_name, name], float(moves))
+            count = self._evicted_keys(store_name, partial(_first_evicted_keys, stores))
             if count is not None:
-                evicted.add_metric([store.name], float(count))
+                evicted.add_metric([store_name], float(count))
         yield state
         yield transitions
         yield evicted
         yield from _definitions()
+
+
+def _by_name(stores: list[StoreHealth]) -> list[tuple[str, list[StoreHealth]]]:
+    grouped: dict[str, list[StoreHealth]] = {}
+    for store in stores:
+        grouped.setdefault(store.name, []).append(store)
+    return sorted(grouped.items())
+
+
+def _first_evicted_keys(stores: list[StoreHealth]) -> int | None:
+    """The server's count, from the first of the stores on it that can read it now (one whose breaker is
+    open cannot)."""
+    for store in stores:
+        count = store.evicted_keys()
+        if count is not None:
+            return count
+    return None
 
 
 def _definitions() -> Iterator[Metric]:

@@ -104,12 +104,18 @@ _HEALTH: weakref.WeakSet[StoreHealth] = weakref.WeakSet()
 
 
 def watch(store: StoreHealth) -> None:
-    """List a store for the health metrics for as long as it lives."""
+    """List a store for the health metrics until it closes (:func:`unwatch`) or is collected."""
     _HEALTH.add(store)
 
 
+def unwatch(store: StoreHealth) -> None:
+    """A closed store leaves the health metrics at once: it may live on for a while (a thread that still
+    holds it), and its figures must not stand in for a live store of the same name."""
+    _HEALTH.discard(store)
+
+
 def watched() -> list[StoreHealth]:
-    """The live stores listed with :func:`watch`."""
+    """The open stores listed with :func:`watch`."""
     return list(_HEALTH)
 
 

@@ -289,6 +289,7 @@ class AsyncRedisStore(ScriptCalls):
         if self._closed:
             return
         self._closed = True
+        breakers.unwatch(self)
         if self._breaker is not None:
             self._breaker.stop()
         await self._client.aclose()

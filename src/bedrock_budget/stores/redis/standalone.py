@@ -289,6 +289,7 @@ class RedisStore(ScriptCalls, RedisDefinitions, TrackReads, Store):
         if self._closed:
             return
         self._closed = True
+        breakers.unwatch(self)
         if self._breaker is not None:
             self._breaker.stop()
         try:

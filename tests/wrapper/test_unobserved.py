@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,12 +60,15 @@ def call(meter: Meter, model: str, response: dict[str, Any], **kwargs: Any) -> A
 
 @contextmanager
 def captured_log() -> Iterator[list[str]]:
-    """What the meter logs, as (level, message) lines."""
+    """What the meter logs in this thread, as (level, message) lines (not what other tests' threads, such
+    as a settle thread still running, log meanwhile)."""
     lines: list[str] = []
+    caller = threading.get_ident()
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            lines.append(f"{record.levelname} {record.getMessage()}")
+            if record.thread == caller:
+                lines.append(f"{record.levelname} {record.getMessage()}")
 
     handler = Keep()
     logger = logging.getLogger("bedrock_budget")

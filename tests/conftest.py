@@ -3,6 +3,8 @@ matrix (tests/backends.py, chosen per test with ``@pytest.mark.backends(...)``) 
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from backends import backend, backend_params
@@ -23,6 +25,13 @@ __all__ = [
     "redis_url",
     "sentinel_url",
 ]
+
+
+# A shell starts a background job with SIGINT ignored, and a process keeps that through exec: the servers
+# and demos the tests end with Ctrl-C, as their help says to, would never see it. Children of a process
+# with a handler start with the default one, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

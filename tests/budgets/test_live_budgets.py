@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 import bedrock_budget as bb
 from backends import Backend
@@ -304,20 +305,30 @@ def test_the_admin_api_changes_one_limit_or_override_at_a_time() -> None:
     assert store.definitions_version() == 4  # refused changes published nothing
 
 
-def test_the_version_each_process_enforces_is_a_metric() -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
+class NamedMemoryStore(MemoryStore):
+    """A memory store with a name of its own: followers of other stores that the worker process still runs
+    (other tests' ledgers) must not blend into the series a test reads."""
 
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._own_name = name
+
+    @property
+    def name(self) -> str:
+        return self._own_name
+
+
+def health_registry() -> CollectorRegistry:
     from bedrock_budget.metrics.store_health import StoreHealthCollector
-
-    class OwnNameStore(MemoryStore):
-        # Followers of other stores that the worker process still runs must not blend into these series.
-        @property
-        def name(self) -> str:
-            return "memory://version-metric"
 
     registry = CollectorRegistry()
     registry.register(StoreHealthCollector())
-    store = OwnNameStore()
+    return registry
+
+
+def test_the_version_each_process_enforces_is_a_metric() -> None:
+    registry = health_registry()
+    store = NamedMemoryStore("memory://version-metric")
     published.publish(store, [per_user()])
     ledger = Ledger(store)
     follower = ledger.follow_published(refresh_seconds=60)
@@ -328,6 +339,30 @@ def test_the_version_each_process_enforces_is_a_metric() -> None:
     assert 'bedrock_budget_store_definitions_rejected_total{store="memory://version-metric"} 1.0' in text
     ledger.close()  # stopped: no longer reported
     assert 'version{store="memory://version-metric"}' not in generate_latest(registry).decode()
+
+
+def test_two_ledgers_on_one_store_report_the_oldest_version_and_keep_their_rejections() -> None:
+    registry = health_registry()
+    store = NamedMemoryStore("memory://two-ledgers")
+    published.publish(store, [per_user()])
+    current = Ledger(store)
+    current.follow_published(refresh_seconds=60)
+    store.publish_definitions('{"format": 1, "budgets": "nonsense"}', now_ms=0)
+    late = Ledger(store)  # started after a bad publication: it enforces no published set at all
+    late.follow_published(refresh_seconds=60)
+    labels = {"store": "memory://two-ledgers"}
+
+    def figures() -> tuple[float | None, float | None]:
+        return (
+            registry.get_sample_value("bedrock_budget_store_definitions_version", labels),
+            registry.get_sample_value("bedrock_budget_store_definitions_rejected_total", labels),
+        )
+
+    assert figures() == (0, 1)  # the oldest set any ledger enforces, not the newest
+    late.close()
+    assert figures() == (1, 1)  # the closed ledger's rejection stays counted
+    current.close()
+    assert figures() == (None, None)
 
 
 def test_a_ledger_dropped_without_close_is_not_kept_alive_by_its_follower() -> None:

@@ -263,3 +263,33 @@ def test_a_closed_store_leaves_the_metrics_and_cannot_hide_an_open_one(redis_url
     live.close()
     assert series(registry, "bedrock_budget_store_breaker_state", live.name) == []
     del closed  # held until here, as a settle thread still running would hold it
+
+
+def test_transitions_never_fall_when_a_store_of_the_name_closes() -> None:
+    # A sum over the stores present would fall when one closes, and Prometheus would read the next rise
+    # as new transitions (or miss real ones): the collector keeps each store's share.
+    name = "redis://closing-one.example:6379/0"
+    first = StoreDouble(name, FixedBreaker("closed", {"closed": 1, "open": 1, "half-open": 1}), None)
+    second = StoreDouble(name, FixedBreaker("closed", {"closed": 3, "open": 3, "half-open": 3}), None)
+    registry = CollectorRegistry()
+    registry.register(StoreHealthCollector())
+
+    def opened() -> float | None:
+        return registry.get_sample_value(
+            "bedrock_budget_store_breaker_transitions_total", {"store": name, "state": "open"}
+        )
+
+    for double in (first, second):
+        breakers.watch(double)
+    try:
+        assert opened() == 4
+        breakers.unwatch(second)
+        assert opened() == 4  # closed, not reset
+        assert first.breaker is not None
+        first.breaker.transitions["open"] = 2
+        assert opened() == 5  # one new transition, counted once
+        breakers.watch(second)
+        assert opened() == 5  # back, with nothing new
+    finally:
+        for double in (first, second):
+            breakers.unwatch(double)

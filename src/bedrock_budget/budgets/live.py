@@ -40,6 +40,9 @@ DEFAULT_REFRESH_SECONDS: Final = 1.0
 FROM_STORE: Final = "store"
 
 _FOLLOWERS: weakref.WeakSet[DefinitionsFollower] = weakref.WeakSet()
+# A scrape lists the followers while other threads start ledgers: a WeakSet copied while another thread
+# adds to it raises "changed size during iteration".
+_FOLLOWERS_LOCK = threading.Lock()
 
 
 class StoreBudgets:
@@ -101,7 +104,8 @@ class DefinitionsFollower:
         self._lock = threading.Lock()
         self._warned_none = False
         self._failing = False
-        _FOLLOWERS.add(self)
+        with _FOLLOWERS_LOCK:
+            _FOLLOWERS.add(self)
 
     def refresh(self) -> bool:
         """Read the version and load the set when it moved; True when a new set was applied. Never raises
@@ -191,10 +195,15 @@ class DefinitionsFollower:
 
 def followers() -> list[DefinitionsFollower]:
     """The followers of this process that are running (for the definitions metrics)."""
-    return [follower for follower in list(_FOLLOWERS) if follower.running]
+    with _FOLLOWERS_LOCK:
+        listed = list(_FOLLOWERS)
+    return [follower for follower in listed if follower.running]
 
 
 def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock at the fork; the child has only the forking thread.
+    global _FOLLOWERS_LOCK
+    _FOLLOWERS_LOCK = threading.Lock()
     for follower in list(_FOLLOWERS):
         follower.after_fork()
 

@@ -1,22 +1,25 @@
 """Store health read at scrape time: each Redis store's circuit breaker and the keys its server evicted.
 
-Series (labelled ``store``: the store's name, its URI without the password; one per name, so a handful at
-most; the open stores a process made on one URI, such as two clients wrapped with the same ``store=``,
-report together, and a closed store is no longer reported):
+Series (labelled ``store``: the store's name, its URI without the password, so a handful at most). The
+open stores of one name report together: two clients wrapped with the same ``store=`` URI, say (a store
+built from a redis-py client is named after the client's class unless given ``name=``, so give stores on
+different servers different names). A closed store is no longer reported.
 
 - ``bedrock_budget_store_breaker_state{store, state}``: 1 for the breaker's current state (``closed``,
   ``open``, ``half-open``; the most open one of a name's stores), 0 for the others (see
   :mod:`bedrock_budget.stores.breaker`).
-- ``bedrock_budget_store_breaker_transitions_total{store, state}``: transitions into each state, summed
-  over a name's stores (a store that closes takes its share with it: a counter reset to Prometheus).
+- ``bedrock_budget_store_breaker_transitions_total{store, state}``: transitions into each state of the
+  name's stores, as read at each scrape (a store's last transitions before it closed may be missed); it
+  never falls when a store closes.
 - ``bedrock_budget_store_definitions_version{store}``: the version of the budgets published in the store
-  that this process enforces (``budgets="store"``; 0 while none is published), and
-  ``bedrock_budget_store_definitions_rejected_total{store}``: published versions it could not read and
-  skipped. Only while the process follows a store's budgets. A fleet whose processes report different
-  versions for minutes has a process that cannot read the store or the published set.
+  that this process enforces (``budgets="store"``; 0 while none is published; the oldest one when several
+  ledgers follow the store), and ``bedrock_budget_store_definitions_rejected_total{store}``: published
+  versions its ledgers could not read and skipped. Only while the process follows a store's budgets. A
+  fleet whose processes report different versions for minutes has a process that cannot read the store
+  or the published set.
 - ``bedrock_budget_store_evicted_keys_total{store}``: the server's ``evicted_keys`` (``INFO stats``; summed
   over a cluster's masters). Any growth means budget counters may have been evicted and restarted at $0.
-  Read at most every ``cache_seconds`` and never while the breaker is open.
+  Read at most every ``cache_seconds`` (a reading that failed too) and never while the breaker is open.
 
 :class:`StoreHealthCollector` is registered with the store metrics (``PrometheusListener``). State is per
 process: in multiprocess mode a collector is only exported where it is registered.
@@ -26,9 +29,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from bedrock_budget.stores.breaker import STATES, StoreHealth, watched
 
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 PREFIX: Final = "bedrock_budget_"
+_Key = TypeVar("_Key", bound=str)
 _OPENNESS: Final = {"closed": 0, "half-open": 1, "open": 2}
 
 
@@ -49,6 +54,8 @@ class StoreHealthCollector:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._evicted: dict[str, tuple[float, int | None]] = {}
+        self._transitions = RunningTotals()
+        self._rejected = RunningTotals()
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # collect() reads stores; nothing to check at registration
@@ -83,22 +90,82 @@ class StoreHealthCollector:
             labels=["store"],
         )
         for store_name, stores in _by_name(watched()):
+            # Stores of one name (two clients wrapped with the same store=) report as one: the most open
+            # breaker, and their transitions together. Two series with one label set would be dropped.
             found = [store.breaker for store in stores if store.breaker is not None]
             if found:
-                # Stores on one URI (two clients wrapped with the same store=) report as one: the most open
-                # breaker, and their transitions together. Two series with one label set would be dropped.
                 current = max((breaker.state for breaker in found), key=_OPENNESS.__getitem__)
+                with self._lock:
+                    for breaker in found:
+                        self._transitions.add(store_name, breaker, breaker.transitions)
+                    moved = {name: self._transitions.total(store_name, name) for name in STATES}
                 for name in STATES:
                     state.add_metric([store_name, name], 1.0 if name == current else 0.0)
-                    moves = sum(breaker.transitions[name] for breaker in found)
-                    transitions.add_metric([store_name, name], float(moves))
+                    transitions.add_metric([store_name, name], float(moved[name]))
             count = self._evicted_keys(store_name, partial(_first_evicted_keys, stores))
             if count is not None:
                 evicted.add_metric([store_name], float(count))
         yield state
         yield transitions
         yield evicted
-        yield from _definitions()
+        yield from self._definitions()
+
+    def _definitions(self) -> Iterator[Metric]:
+        """The published budget definitions this process follows, per store (nothing when it follows
+        none)."""
+        from bedrock_budget.budgets.live import followers
+
+        running = followers()
+        if not running:
+            return
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        version = GaugeMetricFamily(
+            PREFIX + "store_definitions_version",
+            "Version of the budgets published in the store that this process enforces (0: none "
+            "published; the oldest, when several ledgers follow the store).",
+            labels=["store"],
+        )
+        rejected = CounterMetricFamily(
+            PREFIX + "store_definitions_rejected",
+            "Published budget definitions this process could not read and skipped (it keeps the last good "
+            "set).",
+            labels=["store"],
+        )
+        oldest: dict[str, int] = {}
+        with self._lock:
+            for follower in running:
+                name = follower.store.name
+                oldest[name] = min(oldest.get(name, follower.version), follower.version)
+                self._rejected.add(name, follower, {"rejected": follower.rejected})
+            skipped = {name: self._rejected.total(name, "rejected") for name in oldest}
+        for name in sorted(oldest):
+            version.add_metric([name], float(oldest[name]))
+            rejected.add_metric([name], float(skipped[name]))
+        yield version
+        yield rejected
+
+
+class RunningTotals:
+    """Counters per name that only go up, over sources that come and go (the breakers of a name's stores,
+    the followers of a store): each source's growth since it was last read is added to its name's total,
+    and a source that is gone keeps what it added. A sum over the sources present would fall when one
+    goes, and Prometheus would take the next rise for new events. Not thread-safe: the caller locks."""
+
+    def __init__(self) -> None:
+        self._last: weakref.WeakKeyDictionary[object, dict[str, int]] = weakref.WeakKeyDictionary()
+        self._totals: dict[tuple[str, str], int] = {}
+
+    def add(self, name: str, source: object, counts: Mapping[_Key, int]) -> None:
+        last = self._last.setdefault(source, {})
+        for key, value in counts.items():
+            grown = value - last.get(key, 0)
+            if grown > 0:
+                self._totals[name, key] = self._totals.get((name, key), 0) + grown
+            last[key] = value
+
+    def total(self, name: str, key: str) -> int:
+        return self._totals.get((name, key), 0)
 
 
 def _by_name(stores: list[StoreHealth]) -> list[tuple[str, list[StoreHealth]]]:
@@ -116,33 +183,3 @@ def _first_evicted_keys(stores: list[StoreHealth]) -> int | None:
         if count is not None:
             return count
     return None
-
-
-def _definitions() -> Iterator[Metric]:
-    """The published budget definitions this process follows, per store (nothing when it follows none)."""
-    from bedrock_budget.budgets.live import followers
-
-    running = followers()
-    if not running:
-        return
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    version = GaugeMetricFamily(
-        PREFIX + "store_definitions_version",
-        "Version of the budgets published in the store that this process enforces (0: none published).",
-        labels=["store"],
-    )
-    rejected = CounterMetricFamily(
-        PREFIX + "store_definitions_rejected",
-        "Published budget definitions this process could not read and skipped (it keeps the last good set).",
-        labels=["store"],
-    )
-    by_store: dict[str, tuple[int, int]] = {}
-    for follower in running:
-        seen, skipped = by_store.get(follower.store.name, (0, 0))
-        by_store[follower.store.name] = (max(seen, follower.version), skipped + follower.rejected)
-    for name, (seen, skipped) in sorted(by_store.items()):
-        version.add_metric([name], float(seen))
-        rejected.add_metric([name], float(skipped))
-    yield version
-    yield rejected

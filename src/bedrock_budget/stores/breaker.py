@@ -101,22 +101,37 @@ class StoreHealth(Protocol):
 
 
 _HEALTH: weakref.WeakSet[StoreHealth] = weakref.WeakSet()
+# A scrape lists the set while other threads open and close stores: a WeakSet copied while another thread
+# adds to it raises "changed size during iteration".
+_HEALTH_LOCK = threading.Lock()
 
 
 def watch(store: StoreHealth) -> None:
     """List a store for the health metrics until it closes (:func:`unwatch`) or is collected."""
-    _HEALTH.add(store)
+    with _HEALTH_LOCK:
+        _HEALTH.add(store)
 
 
 def unwatch(store: StoreHealth) -> None:
     """A closed store leaves the health metrics at once: it may live on for a while (a thread that still
     holds it), and its figures must not stand in for a live store of the same name."""
-    _HEALTH.discard(store)
+    with _HEALTH_LOCK:
+        _HEALTH.discard(store)
 
 
 def watched() -> list[StoreHealth]:
     """The open stores listed with :func:`watch`."""
-    return list(_HEALTH)
+    with _HEALTH_LOCK:
+        return list(_HEALTH)
+
+
+def _new_health_lock_in_child() -> None:
+    # A thread of the parent may have held the lock at the fork; the child has only the forking thread.
+    global _HEALTH_LOCK
+    _HEALTH_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_health_lock_in_child)
 
 
 class CircuitBreaker:

@@ -53,6 +53,8 @@ class AsyncRedisClusterStore(AsyncRedisStore):
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         **kwargs: Any,
     ) -> None:
+        # Set before the base class lists the store for the health metrics, whose scrape reads it.
+        self._nodes: NodeBreakers | None = None
         super().__init__(client, breaker=False, **kwargs)
         self._nodes = NodeBreakers(self._name, probe_interval, self._node_probe) if breaker else None
         if self._nodes is not None:

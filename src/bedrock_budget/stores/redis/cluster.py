@@ -67,6 +67,8 @@ class RedisClusterStore(RedisStore):
         **kwargs: Any,
     ) -> None:
         # One breaker per master (see ``node_breakers``) instead of the standalone store's single one.
+        # Set before the base class lists the store for the health metrics, whose scrape reads it.
+        self._nodes: NodeBreakers | None = None
         super().__init__(client, breaker=False, **kwargs)
         self._nodes = NodeBreakers(self._name, probe_interval, self._node_probe) if breaker else None
         if self._nodes is not None:

@@ -15,7 +15,8 @@ from bedrock_budget.metrics import StoreHealthCollector
 from bedrock_budget.stores import breaker as breakers
 from bedrock_budget.stores import from_uri
 from bedrock_budget.stores.breaker import CircuitBreaker
-from bedrock_budget.stores.redis import RedisStore
+from bedrock_budget.stores.redis import RedisClusterStore, RedisStore
+from bedrock_budget.stores.redis.node_breakers import NodeBreakers
 from polling import wait_until
 
 
@@ -243,6 +244,7 @@ def test_stores_on_one_uri_report_as_one_store() -> None:
             breakers.unwatch(double)
 
 
+@pytest.mark.redis
 def test_a_closed_store_leaves_the_metrics_and_cannot_hide_an_open_one(redis_url: str) -> None:
     # A closed store that something still holds must not stand in for an open store of the same name: its
     # evicted-key count (None once closed) cached under the name hid the open store's series.
@@ -293,3 +295,18 @@ def test_transitions_never_fall_when_a_store_of_the_name_closes() -> None:
     finally:
         for double in (first, second):
             breakers.unwatch(double)
+
+
+@pytest.mark.cluster
+def test_a_cluster_with_a_master_out_of_reach_reads_no_evictions(cluster_url: str) -> None:
+    store = from_uri(f"{cluster_url}?probe_interval=60&prefix=bbtest:health:{uuid.uuid4().hex}:")
+    assert isinstance(store, RedisClusterStore)
+    try:
+        assert isinstance(store.evicted_keys(), int)
+        master = store._cluster().get_primaries()[0]
+        nodes = store.breaker
+        assert isinstance(nodes, NodeBreakers)
+        nodes.node(master).failed("out of reach")  # what a failed call on that master does
+        assert store.evicted_keys() is None  # not asked of every master, the one out of reach included
+    finally:
+        store.close()

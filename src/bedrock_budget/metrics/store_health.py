@@ -19,7 +19,8 @@ different servers different names). A closed store is no longer reported.
   or the published set.
 - ``bedrock_budget_store_evicted_keys_total{store}``: the server's ``evicted_keys`` (``INFO stats``; summed
   over a cluster's masters). Any growth means budget counters may have been evicted and restarted at $0.
-  Read at most every ``cache_seconds`` (a reading that failed too) and never while the breaker is open.
+  Read at most every ``cache_seconds`` (a reading that failed too) and never while the breaker is open (a
+  Cluster store's: while any master's is not closed).
 
 :class:`StoreHealthCollector` is registered with the store metrics (``PrometheusListener``). State is per
 process: in multiprocess mode a collector is only exported where it is registered.

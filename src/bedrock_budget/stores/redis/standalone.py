@@ -153,7 +153,10 @@ class RedisStore(ScriptCalls, RedisDefinitions, TrackReads, Store):
     def evicted_keys(self) -> int | None:
         """Keys the server(s) evicted since they started (``INFO stats``); ``None`` when not readable now
         (the circuit is open, or the server does not answer)."""
-        if self._closed or (self._breaker is not None and self._breaker.state != "closed"):
+        # ``breaker``, not ``_breaker``: a Cluster store's is its masters' breakers, and a master out of
+        # reach would hold the scrape for a socket timeout.
+        breaker = self.breaker
+        if self._closed or (breaker is not None and breaker.state != "closed"):
             return None
         try:
             return eviction.evicted_keys(self._servers())

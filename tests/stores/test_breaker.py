@@ -3,6 +3,8 @@ store health collector exports for it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -310,3 +312,38 @@ def test_a_cluster_with_a_master_out_of_reach_reads_no_evictions(cluster_url: st
         assert store.evicted_keys() is None  # not asked of every master, the one out of reach included
     finally:
         store.close()
+
+
+def test_a_child_forked_while_a_scrape_held_the_lock_can_scrape() -> None:
+    # A preloading server forks workers while a thread of the parent may be scraping: the child, which has
+    # only the forking thread, must not find the collector's lock held for ever.
+    collector = StoreHealthCollector()
+    holding, release = threading.Event(), threading.Event()
+
+    def scrape_in_progress() -> None:
+        with collector._lock:
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=scrape_in_progress)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 once its scrape is done, or be killed by the alarm
+            code = 1
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not the test runner's timeout handler
+                signal.alarm(5)
+                double = StoreDouble("redis://forked.example:6379/0", None, 3)  # held: watched weakly
+                breakers.watch(double)
+                exported = [sample.value for family in collector.collect() for sample in family.samples]
+                code = 0 if 3.0 in exported else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status), f"the child's scrape hung (status {status})"
+        assert os.WEXITSTATUS(status) == 0
+    finally:
+        release.set()
+        thread.join()

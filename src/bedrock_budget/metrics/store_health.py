@@ -28,6 +28,7 @@ process: in multiprocess mode a collector is only exported where it is registere
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -57,19 +58,27 @@ class StoreHealthCollector:
         self._evicted: dict[str, tuple[float, int | None]] = {}
         self._transitions = RunningTotals()
         self._rejected = RunningTotals()
+        _COLLECTORS.add(self)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # collect() reads stores; nothing to check at registration
 
     def _evicted_keys(self, name: str, read: Callable[[], int | None]) -> int | None:
+        # The server is asked without the lock held: it may take a socket timeout to answer, and a lock
+        # held that long would stall other scrapes (and be inherited held by a child forked meanwhile).
         with self._lock:
             now = self._monotonic()
             cached = self._evicted.get(name)
             if cached is not None and now - cached[0] < self.cache_seconds:
                 return cached[1]
-            value = read()
+        value = read()
+        with self._lock:
             self._evicted[name] = (now, value)
-            return value
+        return value
+
+    def _after_fork(self) -> None:
+        # A parent's thread may have held the lock at the fork; the child has only the forking thread.
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -145,6 +154,17 @@ class StoreHealthCollector:
             rejected.add_metric([name], float(skipped[name]))
         yield version
         yield rejected
+
+
+_COLLECTORS: weakref.WeakSet[StoreHealthCollector] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for collector in list(_COLLECTORS):
+        collector._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RunningTotals:

@@ -9,7 +9,9 @@ every node whose circuit is not closed.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +32,7 @@ class NodeBreakers:
         self._lock = threading.Lock()
         self._nodes: dict[str, CircuitBreaker] = {}
         self._listeners: list[Callable[[], object]] = []
+        _LIVE.add(self)
 
     def node(self, node: Any) -> CircuitBreaker:
         """The breaker of a master (a redis-py ``ClusterNode``; its ``name`` is ``host:port``)."""
@@ -75,3 +78,19 @@ class NodeBreakers:
     def stop(self) -> None:
         for breaker in list(self._nodes.values()):
             breaker.stop()
+
+    def _after_fork(self) -> None:
+        # A parent's thread may have held the lock at the fork; the child has only the forking thread. (Each
+        # master's breaker renews its own.)
+        self._lock = threading.Lock()
+
+
+_LIVE: weakref.WeakSet[NodeBreakers] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for breakers in list(_LIVE):
+        breakers._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

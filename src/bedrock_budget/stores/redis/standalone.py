@@ -103,9 +103,9 @@ class RedisStore(ScriptCalls, RedisDefinitions, TrackReads, Store):
                 self._probe, name=self._name, probe_interval=probe_interval
             )
             self._breaker.on_close(self._recheck_policy)
-        breakers.watch(self)
         self._scripts: dict[str, Script] = {k: client.register_script(v) for k, v in _SCRIPTS.items()}
         self._init_memos()
+        breakers.watch(self)  # last: a store whose construction failed is never listed
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> RedisStore:

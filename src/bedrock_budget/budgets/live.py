@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
+from bedrock_budget._registries import WeakRegistry
 from bedrock_budget.budgets.model import Budget
 from bedrock_budget.budgets.published import read as read_published
 from bedrock_budget.errors import BedrockBudgetError, ConfigurationError, StoreError
@@ -39,10 +40,7 @@ DEFAULT_REFRESH_SECONDS: Final = 1.0
 #: ``budgets="store"`` in ``wrap``: the budgets published in the store.
 FROM_STORE: Final = "store"
 
-_FOLLOWERS: weakref.WeakSet[DefinitionsFollower] = weakref.WeakSet()
-# A scrape lists the followers while other threads start ledgers: a WeakSet copied while another thread
-# adds to it raises "changed size during iteration".
-_FOLLOWERS_LOCK = threading.Lock()
+_FOLLOWERS: WeakRegistry[DefinitionsFollower] = WeakRegistry()
 
 
 class StoreBudgets:
@@ -104,8 +102,7 @@ class DefinitionsFollower:
         self._lock = threading.Lock()
         self._warned_none = False
         self._failing = False
-        with _FOLLOWERS_LOCK:
-            _FOLLOWERS.add(self)
+        _FOLLOWERS.add(self)
 
     def refresh(self) -> bool:
         """Read the version and load the set when it moved; True when a new set was applied. Never raises
@@ -195,16 +192,13 @@ class DefinitionsFollower:
 
 def followers() -> list[DefinitionsFollower]:
     """The followers of this process that are running (for the definitions metrics)."""
-    with _FOLLOWERS_LOCK:
-        listed = list(_FOLLOWERS)
-    return [follower for follower in listed if follower.running]
+    return [follower for follower in _FOLLOWERS.snapshot() if follower.running]
 
 
 def _after_fork_in_child() -> None:
-    # A thread of the parent may have held the lock at the fork; the child has only the forking thread.
-    global _FOLLOWERS_LOCK
-    _FOLLOWERS_LOCK = threading.Lock()
-    for follower in list(_FOLLOWERS):
+    # Registered after every renewal of ``_registries`` (imported above), so the threads started here find
+    # the registry's and the stores' locks free.
+    for follower in _FOLLOWERS.snapshot():
         follower.after_fork()
 
 

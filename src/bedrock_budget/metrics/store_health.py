@@ -28,7 +28,6 @@ process: in multiprocess mode a collector is only exported where it is registere
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
@@ -36,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from bedrock_budget._registries import renew_after_fork
 from bedrock_budget.stores.breaker import STATES, StoreHealth, watched
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class StoreHealthCollector:
         self._evicted: dict[str, tuple[float, int | None]] = {}
         self._transitions = RunningTotals()
         self._rejected = RunningTotals()
-        _COLLECTORS.add(self)
+        renew_after_fork(self)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # collect() reads stores; nothing to check at registration
@@ -154,17 +154,6 @@ class StoreHealthCollector:
             rejected.add_metric([name], float(skipped[name]))
         yield version
         yield rejected
-
-
-_COLLECTORS: weakref.WeakSet[StoreHealthCollector] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for collector in list(_COLLECTORS):
-        collector._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RunningTotals:

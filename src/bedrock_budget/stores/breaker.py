@@ -32,13 +32,13 @@ instead of racing a real interval.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Final, Literal, Protocol
 
+from bedrock_budget._registries import WeakRegistry, renew_after_fork
 from bedrock_budget.errors import StoreUnavailableError
 
 log = logging.getLogger("bedrock_budget.store")
@@ -46,8 +46,6 @@ log = logging.getLogger("bedrock_budget.store")
 BreakerState = Literal["closed", "open", "half-open"]
 STATES: Final[tuple[BreakerState, ...]] = ("closed", "open", "half-open")
 DEFAULT_PROBE_INTERVAL: Final = 0.5
-
-_LIVE: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 
 
 class BreakerClock(Protocol):
@@ -100,38 +98,23 @@ class StoreHealth(Protocol):
     def evicted_keys(self) -> int | None: ...
 
 
-_HEALTH: weakref.WeakSet[StoreHealth] = weakref.WeakSet()
-# A scrape lists the set while other threads open and close stores: a WeakSet copied while another thread
-# adds to it raises "changed size during iteration".
-_HEALTH_LOCK = threading.Lock()
+_HEALTH: WeakRegistry[StoreHealth] = WeakRegistry()
 
 
 def watch(store: StoreHealth) -> None:
     """List a store for the health metrics until it closes (:func:`unwatch`) or is collected."""
-    with _HEALTH_LOCK:
-        _HEALTH.add(store)
+    _HEALTH.add(store)
 
 
 def unwatch(store: StoreHealth) -> None:
     """A closed store leaves the health metrics at once: it may live on for a while (a thread that still
     holds it), and its figures must not stand in for a live store of the same name."""
-    with _HEALTH_LOCK:
-        _HEALTH.discard(store)
+    _HEALTH.discard(store)
 
 
 def watched() -> list[StoreHealth]:
     """The open stores listed with :func:`watch`."""
-    with _HEALTH_LOCK:
-        return list(_HEALTH)
-
-
-def _new_health_lock_in_child() -> None:
-    # A thread of the parent may have held the lock at the fork; the child has only the forking thread.
-    global _HEALTH_LOCK
-    _HEALTH_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_health_lock_in_child)
+    return _HEALTH.snapshot()
 
 
 class CircuitBreaker:
@@ -161,7 +144,7 @@ class CircuitBreaker:
         self._listeners: list[Callable[[], object]] = []
         #: Transitions into each state since the breaker was made.
         self.transitions: dict[BreakerState, int] = dict.fromkeys(STATES, 0)
-        _LIVE.add(self)
+        renew_after_fork(self)
 
     @property
     def state(self) -> BreakerState:
@@ -272,11 +255,3 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._generation += 1
         self._state = "closed"
-
-
-def _after_fork_in_child() -> None:
-    for breaker in list(_LIVE):
-        breaker._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

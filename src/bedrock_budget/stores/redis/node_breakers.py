@@ -9,12 +9,11 @@ every node whose circuit is not closed.
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
+from bedrock_budget._registries import renew_after_fork
 from bedrock_budget.stores.breaker import STATES, BreakerState, CircuitBreaker
 
 
@@ -32,7 +31,7 @@ class NodeBreakers:
         self._lock = threading.Lock()
         self._nodes: dict[str, CircuitBreaker] = {}
         self._listeners: list[Callable[[], object]] = []
-        _LIVE.add(self)
+        renew_after_fork(self)
 
     def node(self, node: Any) -> CircuitBreaker:
         """The breaker of a master (a redis-py ``ClusterNode``; its ``name`` is ``host:port``)."""
@@ -83,14 +82,3 @@ class NodeBreakers:
         # A parent's thread may have held the lock at the fork; the child has only the forking thread. (Each
         # master's breaker renews its own.)
         self._lock = threading.Lock()
-
-
-_LIVE: weakref.WeakSet[NodeBreakers] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for breakers in list(_LIVE):
-        breakers._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
